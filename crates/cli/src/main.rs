@@ -1,0 +1,381 @@
+//! `gradtone`: hear neural-network training. Thin wiring of the library crates: sources
+//! (the Burn trainer, CSV files) → frames → a mapping → sinks (WAV, CSV).
+
+mod data;
+mod experiments;
+mod outputs;
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gradtone_sound::SampleFormat;
+use gradtone_train::{Optim, Preset, RunConfig, SeedParams};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::DataArgs;
+use crate::outputs::Outputs;
+
+/// Hear neural-network training: each step's per-layer gradient norms become sound.
+#[derive(Parser, Debug)]
+#[command(name = "gradtone", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train the 2019 seed CNN on MNIST (Burn, CPU) and hear its gradient norms.
+    Train(TrainArgs),
+    /// Run the five original settings and write their WAVs, CSVs and a summary.md table.
+    Experiments(ExperimentsArgs),
+    /// Check gradtone's gradients against PyTorch's reference answers (exit 1 if any error > 1e-4).
+    ReferenceCheck {
+        /// A folder laid out like shared/reference/pytorch/exact (params/, batch_*.f32/u8, expected.json).
+        dir: PathBuf,
+    },
+    /// Render a CSV of frames (step,loss,<layer>...) to a WAV, offline.
+    Render {
+        /// CSV with a header `step,loss,<name>,...`, one row per step.
+        input: PathBuf,
+        /// WAV to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        sound: SoundArgs,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum PresetArg {
+    /// SGD lr 0.01, batch 10, momentum 0.5.
+    #[value(name = "sgd_lr0.01_bs10")]
+    SgdLr001,
+    /// SGD lr 0.1, batch 10, momentum 0.5.
+    #[value(name = "sgd_lr0.1_bs10")]
+    SgdLr01,
+    /// SGD lr 1.0, batch 10, momentum 0.5: diverges.
+    #[value(name = "sgd_lr1.0_bs10")]
+    SgdLr1,
+    /// SGD lr 1.0, batch 256, momentum 0.5: diverges.
+    #[value(name = "sgd_lr1.0_bs256")]
+    SgdLr1Bs256,
+    /// Adam lr 0.01, batch 10.
+    #[value(name = "adam_lr0.01_bs10")]
+    AdamLr001,
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::SgdLr001 => Preset::SgdLr001,
+            PresetArg::SgdLr01 => Preset::SgdLr01,
+            PresetArg::SgdLr1 => Preset::SgdLr1,
+            PresetArg::SgdLr1Bs256 => Preset::SgdLr1Bs256,
+            PresetArg::AdamLr001 => Preset::AdamLr001,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OptimArg {
+    /// SGD with momentum (PyTorch semantics: dampening 0).
+    Sgd,
+    /// Adam (betas 0.9/0.999, eps 1e-8, as PyTorch).
+    Adam,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+enum FormatArg {
+    /// 16-bit integer PCM.
+    #[default]
+    Pcm16,
+    /// 32-bit IEEE float.
+    Float32,
+}
+
+/// How the sound is written.
+#[derive(Args, Debug, Clone)]
+struct SoundArgs {
+    /// WAV sample format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Pcm16)]
+    wav_format: FormatArg,
+}
+
+impl SoundArgs {
+    fn format(&self) -> SampleFormat {
+        match self.wav_format {
+            FormatArg::Pcm16 => SampleFormat::Pcm16,
+            FormatArg::Float32 => SampleFormat::Float32,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Start from one of the five original settings; the flags below override its fields.
+    #[arg(long, value_enum, default_value = "sgd_lr0.1_bs10")]
+    preset: PresetArg,
+    /// Optimiser.
+    #[arg(long, value_enum)]
+    optim: Option<OptimArg>,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// SGD momentum (PyTorch semantics, dampening 0). The presets use 0.5.
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Batch size.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Stop after this many steps (the original: 201). 0 = no step limit (use --epochs).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Stop after this many epochs (whichever of --steps/--epochs comes first).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Seed for the initial weights and each epoch's shuffle.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Go through the training set in file order instead of shuffling each epoch.
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Keep the last incomplete batch of each epoch (default: drop it, as the original).
+    #[arg(long)]
+    keep_last: bool,
+    /// Start from raw float32 parameter files (PyTorch layout, <name>.f32) instead of a seeded init.
+    #[arg(long, value_name = "DIR")]
+    init_params: Option<PathBuf>,
+    /// Write the sound (the original 2019 mapping) to this WAV file.
+    #[arg(long)]
+    wav: Option<PathBuf>,
+    /// Write one row per step (step,loss,conv1,conv2,fc1,fc2) to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Skip the test-set accuracy at the end.
+    #[arg(long)]
+    no_eval: bool,
+    #[command(flatten)]
+    sound: SoundArgs,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+impl TrainArgs {
+    fn run_config(&self) -> RunConfig {
+        let mut cfg = Preset::from(self.preset).config(self.seed);
+        let momentum = match cfg.optim {
+            Optim::Sgd { momentum } => momentum,
+            Optim::Adam => 0.5,
+        };
+        match self.optim {
+            Some(OptimArg::Adam) => cfg.optim = Optim::Adam,
+            Some(OptimArg::Sgd) => cfg.optim = Optim::Sgd { momentum },
+            None => {}
+        }
+        if let (Some(m), Optim::Sgd { momentum }) = (self.momentum, &mut cfg.optim) {
+            *momentum = m;
+        }
+        if let Some(lr) = self.lr {
+            cfg.lr = lr;
+        }
+        if let Some(b) = self.batch {
+            cfg.batch = b;
+        }
+        if let Some(s) = self.steps {
+            cfg.steps = (s > 0).then_some(s);
+        }
+        if self.epochs.is_some() {
+            cfg.epochs = self.epochs;
+        }
+        cfg.shuffle = !self.no_shuffle;
+        cfg.drop_last = !self.keep_last;
+        cfg
+    }
+}
+
+#[derive(Args, Debug)]
+struct ExperimentsArgs {
+    /// Folder for <setting>.wav, <setting>.csv and summary.md (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of every run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    sound: SoundArgs,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train(args),
+        Command::Experiments(args) => experiments::run(&args),
+        Command::ReferenceCheck { dir } => reference_check(&dir),
+        Command::Render { input, output, sound } => render(&input, &output, &sound),
+    }
+}
+
+/// A flag that Ctrl-C sets: the loop finishes its step, the files are finalised.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // If a handler is already installed (tests calling twice), Ctrl-C keeps its default effect.
+    let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
+    flag
+}
+
+fn progress_bar(total: usize) -> ProgressBar {
+    let pb = ProgressBar::new(total as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Trains one configuration with sound, returns the frames and the trainer.
+pub(crate) fn train_with_outputs(
+    cfg: &RunConfig,
+    params: &SeedParams,
+    train: &gradtone_mnist::Dataset,
+    outputs: &mut Outputs,
+    label: &str,
+) -> Result<(Vec<gradtone_sound::Frame>, gradtone_train::Trainer, bool)> {
+    let stop = interrupt_flag();
+    let pb = progress_bar(cfg.total_steps(train.len()));
+    pb.set_prefix(label.to_string());
+    let mut frames = Vec::new();
+    let mut failure = None;
+    let trainer = gradtone_train::run(cfg, params, train, &gradtone_train::default_device(), |frame| {
+        if let Err(e) = outputs.push(&frame) {
+            failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        if let Some(loss) = frame.loss() {
+            pb.set_message(format!("loss {loss:.4}"));
+        }
+        pb.inc(1);
+        frames.push(frame);
+        if stop.load(Ordering::SeqCst) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    });
+    pb.finish_and_clear();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok((frames, trainer, stop.load(Ordering::SeqCst)))
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let cfg = args.run_config();
+    if cfg.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    // Everything that can fail on bad input is read before any output file is created.
+    let params = match &args.init_params {
+        Some(dir) => SeedParams::load_dir(dir).with_context(|| format!("loading --init-params {}", dir.display()))?,
+        None => SeedParams::init(cfg.seed),
+    };
+    let train_set = args.data.load(gradtone_mnist::Split::Train)?;
+    let test_set = if args.no_eval { None } else { Some(args.data.load(gradtone_mnist::Split::Test)?) };
+    let mut outputs = Outputs::create(args.wav.as_deref(), args.csv.as_deref(), args.sound.format())?;
+    let (frames, trainer, interrupted) =
+        match train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train") {
+            Ok(r) => r,
+            Err(e) => {
+                outputs.discard();
+                return Err(e);
+            }
+        };
+    let written = outputs.finish()?;
+    let stats = gradtone_train::summary::RunStats::of(&frames);
+    if interrupted {
+        eprintln!("interrupted after {} steps; outputs finalised", frames.len());
+    }
+    println!(
+        "{} steps, {:?} lr {} batch {}, final loss {}",
+        stats.steps,
+        cfg.optim,
+        cfg.lr,
+        cfg.batch,
+        stats.final_loss.map_or("-".into(), |l| format!("{l:.4}"))
+    );
+    for v in &stats.values {
+        println!("  {:6} median {:.4}  max {:.4}", v.name, v.median, v.max);
+    }
+    if let Some(s) = stats.first_non_finite {
+        println!("  first non-finite value at step {s}");
+    }
+    if stats.all_zero_steps > 0 {
+        println!("  {} steps with every weight gradient exactly 0 (dead)", stats.all_zero_steps);
+    }
+    if let Some(test) = test_set {
+        println!("  test accuracy {:.4} on {} images", trainer.accuracy(&test), test.len());
+    }
+    for line in written {
+        println!("  wrote {line}");
+    }
+    Ok(())
+}
+
+fn reference_check(dir: &std::path::Path) -> Result<()> {
+    let report = gradtone_train::reference::check(dir, &gradtone_train::default_device())
+        .with_context(|| format!("reference check of {}", dir.display()))?;
+    println!("{:34} {:>18} {:>18} {:>10}", "quantity", "gradtone", "pytorch f64", "rel err");
+    for r in &report.rows {
+        println!(
+            "{:34} {:>18.12} {:>18.12} {:>10.2e} {}",
+            r.what,
+            r.ours,
+            r.expected,
+            r.rel_error(),
+            if r.ok() { "ok" } else { "FAIL" }
+        );
+    }
+    println!("step1 log-probs max abs error {:.2e}", report.log_probs_max_abs_error);
+    if !report.passed() {
+        bail!(
+            "reference check failed: max relative error {:.2e} exceeds {:.0e}",
+            report.max_rel_error(),
+            gradtone_train::reference::TOLERANCE
+        );
+    }
+    println!(
+        "PASS: {} quantities, max relative error {:.2e} (tolerance {:.0e})",
+        report.rows.len(),
+        report.max_rel_error(),
+        gradtone_train::reference::TOLERANCE
+    );
+    Ok(())
+}
+
+fn render(input: &std::path::Path, output: &std::path::Path, sound: &SoundArgs) -> Result<()> {
+    let reader = gradtone_sound::csv::CsvReader::open(input)?;
+    let mut outputs = Outputs::create(Some(output), None, sound.format())?;
+    let mut n = 0usize;
+    for frame in reader {
+        if let Err(e) = frame.map_err(anyhow::Error::from).and_then(|f| outputs.push(&f)) {
+            outputs.discard();
+            return Err(e.context(format!("rendering {}", input.display())));
+        }
+        n += 1;
+    }
+    for line in outputs.finish()? {
+        println!("{n} frames: wrote {line}");
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong reading frames or writing audio.
+///
+/// Each variant names the file (or stream) it is about, so a message printed on its own still
+/// tells the user where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum SoundError {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file (or stream name) being read or written.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// One field of a CSV row is wrong (e.g. not a number).
+    #[error("{file} line {line}, column {column}: {message}")]
+    Csv {
+        /// The CSV source's name, as given to the reader.
+        file: String,
+        /// 1-based line number (the header is line 1).
+        line: u64,
+        /// The column's header name.
+        column: String,
+        /// What is wrong with the field.
+        message: String,
+    },
+    /// A CSV line is wrong as a whole (bad header, wrong number of fields).
+    #[error("{file} line {line}: {message}")]
+    CsvFormat {
+        /// The CSV source's name, as given to the reader.
+        file: String,
+        /// 1-based line number (the header is line 1).
+        line: u64,
+        /// What is wrong with the line.
+        message: String,
+    },
+    /// A column name the CSV writer cannot write so that it reads back the same.
+    #[error("CSV column name {name:?}: {reason}")]
+    ColumnName {
+        /// The offending name.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The WAV encoder/decoder (hound) reported an error.
+    #[error("{}: {source}", path.display())]
+    Wav {
+        /// The WAV file.
+        path: PathBuf,
+        /// hound's error.
+        #[source]
+        source: hound::Error,
+    },
+    /// A WAV write that cannot be done as asked (partial frame, file would exceed the
+    /// 4 GiB RIFF limit, bad channel count or sample rate).
+    #[error("{}: {message}", path.display())]
+    WavUsage {
+        /// The WAV file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+}

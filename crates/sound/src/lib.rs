@@ -1,0 +1,39 @@
+//! Sonification of neural-network training for gradtone: frames in, audio out.
+//!
+//! A training source emits one [`Frame`] per step (per-layer gradient norms, losses). A
+//! [`Mapping`] turns frames into samples; [`SeedMapping`] is the original 2019 mapping,
+//! sample-exact with the PyTorch reference. [`csv`] reads and writes trajectory files, [`wav`]
+//! streams audio to disk, and [`analysis`] measures audio (tone power, dominant frequency).
+//!
+//! No ML dependency: this crate compiles in seconds.
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod csv;
+mod error;
+mod frame;
+pub mod seed;
+pub mod wav;
+
+pub use error::SoundError;
+pub use frame::{Frame, Named};
+pub use seed::SeedMapping;
+pub use wav::{SampleFormat, WavSink};
+
+/// Turns frames into audio samples.
+///
+/// Implementations are stateful (`&mut self`) so that a mapping can keep phase or smoothing
+/// across frames; the output format is fixed for a mapping's lifetime.
+pub trait Mapping {
+    /// Sample rate of the output, Hz.
+    fn sample_rate(&self) -> u32;
+    /// Number of interleaved channels of the output.
+    fn channels(&self) -> u16;
+    /// Appends the interleaved samples for `frame` to `out` (a whole number of sample frames).
+    fn render(&mut self, frame: &Frame, out: &mut Vec<f32>);
+}
+
+// Compiles the README's example as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

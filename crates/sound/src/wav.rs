@@ -1,0 +1,283 @@
+//! Writing and reading WAV files.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use crate::error::SoundError;
+
+/// How [`WavSink`] stores samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SampleFormat {
+    /// 16-bit signed integer PCM (plays everywhere). Samples go through [`to_pcm16`].
+    #[default]
+    Pcm16,
+    /// 32-bit IEEE float. NaN is written as 0, and samples are clamped to [−1, 1].
+    Float32,
+}
+
+impl SampleFormat {
+    fn bytes(self) -> u64 {
+        match self {
+            SampleFormat::Pcm16 => 2,
+            SampleFormat::Float32 => 4,
+        }
+    }
+}
+
+/// Converts one sample in [−1, 1] to 16-bit PCM as the reference does:
+/// `clip(rint(s·32767), −32768, 32767)`, rounding half to even, NaN → 0.
+///
+/// ```
+/// use gradtone_sound::wav::to_pcm16;
+/// assert_eq!((to_pcm16(1.0), to_pcm16(-2.0), to_pcm16(f32::NAN)), (32767, -32768, 0));
+/// ```
+pub fn to_pcm16(s: f32) -> i16 {
+    if s.is_nan() {
+        return 0;
+    }
+    // In f64 like NumPy (`float64(s) * 32767.0`), so the product is exact before rounding.
+    // `as` saturates for ±inf, and the clamp makes that explicit.
+    (s as f64 * 32767.0)
+        .round_ties_even()
+        .clamp(-32768.0, 32767.0) as i16
+}
+
+/// Room left in the RIFF header's 32-bit sizes for the header itself.
+const RIFF_HEADER_MARGIN: u64 = 1024;
+
+/// Streaming WAV file writer: memory stays flat however long the run.
+///
+/// The header's sizes are kept current (hound's `WavWriter::flush` rewrites them) at least every
+/// `flush_every` sample frames (default: 0.5 s of audio), so a process killed mid-run leaves a
+/// playable file holding everything up to the last flush. The WAV format caps a file at 4 GiB
+/// (about 13.5 h of 16-bit mono at 44.1 kHz); a write past that is refused with an error rather
+/// than corrupting the header.
+///
+/// ```no_run
+/// use gradtone_sound::wav::{SampleFormat, WavSink};
+/// let mut sink = WavSink::create("out.wav".as_ref(), 44_100, 1, SampleFormat::Pcm16)?;
+/// sink.write(&[0.0, 0.5, -0.5])?;
+/// sink.finalize()?;
+/// # Ok::<(), gradtone_sound::SoundError>(())
+/// ```
+pub struct WavSink {
+    writer: hound::WavWriter<BufWriter<File>>,
+    path: PathBuf,
+    format: SampleFormat,
+    channels: u16,
+    samples: u64,
+    max_samples: u64,
+    flush_every: u64,
+    since_flush: u64,
+}
+
+impl WavSink {
+    /// Creates (truncates) `path` and writes a WAV header. Errors name the path.
+    ///
+    /// `channels` and `sample_rate` must be non-zero.
+    pub fn create(
+        path: &Path,
+        sample_rate: u32,
+        channels: u16,
+        format: SampleFormat,
+    ) -> Result<Self, SoundError> {
+        if channels == 0 || sample_rate == 0 {
+            return Err(SoundError::WavUsage {
+                path: path.to_path_buf(),
+                message: format!(
+                    "invalid WAV format: {channels} channels at {sample_rate} Hz (both must be > 0)"
+                ),
+            });
+        }
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate,
+            bits_per_sample: (format.bytes() * 8) as u16,
+            sample_format: match format {
+                SampleFormat::Pcm16 => hound::SampleFormat::Int,
+                SampleFormat::Float32 => hound::SampleFormat::Float,
+            },
+        };
+        let file = File::create(path).map_err(|source| SoundError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let writer = hound::WavWriter::new(BufWriter::new(file), spec).map_err(|source| {
+            SoundError::Wav {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let max_bytes = u64::from(u32::MAX) - RIFF_HEADER_MARGIN;
+        let frame_bytes = format.bytes() * u64::from(channels);
+        let mut sink = WavSink {
+            writer,
+            path: path.to_path_buf(),
+            format,
+            channels,
+            samples: 0,
+            max_samples: max_bytes / frame_bytes * u64::from(channels),
+            flush_every: u64::from(sample_rate / 2).max(1),
+            since_flush: 0,
+        };
+        // Put the header on disk now: even a run killed before its first flush leaves a valid
+        // (empty) WAV rather than an unreadable stub.
+        sink.flush()?;
+        Ok(sink)
+    }
+
+    /// Sets how many sample frames may be written between header updates (minimum 1).
+    #[must_use]
+    pub fn with_flush_every(mut self, frames: u64) -> Self {
+        self.flush_every = frames.max(1);
+        self
+    }
+
+    fn wav_err(&self, source: hound::Error) -> SoundError {
+        SoundError::Wav {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Appends interleaved samples; the length must be a whole number of frames (a multiple of
+    /// the channel count). See [`SampleFormat`] for how samples are stored.
+    pub fn write(&mut self, samples: &[f32]) -> Result<(), SoundError> {
+        let n = samples.len() as u64;
+        if !n.is_multiple_of(u64::from(self.channels)) {
+            return Err(SoundError::WavUsage {
+                path: self.path.clone(),
+                message: format!(
+                    "{n} samples is not a whole number of {}-channel frames",
+                    self.channels
+                ),
+            });
+        }
+        if self.samples + n > self.max_samples {
+            return Err(SoundError::WavUsage {
+                path: self.path.clone(),
+                message: format!(
+                    "writing {n} more samples would exceed the WAV format's 4 GiB limit \
+                     ({} samples written)",
+                    self.samples
+                ),
+            });
+        }
+        let result: Result<(), hound::Error> = match self.format {
+            SampleFormat::Pcm16 => samples
+                .iter()
+                .try_for_each(|&s| self.writer.write_sample(to_pcm16(s))),
+            SampleFormat::Float32 => samples.iter().try_for_each(|&s| {
+                let v = if s.is_nan() { 0.0 } else { s.clamp(-1.0, 1.0) };
+                self.writer.write_sample(v)
+            }),
+        };
+        result.map_err(|e| self.wav_err(e))?;
+        self.samples += n;
+        self.since_flush += n / u64::from(self.channels);
+        if self.since_flush >= self.flush_every {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the header's sizes and flushes to disk: the file is now a valid WAV of everything
+    /// written so far. Writing may continue afterwards.
+    pub fn flush(&mut self) -> Result<(), SoundError> {
+        self.writer.flush().map_err(|e| self.wav_err(e))?;
+        self.since_flush = 0;
+        Ok(())
+    }
+
+    /// Individual samples written so far (all channels counted).
+    pub fn samples_written(&self) -> u64 {
+        self.samples
+    }
+
+    /// Sample frames written so far (samples per channel; seconds = frames / sample rate).
+    pub fn frames_written(&self) -> u64 {
+        self.samples / u64::from(self.channels)
+    }
+
+    /// Writes the final header and closes the file, reporting any error (dropping a sink also
+    /// finalizes, but silently).
+    pub fn finalize(self) -> Result<(), SoundError> {
+        let WavSink { writer, path, .. } = self;
+        writer
+            .finalize()
+            .map_err(|source| SoundError::Wav { path, source })
+    }
+}
+
+/// Reads a WAV (integer PCM of 8–32 bits, or 32-bit float) as interleaved `f32` samples in
+/// [−1, 1] (for tests and analysis).
+///
+/// Integer samples are divided by `2^(bits−1) − 1`, the inverse of [`to_pcm16`]'s scaling for
+/// 16-bit, so a write → read round trip is within half an LSB; the most negative code reads as −1.
+pub fn read_wav(path: &Path) -> Result<(hound::WavSpec, Vec<f32>), SoundError> {
+    let wav_err = |source| SoundError::Wav {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = hound::WavReader::open(path).map_err(wav_err)?;
+    let spec = reader.spec();
+    let samples = match spec.sample_format {
+        hound::SampleFormat::Float => reader.into_samples::<f32>().collect::<Result<_, _>>(),
+        hound::SampleFormat::Int => {
+            let scale = ((1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) - 1).max(1) as f64;
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| (v as f64 / scale).max(-1.0) as f32))
+                .collect()
+        }
+    }
+    .map_err(wav_err)?;
+    Ok((spec, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcm16_matches_reference_rounding() {
+        assert_eq!(to_pcm16(0.0), 0);
+        assert_eq!(to_pcm16(-0.0), 0);
+        assert_eq!(to_pcm16(1.0), 32767);
+        assert_eq!(to_pcm16(-1.0), -32767);
+        assert_eq!(to_pcm16(1.5), 32767);
+        assert_eq!(to_pcm16(-1.5), -32768);
+        assert_eq!(to_pcm16(f32::INFINITY), 32767);
+        assert_eq!(to_pcm16(f32::NEG_INFINITY), -32768);
+        assert_eq!(to_pcm16(f32::NAN), 0);
+        // The only exact ties in range are ±0.5 (32767 is odd): 16383.5 → 16384 (even).
+        assert_eq!(to_pcm16(0.5), 16384);
+        assert_eq!(to_pcm16(-0.5), -16384);
+        assert_eq!(to_pcm16(0.1), 3277); // 3276.7 → 3277
+    }
+
+    #[test]
+    fn refuses_to_overflow_the_riff_size() -> Result<(), SoundError> {
+        let path =
+            std::env::temp_dir().join(format!("gradtone-sound-cap-{}.wav", std::process::id()));
+        let mut sink = WavSink::create(&path, 44_100, 2, SampleFormat::Pcm16)?;
+        // The real cap is ~2^31 samples; shrink it to test the boundary without writing 4 GiB.
+        assert_eq!(
+            sink.max_samples,
+            (u64::from(u32::MAX) - RIFF_HEADER_MARGIN) / 4 * 2
+        );
+        sink.max_samples = 10;
+        sink.write(&[0.0; 10])?;
+        let err = sink
+            .write(&[0.0; 2])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("4 GiB"), "{err}");
+        assert_eq!(sink.samples_written(), 10);
+        sink.finalize()?;
+        let _ = std::fs::remove_file(&path);
+        Ok(())
+    }
+}

@@ -1,0 +1,27 @@
+//! Trains the 2019 seed CNN (Perone, "Listening to the neural network gradient norms during
+//! training") on MNIST with [Burn](https://burn.dev), and emits one [`gradtone_sound::Frame`] per
+//! step: the loss and the L2 norm of each layer's weight gradient, read after `backward` and
+//! before the optimiser step, exactly as PyTorch's `layer.weight.grad.norm()`.
+//!
+//! The trainer is one source of frames among several; the sound side never depends on it.
+#![warn(missing_docs)]
+
+mod error;
+pub mod model;
+pub mod params;
+pub mod preset;
+pub mod reference;
+pub mod rng;
+pub mod summary;
+pub mod trainer;
+
+pub use error::TrainError;
+pub use model::{LAYERS, SeedNet};
+pub use params::SeedParams;
+pub use preset::Preset;
+pub use trainer::{Optim, RunConfig, StepStats, Trainer, run};
+
+/// The default compute device: Burn's pure-Rust `flex` CPU backend.
+pub fn default_device() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}

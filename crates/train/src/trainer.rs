@@ -1,0 +1,267 @@
+//! One training step of the seed network, and the loop that feeds it batches.
+
+use std::ops::ControlFlow;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, momentum::MomentumConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use gradtone_mnist::{Dataset, IMAGE_LEN};
+use gradtone_sound::Frame;
+
+use crate::model::{LAYERS, SeedNet};
+use crate::params::SeedParams;
+use crate::rng::SplitMix64;
+
+/// Which optimiser, with PyTorch's semantics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optim {
+    /// `torch.optim.SGD(lr, momentum)`, dampening 0, no Nesterov, no weight decay.
+    Sgd {
+        /// Momentum factor (0 for plain SGD).
+        momentum: f64,
+    },
+    /// `torch.optim.Adam(lr)`: betas (0.9, 0.999), eps 1e-8.
+    Adam,
+}
+
+impl Optim {
+    /// A Burn optimiser configured as PyTorch's. Burn's own defaults differ: momentum
+    /// dampening 0.1 (PyTorch 0) and Adam epsilon 1e-5 (PyTorch 1e-8).
+    fn build(self) -> ModuleOptimizer {
+        match self {
+            Optim::Sgd { momentum } if momentum != 0.0 => SgdConfig::new()
+                .with_momentum(Some(
+                    MomentumConfig::new().with_momentum(momentum).with_dampening(0.0),
+                ))
+                .init(),
+            Optim::Sgd { .. } => SgdConfig::new().init(),
+            Optim::Adam => AdamConfig::new()
+                .with_beta_1(0.9)
+                .with_beta_2(0.999)
+                .with_epsilon(1e-8)
+                .init(),
+        }
+    }
+}
+
+/// What one step measured: the loss and per-layer gradient L2 norms (before the update).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepStats {
+    /// Mean NLL loss of the batch.
+    pub loss: f64,
+    /// L2 norm of each layer's weight gradient, [`LAYERS`] order.
+    pub weight_norms: [f64; 4],
+    /// L2 norm of each layer's bias gradient, when asked for.
+    pub bias_norms: Option<[f64; 4]>,
+}
+
+/// The seed network with its optimiser: `step` = forward, backward, norms, update.
+pub struct Trainer {
+    // `Option` because Burn's optimiser consumes the model and gives back the updated one.
+    model: Option<SeedNet>,
+    optim: ModuleOptimizer,
+    lr: f64,
+    device: Device,
+}
+
+impl Trainer {
+    /// A trainer on `device` (it gets autodiff) starting from `params`.
+    pub fn new(params: &SeedParams, optim: Optim, lr: f64, device: &Device) -> Self {
+        let device = device.clone().autodiff();
+        Self {
+            model: Some(SeedNet::from_params(params, &device)),
+            optim: optim.build(),
+            lr,
+            device,
+        }
+    }
+
+    fn model(&self) -> &SeedNet {
+        // Only `step` takes the model out, and it always puts one back.
+        self.model.as_ref().unwrap_or_else(|| unreachable!("model is always present between steps"))
+    }
+
+    /// One step on a normalised batch: `x` is n×784 floats, `y` n labels.
+    /// Gradient norms are read after `backward` and before the optimiser step, with one readback.
+    pub fn step(&mut self, x: Vec<f32>, y: Vec<i64>, with_bias: bool) -> StepStats {
+        let n = y.len();
+        let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &self.device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
+        let model = self.model.take().unwrap_or_else(|| unreachable!("model present"));
+        let loss = SeedNet::nll_loss(model.forward(x), y);
+        let grads = loss.backward();
+        let mut parts = vec![loss.detach(), model.grad_sq_sums(&grads, false)];
+        if with_bias {
+            parts.push(model.grad_sq_sums(&grads, true));
+        }
+        let read: Vec<f32> = Tensor::cat(parts, 0)
+            .into_data()
+            .try_into_vec()
+            .unwrap_or_else(|e| unreachable!("float tensor reads back as f32: {e:?}"));
+        let grads = GradientsParams::from_grads(grads, &model);
+        self.model = Some(self.optim.step(self.lr, model, grads));
+        let norm = |i: usize| (read[i] as f64).sqrt();
+        StepStats {
+            loss: read[0] as f64,
+            weight_norms: [norm(1), norm(2), norm(3), norm(4)],
+            bias_norms: with_bias.then(|| [norm(5), norm(6), norm(7), norm(8)]),
+        }
+    }
+
+    /// Log-probabilities `[n][10]` of a normalised batch, without recording a graph.
+    pub fn log_probs(&self, x: Vec<f32>) -> Vec<[f32; 10]> {
+        let n = x.len() / IMAGE_LEN;
+        let model = self.model().valid();
+        let device = self.device.clone().inner();
+        let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &device);
+        let v: Vec<f32> = model
+            .forward(x)
+            .into_data()
+            .try_into_vec()
+            .unwrap_or_else(|e| unreachable!("float tensor reads back as f32: {e:?}"));
+        v.chunks_exact(10)
+            .map(|c| std::array::from_fn(|i| c[i]))
+            .collect()
+    }
+
+    /// Fraction of `data` classified correctly (argmax of the log-probabilities), in chunks of 1000.
+    pub fn accuracy(&self, data: &Dataset) -> f64 {
+        if data.is_empty() {
+            return 0.0;
+        }
+        let mut correct = 0usize;
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let idx: Vec<usize> = (0..data.len()).collect();
+        for chunk in idx.chunks(1000) {
+            x.clear();
+            y.clear();
+            data.gather_normalised(chunk, &mut x, &mut y);
+            for (lp, &label) in self.log_probs(std::mem::take(&mut x)).iter().zip(&y) {
+                // NaN never wins: a diverged network scores as wrong.
+                let best = (0..10).fold(0, |b, i| if lp[i] > lp[b] { i } else { b });
+                if lp[best].is_finite() && best as i64 == label {
+                    correct += 1;
+                }
+            }
+        }
+        correct as f64 / data.len() as f64
+    }
+
+    /// The current parameters' count (sanity for callers and docs).
+    pub fn num_params(&self) -> usize {
+        self.model().num_params()
+    }
+}
+
+/// How to iterate over the training set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    /// Optimiser.
+    pub optim: Optim,
+    /// Learning rate.
+    pub lr: f64,
+    /// Batch size.
+    pub batch: usize,
+    /// Stop after this many steps (the original: 201, batch_idx 0..=200).
+    pub steps: Option<usize>,
+    /// Stop after this many epochs (when `steps` is not reached first). `None` with `steps`:
+    /// as many epochs as the steps need, re-shuffling each epoch.
+    pub epochs: Option<usize>,
+    /// Seeds the initial weights and every epoch's shuffle.
+    pub seed: u64,
+    /// Shuffle each epoch (seeded per epoch) or go in file order.
+    pub shuffle: bool,
+    /// Drop the last incomplete batch of an epoch (PyTorch's `drop_last`).
+    pub drop_last: bool,
+}
+
+impl RunConfig {
+    /// Total number of steps this config runs on `n` training images.
+    pub fn total_steps(&self, n: usize) -> usize {
+        let per_epoch = if self.drop_last { n / self.batch } else { n.div_ceil(self.batch) };
+        let by_epochs = self.epochs.map(|e| e * per_epoch);
+        match (self.steps, by_epochs) {
+            (Some(s), Some(e)) => s.min(e),
+            (Some(s), None) => s,
+            (None, Some(e)) => e,
+            (None, None) => per_epoch,
+        }
+    }
+}
+
+/// Batch index lists for a run: a fresh seeded permutation per epoch.
+pub fn batches(cfg: &RunConfig, n: usize) -> impl Iterator<Item = Vec<usize>> + use<> {
+    let total = cfg.total_steps(n);
+    let (batch, shuffle, drop_last, seed) = (cfg.batch, cfg.shuffle, cfg.drop_last, cfg.seed);
+    (0u64..)
+        .flat_map(move |epoch| {
+            let order = if shuffle {
+                SplitMix64::derive(seed, 0xE90C + epoch).permutation(n)
+            } else {
+                (0..n).collect()
+            };
+            let chunks: Vec<Vec<usize>> = order
+                .chunks(batch)
+                .filter(|c| !drop_last || c.len() == batch)
+                .map(<[usize]>::to_vec)
+                .collect();
+            chunks
+        })
+        .take(total)
+}
+
+/// Trains on `train` as `cfg` says, calling `on_step` with each step's [`Frame`] (step index,
+/// `loss`, the four weight-gradient norms named [`LAYERS`]). `on_step` may stop the run early
+/// (Ctrl-C) by returning `Break`. Returns the trainer, for evaluation.
+pub fn run(
+    cfg: &RunConfig,
+    params: &SeedParams,
+    train: &Dataset,
+    device: &Device,
+    mut on_step: impl FnMut(Frame) -> ControlFlow<()>,
+) -> Trainer {
+    let mut trainer = Trainer::new(params, cfg.optim, cfg.lr, device);
+    for (step, idx) in batches(cfg, train.len()).enumerate() {
+        let (mut x, mut y) = (Vec::with_capacity(idx.len() * IMAGE_LEN), Vec::new());
+        train.gather_normalised(&idx, &mut x, &mut y);
+        let s = trainer.step(x, y, false);
+        let mut frame = Frame::new(step as u64).with_loss("loss", s.loss);
+        for (name, v) in LAYERS.iter().zip(s.weight_norms) {
+            frame = frame.with_value(*name, v);
+        }
+        if on_step(frame).is_break() {
+            break;
+        }
+    }
+    trainer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(batch: usize, steps: Option<usize>, epochs: Option<usize>, drop_last: bool) -> RunConfig {
+        RunConfig { optim: Optim::Adam, lr: 0.1, batch, steps, epochs, seed: 3, shuffle: true, drop_last }
+    }
+
+    #[test]
+    fn batches_reshuffle_each_epoch_and_respect_drop_last() {
+        // 20 000 images / 256 = 78 full batches: 201 steps need three epochs (as the reference).
+        let c = cfg(256, Some(201), None, true);
+        let b: Vec<Vec<usize>> = batches(&c, 20_000).collect();
+        assert_eq!(b.len(), 201);
+        assert!(b.iter().all(|x| x.len() == 256));
+        let mut epoch0: Vec<usize> = b[..78].concat();
+        epoch0.sort_unstable();
+        epoch0.dedup();
+        assert_eq!(epoch0.len(), 78 * 256, "no image twice within an epoch");
+        assert_ne!(b[0], b[78], "epoch 2 is shuffled anew");
+
+        let keep = cfg(3, None, Some(1), false);
+        let b: Vec<Vec<usize>> = batches(&keep, 10).collect();
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+        let drop = cfg(3, None, Some(2), true);
+        assert_eq!(batches(&drop, 10).count(), 6);
+        assert_eq!(cfg(3, Some(4), Some(2), true).total_steps(10), 4);
+    }
+}
