@@ -32,7 +32,10 @@ impl DataArgs {
         };
         Ok(Source::Download {
             cache_dir,
-            mirrors: gradtone_mnist::DEFAULT_MIRRORS.iter().map(|s| s.to_string()).collect(),
+            mirrors: gradtone_mnist::DEFAULT_MIRRORS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         })
     }
 

@@ -7,7 +7,7 @@ use gradtone_mnist::Split;
 use gradtone_train::summary::RunStats;
 use gradtone_train::{Preset, SeedParams};
 
-use crate::outputs::Outputs;
+use crate::outputs::{OutputSpec, Outputs};
 use crate::{ExperimentsArgs, train_with_outputs};
 
 /// One finished setting.
@@ -25,11 +25,23 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
     let mut rows = Vec::new();
     for (i, preset) in Preset::ALL.into_iter().enumerate() {
         let cfg = preset.config(args.seed);
-        let wav = args.out.join(format!("{}.wav", preset.name()));
-        let csv = args.out.join(format!("{}.csv", preset.name()));
-        let mut outputs = Outputs::create(Some(&wav), Some(&csv), args.sound.format())?;
+        let spec = OutputSpec {
+            mapping: Some("seed".into()),
+            wav: Some(args.out.join(format!("{}.wav", preset.name()))),
+            wav_format: args.format(),
+            csv: Some(args.out.join(format!("{}.csv", preset.name()))),
+            title: format!("{} (seed {})", preset.name(), args.seed),
+            ..OutputSpec::default()
+        };
+        let mut outputs = Outputs::create(&spec)?;
         let label = format!("[{}/5] {}", i + 1, preset.name());
-        let result = train_with_outputs(&cfg, &SeedParams::init(args.seed), &train, &mut outputs, &label);
+        let result = train_with_outputs(
+            &cfg,
+            &SeedParams::init(args.seed),
+            &train,
+            &mut outputs,
+            &label,
+        );
         let (frames, trainer, interrupted) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -38,8 +50,31 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
             }
         };
         outputs.finish()?;
+        // The same run through the default mapping, with its picture, from the frames.
+        let stem = format!(
+            "{}.{}",
+            preset.name(),
+            gradtone_sound::mapping::DEFAULT_MAPPING
+        );
+        let mut informed = Outputs::create(&OutputSpec {
+            mapping: Some(gradtone_sound::mapping::DEFAULT_MAPPING.into()),
+            wav: Some(args.out.join(format!("{stem}.wav"))),
+            wav_format: args.format(),
+            plot: Some(args.out.join(format!("{}.png", preset.name()))),
+            title: format!("{} (seed {})", preset.name(), args.seed),
+            ..OutputSpec::default()
+        })?;
+        for f in &frames {
+            for a in informed.push(f)? {
+                eprintln!("  alarm: {}", a.message);
+            }
+        }
+        informed.finish()?;
         if interrupted {
-            bail!("interrupted during {}; its WAV and CSV hold the steps done", preset.name());
+            bail!(
+                "interrupted during {}; its WAV and CSV hold the steps done",
+                preset.name()
+            );
         }
         let stats = RunStats::of(&frames);
         let accuracy = trainer.accuracy(&test);
@@ -49,7 +84,11 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
             stats.final_loss.map_or("-".into(), |l| format!("{l:.4}")),
             accuracy
         );
-        rows.push(Row { preset, stats, accuracy });
+        rows.push(Row {
+            preset,
+            stats,
+            accuracy,
+        });
     }
     let md = summary_markdown(&rows, args.seed, train.len(), test.len());
     let path = args.out.join("summary.md");
@@ -59,7 +98,11 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
 }
 
 fn fmt(v: f64) -> String {
-    if v.is_finite() { format!("{v:.4}") } else { "-".into() }
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "-".into()
+    }
 }
 
 fn opt_step(s: Option<u64>) -> String {
@@ -74,8 +117,19 @@ fn summary_markdown(rows: &[Row], seed: u64, n_train: usize, n_test: usize) -> S
          Seed {seed}, {n_train} training images, test accuracy on {n_test} test images. \
          Norms are L2 norms of each layer's weight gradient; medians and maxima over finite steps.\n"
     );
-    let layers = rows.first().map(|r| r.stats.values.iter().map(|v| v.name.clone()).collect::<Vec<_>>()).unwrap_or_default();
-    let mut header = String::from("| setting | steps | final loss | test acc | first non-finite step | all-zero steps |");
+    let layers = rows
+        .first()
+        .map(|r| {
+            r.stats
+                .values
+                .iter()
+                .map(|v| v.name.clone())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut header = String::from(
+        "| setting | steps | final loss | test acc | first non-finite step | all-zero steps |",
+    );
     let mut rule = String::from("|---|---:|---:|---:|---:|---:|");
     for l in &layers {
         let _ = write!(header, " {l} median | {l} max |");

@@ -3,6 +3,7 @@
 
 mod data;
 mod experiments;
+mod listen;
 mod outputs;
 
 use std::ops::ControlFlow;
@@ -38,16 +39,10 @@ enum Command {
         /// A folder laid out like shared/reference/pytorch/exact (params/, batch_*.f32/u8, expected.json).
         dir: PathBuf,
     },
-    /// Render a CSV of frames (step,loss,<layer>...) to a WAV, offline.
-    Render {
-        /// CSV with a header `step,loss,<name>,...`, one row per step.
-        input: PathBuf,
-        /// WAV to write.
-        #[arg(short, long)]
-        output: PathBuf,
-        #[command(flatten)]
-        sound: SoundArgs,
-    },
+    /// Render recorded metrics (JSONL stream, CSV, or TensorBoard event files) to sound, offline.
+    Render(listen::RenderArgs),
+    /// Sonify a live stream of metrics: stdin, a growing file, UDP or OSC (see docs/stream-format.md).
+    Listen(listen::ListenArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +85,7 @@ enum OptimArg {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-enum FormatArg {
+pub(crate) enum FormatArg {
     /// 16-bit integer PCM.
     #[default]
     Pcm16,
@@ -98,19 +93,98 @@ enum FormatArg {
     Float32,
 }
 
-/// How the sound is written.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+enum PaceArg {
+    /// The sound follows the newest step; training never waits (older sound is skipped).
+    #[default]
+    Live,
+    /// Every step's sound plays in full; training waits for it (the 2019 feel).
+    Realtime,
+}
+
+/// Live playback flags.
 #[derive(Args, Debug, Clone)]
-struct SoundArgs {
+pub(crate) struct LiveArgs {
+    /// Do not play sound on the speakers (files are still written).
+    #[arg(long)]
+    no_live: bool,
+    /// When training is faster than its sound: skip to the newest step (live), or wait (realtime).
+    #[arg(long, value_enum, default_value_t = PaceArg::Live)]
+    pace: PaceArg,
+}
+
+impl LiveArgs {
+    pub(crate) fn pace(&self) -> Option<gradtone_live::Pace> {
+        (!self.no_live).then_some(match self.pace {
+            PaceArg::Live => gradtone_live::Pace::Live,
+            PaceArg::Realtime => gradtone_live::Pace::Realtime,
+        })
+    }
+}
+
+/// How the sound is made and written (shared by train, listen and render).
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct SinkArgs {
+    /// Mapping from values to sound: seed (the 2019 original, sample-exact), depth, cents
+    /// (default: cents, or the --sound-config file's).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(gradtone_sound::mapping::NAMES))]
+    mapping: Option<String>,
+    /// TOML file configuring mappings, synthesis, grouping and alarms (see crates/sound/examples/sound.toml).
+    #[arg(long, value_name = "FILE")]
+    sound_config: Option<PathBuf>,
+    /// Mix alarm earcons into the seed mapping too (it stays sample-exact without).
+    #[arg(long)]
+    alarm_sounds: bool,
+    /// Write the sound to this WAV file.
+    #[arg(long, value_name = "FILE")]
+    wav: Option<PathBuf>,
     /// WAV sample format.
     #[arg(long, value_enum, default_value_t = FormatArg::Pcm16)]
     wav_format: FormatArg,
+    /// Write one row per step (step,loss,<values>...) to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Draw the values per step (log scale, alarm markers) and a spectrogram of the sound to this PNG.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Write a MIDI file: a track per voice, alarms on the drum channel.
+    #[arg(long, value_name = "FILE")]
+    midi: Option<PathBuf>,
+    /// Send each frame as OSC to HOST:PORT (e.g. 127.0.0.1:57120 for SuperCollider; docs/osc.md).
+    #[arg(long, value_name = "HOST:PORT")]
+    osc_out: Option<String>,
+    /// Write the values as scalars and the sound as audio clips into TensorBoard event files in DIR.
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
-impl SoundArgs {
+impl SinkArgs {
     fn format(&self) -> SampleFormat {
         match self.wav_format {
             FormatArg::Pcm16 => SampleFormat::Pcm16,
             FormatArg::Float32 => SampleFormat::Float32,
+        }
+    }
+
+    /// The output spec of these flags, with live playback `live` and a plot title.
+    pub(crate) fn spec(
+        &self,
+        live: Option<gradtone_live::Pace>,
+        title: &str,
+    ) -> outputs::OutputSpec {
+        outputs::OutputSpec {
+            mapping: self.mapping.clone(),
+            sound_config: self.sound_config.clone(),
+            alarm_sounds: self.alarm_sounds,
+            wav: self.wav.clone(),
+            wav_format: self.format(),
+            csv: self.csv.clone(),
+            plot: self.plot.clone(),
+            midi: self.midi.clone(),
+            osc_out: self.osc_out.clone(),
+            tensorboard: self.tensorboard.clone(),
+            live,
+            title: title.to_string(),
         }
     }
 }
@@ -150,17 +224,13 @@ struct TrainArgs {
     /// Start from raw float32 parameter files (PyTorch layout, <name>.f32) instead of a seeded init.
     #[arg(long, value_name = "DIR")]
     init_params: Option<PathBuf>,
-    /// Write the sound (the original 2019 mapping) to this WAV file.
-    #[arg(long)]
-    wav: Option<PathBuf>,
-    /// Write one row per step (step,loss,conv1,conv2,fc1,fc2) to this CSV file.
-    #[arg(long)]
-    csv: Option<PathBuf>,
     /// Skip the test-set accuracy at the end.
     #[arg(long)]
     no_eval: bool,
     #[command(flatten)]
-    sound: SoundArgs,
+    sinks: SinkArgs,
+    #[command(flatten)]
+    live: LiveArgs,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -206,10 +276,21 @@ struct ExperimentsArgs {
     /// Seed of every run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    #[command(flatten)]
-    sound: SoundArgs,
+    /// WAV sample format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Pcm16)]
+    wav_format: FormatArg,
     #[command(flatten)]
     data: DataArgs,
+}
+
+impl ExperimentsArgs {
+    fn format(&self) -> SampleFormat {
+        SinkArgs {
+            wav_format: self.wav_format,
+            ..SinkArgs::default()
+        }
+        .format()
+    }
 }
 
 fn main() {
@@ -225,12 +306,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(args),
         Command::Experiments(args) => experiments::run(&args),
         Command::ReferenceCheck { dir } => reference_check(&dir),
-        Command::Render { input, output, sound } => render(&input, &output, &sound),
+        Command::Render(args) => listen::render(&args),
+        Command::Listen(args) => listen::listen(&args),
     }
 }
 
 /// A flag that Ctrl-C sets: the loop finishes its step, the files are finalised.
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     // If a handler is already installed (tests calling twice), Ctrl-C keeps its default effect.
@@ -241,9 +323,11 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 fn progress_bar(total: usize) -> ProgressBar {
     let pb = ProgressBar::new(total as u64);
     pb.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     pb
 }
@@ -261,18 +345,35 @@ pub(crate) fn train_with_outputs(
     pb.set_prefix(label.to_string());
     let mut frames = Vec::new();
     let mut failure = None;
-    let trainer = gradtone_train::run(cfg, params, train, &gradtone_train::default_device(), |frame| {
-        if let Err(e) = outputs.push(&frame) {
-            failure = Some(e);
-            return ControlFlow::Break(());
-        }
-        if let Some(loss) = frame.loss() {
-            pb.set_message(format!("loss {loss:.4}"));
-        }
-        pb.inc(1);
-        frames.push(frame);
-        if stop.load(Ordering::SeqCst) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-    });
+    let trainer = gradtone_train::run(
+        cfg,
+        params,
+        train,
+        &gradtone_train::default_device(),
+        |frame| {
+            match outputs.push(&frame) {
+                Ok(alarms) => {
+                    for a in alarms {
+                        pb.println(format!("alarm: {}", a.message));
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            if let Some(loss) = frame.loss() {
+                pb.set_message(format!("loss {loss:.4}"));
+            }
+            pb.inc(1);
+            frames.push(frame);
+            if stop.load(Ordering::SeqCst) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
     pb.finish_and_clear();
     if let Some(e) = failure {
         return Err(e);
@@ -287,12 +388,23 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     // Everything that can fail on bad input is read before any output file is created.
     let params = match &args.init_params {
-        Some(dir) => SeedParams::load_dir(dir).with_context(|| format!("loading --init-params {}", dir.display()))?,
+        Some(dir) => SeedParams::load_dir(dir)
+            .with_context(|| format!("loading --init-params {}", dir.display()))?,
         None => SeedParams::init(cfg.seed),
     };
     let train_set = args.data.load(gradtone_mnist::Split::Train)?;
-    let test_set = if args.no_eval { None } else { Some(args.data.load(gradtone_mnist::Split::Test)?) };
-    let mut outputs = Outputs::create(args.wav.as_deref(), args.csv.as_deref(), args.sound.format())?;
+    let test_set = if args.no_eval {
+        None
+    } else {
+        Some(args.data.load(gradtone_mnist::Split::Test)?)
+    };
+    let mut outputs = Outputs::create(&args.sinks.spec(
+        args.live.pace(),
+        &format!(
+            "gradtone train ({:?} lr {} batch {})",
+            cfg.optim, cfg.lr, cfg.batch
+        ),
+    ))?;
     let (frames, trainer, interrupted) =
         match train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train") {
             Ok(r) => r,
@@ -304,7 +416,10 @@ fn train(args: TrainArgs) -> Result<()> {
     let written = outputs.finish()?;
     let stats = gradtone_train::summary::RunStats::of(&frames);
     if interrupted {
-        eprintln!("interrupted after {} steps; outputs finalised", frames.len());
+        eprintln!(
+            "interrupted after {} steps; outputs finalised",
+            frames.len()
+        );
     }
     println!(
         "{} steps, {:?} lr {} batch {}, final loss {}",
@@ -321,10 +436,17 @@ fn train(args: TrainArgs) -> Result<()> {
         println!("  first non-finite value at step {s}");
     }
     if stats.all_zero_steps > 0 {
-        println!("  {} steps with every weight gradient exactly 0 (dead)", stats.all_zero_steps);
+        println!(
+            "  {} steps with every weight gradient exactly 0 (dead)",
+            stats.all_zero_steps
+        );
     }
     if let Some(test) = test_set {
-        println!("  test accuracy {:.4} on {} images", trainer.accuracy(&test), test.len());
+        println!(
+            "  test accuracy {:.4} on {} images",
+            trainer.accuracy(&test),
+            test.len()
+        );
     }
     for line in written {
         println!("  wrote {line}");
@@ -335,7 +457,10 @@ fn train(args: TrainArgs) -> Result<()> {
 fn reference_check(dir: &std::path::Path) -> Result<()> {
     let report = gradtone_train::reference::check(dir, &gradtone_train::default_device())
         .with_context(|| format!("reference check of {}", dir.display()))?;
-    println!("{:34} {:>18} {:>18} {:>10}", "quantity", "gradtone", "pytorch f64", "rel err");
+    println!(
+        "{:34} {:>18} {:>18} {:>10}",
+        "quantity", "gradtone", "pytorch f64", "rel err"
+    );
     for r in &report.rows {
         println!(
             "{:34} {:>18.12} {:>18.12} {:>10.2e} {}",
@@ -346,7 +471,10 @@ fn reference_check(dir: &std::path::Path) -> Result<()> {
             if r.ok() { "ok" } else { "FAIL" }
         );
     }
-    println!("step1 log-probs max abs error {:.2e}", report.log_probs_max_abs_error);
+    println!(
+        "step1 log-probs max abs error {:.2e}",
+        report.log_probs_max_abs_error
+    );
     if !report.passed() {
         bail!(
             "reference check failed: max relative error {:.2e} exceeds {:.0e}",
@@ -360,22 +488,5 @@ fn reference_check(dir: &std::path::Path) -> Result<()> {
         report.max_rel_error(),
         gradtone_train::reference::TOLERANCE
     );
-    Ok(())
-}
-
-fn render(input: &std::path::Path, output: &std::path::Path, sound: &SoundArgs) -> Result<()> {
-    let reader = gradtone_sound::csv::CsvReader::open(input)?;
-    let mut outputs = Outputs::create(Some(output), None, sound.format())?;
-    let mut n = 0usize;
-    for frame in reader {
-        if let Err(e) = frame.map_err(anyhow::Error::from).and_then(|f| outputs.push(&f)) {
-            outputs.discard();
-            return Err(e.context(format!("rendering {}", input.display())));
-        }
-        n += 1;
-    }
-    for line in outputs.finish()? {
-        println!("{n} frames: wrote {line}");
-    }
     Ok(())
 }

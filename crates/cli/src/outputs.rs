@@ -1,86 +1,391 @@
-//! The sinks of a run: the sound (seed mapping → WAV) and the CSV of frames.
+//! The sinks of a run, fed one frame at a time: the mapping (with alarms) renders the sound,
+//! which goes to the speakers, a WAV and TensorBoard; the frame itself goes to CSV, MIDI, OSC,
+//! TensorBoard scalars and the plot.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use gradtone_export::{MidiOptions, MidiWriter, OscSender};
+use gradtone_live::{LiveConfig, LivePlayer, Pace};
+use gradtone_sound::alarm::{AlarmEvent, WithAlarms};
+use gradtone_sound::config::SoundConfig;
 use gradtone_sound::csv::CsvWriter;
-use gradtone_sound::{Frame, Mapping, SampleFormat, SeedMapping, WavSink};
+use gradtone_sound::grouping::Grouping;
+use gradtone_sound::{Frame, Mapping, SampleFormat, WavSink, mapping};
+use gradtone_tensorboard::EventWriter;
 
-/// Where each frame goes. Files are created up front, so an unwritable path fails before any
-/// training; on a failure after that, [`Outputs::discard`] removes what would look complete.
+/// Audio kept in memory for the plot's spectrogram, at most (samples): ~10 min of stereo.
+const PLOT_AUDIO_CAP: usize = 44_100 * 2 * 600;
+/// Steps of audio per TensorBoard clip.
+const TB_CLIP_STEPS: usize = 100;
+
+/// What to produce; every field is optional.
+#[derive(Clone, Debug, Default)]
+pub struct OutputSpec {
+    /// Mapping name (`seed`, `depth`, `cents`); `None`: the config's (default `cents`).
+    pub mapping: Option<String>,
+    /// A TOML sound configuration.
+    pub sound_config: Option<PathBuf>,
+    /// Mix alarm earcons into the `seed` mapping too (off by default: it stays sample-exact).
+    pub alarm_sounds: bool,
+    /// WAV file and its format.
+    pub wav: Option<PathBuf>,
+    /// WAV sample format.
+    pub wav_format: SampleFormat,
+    /// CSV of frames.
+    pub csv: Option<PathBuf>,
+    /// PNG of norms, alarms and spectrogram.
+    pub plot: Option<PathBuf>,
+    /// MIDI file, a track per voice.
+    pub midi: Option<PathBuf>,
+    /// OSC destination (`host:port`).
+    pub osc_out: Option<String>,
+    /// TensorBoard log folder: norms as scalars, the sound as audio clips.
+    pub tensorboard: Option<PathBuf>,
+    /// Live playback pace; `None`: no speakers.
+    pub live: Option<Pace>,
+    /// A title for the plot.
+    pub title: String,
+}
+
+struct TensorBoardSink {
+    writer: EventWriter,
+    clip: Vec<f32>,
+    clip_steps: usize,
+    last_step: u64,
+}
+
+struct PlotSink {
+    path: PathBuf,
+    frames: Vec<Frame>,
+    audio: Vec<f32>,
+    markers: Vec<gradtone_plot::Marker>,
+}
+
+/// All sinks of one run. Files are created (or their folders checked) up front, so a bad
+/// path fails before any work; after a failure, [`Outputs::discard`] removes what would look
+/// complete.
 pub struct Outputs {
+    mapping: WithAlarms<Box<dyn Mapping + Send>>,
+    config: SoundConfig,
+    live: Option<LivePlayer>,
     wav: Option<(PathBuf, WavSink)>,
     csv: Option<(PathBuf, Option<CsvWriter<BufWriter<File>>>)>,
-    mapping: SeedMapping,
+    midi: Option<(PathBuf, Option<MidiWriter>)>,
+    osc: Option<OscSender>,
+    tensorboard: Option<TensorBoardSink>,
+    plot: Option<PlotSink>,
+    title: String,
     buf: Vec<f32>,
+    legend_shown: bool,
+    frames_seen: u64,
+}
+
+fn check_parent(path: &Path, what: &str) -> Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        bail!(
+            "cannot write the {what} {}: folder {} does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
 }
 
 impl Outputs {
-    /// Creates the requested files.
-    pub fn create(wav: Option<&Path>, csv: Option<&Path>, format: SampleFormat) -> Result<Self> {
-        let mapping = SeedMapping::new();
-        let wav = match wav {
+    /// Opens every requested sink.
+    pub fn create(spec: &OutputSpec) -> Result<Self> {
+        let mut config = match &spec.sound_config {
+            Some(p) => SoundConfig::from_file(p)?,
+            None => SoundConfig::default(),
+        };
+        if let Some(m) = &spec.mapping {
+            config.mapping = m.clone();
+        }
+        if config.mapping == "seed" && !spec.alarm_sounds {
+            // The seed mapping is the 2019 sound, sample for sample: alarms print, silently.
+            config.alarms.volume = 0.0;
+        }
+        let mapping = mapping::with_alarms(&config)?;
+        let (rate, channels) = (mapping.sample_rate(), mapping.channels());
+        let wav = match &spec.wav {
             Some(p) => Some((
-                p.to_path_buf(),
-                WavSink::create(p, mapping.sample_rate(), mapping.channels(), format)
+                p.clone(),
+                WavSink::create(p, rate, channels, spec.wav_format)
                     .with_context(|| format!("cannot write the WAV file {}", p.display()))?,
             )),
             None => None,
         };
-        // The CSV header needs the frame's names: its writer is made at the first frame, but
-        // the path is checked now.
-        let csv = match csv {
+        // The CSV header and MIDI tracks need the frame's names: those writers are made at the
+        // first frame, but the paths are checked now.
+        let csv = match &spec.csv {
             Some(p) => {
-                File::create(p).with_context(|| format!("cannot write the CSV file {}", p.display()))?;
-                Some((p.to_path_buf(), None))
+                File::create(p)
+                    .with_context(|| format!("cannot write the CSV file {}", p.display()))?;
+                Some((p.clone(), None))
             }
             None => None,
         };
-        Ok(Self { wav, csv, mapping, buf: Vec::new() })
+        let midi = match &spec.midi {
+            Some(p) => {
+                check_parent(p, "MIDI file")?;
+                Some((p.clone(), None))
+            }
+            None => None,
+        };
+        let osc = match &spec.osc_out {
+            Some(a) => Some(OscSender::connect(a)?),
+            None => None,
+        };
+        let tensorboard = match &spec.tensorboard {
+            Some(d) => Some(TensorBoardSink {
+                writer: EventWriter::create(d)?,
+                clip: Vec::new(),
+                clip_steps: 0,
+                last_step: 0,
+            }),
+            None => None,
+        };
+        let plot = match &spec.plot {
+            Some(p) => {
+                check_parent(p, "plot")?;
+                Some(PlotSink {
+                    path: p.clone(),
+                    frames: Vec::new(),
+                    audio: Vec::new(),
+                    markers: Vec::new(),
+                })
+            }
+            None => None,
+        };
+        let live = spec.live.and_then(|pace| {
+            let cfg = LiveConfig {
+                sample_rate: rate,
+                channels,
+                pace,
+                ..LiveConfig::default()
+            };
+            match LivePlayer::open(cfg) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // A headless machine is normal: say it once, keep going with the files.
+                    eprintln!("note: {e}; continuing without live sound (--no-live silences this)");
+                    None
+                }
+            }
+        });
+        Ok(Self {
+            mapping,
+            config,
+            live,
+            wav,
+            csv,
+            midi,
+            osc,
+            tensorboard,
+            plot,
+            title: spec.title.clone(),
+            buf: Vec::new(),
+            legend_shown: false,
+            frames_seen: 0,
+        })
     }
 
-    /// Sends one frame to every sink.
-    pub fn push(&mut self, frame: &Frame) -> Result<()> {
-        if let Some((path, sink)) = &mut self.wav {
-            self.buf.clear();
-            self.mapping.render(frame, &mut self.buf);
-            sink.write(&self.buf).with_context(|| format!("writing {}", path.display()))?;
+    /// Sends one frame to every sink; returns the alarms it fired (for the console).
+    pub fn push(&mut self, frame: &Frame) -> Result<Vec<AlarmEvent>> {
+        self.frames_seen += 1;
+        if !self.legend_shown {
+            self.legend_shown = true;
+            let names: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
+            if names.len() > self.config.grouping.max_voices {
+                let g = Grouping::new(&names, &self.config.grouping);
+                eprintln!(
+                    "{} values grouped into voices:\n{}",
+                    names.len(),
+                    g.legend_text()
+                );
+            }
         }
+        self.buf.clear();
+        self.mapping.render(frame, &mut self.buf);
+        let events = self.mapping.take_events();
+        self.send_audio(frame.step)?;
         if let Some((path, writer)) = &mut self.csv {
             if writer.is_none() {
                 let losses: Vec<&str> = frame.losses.iter().map(|v| v.name.as_str()).collect();
                 let values: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
+                *writer =
+                    Some(CsvWriter::create(path, &losses, &values).with_context(|| {
+                        format!("cannot write the CSV file {}", path.display())
+                    })?);
+            }
+            if let Some(w) = writer {
+                w.write(frame)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        if let Some((path, writer)) = &mut self.midi {
+            if writer.is_none() {
+                let voices: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
                 *writer = Some(
-                    CsvWriter::create(path, &losses, &values)
-                        .with_context(|| format!("cannot write the CSV file {}", path.display()))?,
+                    MidiWriter::create(path.as_path(), &voices, MidiOptions::default())
+                        .with_context(|| {
+                            format!("cannot write the MIDI file {}", path.display())
+                        })?,
                 );
             }
             if let Some(w) = writer {
-                w.write(frame).with_context(|| format!("writing {}", path.display()))?;
+                w.push(frame);
             }
+        }
+        if let Some(osc) = &mut self.osc {
+            // UDP errors are counted by the sender and reported at the end, never fatal.
+            osc.send_frame(frame);
+            for e in &events {
+                osc.send_alarm(e.kind.name(), &e.message);
+            }
+        }
+        if let Some(tb) = &mut self.tensorboard {
+            let t = gradtone_tensorboard::wall_time_now();
+            for v in frame.values.iter().chain(&frame.losses) {
+                tb.writer.add_scalar(
+                    &format!("gradtone/{}", v.name),
+                    frame.step,
+                    v.value as f32,
+                    t,
+                )?;
+            }
+        }
+        if let Some(p) = &mut self.plot {
+            p.frames.push(frame.clone());
+            p.markers
+                .extend(events.iter().map(|e| gradtone_plot::Marker {
+                    step: e.step,
+                    label: e.kind.name().into(),
+                }));
+        }
+        Ok(events)
+    }
+
+    /// The rendered samples in `self.buf` go to the speakers, the WAV, TensorBoard and the plot.
+    fn send_audio(&mut self, step: u64) -> Result<()> {
+        if let Some(player) = &mut self.live
+            && let Err(e) = player.push(&self.buf)
+        {
+            // Losing the speakers must not lose the run: the files keep everything.
+            eprintln!("note: {e}; live sound stopped, files continue");
+            self.live = None;
+        }
+        if let Some((path, sink)) = &mut self.wav {
+            sink.write(&self.buf)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(tb) = &mut self.tensorboard {
+            tb.clip.extend_from_slice(&self.buf);
+            tb.clip_steps += 1;
+            tb.last_step = step;
+            if tb.clip_steps >= TB_CLIP_STEPS {
+                flush_clip(tb, self.mapping.sample_rate(), self.mapping.channels())?;
+            }
+        }
+        if let Some(p) = &mut self.plot {
+            let room = PLOT_AUDIO_CAP.saturating_sub(p.audio.len());
+            p.audio
+                .extend_from_slice(&self.buf[..self.buf.len().min(room)]);
         }
         Ok(())
     }
 
-    /// Finalises every file; returns a line per file written.
-    pub fn finish(self) -> Result<Vec<String>> {
+    /// Plays out what the mapping still holds (an earcon's tail), then finalises every file;
+    /// returns a line per sink.
+    pub fn finish(mut self) -> Result<Vec<String>> {
+        self.buf.clear();
+        self.mapping.flush(&mut self.buf);
+        if !self.buf.is_empty() {
+            let step = self.frames_seen;
+            self.send_audio(step)?;
+        }
+        let (rate, channels) = (
+            f64::from(self.mapping.sample_rate()),
+            f64::from(self.mapping.channels()),
+        );
         let mut lines = Vec::new();
+        if let Some(player) = self.live {
+            match player.finish() {
+                Ok(s) => lines.push(format!(
+                    "live: {:.1} s played, {:.1} s skipped to keep up, {} underruns",
+                    s.samples_played as f64 / rate / channels,
+                    s.samples_dropped as f64 / rate / channels,
+                    s.underruns
+                )),
+                Err(e) => eprintln!("note: {e}"),
+            }
+        }
         if let Some((path, sink)) = self.wav {
             let n = sink.samples_written();
-            sink.finalize().with_context(|| format!("finalising {}", path.display()))?;
+            sink.finalize()
+                .with_context(|| format!("finalising {}", path.display()))?;
             lines.push(format!(
-                "{} ({:.1} s of audio)",
+                "{} ({:.1} s of audio, {} mapping)",
                 path.display(),
-                n as f64 / f64::from(self.mapping.sample_rate()) / f64::from(self.mapping.channels())
+                n as f64 / rate / channels,
+                self.config.mapping
             ));
         }
         if let Some((path, writer)) = self.csv {
             if let Some(w) = writer {
-                w.finish().with_context(|| format!("finalising {}", path.display()))?;
+                w.finish()
+                    .with_context(|| format!("finalising {}", path.display()))?;
             }
             lines.push(path.display().to_string());
+        }
+        if let Some((path, Some(w))) = self.midi {
+            let s = w.finish()?;
+            lines.push(format!(
+                "{} ({} notes, {} alarms)",
+                path.display(),
+                s.notes,
+                s.alarms
+            ));
+        }
+        if let Some(osc) = self.osc {
+            let s = osc.stats();
+            lines.push(format!(
+                "OSC to {}: {} frames, {} send errors",
+                osc.peer(),
+                s.frames,
+                s.send_errors
+            ));
+        }
+        if let Some(mut tb) = self.tensorboard {
+            if tb.clip_steps > 0 {
+                flush_clip(&mut tb, self.mapping.sample_rate(), self.mapping.channels())?;
+            }
+            let path = tb.writer.finish()?;
+            lines.push(format!(
+                "{} (TensorBoard: scalars gradtone/*, audio gradtone/sound)",
+                path.display()
+            ));
+        }
+        if let Some(p) = self.plot {
+            let input = gradtone_plot::PlotInput {
+                title: &self.title,
+                frames: &p.frames,
+                markers: &p.markers,
+                audio: Some((
+                    &p.audio,
+                    self.mapping.sample_rate(),
+                    self.mapping.channels(),
+                )),
+            };
+            gradtone_plot::render_png(&p.path, &input)?;
+            lines.push(p.path.display().to_string());
         }
         Ok(lines)
     }
@@ -95,5 +400,15 @@ impl Outputs {
             drop(writer);
             let _ = std::fs::remove_file(path);
         }
+        // An unfinished MIDI writer removes its own temporary file when dropped.
     }
+}
+
+fn flush_clip(tb: &mut TensorBoardSink, rate: u32, channels: u16) -> Result<()> {
+    let t = gradtone_tensorboard::wall_time_now();
+    tb.writer
+        .add_audio("gradtone/sound", tb.last_step, &tb.clip, rate, channels, t)?;
+    tb.clip.clear();
+    tb.clip_steps = 0;
+    Ok(())
 }

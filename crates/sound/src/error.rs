@@ -65,4 +65,17 @@ pub enum SoundError {
         /// What was wrong.
         message: String,
     },
+    /// A sound config (TOML) is wrong: bad syntax, an unknown field, a value of the wrong type
+    /// or out of range, or an unknown mapping name.
+    #[error("{file}{}: field `{field}`: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Config {
+        /// The config file's path (or the name given to the text).
+        file: String,
+        /// 1-based line of the offending text, when known.
+        line: Option<u64>,
+        /// Dotted path of the field, e.g. `cents.tone_ms` (`(document)` for syntax errors).
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
 }

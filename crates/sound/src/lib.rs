@@ -5,16 +5,30 @@
 //! sample-exact with the PyTorch reference. [`csv`] reads and writes trajectory files, [`wav`]
 //! streams audio to disk, and [`analysis`] measures audio (tone power, dominant frequency).
 //!
+//! Beyond the original: [`synth`] is a band-limited, click-free, never-clipping oscillator bank;
+//! [`mapping`] selects mappings by name (`seed`, `depth`, `cents`); [`config`] reads every
+//! setting from TOML; [`alarm`] detects divergence, explosion, dead gradients and plateaus and
+//! sounds them as earcons ([`alarm::WithAlarms`]); [`grouping`] folds hundreds of tensors into
+//! at most a dozen voices.
+//!
 //! No ML dependency: this crate compiles in seconds.
 #![warn(missing_docs)]
 
+pub mod alarm;
 pub mod analysis;
+pub mod config;
 pub mod csv;
 mod error;
 mod frame;
+pub mod grouping;
+pub mod mapping;
 pub mod seed;
+mod stats;
+pub mod synth;
 pub mod wav;
 
+pub use alarm::{AlarmEvent, AlarmKind, WithAlarms};
+pub use config::SoundConfig;
 pub use error::SoundError;
 pub use frame::{Frame, Named};
 pub use seed::SeedMapping;
@@ -31,6 +45,21 @@ pub trait Mapping {
     fn channels(&self) -> u16;
     /// Appends the interleaved samples for `frame` to `out` (a whole number of sample frames).
     fn render(&mut self, frame: &Frame, out: &mut Vec<f32>);
+}
+
+// Lets `Box<dyn Mapping + Send>` (what `mapping::by_name` returns) be wrapped and passed on.
+impl<M: Mapping + ?Sized> Mapping for Box<M> {
+    fn sample_rate(&self) -> u32 {
+        (**self).sample_rate()
+    }
+
+    fn channels(&self) -> u16 {
+        (**self).channels()
+    }
+
+    fn render(&mut self, frame: &Frame, out: &mut Vec<f32>) {
+        (**self).render(frame, out);
+    }
 }
 
 // Compiles the README's example as a doctest, so it cannot rot.

@@ -23,7 +23,10 @@ pub fn shared_dir(test: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{test}: reference folder {} is missing, and CI must have it", dir.display());
+        panic!(
+            "{test}: reference folder {} is missing, and CI must have it",
+            dir.display()
+        );
     }
     eprintln!(
         "\n*** SKIPPED {test}: reference folder {} not found (set {SHARED_ENV}) ***\n",

@@ -32,7 +32,8 @@ impl SeedNet {
         let mut fc2 = LinearConfig::new(500, 10).init(device);
         let t = |name: &str| -> &ParamTensor {
             // SeedParams is built from SEED_SHAPES, which names all eight tensors.
-            p.get(name).unwrap_or_else(|| unreachable!("seed params lack {name}"))
+            p.get(name)
+                .unwrap_or_else(|| unreachable!("seed params lack {name}"))
         };
         conv1.weight = Param::from_tensor(tensor::<4>(t("conv1.weight"), device));
         conv1.bias = Some(Param::from_tensor(tensor::<1>(t("conv1.bias"), device)));
@@ -44,7 +45,13 @@ impl SeedNet {
         fc2.weight = Param::from_tensor(tensor::<2>(t("fc2.weight"), device).transpose());
         fc2.bias = Some(Param::from_tensor(tensor::<1>(t("fc2.bias"), device)));
         let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
-        Self { conv1, conv2, fc1, fc2, pool }
+        Self {
+            conv1,
+            conv2,
+            fc1,
+            fc2,
+            pool,
+        }
     }
 
     /// Log-probabilities `[n, 10]` of a normalised batch `[n, 1, 28, 28]`.
@@ -73,13 +80,18 @@ impl SeedNet {
             }
         }
         let parts = if bias {
-            [&self.conv1.bias, &self.conv2.bias, &self.fc1.bias, &self.fc2.bias]
-                .into_iter()
-                .map(|b| match b {
-                    Some(b) => sq(b, grads),
-                    None => Tensor::zeros([1], &self.fc2.weight.val().device()),
-                })
-                .collect()
+            [
+                &self.conv1.bias,
+                &self.conv2.bias,
+                &self.fc1.bias,
+                &self.fc2.bias,
+            ]
+            .into_iter()
+            .map(|b| match b {
+                Some(b) => sq(b, grads),
+                None => Tensor::zeros([1], &self.fc2.weight.val().device()),
+            })
+            .collect()
         } else {
             vec![
                 sq(&self.conv1.weight, grads),

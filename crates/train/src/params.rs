@@ -58,7 +58,11 @@ impl SeedParams {
                 let values = (0..n)
                     .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
                     .collect();
-                ParamTensor { name, shape: shape.to_vec(), values }
+                ParamTensor {
+                    name,
+                    shape: shape.to_vec(),
+                    values,
+                }
             })
             .collect();
         Self { tensors }
@@ -73,7 +77,11 @@ impl SeedParams {
                 let path = dir.join(format!("{name}.f32"));
                 let n: usize = shape.iter().product();
                 let values = read_f32_file(&path, n)?;
-                Ok(ParamTensor { name, shape: shape.to_vec(), values })
+                Ok(ParamTensor {
+                    name,
+                    shape: shape.to_vec(),
+                    values,
+                })
             })
             .collect::<Result<_, TrainError>>()?;
         Ok(Self { tensors })
@@ -120,10 +128,17 @@ mod tests {
         for t in &a.tensors {
             assert_eq!(t.values.len(), t.shape.iter().product::<usize>());
         }
-        let fc1 = a.get("fc1.weight").map(|t| &t.values).cloned().unwrap_or_default();
+        let fc1 = a
+            .get("fc1.weight")
+            .map(|t| &t.values)
+            .cloned()
+            .unwrap_or_default();
         let bound = 1.0 / 800f32.sqrt();
         let max = fc1.iter().fold(0f32, |m, v| m.max(v.abs()));
-        assert!(max <= bound && max > 0.99 * bound, "max {max} bound {bound}");
+        assert!(
+            max <= bound && max > 0.99 * bound,
+            "max {max} bound {bound}"
+        );
         // U(-b, b) has variance b²/3.
         let var = fc1.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / fc1.len() as f64;
         let want = (bound as f64).powi(2) / 3.0;

@@ -19,8 +19,13 @@ pub enum Preset {
 
 impl Preset {
     /// All five, in the article's order.
-    pub const ALL: [Preset; 5] =
-        [Preset::SgdLr001, Preset::SgdLr01, Preset::SgdLr1, Preset::SgdLr1Bs256, Preset::AdamLr001];
+    pub const ALL: [Preset; 5] = [
+        Preset::SgdLr001,
+        Preset::SgdLr01,
+        Preset::SgdLr1,
+        Preset::SgdLr1Bs256,
+        Preset::AdamLr001,
+    ];
 
     /// The name used on the command line and in the reference files, e.g. `sgd_lr0.1_bs10`.
     pub fn name(self) -> &'static str {

@@ -11,10 +11,10 @@ use std::path::Path;
 use burn::tensor::Device;
 use serde::Deserialize;
 
+use crate::TrainError;
 use crate::model::LAYERS;
 use crate::params::{SeedParams, read_f32_file};
 use crate::trainer::{Optim, Trainer};
-use crate::TrainError;
 
 /// The tolerance the check applies to every relative error.
 pub const TOLERANCE: f64 = 1e-4;
@@ -34,7 +34,11 @@ impl Row {
     /// |ours − expected| / |expected| (absolute error where expected is 0).
     pub fn rel_error(&self) -> f64 {
         let d = (self.ours - self.expected).abs();
-        if self.expected == 0.0 { d } else { d / self.expected.abs() }
+        if self.expected == 0.0 {
+            d
+        } else {
+            d / self.expected.abs()
+        }
     }
 
     /// Within [`TOLERANCE`] (a NaN is never within).
@@ -84,9 +88,15 @@ struct ExpectedStep {
 
 fn read_batch(dir: &Path, x: &str, y: &str) -> Result<(Vec<f32>, Vec<i64>), TrainError> {
     let ypath = dir.join(y);
-    let labels = std::fs::read(&ypath).map_err(|source| TrainError::Io { path: ypath.clone(), source })?;
+    let labels = std::fs::read(&ypath).map_err(|source| TrainError::Io {
+        path: ypath.clone(),
+        source,
+    })?;
     if let Some(bad) = labels.iter().find(|&&l| l > 9) {
-        return Err(TrainError::BadFile { path: ypath, message: format!("label {bad} is not a digit 0-9") });
+        return Err(TrainError::BadFile {
+            path: ypath,
+            message: format!("label {bad} is not a digit 0-9"),
+        });
     }
     let x = read_f32_file(&dir.join(x), labels.len() * 784)?;
     Ok((x, labels.iter().map(|&l| l as i64).collect()))
@@ -95,8 +105,10 @@ fn read_batch(dir: &Path, x: &str, y: &str) -> Result<(Vec<f32>, Vec<i64>), Trai
 /// Runs the check on the directory `dir` (see the module docs) on `device`.
 pub fn check(dir: &Path, device: &Device) -> Result<Report, TrainError> {
     let json_path = dir.join("expected.json");
-    let text = std::fs::read_to_string(&json_path)
-        .map_err(|source| TrainError::Io { path: json_path.clone(), source })?;
+    let text = std::fs::read_to_string(&json_path).map_err(|source| TrainError::Io {
+        path: json_path.clone(),
+        source,
+    })?;
     let expected: Expected = serde_json::from_str(&text).map_err(|e| TrainError::BadFile {
         path: json_path.clone(),
         message: format!("not the expected layout (float64.step1/step2 with loss, weight_grad_norm, bias_grad_norm): {e}"),
@@ -116,7 +128,11 @@ pub fn check(dir: &Path, device: &Device) -> Result<Report, TrainError> {
         Some(want) => {
             return Err(TrainError::BadFile {
                 path: json_path,
-                message: format!("float64.step1.log_probs has {} rows, the batch {}", want.len(), log_probs.len()),
+                message: format!(
+                    "float64.step1.log_probs has {} rows, the batch {}",
+                    want.len(),
+                    log_probs.len()
+                ),
             });
         }
         None => 0.0,
@@ -125,21 +141,38 @@ pub fn check(dir: &Path, device: &Device) -> Result<Report, TrainError> {
     let s2 = trainer.step(x2, y2, true);
 
     let mut rows = Vec::new();
-    for (label, ours, want) in [("step1", &s1, &expected.float64.step1), ("step2", &s2, &expected.float64.step2)] {
-        rows.push(Row { what: format!("{label} loss"), ours: ours.loss, expected: want.loss });
+    for (label, ours, want) in [
+        ("step1", &s1, &expected.float64.step1),
+        ("step2", &s2, &expected.float64.step2),
+    ] {
+        rows.push(Row {
+            what: format!("{label} loss"),
+            ours: ours.loss,
+            expected: want.loss,
+        });
         let bias = ours.bias_norms.unwrap_or([f64::NAN; 4]);
         for (i, layer) in LAYERS.iter().enumerate() {
             for (kind, value, table) in [
                 ("weight", ours.weight_norms[i], &want.weight_grad_norm),
                 ("bias", bias[i], &want.bias_grad_norm),
             ] {
-                let expected = table.get(*layer).copied().ok_or_else(|| TrainError::BadFile {
-                    path: json_path.clone(),
-                    message: format!("float64.{label}.{kind}_grad_norm has no entry {layer}"),
-                })?;
-                rows.push(Row { what: format!("{label} {layer}.{kind} grad norm"), ours: value, expected });
+                let expected = table
+                    .get(*layer)
+                    .copied()
+                    .ok_or_else(|| TrainError::BadFile {
+                        path: json_path.clone(),
+                        message: format!("float64.{label}.{kind}_grad_norm has no entry {layer}"),
+                    })?;
+                rows.push(Row {
+                    what: format!("{label} {layer}.{kind} grad norm"),
+                    ours: value,
+                    expected,
+                });
             }
         }
     }
-    Ok(Report { rows, log_probs_max_abs_error })
+    Ok(Report {
+        rows,
+        log_probs_max_abs_error,
+    })
 }

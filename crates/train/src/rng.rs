@@ -62,7 +62,10 @@ mod tests {
         assert_ne!(p, (0..1000).collect::<Vec<_>>());
         p.sort_unstable();
         assert_eq!(p, (0..1000).collect::<Vec<_>>());
-        assert_ne!(SplitMix64::derive(1, 2).next_u64(), SplitMix64::derive(1, 3).next_u64());
+        assert_ne!(
+            SplitMix64::derive(1, 2).next_u64(),
+            SplitMix64::derive(1, 3).next_u64()
+        );
     }
 
     #[test]

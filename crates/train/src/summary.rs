@@ -40,10 +40,15 @@ impl RunStats {
         let values = names
             .iter()
             .map(|name| {
-                let series: Vec<(u64, f64)> =
-                    frames.iter().filter_map(|f| f.value(name).map(|v| (f.step, v))).collect();
-                let mut finite: Vec<f64> =
-                    series.iter().map(|&(_, v)| v).filter(|v| v.is_finite()).collect();
+                let series: Vec<(u64, f64)> = frames
+                    .iter()
+                    .filter_map(|f| f.value(name).map(|v| (f.step, v)))
+                    .collect();
+                let mut finite: Vec<f64> = series
+                    .iter()
+                    .map(|&(_, v)| v)
+                    .filter(|v| v.is_finite())
+                    .collect();
                 finite.sort_by(f64::total_cmp);
                 ValueStats {
                     name: name.clone(),
@@ -93,7 +98,10 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &(a, b))| {
-                Frame::new(i as u64).with_loss("loss", 1.0 / (i + 1) as f64).with_value("a", a).with_value("b", b)
+                Frame::new(i as u64)
+                    .with_loss("loss", 1.0 / (i + 1) as f64)
+                    .with_value("a", a)
+                    .with_value("b", b)
             })
             .collect();
         let s = RunStats::of(&frames);

@@ -3,7 +3,9 @@
 use std::ops::ControlFlow;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, momentum::MomentumConfig};
+use burn::optim::{
+    AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, momentum::MomentumConfig,
+};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gradtone_mnist::{Dataset, IMAGE_LEN};
 use gradtone_sound::Frame;
@@ -31,7 +33,9 @@ impl Optim {
         match self {
             Optim::Sgd { momentum } if momentum != 0.0 => SgdConfig::new()
                 .with_momentum(Some(
-                    MomentumConfig::new().with_momentum(momentum).with_dampening(0.0),
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(0.0),
                 ))
                 .init(),
             Optim::Sgd { .. } => SgdConfig::new().init(),
@@ -78,7 +82,9 @@ impl Trainer {
 
     fn model(&self) -> &SeedNet {
         // Only `step` takes the model out, and it always puts one back.
-        self.model.as_ref().unwrap_or_else(|| unreachable!("model is always present between steps"))
+        self.model
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("model is always present between steps"))
     }
 
     /// One step on a normalised batch: `x` is n×784 floats, `y` n labels.
@@ -87,7 +93,10 @@ impl Trainer {
         let n = y.len();
         let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &self.device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
-        let model = self.model.take().unwrap_or_else(|| unreachable!("model present"));
+        let model = self
+            .model
+            .take()
+            .unwrap_or_else(|| unreachable!("model present"));
         let loss = SeedNet::nll_loss(model.forward(x), y);
         let grads = loss.backward();
         let mut parts = vec![loss.detach(), model.grad_sq_sums(&grads, false)];
@@ -178,7 +187,11 @@ pub struct RunConfig {
 impl RunConfig {
     /// Total number of steps this config runs on `n` training images.
     pub fn total_steps(&self, n: usize) -> usize {
-        let per_epoch = if self.drop_last { n / self.batch } else { n.div_ceil(self.batch) };
+        let per_epoch = if self.drop_last {
+            n / self.batch
+        } else {
+            n.div_ceil(self.batch)
+        };
         let by_epochs = self.epochs.map(|e| e * per_epoch);
         match (self.steps, by_epochs) {
             (Some(s), Some(e)) => s.min(e),
@@ -240,8 +253,22 @@ pub fn run(
 mod tests {
     use super::*;
 
-    fn cfg(batch: usize, steps: Option<usize>, epochs: Option<usize>, drop_last: bool) -> RunConfig {
-        RunConfig { optim: Optim::Adam, lr: 0.1, batch, steps, epochs, seed: 3, shuffle: true, drop_last }
+    fn cfg(
+        batch: usize,
+        steps: Option<usize>,
+        epochs: Option<usize>,
+        drop_last: bool,
+    ) -> RunConfig {
+        RunConfig {
+            optim: Optim::Adam,
+            lr: 0.1,
+            batch,
+            steps,
+            epochs,
+            seed: 3,
+            shuffle: true,
+            drop_last,
+        }
     }
 
     #[test]

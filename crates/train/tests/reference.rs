@@ -12,15 +12,29 @@ fn reference_check_passes_on_pytorch_exact_vectors() {
     };
     let report = reference::check(&dir, &default_device()).expect("reference dir reads");
     for r in &report.rows {
-        eprintln!("{:34} {:>16.10} {:>16.10} {:.2e}", r.what, r.ours, r.expected, r.rel_error());
+        eprintln!(
+            "{:34} {:>16.10} {:>16.10} {:.2e}",
+            r.what,
+            r.ours,
+            r.expected,
+            r.rel_error()
+        );
     }
     // 2 steps × (loss + 4 layers × (weight, bias)).
     assert_eq!(report.rows.len(), 18);
-    assert!(report.passed(), "max rel error {:.3e}, log-probs {:.3e}", report.max_rel_error(), report.log_probs_max_abs_error);
+    assert!(
+        report.passed(),
+        "max rel error {:.3e}, log-probs {:.3e}",
+        report.max_rel_error(),
+        report.log_probs_max_abs_error
+    );
     // A corrupted parameter must make the check fail: the check can fail.
     let mut tampered = SeedParams::load_dir(&dir.join("params")).expect("params read");
     tampered.tensors[0].values[0] += 0.1;
-    assert_ne!(tampered, SeedParams::load_dir(&dir.join("params")).expect("params read"));
+    assert_ne!(
+        tampered,
+        SeedParams::load_dir(&dir.join("params")).expect("params read")
+    );
 }
 
 #[test]
@@ -37,9 +51,14 @@ fn reference_medians(name: &str) -> Option<Vec<Vec<f64>>> {
     Some(
         (1..=3)
             .map(|seed| {
-                let frames = gradtone_sound::csv::read_frames(&dir.join(format!("{name}_seed{seed}.csv")))
-                    .expect("reference CSV reads");
-                RunStats::of(&frames).values.iter().map(|v| v.median).collect()
+                let frames =
+                    gradtone_sound::csv::read_frames(&dir.join(format!("{name}_seed{seed}.csv")))
+                        .expect("reference CSV reads");
+                RunStats::of(&frames)
+                    .values
+                    .iter()
+                    .map(|v| v.median)
+                    .collect()
             })
             .collect(),
     )
@@ -56,16 +75,28 @@ fn the_five_settings_have_the_reference_shape() {
     let test = gradtone_mnist::load_dir(&data, Split::Test).expect("test set");
     let device = default_device();
     for preset in [Preset::SgdLr001, Preset::SgdLr01] {
-        let Some(reference) = reference_medians(preset.name()) else { return };
+        let Some(reference) = reference_medians(preset.name()) else {
+            return;
+        };
         let mut frames = Vec::new();
-        let trainer = gradtone_train::run(&preset.config(1), &SeedParams::init(1), &train, &device, |f| {
-            frames.push(f);
-            std::ops::ControlFlow::Continue(())
-        });
+        let trainer = gradtone_train::run(
+            &preset.config(1),
+            &SeedParams::init(1),
+            &train,
+            &device,
+            |f| {
+                frames.push(f);
+                std::ops::ControlFlow::Continue(())
+            },
+        );
         assert_eq!(frames.len(), 201);
         let acc = trainer.accuracy(&test);
         let stats = RunStats::of(&frames);
-        eprintln!("{}: acc {acc:.4}, medians {:?}", preset.name(), stats.values.iter().map(|v| v.median).collect::<Vec<_>>());
+        eprintln!(
+            "{}: acc {acc:.4}, medians {:?}",
+            preset.name(),
+            stats.values.iter().map(|v| v.median).collect::<Vec<_>>()
+        );
         assert!(acc >= 0.75, "{}: test accuracy {acc}", preset.name());
         for (i, v) in stats.values.iter().enumerate() {
             let lo = reference.iter().map(|r| r[i]).fold(f64::INFINITY, f64::min);
@@ -83,19 +114,38 @@ fn the_five_settings_have_the_reference_shape() {
     }
     for preset in [Preset::SgdLr1, Preset::SgdLr1Bs256] {
         let mut frames = Vec::new();
-        let trainer = gradtone_train::run(&preset.config(1), &SeedParams::init(1), &train, &device, |f| {
-            frames.push(f);
-            std::ops::ControlFlow::Continue(())
-        });
+        let trainer = gradtone_train::run(
+            &preset.config(1),
+            &SeedParams::init(1),
+            &train,
+            &device,
+            |f| {
+                frames.push(f);
+                std::ops::ControlFlow::Continue(())
+            },
+        );
         let stats = RunStats::of(&frames);
         let first: f64 = frames[0].values.iter().map(|v| v.value).sum();
         let peak = stats.values.iter().map(|v| v.max).fold(0.0, f64::max);
         let broken = stats.first_non_finite.is_some() || stats.all_zero_steps > 100;
         let acc = trainer.accuracy(&test);
-        eprintln!("{}: peak {peak:.1} first {first:.3} non-finite {:?} zero {} acc {acc}", preset.name(), stats.first_non_finite, stats.all_zero_steps);
-        assert!(peak > 10.0 * first, "{}: no explosion (peak {peak}, first {first})", preset.name());
+        eprintln!(
+            "{}: peak {peak:.1} first {first:.3} non-finite {:?} zero {} acc {acc}",
+            preset.name(),
+            stats.first_non_finite,
+            stats.all_zero_steps
+        );
+        assert!(
+            peak > 10.0 * first,
+            "{}: no explosion (peak {peak}, first {first})",
+            preset.name()
+        );
         assert!(broken, "{}: neither NaN nor dead", preset.name());
-        assert!(acc < 0.5, "{}: diverged run should not classify ({acc})", preset.name());
+        assert!(
+            acc < 0.5,
+            "{}: diverged run should not classify ({acc})",
+            preset.name()
+        );
     }
 }
 
@@ -109,10 +159,16 @@ fn runs_are_reproducible_per_seed() {
         let mut cfg = Preset::SgdLr01.config(seed);
         cfg.steps = Some(5);
         let mut frames = Vec::new();
-        gradtone_train::run(&cfg, &SeedParams::init(seed), &train, &default_device(), |f| {
-            frames.push(f);
-            std::ops::ControlFlow::Continue(())
-        });
+        gradtone_train::run(
+            &cfg,
+            &SeedParams::init(seed),
+            &train,
+            &default_device(),
+            |f| {
+                frames.push(f);
+                std::ops::ControlFlow::Continue(())
+            },
+        );
         frames
     };
     let a = go(1);

@@ -1,0 +1,424 @@
+//! [`OscSource`]: frames as Open Sound Control messages over UDP (scheme in `docs/osc.md`).
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use gradtone_sound::{Frame, Named};
+use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
+
+use crate::diag::{Diagnostics, Reporter, Tally};
+use crate::error::IngestError;
+use crate::jsonl::{Record, non_finite};
+use crate::udp::{Receiver, UdpOptions, nothing_received};
+use crate::{FrameSource, frames_from_records};
+
+/// `/gradtone/frame i:step (s:name f:value)*`: one step's values.
+pub const ADDR_FRAME: &str = "/gradtone/frame";
+/// `/gradtone/rank i:rank i:world i:step (s:name f:value)*`: one step's values from one rank
+/// of a distributed run.
+pub const ADDR_RANK: &str = "/gradtone/rank";
+/// `/gradtone/loss i:step s:name f:value [i:rank]`: one loss term of a step.
+pub const ADDR_LOSS: &str = "/gradtone/loss";
+
+/// Bundles nested deeper than this are skipped (counted as malformed).
+const MAX_DEPTH: usize = 8;
+/// Steps kept open waiting for their `/gradtone/frame` before the oldest is delivered anyway
+/// (a sender that only sends losses must not grow memory).
+const MAX_OPEN: usize = 256;
+
+/// Encodes `frame` as one OSC packet in the `docs/osc.md` scheme: a bundle of its
+/// `/gradtone/loss` messages followed by its `/gradtone/frame` (or, with a rank,
+/// `/gradtone/rank`, with `world` or else `rank + 1` ranks). Values are sent as 32-bit floats
+/// (OSC's standard type), integers as `i` when they fit, else `h`.
+///
+/// ```
+/// use gradtone_ingest::{frame_packet, Frame};
+/// let packet = frame_packet(&Frame::new(5).with_value("fc1", 0.5).with_loss("loss", 2.0), None);
+/// let bytes = rosc::encoder::encode(&packet).unwrap();
+/// assert!(bytes.starts_with(b"#bundle"));
+/// ```
+pub fn frame_packet(frame: &Frame, world: Option<u32>) -> OscPacket {
+    let int = |x: u64| match i32::try_from(x) {
+        Ok(i) => OscType::Int(i),
+        Err(_) => OscType::Long(i64::try_from(x).unwrap_or(i64::MAX)),
+    };
+    let mut content = Vec::with_capacity(frame.losses.len() + 1);
+    for loss in &frame.losses {
+        let mut args = vec![
+            int(frame.step),
+            OscType::String(loss.name.clone()),
+            OscType::Float(loss.value as f32),
+        ];
+        if let Some(rank) = frame.rank {
+            args.push(int(rank.into()));
+        }
+        content.push(OscPacket::Message(OscMessage {
+            addr: ADDR_LOSS.into(),
+            args,
+        }));
+    }
+    let mut args = Vec::with_capacity(3 + 2 * frame.values.len());
+    let addr = match frame.rank {
+        Some(rank) => {
+            args.push(int(rank.into()));
+            args.push(int(world.unwrap_or(rank.saturating_add(1)).into()));
+            ADDR_RANK
+        }
+        None => ADDR_FRAME,
+    };
+    args.push(int(frame.step));
+    for v in &frame.values {
+        args.push(OscType::String(v.name.clone()));
+        args.push(OscType::Float(v.value as f32));
+    }
+    content.push(OscPacket::Message(OscMessage {
+        addr: addr.into(),
+        args,
+    }));
+    OscPacket::Bundle(OscBundle {
+        timetag: OscTime::from((0, 1)), // "immediately"
+        content,
+    })
+}
+
+/// An integer argument `≥ min` (`i` or `h`).
+fn int_arg(args: &[OscType], i: usize, what: &str, min: i64) -> Result<u64, String> {
+    let x = match args.get(i) {
+        Some(OscType::Int(x)) => i64::from(*x),
+        Some(OscType::Long(x)) => *x,
+        Some(other) => {
+            return Err(format!(
+                "argument {} ({what}) must be an integer (i or h), found {other:?}",
+                i + 1
+            ));
+        }
+        None => return Err(format!("argument {} ({what}) is missing", i + 1)),
+    };
+    if x < min {
+        return Err(format!(
+            "argument {} ({what}) must be ≥ {min}, found {x}",
+            i + 1
+        ));
+    }
+    u64::try_from(x).map_err(|_| format!("argument {} ({what}) is negative", i + 1))
+}
+
+/// A numeric argument: `f`, `d`, `i`, `h`, `I` (infinity), `N` (nil: NaN), or a string
+/// `"nan"`/`"inf"`/`"-inf"` for senders that cannot send non-finite floats.
+fn num_arg(a: &OscType) -> Option<f64> {
+    match a {
+        OscType::Float(x) => Some(f64::from(*x)),
+        OscType::Double(x) => Some(*x),
+        OscType::Int(x) => Some(f64::from(*x)),
+        OscType::Long(x) => Some(*x as f64),
+        OscType::Inf => Some(f64::INFINITY),
+        OscType::Nil => Some(f64::NAN),
+        OscType::String(s) => non_finite(s),
+        _ => None,
+    }
+}
+
+/// `(s name, f value)*` from argument `from` on.
+fn pairs(args: &[OscType], from: usize) -> Result<Vec<Named>, String> {
+    let rest = args.get(from..).unwrap_or_default();
+    if rest.len() % 2 != 0 {
+        return Err(format!(
+            "after the first {from} arguments, expected (name, value) pairs; found {} arguments",
+            rest.len()
+        ));
+    }
+    rest.chunks_exact(2)
+        .enumerate()
+        .map(|(k, pair)| {
+            let arg = from + 2 * k + 1;
+            let OscType::String(name) = &pair[0] else {
+                return Err(format!(
+                    "argument {arg} must be a name (s), found {:?}",
+                    pair[0]
+                ));
+            };
+            let value = num_arg(&pair[1]).ok_or_else(|| {
+                format!(
+                    "argument {} (value of {name:?}) must be a number, found {:?}",
+                    arg + 1,
+                    pair[1]
+                )
+            })?;
+            Ok(Named {
+                name: name.clone(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// Steps being assembled from messages, delivered in the order they complete.
+#[derive(Default)]
+struct Assembler {
+    open: Vec<Record>,
+    out: VecDeque<Record>,
+}
+
+impl Assembler {
+    fn entry(&mut self, rank: Option<u32>, world: Option<u32>, step: u64) -> &mut Record {
+        let pos = self
+            .open
+            .iter()
+            .position(|r| r.frame.rank == rank && r.frame.step == step);
+        let i = match pos {
+            Some(i) => i,
+            None => {
+                if self.open.len() >= MAX_OPEN {
+                    let oldest = self.open.remove(0);
+                    self.out.push_back(oldest);
+                }
+                let mut frame = Frame::new(step);
+                frame.rank = rank;
+                self.open.push(Record::from_frame(frame));
+                self.open.len() - 1
+            }
+        };
+        let rec = &mut self.open[i];
+        if world.is_some() {
+            rec.world = world;
+        }
+        rec
+    }
+
+    /// Delivers the step `(rank, step)`, after any earlier open steps of the same rank (loss-only
+    /// steps), so that each rank's steps come out in order.
+    fn commit(&mut self, rank: Option<u32>, step: u64) {
+        let mut i = 0;
+        while i < self.open.len() {
+            let f = &self.open[i].frame;
+            if f.rank == rank && f.step < step {
+                let r = self.open.remove(i);
+                self.out.push_back(r);
+            } else {
+                i += 1;
+            }
+        }
+        if let Some(i) = self
+            .open
+            .iter()
+            .position(|r| r.frame.rank == rank && r.frame.step == step)
+        {
+            let r = self.open.remove(i);
+            self.out.push_back(r);
+        }
+    }
+
+    fn flush(&mut self) {
+        self.out.extend(self.open.drain(..));
+    }
+}
+
+/// Receives frames as OSC messages over UDP; the scheme is in `docs/osc.md` (and
+/// [`ADDR_FRAME`], [`ADDR_RANK`], [`ADDR_LOSS`]).
+///
+/// Losses sent before their step's `/gradtone/frame` (or in the same bundle) arrive in the same
+/// [`Frame`]. Messages with other addresses are ignored and counted in
+/// [`Diagnostics::ignored`]; messages with wrong arguments are counted as malformed.
+///
+/// ```no_run
+/// use gradtone_ingest::{OscSource, UdpOptions};
+/// for frame in OscSource::loopback(9001, UdpOptions::default())? {
+///     println!("step {}: {:?}", frame.step, frame.values);
+/// }
+/// # Ok::<(), gradtone_ingest::IngestError>(())
+/// ```
+pub struct OscSource {
+    rx: Receiver,
+    asm: Assembler,
+    tally: Tally,
+    error: Option<IngestError>,
+    done: bool,
+}
+
+impl OscSource {
+    /// Listens on `127.0.0.1:port` (port 0 picks a free port, see
+    /// [`local_addr`](Self::local_addr)).
+    pub fn loopback(port: u16, opts: UdpOptions) -> Result<Self, IngestError> {
+        Self::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), opts)
+    }
+
+    /// Listens on `addr` (e.g. `0.0.0.0:9001` for senders on other machines).
+    pub fn bind(addr: SocketAddr, opts: UdpOptions) -> Result<Self, IngestError> {
+        let rx = Receiver::bind(addr, opts)?;
+        Ok(OscSource {
+            tally: Tally::new(format!("osc {}", rx.addr)).unit("message"),
+            rx,
+            asm: Assembler::default(),
+            error: None,
+            done: false,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.rx.addr
+    }
+}
+
+/// Handles one decoded packet (messages and nested bundles).
+fn on_packet(
+    asm: &mut Assembler,
+    tally: &mut Tally,
+    packet: &OscPacket,
+    d: u64,
+    depth: usize,
+    in_bundle: &mut Vec<(Option<u32>, u64)>,
+) {
+    match packet {
+        OscPacket::Bundle(b) => {
+            if depth >= MAX_DEPTH {
+                tally.malformed(
+                    format_args!("packet {d}"),
+                    &format_args!("bundles nested deeper than {MAX_DEPTH} levels; skipped"),
+                );
+                return;
+            }
+            for p in &b.content {
+                on_packet(asm, tally, p, d, depth + 1, in_bundle);
+            }
+        }
+        OscPacket::Message(m) => {
+            if let Err(why) = on_message(asm, m, depth > 0, in_bundle) {
+                match why {
+                    Why::Unknown => tally.ignored(
+                        format_args!("packet {d}"),
+                        &format_args!(
+                            "unknown address {:?} ignored (gradtone reads {ADDR_FRAME}, \
+                             {ADDR_RANK}, {ADDR_LOSS})",
+                            m.addr
+                        ),
+                    ),
+                    Why::Bad(why) => {
+                        tally.malformed(
+                            format_args!("packet {d}"),
+                            &format_args!("{}: {why}", m.addr),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Why {
+    Unknown,
+    Bad(String),
+}
+
+fn on_message(
+    asm: &mut Assembler,
+    m: &OscMessage,
+    in_bundle: bool,
+    bundle_keys: &mut Vec<(Option<u32>, u64)>,
+) -> Result<(), Why> {
+    let a = &m.args;
+    let narrow = |x: u64, what: &str| {
+        u32::try_from(x).map_err(|_| Why::Bad(format!("{what} {x} does not fit 32 bits")))
+    };
+    let (rank, world, step, first_pair) = match m.addr.as_str() {
+        ADDR_FRAME => (None, None, int_arg(a, 0, "step", 0).map_err(Why::Bad)?, 1),
+        ADDR_RANK => {
+            let rank = narrow(int_arg(a, 0, "rank", 0).map_err(Why::Bad)?, "rank")?;
+            let world = narrow(int_arg(a, 1, "world", 1).map_err(Why::Bad)?, "world")?;
+            let step = int_arg(a, 2, "step", 0).map_err(Why::Bad)?;
+            (Some(rank), Some(world), step, 3)
+        }
+        ADDR_LOSS => {
+            let step = int_arg(a, 0, "step", 0).map_err(Why::Bad)?;
+            if !(3..=4).contains(&a.len()) {
+                return Err(Why::Bad(format!(
+                    "expected step, name, value [, rank]; found {} arguments",
+                    a.len()
+                )));
+            }
+            let loss = pairs(&a[..3], 1).map_err(Why::Bad)?;
+            let rank = match a.len() {
+                4 => Some(narrow(int_arg(a, 3, "rank", 0).map_err(Why::Bad)?, "rank")?),
+                _ => None,
+            };
+            asm.entry(rank, None, step).frame.losses.extend(loss);
+            return Ok(());
+        }
+        _ => return Err(Why::Unknown),
+    };
+    let values = pairs(a, first_pair).map_err(Why::Bad)?;
+    asm.entry(rank, world, step).frame.values.extend(values);
+    if in_bundle {
+        if !bundle_keys.contains(&(rank, step)) {
+            bundle_keys.push((rank, step));
+        }
+    } else {
+        asm.commit(rank, step);
+    }
+    Ok(())
+}
+
+impl FrameSource for OscSource {
+    fn next_record(&mut self) -> Option<Record> {
+        loop {
+            if let Some(r) = self.asm.out.pop_front() {
+                self.tally.diag.frames += 1;
+                return Some(r);
+            }
+            if self.done {
+                return None;
+            }
+            match self.rx.recv() {
+                Ok(Some(datagram)) => {
+                    self.tally.diag.datagrams += 1;
+                    let d = self.tally.diag.datagrams;
+                    match rosc::decoder::decode_udp(datagram) {
+                        Ok((_rest, packet)) => {
+                            let mut keys = Vec::new();
+                            on_packet(&mut self.asm, &mut self.tally, &packet, d, 0, &mut keys);
+                            // A bundle is delivered whole: its steps complete at its end.
+                            for (rank, step) in keys {
+                                self.asm.commit(rank, step);
+                            }
+                        }
+                        Err(e) => self.tally.malformed(
+                            format_args!("packet {d}"),
+                            &format_args!("not an OSC packet: {e}"),
+                        ),
+                    }
+                }
+                Ok(None) => {
+                    self.done = true;
+                    self.asm.flush();
+                    if self.rx.idle_ended && self.tally.diag.datagrams == 0 {
+                        let msg =
+                            nothing_received(&self.tally.diag.source, self.rx.opts.idle_timeout);
+                        self.tally.warn(msg);
+                    }
+                }
+                Err(source) => {
+                    self.done = true;
+                    self.asm.flush();
+                    self.error = Some(IngestError::Read {
+                        name: self.tally.diag.source.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn diagnostics(&self) -> &Diagnostics {
+        &self.tally.diag
+    }
+
+    fn take_error(&mut self) -> Option<IngestError> {
+        self.error.take()
+    }
+
+    fn set_reporter(&mut self, reporter: Reporter) {
+        self.tally.set_reporter(reporter);
+    }
+}
+
+frames_from_records!(OscSource);

@@ -1,0 +1,225 @@
+//! [`UdpSource`]: JSONL lines in UDP datagrams.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::diag::{Diagnostics, Reporter, Tally};
+use crate::error::IngestError;
+use crate::jsonl::{Record, is_blank, parse_bytes};
+use crate::{FrameSource, frames_from_records};
+
+/// How a UDP (or OSC) source waits and when it stops.
+#[derive(Clone, Debug)]
+pub struct UdpOptions {
+    /// How long one receive waits before the stop flag and idle timeout are checked again
+    /// (default 50 ms).
+    pub poll: Duration,
+    /// End the stream when no datagram arrived for this long (default: never).
+    pub idle_timeout: Option<Duration>,
+    /// End the stream soon (within about `poll`) after this flag is set.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for UdpOptions {
+    fn default() -> Self {
+        UdpOptions {
+            poll: Duration::from_millis(50),
+            idle_timeout: None,
+            stop: None,
+        }
+    }
+}
+
+/// A bound UDP socket that receives with a timeout, so that a stop flag is honoured.
+pub(crate) struct Receiver {
+    socket: UdpSocket,
+    pub(crate) addr: SocketAddr,
+    buf: Vec<u8>,
+    pub(crate) opts: UdpOptions,
+    last_data: Instant,
+    /// Set when `recv` ended because of the idle timeout.
+    pub(crate) idle_ended: bool,
+}
+
+/// The hint for a source that timed out without receiving anything.
+pub(crate) fn nothing_received(name: &str, idle: Option<Duration>) -> String {
+    let idle = idle.map_or(0.0, |d| d.as_secs_f64());
+    format!(
+        "{name}: no datagram arrived in {idle:.1} s; is the sender pointed at this address and \
+         port (and this protocol)?"
+    )
+}
+
+impl Receiver {
+    pub(crate) fn bind(addr: SocketAddr, opts: UdpOptions) -> Result<Self, IngestError> {
+        let bind_err = |source| IngestError::Bind { addr, source };
+        let socket = UdpSocket::bind(addr).map_err(bind_err)?;
+        // A zero timeout would mean "block forever" to the OS call.
+        let poll = opts.poll.max(Duration::from_millis(1));
+        socket.set_read_timeout(Some(poll)).map_err(bind_err)?;
+        let addr = socket.local_addr().map_err(bind_err)?;
+        Ok(Receiver {
+            socket,
+            addr,
+            // The largest possible UDP payload (65,507 bytes over IPv4) fits.
+            buf: vec![0; 65_536],
+            opts,
+            last_data: Instant::now(),
+            idle_ended: false,
+        })
+    }
+
+    /// The next datagram; `Ok(None)` when stopped or idle for too long.
+    pub(crate) fn recv(&mut self) -> io::Result<Option<&[u8]>> {
+        loop {
+            if self
+                .opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
+                return Ok(None);
+            }
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((n, _from)) => {
+                    self.last_data = Instant::now();
+                    return Ok(Some(&self.buf[..n]));
+                }
+                Err(e) => match e.kind() {
+                    // Timeouts; and ICMP "port unreachable" echoes of our own earlier sends,
+                    // which some systems report on the receiving socket: not fatal.
+                    io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::Interrupted
+                    | io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::ConnectionReset => {
+                        if let Some(idle) = self.opts.idle_timeout
+                            && self.last_data.elapsed() >= idle
+                        {
+                            self.idle_ended = true;
+                            return Ok(None);
+                        }
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
+    }
+}
+
+/// Receives JSONL lines in UDP datagrams (each datagram carries one or more whole lines).
+///
+/// Binds loopback by default ([`UdpSource::loopback`]), so metrics are not exposed to the
+/// network unless asked. A malformed line is counted with its datagram and line number
+/// (`udp 127.0.0.1:9000 datagram 3 line 2: ...`).
+///
+/// ```no_run
+/// use gradtone_ingest::{UdpOptions, UdpSource};
+/// let src = UdpSource::loopback(9000, UdpOptions::default())?;
+/// for frame in src {
+///     println!("step {}", frame.step);
+/// }
+/// # Ok::<(), gradtone_ingest::IngestError>(())
+/// ```
+pub struct UdpSource {
+    rx: Receiver,
+    queue: VecDeque<Record>,
+    tally: Tally,
+    error: Option<IngestError>,
+    done: bool,
+}
+
+impl UdpSource {
+    /// Listens on `127.0.0.1:port` (port 0 picks a free port, see
+    /// [`local_addr`](Self::local_addr)).
+    pub fn loopback(port: u16, opts: UdpOptions) -> Result<Self, IngestError> {
+        Self::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), opts)
+    }
+
+    /// Listens on `addr` (e.g. `0.0.0.0:9000` to accept metrics from other machines).
+    pub fn bind(addr: SocketAddr, opts: UdpOptions) -> Result<Self, IngestError> {
+        let rx = Receiver::bind(addr, opts)?;
+        Ok(UdpSource {
+            tally: Tally::new(format!("udp {}", rx.addr)),
+            rx,
+            queue: VecDeque::new(),
+            error: None,
+            done: false,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.rx.addr
+    }
+}
+
+impl FrameSource for UdpSource {
+    fn next_record(&mut self) -> Option<Record> {
+        loop {
+            if let Some(r) = self.queue.pop_front() {
+                return Some(r);
+            }
+            if self.done {
+                return None;
+            }
+            match self.rx.recv() {
+                Ok(Some(datagram)) => {
+                    self.tally.diag.datagrams += 1;
+                    let d = self.tally.diag.datagrams;
+                    for (i, line) in datagram.split(|&b| b == b'\n').enumerate() {
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        if is_blank(line) {
+                            continue;
+                        }
+                        let n = i + 1;
+                        match parse_bytes(line) {
+                            Ok(rec) => {
+                                self.tally
+                                    .version(rec.version, format_args!("datagram {d} line {n}"));
+                                self.tally.diag.frames += 1;
+                                self.queue.push_back(rec);
+                            }
+                            Err(e) => self
+                                .tally
+                                .malformed(format_args!("datagram {d} line {n}"), &e),
+                        }
+                    }
+                }
+                Ok(None) => {
+                    self.done = true;
+                    if self.rx.idle_ended && self.tally.diag.datagrams == 0 {
+                        let msg =
+                            nothing_received(&self.tally.diag.source, self.rx.opts.idle_timeout);
+                        self.tally.warn(msg);
+                    }
+                }
+                Err(source) => {
+                    self.done = true;
+                    self.error = Some(IngestError::Read {
+                        name: self.tally.diag.source.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn diagnostics(&self) -> &Diagnostics {
+        &self.tally.diag
+    }
+
+    fn take_error(&mut self) -> Option<IngestError> {
+        self.error.take()
+    }
+
+    fn set_reporter(&mut self, reporter: Reporter) {
+        self.tally.set_reporter(reporter);
+    }
+}
+
+frames_from_records!(UdpSource);

@@ -1,0 +1,364 @@
+//! Alarms on the real reference trajectories (`shared/reference/pytorch/trajectories`): where
+//! they fire, that they fire once per episode, that healthy runs raise none; and the earcons,
+//! measured.
+
+use std::path::PathBuf;
+
+use gradtone_sound::alarm::{
+    AlarmConfig, AlarmDetector, AlarmEvent, AlarmKind, WithAlarms, earcon,
+};
+use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak};
+use gradtone_sound::csv::read_frames;
+use gradtone_sound::{Frame, Mapping, SeedMapping, SoundConfig, mapping};
+
+fn trajectories(test: &str) -> Option<PathBuf> {
+    gradtone_testkit::shared(test, "reference/pytorch/trajectories")
+}
+
+fn load(dir: &std::path::Path, run: &str) -> Vec<Frame> {
+    let path = dir.join(format!("{run}.csv"));
+    match read_frames(&path) {
+        Ok(frames) => frames,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn detect(frames: &[Frame]) -> Vec<AlarmEvent> {
+    let mut d = AlarmDetector::new(&AlarmConfig::default());
+    frames.iter().flat_map(|f| d.observe(f)).collect()
+}
+
+fn of_kind(events: &[AlarmEvent], kind: AlarmKind) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.step)
+        .collect()
+}
+
+fn first_non_finite(frames: &[Frame]) -> Option<u64> {
+    frames
+        .iter()
+        .find(|f| {
+            f.values
+                .iter()
+                .chain(&f.losses)
+                .any(|n| !n.value.is_finite())
+        })
+        .map(|f| f.step)
+}
+
+fn all_zero(f: &Frame) -> bool {
+    !f.values.is_empty() && f.values.iter().all(|n| n.value == 0.0)
+}
+
+/// Steps that start an episode of `cond`: the first true step, and any true step after at
+/// least `rearm` consecutive false steps (computed here independently of the detector).
+fn episode_starts(frames: &[Frame], cond: impl Fn(&Frame) -> bool, rearm: u32) -> Vec<u64> {
+    let (mut starts, mut armed, mut calm) = (Vec::new(), true, 0);
+    for f in frames {
+        if cond(f) {
+            calm = 0;
+            if armed {
+                starts.push(f.step);
+                armed = false;
+            }
+        } else {
+            calm += 1;
+            if calm >= rearm {
+                armed = true;
+            }
+        }
+    }
+    starts
+}
+
+#[test]
+fn diverging_run_fires_explosion_then_non_finite_once() {
+    let Some(dir) = trajectories("diverging_run_fires_explosion_then_non_finite_once") else {
+        return;
+    };
+    let frames = load(&dir, "sgd_lr1.0_bs10_seed1");
+    let events = detect(&frames);
+    for e in &events {
+        println!("{}", e.message);
+    }
+    let nan_at = first_non_finite(&frames).expect("this run diverges");
+    let non_finite = of_kind(&events, AlarmKind::NonFinite);
+    assert_eq!(
+        non_finite,
+        [nan_at],
+        "exactly once, at the first non-finite step"
+    );
+    let explosion = of_kind(&events, AlarmKind::Explosion);
+    assert!(
+        explosion.first().is_some_and(|&s| s < nan_at),
+        "explosion {explosion:?} before NaN at {nan_at}"
+    );
+    // The message names the step, the layers and the numbers.
+    let msg = &events
+        .iter()
+        .find(|e| e.kind == AlarmKind::NonFinite)
+        .expect("fired")
+        .message;
+    assert!(
+        msg.starts_with(&format!("step {nan_at}: ALARM non_finite")),
+        "{msg}"
+    );
+    assert!(msg.contains("fc1 = inf"), "{msg}");
+    let msg = &events[0].message;
+    assert!(msg.contains("× its running median"), "{msg}");
+}
+
+#[test]
+fn dying_runs_fire_dead_at_the_first_all_zero_step() {
+    let Some(dir) = trajectories("dying_runs_fire_dead_at_the_first_all_zero_step") else {
+        return;
+    };
+    let rearm = AlarmConfig::default().rearm_after;
+    for run in ["sgd_lr1.0_bs10_seed2", "sgd_lr1.0_bs10_seed3"] {
+        let frames = load(&dir, run);
+        let events = detect(&frames);
+        for e in &events {
+            println!("{run}: {}", e.message);
+        }
+        let zero_at = frames
+            .iter()
+            .find(|f| all_zero(f))
+            .map(|f| f.step)
+            .expect("this run dies");
+        let dead = of_kind(&events, AlarmKind::Dead);
+        assert_eq!(dead.first(), Some(&zero_at), "{run}: dead alarms {dead:?}");
+        // Once per episode: exactly the episode starts of "all zero" with the re-arm rule.
+        assert_eq!(dead, episode_starts(&frames, all_zero, rearm), "{run}");
+        let explosion = of_kind(&events, AlarmKind::Explosion);
+        assert!(
+            explosion.first().is_some_and(|&s| s < zero_at),
+            "{run}: explosion {explosion:?} before dead at {zero_at}"
+        );
+        assert!(of_kind(&events, AlarmKind::NonFinite).is_empty(), "{run}");
+        let msg = &events
+            .iter()
+            .find(|e| e.kind == AlarmKind::Dead)
+            .expect("fired")
+            .message;
+        assert!(msg.contains("exactly 0") && msg.contains("conv1"), "{msg}");
+    }
+}
+
+#[test]
+fn healthy_runs_raise_no_false_alarms() {
+    let Some(dir) = trajectories("healthy_runs_raise_no_false_alarms") else {
+        return;
+    };
+    for lr in ["0.01", "0.1"] {
+        for seed in 1..=3 {
+            let run = format!("sgd_lr{lr}_bs10_seed{seed}");
+            let events = detect(&load(&dir, &run));
+            let plateau = of_kind(&events, AlarmKind::Plateau);
+            println!("{run}: plateau alarms at {plateau:?} (allowed; informational)");
+            for kind in [AlarmKind::NonFinite, AlarmKind::Explosion, AlarmKind::Dead] {
+                let fired = of_kind(&events, kind);
+                assert!(fired.is_empty(), "{run}: false {kind} alarm at {fired:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn plateau_fires_on_a_stuck_loss_and_not_on_a_falling_one() {
+    let cfg = AlarmConfig::default();
+    let mut d = AlarmDetector::new(&cfg);
+    let mut fired = Vec::new();
+    for s in 0..300u64 {
+        // Falling for 150 steps, then flat (with noise).
+        let loss = if s < 150 {
+            2.3 * (-(s as f64) / 60.0).exp()
+        } else {
+            0.19
+        } + 0.01 * ((s as f64) * 1.3).sin();
+        let f = Frame::new(s).with_value("w", 1.0).with_loss("loss", loss);
+        fired.extend(
+            d.observe(&f)
+                .into_iter()
+                .filter(|e| e.kind == AlarmKind::Plateau),
+        );
+    }
+    let steps: Vec<u64> = fired.iter().map(|e| e.step).collect();
+    println!(
+        "plateau at {steps:?}: {}",
+        fired.first().map_or("", |e| e.message.as_str())
+    );
+    assert_eq!(steps.len(), 1, "once: {steps:?}");
+    // Both windows' medians must be on the flat part (within noise): 1–2 windows after step 150.
+    assert!((200..=250).contains(&steps[0]), "{steps:?}");
+}
+
+#[test]
+fn non_finite_rearms_after_calm_steps() {
+    let cfg = AlarmConfig {
+        rearm_after: 5,
+        ..AlarmConfig::default()
+    };
+    let mut d = AlarmDetector::new(&cfg);
+    let pattern = [
+        1.0,
+        f64::NAN,
+        f64::NAN,
+        1.0,
+        1.0,
+        f64::NAN,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+        f64::INFINITY,
+    ];
+    let steps: Vec<u64> = pattern
+        .iter()
+        .enumerate()
+        .flat_map(|(s, &v)| {
+            d.observe(&Frame::new(s as u64).with_value("a", v).with_value("b", 2.0))
+        })
+        .map(|e| e.step)
+        .collect();
+    // Step 5 is within 5 calm steps of step 2; step 11 follows 5 calm steps.
+    assert_eq!(steps, [1, 11]);
+}
+
+/// Dominant frequency of each consecutive `ms` slice of `x`.
+fn slices(x: &[f32], ms: f32, lo: f64, hi: f64) -> Vec<f64> {
+    let n = (ms * 44.1) as usize;
+    x.chunks_exact(n)
+        .map(|c| dominant_frequency(c, 44_100, lo, hi))
+        .collect()
+}
+
+#[test]
+fn earcons_are_distinct_and_bounded() {
+    let sr = 44_100;
+    let siren = earcon(AlarmKind::NonFinite, sr, 0.6);
+    let sweep = earcon(AlarmKind::Explosion, sr, 0.6);
+    let thud = earcon(AlarmKind::Dead, sr, 0.6);
+    let beep = earcon(AlarmKind::Plateau, sr, 0.6);
+    for (name, e) in [
+        ("siren", &siren),
+        ("sweep", &sweep),
+        ("thud", &thud),
+        ("beep", &beep),
+    ] {
+        assert_eq!(e.samples.len(), e.level.len());
+        assert!(
+            e.samples
+                .iter()
+                .zip(&e.level)
+                .all(|(s, l)| s.abs() <= *l + 1e-6 && *l <= 0.6),
+            "{name}: |sample| ≤ level ≤ volume"
+        );
+        // Click-free edges: starts and ends near silence.
+        assert!(
+            e.samples[0].abs() < 0.01 && e.samples[e.samples.len() - 1].abs() < 0.05,
+            "{name}"
+        );
+    }
+    // Siren: alternating 1500 / 1000 Hz every 55 ms.
+    let f = slices(&siren.samples, 55.0, 200.0, 5000.0);
+    println!(
+        "siren: {:?}",
+        f.iter().map(|x| x.round()).collect::<Vec<_>>()
+    );
+    for (i, got) in f.iter().enumerate() {
+        let want = if i % 2 == 0 { 1500.0 } else { 1000.0 };
+        assert!((got - want).abs() < 30.0, "segment {i}: {got}");
+    }
+    // Sweep: rising, low to high.
+    let f = slices(&sweep.samples, 50.0, 100.0, 5000.0);
+    println!(
+        "sweep: {:?}",
+        f.iter().map(|x| x.round()).collect::<Vec<_>>()
+    );
+    assert!(f.windows(2).all(|w| w[1] > w[0]), "monotonic rise");
+    assert!(f[0] < 400.0 && f[f.len() - 1] > 2000.0);
+    // Thud: low (< 120 Hz), three bursts, each lower.
+    let n = (0.13 * 44_100.0) as usize;
+    let gap = (0.09 * 44_100.0) as usize;
+    let bursts: Vec<f64> = (0..3)
+        .map(|k| {
+            dominant_frequency(
+                &thud.samples[k * (n + gap)..k * (n + gap) + n],
+                sr,
+                20.0,
+                1000.0,
+            )
+        })
+        .collect();
+    println!("thuds: {bursts:?}");
+    assert!(bursts.iter().all(|&f| f < 120.0) && bursts[0] > bursts[1] && bursts[1] > bursts[2]);
+    assert!(
+        peak(&thud.samples[n..n + gap]) == 0.0,
+        "silence between thuds"
+    );
+    // Beep: 660 Hz, two of them, softer than the others.
+    let got = dominant_frequency(&beep.samples, sr, 100.0, 5000.0);
+    assert!((got - 660.0).abs() < 10.0, "{got}");
+    let max_level =
+        |e: &gradtone_sound::alarm::Earcon| e.level.iter().fold(0.0f32, |a, &b| a.max(b));
+    assert!(
+        max_level(&beep) <= 0.6 * max_level(&siren) + 1e-6,
+        "the beep is the soft one"
+    );
+}
+
+#[test]
+fn with_alarms_mixes_the_earcon_at_the_firing_step_and_leaves_the_rest_alone() {
+    let Some(dir) = trajectories("with_alarms_mixes_the_earcon_at_the_firing_step") else {
+        return;
+    };
+    let frames = load(&dir, "sgd_lr1.0_bs10_seed1");
+    let nan_at = first_non_finite(&frames).expect("diverges");
+    // Seed mapping with alarms: mono, so the earcon is mixed in mono.
+    let mut plain = SeedMapping::new();
+    let mut cfg = AlarmConfig::default();
+    cfg.explosion.enabled = false; // only the siren, for a clean measurement
+    let mut wrapped = WithAlarms::new(SeedMapping::new(), &cfg);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut step_start = 0;
+    for f in &frames {
+        if f.step == nan_at {
+            step_start = a.len();
+        }
+        plain.render(f, &mut a);
+        wrapped.render(f, &mut b);
+    }
+    assert_eq!(a.len(), b.len(), "alarms do not change the timing");
+    assert_eq!(
+        a[..step_start],
+        b[..step_start],
+        "untouched before the alarm"
+    );
+    let events = wrapped.take_events();
+    assert_eq!(events.iter().map(|e| e.step).collect::<Vec<_>>(), [nan_at]);
+    assert!(wrapped.take_events().is_empty(), "taken");
+    // The first 55 ms after the step starts carry the siren's 1500 Hz.
+    let win = &b[step_start..step_start + 2425];
+    let p = goertzel_power(win, 44_100, 1500.0);
+    let p0 = goertzel_power(&a[step_start..step_start + 2425], 44_100, 1500.0);
+    println!("1500 Hz power at the NaN step: {p:.2e} with alarms, {p0:.2e} without");
+    assert!(p > 0.02 && p > 100.0 * p0);
+    assert!(peak(&b) <= 1.0);
+
+    // A stereo mapping from the config, alarms on: same story, both channels, never clipping.
+    let mut sc = SoundConfig::default();
+    sc.synth.volume = 1.0;
+    let mut m = mapping::with_alarms(&sc).expect("default config");
+    let mut out = Vec::new();
+    for f in &frames {
+        m.render(f, &mut out);
+    }
+    m.flush(&mut out);
+    let kinds: Vec<AlarmKind> = m.take_events().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [AlarmKind::Explosion, AlarmKind::NonFinite]);
+    assert!(peak(&out) <= 1.0, "{}", peak(&out));
+    assert_eq!(out.len() % 2, 0);
+}

@@ -1,0 +1,122 @@
+//! TOML config: the example file is the defaults, and errors name the file, line and field.
+
+use std::path::Path;
+
+use gradtone_sound::config::{Layout, Range, Scale, SoundConfig};
+use gradtone_sound::synth::Timbre;
+
+fn err(text: &str) -> String {
+    match SoundConfig::from_toml_str(text, "test.toml") {
+        Ok(cfg) => panic!("accepted {text:?} as {cfg:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn example_file_documents_exactly_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sound.toml");
+    let cfg = SoundConfig::from_file(&path).expect("the example parses");
+    assert_eq!(cfg, SoundConfig::default());
+    assert_eq!(
+        SoundConfig::from_toml_str("", "empty").expect("empty is fine"),
+        SoundConfig::default()
+    );
+}
+
+#[test]
+fn fields_are_read() {
+    let cfg = SoundConfig::from_toml_str(
+        r#"
+mapping = "depth"
+[synth]
+timbre = "reed"
+[cents]
+range = "absolute"
+scale = "pentatonic"
+layout = "sequence"
+tone_ms = 120
+[grouping]
+patterns = ["blocks.*", "head"]
+[alarms.explosion]
+factor = 20
+"#,
+        "t",
+    )
+    .expect("valid");
+    assert_eq!(cfg.mapping, "depth");
+    assert_eq!(cfg.synth.timbre, Timbre::Reed);
+    assert_eq!(cfg.cents.range, Range::Absolute);
+    assert_eq!(cfg.cents.scale, Scale::Pentatonic);
+    assert_eq!(cfg.cents.layout, Layout::Sequence);
+    assert_eq!(cfg.cents.tone_ms, 120.0, "integers are accepted for floats");
+    assert_eq!(cfg.grouping.patterns, ["blocks.*", "head"]);
+    assert_eq!(cfg.alarms.explosion.factor, 20.0);
+    assert_eq!(
+        cfg.alarms.explosion.warmup, 2,
+        "untouched fields keep their defaults"
+    );
+}
+
+#[test]
+fn errors_name_file_line_and_field() {
+    let cases = [
+        // (text, expected fragments)
+        (
+            "[cents]\ntone_ms = \"long\"\n",
+            vec!["test.toml line 2", "field `cents.tone_ms`", "invalid type"],
+        ),
+        (
+            "[cents]\ntone_msec = 80\n",
+            vec!["test.toml line 2", "unknown field `tone_msec`", "tone_ms"],
+        ),
+        (
+            "[synth]\ntimbre = \"flute\"\n",
+            vec!["field `synth.timbre`", "unknown variant `flute`", "sine"],
+        ),
+        (
+            "mapping = \"loud\"\n",
+            vec![
+                "field `mapping`",
+                "unknown mapping \"loud\"",
+                "seed, depth, cents",
+            ],
+        ),
+        (
+            "[alarms.explosion]\nfactor = 0.5\n",
+            vec!["line 2: field `alarms.explosion.factor`", "must be > 1"],
+        ),
+        (
+            "[cents]\ngap_ms = 90\n",
+            vec![
+                "test.toml line 2: field `cents.gap_ms`",
+                "below cents.tone_ms",
+            ],
+        ),
+        (
+            "[depth]\nhigh_hz = 100\n",
+            vec!["field `depth.high_hz`", "above depth.low_hz"],
+        ),
+        (
+            "[grouping]\nmax_voices = 0\n",
+            vec!["field `grouping.max_voices`", "1–32"],
+        ),
+        ("[alarms]\nvolume = 2.0\n", vec!["field `alarms.volume`"]),
+        (
+            "[cents\ntone_ms = 1\n",
+            vec!["test.toml line 1", "field `(document)`"],
+        ),
+    ];
+    for (text, want) in cases {
+        let msg = err(text);
+        println!("{msg}");
+        for w in want {
+            assert!(msg.contains(w), "{text:?}: {msg:?} lacks {w:?}");
+        }
+    }
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let e = SoundConfig::from_file(Path::new("/nonexistent/sound.toml")).expect_err("missing");
+    assert!(e.to_string().contains("/nonexistent/sound.toml"), "{e}");
+}

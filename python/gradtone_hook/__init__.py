@@ -1,0 +1,31 @@
+"""gradtone_hook: hear your PyTorch training with gradtone.
+
+Three lines in a training loop::
+
+    from gradtone_hook import GradTone
+    tone = GradTone(model, to="stdout", include=["*weight"])
+    ...
+    loss.backward()
+    tone.step(loss=loss)        # after backward, before optimizer.step()
+    optimizer.step()
+
+and ``python train.py | gradtone listen``. The stream format is docs/stream-format.md (JSON
+Lines, version 1). :class:`StreamWriter`, :func:`encode_line` and the :mod:`gradtone_hook.osc`
+encoder need no torch; :class:`GradTone` imports torch when it is created.
+"""
+
+from ._format import FORMAT_VERSION, encode_line, frame_dict, json_number
+from ._writer import StreamWriter
+
+__version__ = "0.1.0"
+
+__all__ = ["GradTone", "StreamWriter", "encode_line", "frame_dict", "json_number", "FORMAT_VERSION", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy so that `import gradtone_hook` never imports torch (seconds, and it may be absent).
+    if name == "GradTone":
+        from ._hook import GradTone
+
+        return GradTone
+    raise AttributeError(f"module 'gradtone_hook' has no attribute {name!r}")

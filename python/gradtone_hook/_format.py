@@ -1,0 +1,94 @@
+"""The gradtone stream format, version 1 (docs/stream-format.md): one JSON object per line.
+
+Pure Python; no torch needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Mapping, Tuple, Union
+
+#: The stream-format version this package writes.
+FORMAT_VERSION = 1
+
+Number = Union[int, float, str, None]
+Pairs = Union[Mapping[str, Any], Iterable[Tuple[str, Any]]]
+
+
+def json_number(x: Any) -> Number:
+    """One value as the stream format wants it.
+
+    Finite numbers stay numbers; NaN, +inf and -inf become the strings ``"nan"``, ``"inf"``,
+    ``"-inf"`` (JSON has no such tokens; readers reject bare ``NaN``). ``None`` stays ``null``
+    (which readers take as NaN: a value that could not be computed). Anything with
+    ``__float__`` (numpy scalars, 0-d tensors already on the host) is converted.
+    """
+    if x is None:
+        return None
+    if isinstance(x, bool):
+        # bool is an int subclass; a True norm is almost certainly a caller's mistake, but
+        # writing 1/0 keeps the line valid rather than crashing a training run.
+        return int(x)
+    if isinstance(x, int):
+        return x
+    f = float(x)
+    if math.isnan(f):
+        return "nan"
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return f
+
+
+def _pairs(p: Pairs | None):
+    if p is None:
+        return []
+    if isinstance(p, Mapping):
+        return list(p.items())
+    return list(p)
+
+
+def frame_dict(
+    step: int,
+    values: Pairs | None = None,
+    losses: Pairs | None = None,
+    rank: int | None = None,
+    world: int | None = None,
+    t: float | None = None,
+) -> dict:
+    """The JSON object of one frame, keys in the order of the spec, values in the given order."""
+    step = int(step)
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    obj: dict = {"v": FORMAT_VERSION, "step": step}
+    obj["values"] = {str(k): json_number(v) for k, v in _pairs(values)}
+    ls = _pairs(losses)
+    if ls:
+        obj["losses"] = {str(k): json_number(v) for k, v in ls}
+    if rank is not None:
+        obj["rank"] = int(rank)
+    if world is not None:
+        obj["world"] = int(world)
+    if t is not None:
+        tv = json_number(t)
+        if isinstance(tv, (int, float)):  # a non-finite clock is dropped, not sent as a string
+            obj["t"] = tv
+    return obj
+
+
+def encode_line(
+    step: int,
+    values: Pairs | None = None,
+    losses: Pairs | None = None,
+    rank: int | None = None,
+    world: int | None = None,
+    t: float | None = None,
+) -> str:
+    """One ``\\n``-terminated line of the stream format.
+
+    >>> encode_line(3, {"fc1": 0.5, "fc2": float("nan")}, {"loss": 2.3})
+    '{"v":1,"step":3,"values":{"fc1":0.5,"fc2":"nan"},"losses":{"loss":2.3}}\\n'
+    """
+    obj = frame_dict(step, values, losses, rank, world, t)
+    # allow_nan=False: a bare NaN token must never reach a reader (it would reject the line).
+    return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False) + "\n"

@@ -1,0 +1,385 @@
+"""The PyTorch side: read gradient norms after ``backward()`` and write one gradtone frame per step.
+
+torch is imported when a :class:`GradTone` is made, never at package import.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import time as _time
+from typing import Any, Callable, Optional, Sequence, Union
+
+from ._format import frame_dict
+from ._writer import StreamWriter, _warn
+
+GroupBy = Union[str, Callable[[str], Optional[str]]]
+
+# Wrappers whose parameter names gain a prefix ("module.", "_orig_mod."); we name parameters as
+# the user's own model does, so a DDP run and a single-process run sound (and read) the same.
+_WRAPPER_ATTRS = {"DistributedDataParallel": "module", "DataParallel": "module", "OptimizedModule": "_orig_mod"}
+
+
+def _unwrap(model: Any) -> Any:
+    for _ in range(8):  # DDP(compile(model)) and the like; bounded to stay safe on odd objects
+        attr = _WRAPPER_ATTRS.get(type(model).__name__)
+        if attr is None or not hasattr(model, attr):
+            return model
+        model = getattr(model, attr)
+    return model
+
+
+def _combine(norms: Sequence[float]) -> float:
+    """sqrt(sum of squares) of member norms, NaN if any member is NaN (an alarm must not be
+    masked by an infinity, as ``math.hypot`` would), overflow-safe for float64 grads."""
+    if any(math.isnan(n) for n in norms):
+        return math.nan
+    if any(math.isinf(n) for n in norms):
+        return math.inf
+    return math.hypot(*norms) if norms else 0.0
+
+
+def _stage_name(state: Any) -> str | None:
+    stage = state.get("stage") if isinstance(state, dict) else None
+    return getattr(stage, "name", None)
+
+
+class GradTone:
+    """Streams gradient norms of ``model`` to gradtone, one frame per :meth:`step`.
+
+    Args:
+        model: an ``nn.Module`` (DDP / DataParallel / ``torch.compile`` wrappers are unwrapped
+            for naming) or an iterable of ``(name, parameter)`` pairs.
+        to: destination, see :class:`StreamWriter`: ``"stdout"`` (default), ``"stderr"``,
+            ``"udp://HOST:PORT"``, ``"osc://HOST:PORT"``, a file path (``{rank}`` is replaced by
+            the rank) or a file object.
+        include: glob patterns (``fnmatch``, case-sensitive) on full parameter names, e.g.
+            ``["*weight"]``; a parameter is selected if any pattern matches. Default: all.
+        exclude: glob patterns removed after ``include``.
+        group_by: ``"module"`` (default: one value per module, the L2 norm over its selected
+            tensors, i.e. sqrt of the sum of their squared norms), ``"tensor"`` (one value per
+            parameter tensor) or a callable ``name -> group name`` (``None`` drops the tensor).
+        scaler: an AMP ``GradScaler``; norms are divided by its scale unless the gradients were
+            already unscaled (``scaler.unscale_(optimizer)``), which is detected from the scaler's
+            per-optimizer state (see ``optimizer``) or stated with ``unscaled``.
+        optimizer: the optimizer (or a list of them) whose unscale state decides, per parameter,
+            whether to divide. Optional; without it the scaler's states must agree.
+        unscaled: ``True``/``False`` overrides the detection for every step (``step(unscaled=)``
+            overrides it for one step).
+        rank, world: override the rank / world size (default: from the initialised default
+            ``torch.distributed`` process group, else omitted).
+        wall_time: write ``t`` (Unix seconds) in each frame. Default True.
+        start_step: the first internally counted step. Default 0.
+        every: read and write every N-th step only (no device sync on the others). Default 1.
+        strict: raise errors from :meth:`step` instead of warning once and carrying on. Default
+            False: a sonification must never end a training run.
+        append: append to a file destination instead of truncating it.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        to: Any = "stdout",
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        group_by: GroupBy = "module",
+        scaler: Any = None,
+        optimizer: Any = None,
+        unscaled: bool | None = None,
+        rank: int | None = None,
+        world: int | None = None,
+        wall_time: bool = True,
+        start_step: int = 0,
+        every: int = 1,
+        strict: bool = False,
+        append: bool = False,
+    ):
+        import torch  # lazily: the writer parts of the package work without torch
+
+        self._torch = torch
+        if isinstance(include, str):
+            include = [include]
+        if isinstance(exclude, str):
+            exclude = [exclude]
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
+        if not (group_by in ("module", "tensor") or callable(group_by)):
+            raise ValueError(f"group_by must be 'module', 'tensor' or a callable, got {group_by!r}")
+
+        named = self._named_parameters(model)
+        self._params: list[tuple[str, Any, int]] = []  # (name, parameter, group index)
+        self._groups: list[str] = []
+        index: dict[str, int] = {}
+        for name, p in named:
+            if not getattr(p, "requires_grad", True):
+                continue  # frozen: it never has a gradient to hear
+            if include and not any(fnmatch.fnmatchcase(name, pat) for pat in include):
+                continue
+            if exclude and any(fnmatch.fnmatchcase(name, pat) for pat in exclude):
+                continue
+            if group_by == "tensor":
+                g: str | None = name
+            elif group_by == "module":
+                g = name.rpartition(".")[0] or name
+            else:
+                g = group_by(name)  # type: ignore[operator]
+                if g is not None:
+                    g = str(g)
+            if g is None:
+                continue
+            if g not in index:
+                index[g] = len(self._groups)
+                self._groups.append(g)
+            self._params.append((name, p, index[g]))
+        if not self._params:
+            names = [n for n, _ in self._named_parameters(model)][:8]
+            raise ValueError(
+                f"no parameter selected by include={include!r} exclude={exclude!r}; parameter names look like {names}"
+            )
+
+        self.writer = StreamWriter(to, append=append)
+        self.scaler = scaler
+        self._optimizers = (
+            [] if optimizer is None else list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+        )
+        self.unscaled = unscaled
+        self._rank, self._world = rank, world
+        self._dist_checked = rank is not None
+        self.wall_time = wall_time
+        self.every = every
+        self.strict = strict
+        self._next_step = start_step
+        self._warned = False
+        self._warned_mixed = False
+        self._warned_loss_shape = False
+        #: Steps whose frame could not be computed (exceptions inside :meth:`step`).
+        self.step_errors = 0
+
+    # -- public ---------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """The value names, in model order (the order of the ``values`` object)."""
+        return list(self._groups)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """The selected parameter names, in model order."""
+        return [n for n, _, _ in self._params]
+
+    @property
+    def errors(self) -> int:
+        """Frames that could not be delivered (socket/file errors) plus steps that failed."""
+        return self.writer.errors + self.step_errors
+
+    def step(
+        self,
+        loss: Any = None,
+        losses: dict[str, Any] | None = None,
+        step: int | None = None,
+        values: dict[str, Any] | None = None,
+        unscaled: bool | None = None,
+    ) -> dict | None:
+        """Read the gradients now and write one frame.
+
+        Call after ``loss.backward()`` and before ``optimizer.step()`` (and before
+        ``optimizer.zero_grad()``). ``loss`` becomes ``losses["loss"]``; ``losses`` adds named
+        terms (tensors or numbers). ``step`` overrides the internal counter (which then continues
+        from ``step + 1``). ``values`` adds extra named quantities after the norms (e.g. the
+        learning rate). Returns the frame as a dict (``None`` on a skipped or failed step).
+
+        One device→host synchronisation per step (per device holding gradients): all norms,
+        tensor losses and the AMP scale are stacked and read with one ``.tolist()``.
+        """
+        if step is None:
+            step = self._next_step
+        self._next_step = int(step) + 1
+        if int(step) % self.every:
+            return None
+        try:
+            return self._step(int(step), loss, losses, values, unscaled)
+        except Exception as e:  # noqa: BLE001 - never crash the user's training
+            if self.strict:
+                raise
+            self.step_errors += 1
+            if not self._warned:
+                self._warned = True
+                _warn(f"step {step}: {type(e).__name__}: {e}. Training goes on; further failures are counted silently.")
+            return None
+
+    def close(self) -> None:
+        """Close the destination (socket / file opened by the hook)."""
+        self.writer.close()
+
+    def __enter__(self) -> GradTone:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------------
+    @staticmethod
+    def _named_parameters(model: Any) -> list[tuple[str, Any]]:
+        m = _unwrap(model)
+        if hasattr(m, "named_parameters"):
+            return list(m.named_parameters())
+        return [(str(n), p) for n, p in m]
+
+    def _rank_world(self) -> tuple[int | None, int | None]:
+        if not self._dist_checked:
+            try:
+                dist = self._torch.distributed
+                if dist.is_available() and dist.is_initialized():
+                    self._rank, self._world = dist.get_rank(), dist.get_world_size()
+                    self._dist_checked = True  # a process group doesn't change rank; cache it
+            except Exception:  # noqa: BLE001
+                pass
+        return self._rank, self._world
+
+    def _scale_plan(self, unscaled: bool | None) -> tuple[Any | None, set | None]:
+        """(the scale: a tensor, a float or None, the ids of the params NOT to divide or None=all)."""
+        sc = self.scaler
+        if sc is None:
+            return None, None
+        if unscaled is None:
+            unscaled = self.unscaled
+        if unscaled:
+            return None, None
+        is_enabled = getattr(sc, "is_enabled", None)
+        if callable(is_enabled) and not is_enabled():
+            return None, None
+        skip: set | None = None
+        if unscaled is None:
+            states = getattr(sc, "_per_optimizer_states", None)
+            if isinstance(states, dict) and states:
+                # UNSCALED after scaler.unscale_(opt); STEPPED after scaler.step(opt) (which unscales).
+                done = {k for k, st in states.items() if _stage_name(st) in ("UNSCALED", "STEPPED")}
+                if self._optimizers:
+                    skip = {
+                        id(p)
+                        for o in self._optimizers
+                        if id(o) in done
+                        for grp in o.param_groups
+                        for p in grp["params"]
+                    }
+                elif done and len(done) == len(states):
+                    return None, None
+                elif done and not self._warned_mixed:
+                    self._warned_mixed = True
+                    _warn(
+                        "GradScaler: some optimizers were unscaled, some not; pass optimizer=[...] to "
+                        "GradTone so each parameter is divided correctly (dividing all for now)."
+                    )
+        getter = getattr(sc, "_get_scale_async", None)
+        scale: Any = None
+        if callable(getter):
+            try:
+                scale = getter()  # a device tensor: read in the same sync as the norms
+            except Exception:  # noqa: BLE001
+                scale = None
+        if scale is None or not hasattr(scale, "device"):
+            scale = float(sc.get_scale())
+        return scale, skip
+
+    def _grad_norms(self) -> list[tuple[int, Any]]:
+        """(index into self._params, 0-d norm tensor) for every parameter with a gradient."""
+        torch = self._torch
+        out: list[tuple[int, Any]] = []
+        batch: dict[tuple[Any, Any], list[tuple[int, Any]]] = {}
+        for i, (_, p, _) in enumerate(self._params):
+            g = p.grad
+            if g is None:
+                continue
+            g = g.detach()
+            if g.is_sparse:
+                g = g.coalesce()._values()
+            if g.dtype in (torch.float16, torch.bfloat16):
+                # a half-precision norm overflows at 65504; accumulate and return in float32
+                out.append((i, torch.linalg.vector_norm(g, 2, dtype=torch.float32)))
+            else:
+                batch.setdefault((g.device, g.dtype), []).append((i, g))
+        foreach = getattr(torch, "_foreach_norm", None)
+        for (device, _), items in batch.items():
+            gs = [g for _, g in items]
+            norms = None
+            if foreach is not None and device.type != "cpu":
+                try:
+                    norms = foreach(gs, 2)  # a few fused kernels instead of one per tensor
+                except Exception:  # noqa: BLE001
+                    norms = None
+            if norms is None:
+                norms = [torch.linalg.vector_norm(g, 2) for g in gs]
+            out.extend((i, n) for (i, _), n in zip(items, norms))
+        return out
+
+    def _step(
+        self, step: int, loss: Any, losses: dict[str, Any] | None, values: dict[str, Any] | None, unscaled: bool | None
+    ) -> dict:
+        torch = self._torch
+        t = _time.time() if self.wall_time else None
+        norms = self._grad_norms()
+        scale, skip = self._scale_plan(unscaled)
+
+        loss_items: list[tuple[str, Any]] = []
+        if loss is not None:
+            loss_items.append(("loss", loss))
+        if losses:
+            loss_items.extend(losses.items())
+
+        # Everything that lives on a device goes into one stack per device -> one sync each.
+        slots: dict[Any, list[Any]] = {}
+        where: dict[tuple[str, Any], tuple[Any, int]] = {}
+
+        def park(key: tuple[str, Any], x: Any) -> None:
+            x = x.detach()
+            if x.numel() != 1:
+                if not self._warned_loss_shape:
+                    self._warned_loss_shape = True
+                    _warn(f"{key[1]!r} has {x.numel()} elements, not 1; writing its mean")
+                x = x.float().mean()
+            x = x.reshape(())
+            dt = torch.float32 if x.device.type == "mps" else torch.float64
+            lst = slots.setdefault(x.device, [])
+            where[key] = (x.device, len(lst))
+            lst.append(x.to(dt))
+
+        for i, n in norms:
+            park(("norm", i), n)
+        for name, v in loss_items:
+            if isinstance(v, torch.Tensor):
+                park(("loss", name), v)
+        if isinstance(scale, torch.Tensor):
+            park(("scale", 0), scale)
+        host = {dev: torch.stack(xs).tolist() for dev, xs in slots.items()}
+
+        def read(key: tuple[str, Any]) -> float:
+            dev, j = where[key]
+            return host[dev][j]
+
+        scale_f = read(("scale", 0)) if isinstance(scale, torch.Tensor) else scale
+        per_group: list[list[float]] = [[] for _ in self._groups]
+        for i, _ in norms:
+            v = read(("norm", i))
+            if scale_f is not None and (skip is None or id(self._params[i][1]) not in skip):
+                v = v / scale_f
+            per_group[self._params[i][2]].append(v)
+        # A group with no gradient at all (grad is None: unused this step) is written as 0.0:
+        # silence, not an alarm (null would mean "could not be computed", i.e. NaN).
+        vals: list[tuple[str, Any]] = [(g, _combine(ns)) for g, ns in zip(self._groups, per_group)]
+        if values:
+            vals.extend((str(k), _host_float(v)) for k, v in values.items())
+        ls = [(name, read(("loss", name)) if isinstance(v, torch.Tensor) else v) for name, v in loss_items]
+
+        rank, world = self._rank_world()
+        self.writer.write_frame(step, vals, ls, rank, world, t)
+        return frame_dict(step, vals, ls, rank, world, t)
+
+
+def _host_float(v: Any) -> Any:
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+__all__ = ["GradTone"]

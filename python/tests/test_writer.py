@@ -1,0 +1,297 @@
+"""Writer, format and OSC tests. None of these needs torch: CI runs them with plain Python + pytest."""
+
+import io
+import json
+import math
+import os
+import socket
+import struct
+import sys
+
+import pytest
+
+import gradtone_hook
+from gradtone_hook import StreamWriter, encode_line, json_number, osc
+
+
+def strict_loads(line):
+    """json.loads that rejects NaN/Infinity tokens, as the Rust reader does."""
+
+    def bad(tok):
+        raise ValueError(f"bare non-finite token {tok!r}")
+
+    return json.loads(line, parse_constant=bad)
+
+
+def test_import_does_not_import_torch():
+    # A fresh interpreter: this test process may have torch loaded by other tests.
+    import subprocess
+
+    src = os.path.join(os.path.dirname(__file__), "..")
+    code = "import sys, gradtone_hook, gradtone_hook.osc; gradtone_hook.StreamWriter; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=src, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_line_matches_spec_example_and_key_order():
+    line = encode_line(
+        12,
+        [("conv1", 0.12), ("conv2", 0.8), ("fc1", 1.1), ("fc2", 0.86)],
+        {"loss": 2.30},
+        rank=0,
+        world=4,
+        t=1795775400.25,
+    )
+    assert line == (
+        '{"v":1,"step":12,"values":{"conv1":0.12,"conv2":0.8,"fc1":1.1,"fc2":0.86},'
+        '"losses":{"loss":2.3},"rank":0,"world":4,"t":1795775400.25}\n'
+    )
+    # Model order survives even when it is not alphabetical.
+    obj = strict_loads(encode_line(0, [("z", 1.0), ("a", 2.0), ("m", 3.0)]))
+    assert list(obj["values"]) == ["z", "a", "m"]
+    assert "losses" not in obj and "rank" not in obj and "t" not in obj
+
+
+def test_non_finite_values_are_strings_and_line_is_strict_json():
+    line = encode_line(
+        5,
+        {"a": float("nan"), "b": float("inf"), "c": float("-inf"), "d": None, "e": 1e-300},
+        {"loss": float("nan")},
+        t=float("nan"),
+    )
+    assert "NaN" not in line and "Infinity" not in line
+    assert line.endswith("\n") and line.count("\n") == 1
+    obj = strict_loads(line)
+    assert obj["values"] == {"a": "nan", "b": "inf", "c": "-inf", "d": None, "e": 1e-300}
+    assert obj["losses"] == {"loss": "nan"}
+    assert "t" not in obj  # a non-finite clock is dropped, not written as a string
+
+
+def test_json_number_conversions():
+    assert json_number(3) == 3 and isinstance(json_number(3), int)
+    assert json_number(2.5) == 2.5
+    assert json_number(float("nan")) == "nan"
+
+    class F:  # numpy scalars and host tensors are "anything with __float__"
+        def __float__(self):
+            return -math.inf
+
+    assert json_number(F()) == "-inf"
+    with pytest.raises(ValueError):
+        encode_line(-1, {})
+
+
+def test_round_trip_of_floats_is_exact():
+    xs = [0.1, 1 / 3, 2.0**-1074, 1.7976931348623157e308, 0.24540574848651886]
+    obj = strict_loads(encode_line(1, {f"x{i}": x for i, x in enumerate(xs)}))
+    assert list(obj["values"].values()) == xs
+
+
+def test_writer_to_file_object_text_and_binary():
+    buf = io.StringIO()
+    w = StreamWriter(buf)
+    assert w.write_frame(0, {"a": 1.0}, {"loss": 2.0})
+    assert w.write_frame(1, {"a": float("nan")})
+    lines = buf.getvalue().splitlines()
+    assert [strict_loads(x)["step"] for x in lines] == [0, 1]
+    assert strict_loads(lines[1])["values"]["a"] == "nan"
+    bbuf = io.BytesIO()
+    StreamWriter(bbuf).write_frame(7, {"é": 0.5})
+    assert strict_loads(bbuf.getvalue().decode("utf-8"))["values"] == {"é": 0.5}
+    w.close()
+    assert not buf.closed  # never closes what it was given
+
+
+def test_writer_to_path_with_rank_placeholder(tmp_path):
+    p = str(tmp_path / "run-{rank}.jsonl")
+    w = StreamWriter(p)
+    assert not os.path.exists(str(tmp_path / "run-3.jsonl"))  # nothing opened before a frame
+    w.write_frame(0, {"a": 1.0}, rank=3, world=4)
+    w.write_frame(1, {"a": 2.0}, rank=3, world=4)
+    w.close()
+    lines = (tmp_path / "run-3.jsonl").read_text().splitlines()
+    assert [strict_loads(x)["values"]["a"] for x in lines] == [1.0, 2.0]
+    assert all(strict_loads(x)["rank"] == 3 for x in lines)
+    # Truncates by default, appends on request.
+    w = StreamWriter(tmp_path / "x.jsonl")
+    w.write_frame(0, {})
+    w.close()
+    w = StreamWriter(f"file://{tmp_path}/x.jsonl", append=True)
+    w.write_frame(1, {})
+    w.close()
+    assert [strict_loads(x)["step"] for x in (tmp_path / "x.jsonl").read_text().splitlines()] == [0, 1]
+
+
+def test_writer_to_stdout_is_looked_up_per_write(capsys):
+    w = StreamWriter("stdout")
+    w.write_frame(4, {"a": 1.5})
+    out = capsys.readouterr().out
+    assert strict_loads(out)["values"] == {"a": 1.5}
+
+
+def test_bad_destinations_are_rejected_at_construction():
+    with pytest.raises(ValueError, match="udp://HOST:PORT"):
+        StreamWriter("udp://127.0.0.1")
+    with pytest.raises(ValueError, match="unknown destination"):
+        StreamWriter("tcp://127.0.0.1:9")
+    with pytest.raises(TypeError):
+        StreamWriter(42)
+
+
+def _udp_server():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(5.0)
+    return s, s.getsockname()[1]
+
+
+def test_udp_one_datagram_per_line():
+    srv, port = _udp_server()
+    with srv:
+        w = StreamWriter(f"udp://127.0.0.1:{port}")
+        for step in range(3):
+            assert w.write_frame(step, {"fc1": step * 0.5, "fc2": float("inf")}, {"loss": 1.0}, rank=1, world=2)
+        got = [srv.recvfrom(65536)[0] for _ in range(3)]
+        w.close()
+    for step, d in enumerate(got):
+        text = d.decode("utf-8")
+        assert text.endswith("\n") and text.count("\n") == 1  # exactly one complete line
+        obj = strict_loads(text)
+        assert obj["step"] == step and obj["values"] == {"fc1": step * 0.5, "fc2": "inf"}
+        assert (obj["rank"], obj["world"]) == (1, 2)
+
+
+def test_udp_errors_are_counted_and_warned_once(capsys):
+    srv, port = _udp_server()
+    with srv:
+        w = StreamWriter(f"udp://127.0.0.1:{port}")
+        huge = {f"v{i}": 1.0 for i in range(8000)}  # > 64 KiB: EMSGSIZE, cannot be sent
+        assert w.write_frame(0, huge) is False
+        assert w.write_frame(1, huge) is False
+        assert w.write_frame(2, {"a": 1.0}) is True  # later small frames still go out
+        assert strict_loads(srv.recvfrom(65536)[0])["step"] == 2
+        w.close()
+    err = capsys.readouterr().err
+    assert (w.errors, w.written) == (2, 1)
+    assert err.count("cannot write to udp://127.0.0.1") == 1
+    assert err.count("above the ~1400-byte path MTU") == 1
+
+
+def test_closed_file_object_never_raises(capsys):
+    buf = io.StringIO()
+    buf.close()
+    w = StreamWriter(buf)
+    for i in range(5):
+        assert w.write_frame(i, {"a": 1.0}) is False
+    assert w.errors == 5
+    assert capsys.readouterr().err.count("gradtone_hook: cannot write") == 1
+
+
+def test_broken_pipe_on_stdout_is_counted(monkeypatch, capsys):
+    class Broken(io.TextIOBase):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Broken())
+    w = StreamWriter("stdout")
+    assert w.write_frame(0, {"a": 1.0}) is False
+    assert w.write_frame(1, {"a": 1.0}) is False
+    assert w.errors == 2
+    assert "BrokenPipeError" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- OSC
+def hand_decode(packet):
+    """An OSC decoder written independently of gradtone_hook.osc, straight from the OSC 1.0 spec."""
+
+    def string(pos):
+        end = packet.index(b"\0", pos)
+        assert all(b == 0 for b in packet[end : (end + 4) & ~3]), "padding must be NULs"
+        return packet[pos:end].decode(), (end + 4) & ~3
+
+    assert len(packet) % 4 == 0
+    addr, pos = string(0)
+    tags, pos = string(pos)
+    assert tags[0] == ","
+    args = []
+    for tag in tags[1:]:
+        if tag == "i":
+            args.append(struct.unpack(">i", packet[pos : pos + 4])[0])
+            pos += 4
+        elif tag == "h":
+            args.append(struct.unpack(">q", packet[pos : pos + 8])[0])
+            pos += 8
+        elif tag == "f":
+            args.append(struct.unpack(">f", packet[pos : pos + 4])[0])
+            pos += 4
+        elif tag == "s":
+            s, pos = string(pos)
+            args.append(s)
+        else:
+            raise AssertionError(tag)
+    assert pos == len(packet)
+    return addr, tags, args
+
+
+def test_osc_frame_bytes_exact():
+    pkt = osc.encode_frame(12, [("conv1", 0.5), ("fc", float("nan"))])
+    expected = (
+        b"/gradtone/frame\0"  # 15 chars + NUL = 16
+        + b",isfsf\0\0"  # 6 + NUL -> 8
+        + struct.pack(">i", 12)
+        + b"conv1\0\0\0"
+        + struct.pack(">f", 0.5)
+        + b"fc\0\0"
+        + b"\x7f\xc0\x00\x00"  # float32 quiet NaN
+    )
+    assert pkt == expected
+    addr, tags, args = hand_decode(pkt)
+    assert (addr, tags) == ("/gradtone/frame", ",isfsf")
+    assert args[:4] == [12, "conv1", 0.5, "fc"] and math.isnan(args[4])
+
+
+def test_osc_decoder_round_trip_and_edge_cases():
+    vals = [("a" * n, float(n) / 8) for n in range(1, 9)] + [("inf", float("inf")), ("big", 1e39), ("none", None)]
+    pkt = osc.encode_frame(2**33, vals)
+    addr, tags, args = hand_decode(pkt)
+    assert tags == ",h" + "sf" * len(vals) and args[0] == 2**33
+    assert args[1::2] == [n for n, _ in vals]
+    got = args[2::2]
+    assert got[:8] == [float(n) / 8 for n in range(1, 9)]
+    assert got[8] == math.inf and got[9] == math.inf  # 1e39 saturates to float32 +inf
+    assert math.isnan(got[10])  # None -> NaN
+    assert osc.decode_message(pkt)[0] == "/gradtone/frame"
+    m = osc.encode_message("/x", [1, 2.5, "s", b"\x01\x02\x03"])
+    assert osc.decode_message(m) == ("/x", [1, 2.5, "s", b"\x01\x02\x03"])
+    with pytest.raises(ValueError):
+        osc.decode_message(b"/x\0\0,i\0\0\0\0")  # int runs past the end
+    with pytest.raises(ValueError):
+        osc.encode_message("no-slash", [])
+
+
+def test_osc_with_python_osc_if_installed():
+    try:
+        from pythonosc.osc_message import OscMessage
+    except ImportError:
+        pytest.skip("*** SKIPPED: python-osc not installed (optional cross-check; the hand decoder ran above) ***")
+    msg = OscMessage(osc.encode_frame(3, [("fc1", 1.25), ("fc2", -2.0)]))
+    assert msg.address == "/gradtone/frame"
+    assert list(msg.params) == [3, "fc1", 1.25, "fc2", -2.0]
+
+
+def test_osc_over_udp():
+    srv, port = _udp_server()
+    with srv:
+        w = StreamWriter(f"osc://127.0.0.1:{port}")
+        assert w.write_frame(9, [("conv1", 0.25), ("fc2", float("-inf"))], {"loss": 1.0}, rank=0, world=1)
+        addr, tags, args = hand_decode(srv.recvfrom(65536)[0])
+        w.close()
+    assert (addr, tags) == ("/gradtone/frame", ",isfsf")
+    assert args == [9, "conv1", 0.25, "fc2", -math.inf]
+    with pytest.raises(ValueError):
+        StreamWriter(f"osc://127.0.0.1:{port}").write_line("{}")
+
+
+def test_version_is_exposed():
+    assert gradtone_hook.FORMAT_VERSION == 1 and gradtone_hook.__version__
