@@ -39,6 +39,9 @@ pub struct RankArgs {
     /// A rank whose norm differs from the other ranks' median by this factor raises an alarm.
     #[arg(long, default_value_t = 10.0)]
     disagreement: f64,
+    /// Sound the mean of every N steps as one (non-finite values win): hear a million-step run in minutes.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    steps_per_frame: usize,
 }
 
 /// `gradtone render`.
@@ -264,6 +267,7 @@ fn run(
 ) -> Result<()> {
     let mut outputs = Outputs::create(spec)?;
     let mut n = 0u64;
+    let mut decimator = gradtone_sound::Decimator::new(ranks.steps_per_frame);
     let mut merger = world.filter(|&w| w > 1).map(|w| {
         eprintln!("{w} ranks: merging ({:?})", ranks.merge);
         RankMerger::new(MergeOptions {
@@ -277,7 +281,11 @@ fn run(
         })
     });
     let max_lag = ranks.max_lag;
-    let drain = |merger: &mut RankMerger, outputs: &mut Outputs, n: &mut u64| -> Result<()> {
+    let drain = |merger: &mut RankMerger,
+                 outputs: &mut Outputs,
+                 decimator: &mut gradtone_sound::Decimator,
+                 n: &mut u64|
+     -> Result<()> {
         while let Some(m) = merger.pop() {
             if !m.lagging.is_empty() {
                 eprintln!(
@@ -291,7 +299,9 @@ fn run(
                     m.frame.step
                 );
             }
-            emit(outputs, &m.frame, n)?;
+            if let Some(f) = decimator.push(m.frame) {
+                emit(outputs, &f, n)?;
+            }
         }
         Ok(())
     };
@@ -301,14 +311,21 @@ fn run(
             match &mut merger {
                 Some(m) => {
                     m.push(f);
-                    drain(m, &mut outputs, &mut n)?;
+                    drain(m, &mut outputs, &mut decimator, &mut n)?;
                 }
-                None => emit(&mut outputs, &f, &mut n)?,
+                None => {
+                    if let Some(f) = decimator.push(f) {
+                        emit(&mut outputs, &f, &mut n)?;
+                    }
+                }
             }
         }
         if let Some(m) = &mut merger {
             m.finish();
-            drain(m, &mut outputs, &mut n)?;
+            drain(m, &mut outputs, &mut decimator, &mut n)?;
+        }
+        if let Some(f) = decimator.finish() {
+            emit(&mut outputs, &f, &mut n)?;
         }
         Ok(())
     })();

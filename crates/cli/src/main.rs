@@ -1,6 +1,7 @@
 //! `gradtone`: hear neural-network training. Thin wiring of the library crates: sources
 //! (the Burn trainer, CSV files) → frames → a mapping → sinks (WAV, CSV).
 
+mod bench;
 mod data;
 mod experiments;
 mod listen;
@@ -41,6 +42,8 @@ enum Command {
     },
     /// Render recorded metrics (JSONL stream, CSV, or TensorBoard event files) to sound, offline.
     Render(listen::RenderArgs),
+    /// Time training steps (batch 10/64/256), the norms' and the sound's cost, and peak memory.
+    Bench(bench::BenchArgs),
     /// Sonify a live stream of metrics: stdin, a growing file, UDP or OSC (see docs/stream-format.md).
     Listen(listen::ListenArgs),
 }
@@ -308,6 +311,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::ReferenceCheck { dir } => reference_check(&dir),
         Command::Render(args) => listen::render(&args),
         Command::Listen(args) => listen::listen(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
 

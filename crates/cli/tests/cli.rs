@@ -342,7 +342,7 @@ fn interrupted_runs_keep_their_sound() {
             t.join(&format!("{name}.wav")),
             t.join(&format!("{name}.csv")),
         );
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .args([
                 "train",
                 "--no-live",

@@ -376,7 +376,9 @@ impl AlarmDetector {
                 layers.join(", ")
             ));
         }
-        if !finite.is_empty() {
+        // Dead steps (all ~0) do not define the normal level: a dead stretch would make any
+        // revival look like an explosion, and hide a real one after it.
+        if !finite.is_empty() && total > self.config.dead.epsilon {
             self.total_median.push(total);
         }
         for n in &finite {

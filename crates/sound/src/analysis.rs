@@ -1,4 +1,5 @@
-//! Measuring audio: tone power at a frequency, the dominant frequency, RMS and peak.
+//! Measuring audio: tone power at a frequency, the dominant frequency, RMS and peak, and a
+//! windowed power [`Spectrum`] with its centroid (brightness) and flatness (noisiness).
 //!
 //! Everything accumulates in `f64`.
 
@@ -140,6 +141,145 @@ pub fn peak(samples: &[f32]) -> f32 {
     samples.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
 
+/// A one-sided power spectrum of a Hann-windowed block: what [`Spectrum::of`] returns.
+///
+/// `power[k]` is the power at `k · bin_hz` Hz, for `k = 0 ..= n/2` where `n` is the block
+/// length zero-padded to a power of two. The scale matches [`goertzel_power`]: a sine of
+/// amplitude `A` centred on a bin gives `A²/4` there, and `A²/16` in each neighbour (the Hann
+/// window's main lobe). Sums over bins grow with the zero-padding, so use them as ratios
+/// (band fractions, [`Spectrum::centroid`], [`Spectrum::flatness`]) rather than as levels;
+/// for a level, use [`rms`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spectrum {
+    /// Spacing of the bins, Hz (`sample_rate / n`).
+    pub bin_hz: f64,
+    /// Power per bin, from 0 Hz to Nyquist inclusive.
+    pub power: Vec<f64>,
+}
+
+impl Spectrum {
+    /// The spectrum of `samples` (mono) at `sample_rate`: Hann window over exactly the samples,
+    /// zero-padded to the next power of two (at least 2), one FFT. Empty input gives one bin of
+    /// zero power.
+    ///
+    /// ```
+    /// use gradtone_sound::analysis::Spectrum;
+    /// let s: Vec<f32> = (0..4096).map(|i| (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 44100.0).sin() as f32).collect();
+    /// let spec = Spectrum::of(&s, 44100);
+    /// assert!((spec.centroid() - 1000.0).abs() < 15.0); // a sine's centroid is its pitch
+    /// assert!(spec.flatness() < 1e-3); // and it is as tonal as it gets
+    /// ```
+    pub fn of(samples: &[f32], sample_rate: u32) -> Spectrum {
+        let n = samples.len().next_power_of_two().max(2);
+        let mut re = vec![0.0f64; n];
+        let mut im = vec![0.0f64; n];
+        let len = samples.len() as f64;
+        let mut wsum = 0.0;
+        for (i, &x) in samples.iter().enumerate() {
+            let w = (std::f64::consts::PI * (i as f64 + 0.5) / len)
+                .sin()
+                .powi(2);
+            wsum += w;
+            re[i] = f64::from(x) * w;
+        }
+        fft_in_place(&mut re, &mut im);
+        // Dividing by (Σw)² makes a sine of amplitude A read A²/4 at its bin, as `goertzel_power`.
+        let scale = if wsum > 0.0 { 1.0 / (wsum * wsum) } else { 0.0 };
+        let power = (0..=n / 2)
+            .map(|k| (re[k] * re[k] + im[k] * im[k]) * scale)
+            .collect();
+        Spectrum {
+            bin_hz: f64::from(sample_rate) / n as f64,
+            power,
+        }
+    }
+
+    /// Sum of the power over all bins.
+    pub fn total(&self) -> f64 {
+        self.power.iter().sum()
+    }
+
+    /// Sum of the power of the bins whose frequency lies in `[lo_hz, hi_hz)`.
+    pub fn band_power(&self, lo_hz: f64, hi_hz: f64) -> f64 {
+        self.power
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| (lo_hz..hi_hz).contains(&(k as f64 * self.bin_hz)))
+            .map(|(_, p)| p)
+            .sum()
+    }
+
+    /// Spectral centroid, Hz: the power-weighted mean frequency, i.e. how *bright* the block
+    /// sounds. For a single tone it is the tone's pitch; for a chord, a pitch between its notes.
+    /// NaN for a silent block.
+    pub fn centroid(&self) -> f64 {
+        let total = self.total();
+        if total <= 0.0 {
+            return f64::NAN;
+        }
+        let weighted: f64 = self
+            .power
+            .iter()
+            .enumerate()
+            .map(|(k, p)| k as f64 * self.bin_hz * p)
+            .sum();
+        weighted / total
+    }
+
+    /// Spectral flatness (Wiener entropy): geometric over arithmetic mean of the power of the
+    /// bins above DC, in `[0, 1]`. Near 0 for tones (power in a few bins), about 0.56 for white
+    /// noise (the mean of `ln` of an exponential variable is `−γ`, so `e^{−γ}`): the measure of
+    /// how *noisy* (non-tonal) a block sounds. NaN for a silent block.
+    pub fn flatness(&self) -> f64 {
+        let bins = self.power.get(1..).unwrap_or(&[]);
+        let mean = bins.iter().sum::<f64>() / bins.len().max(1) as f64;
+        if bins.is_empty() || mean <= 0.0 {
+            return f64::NAN;
+        }
+        // Floor far below any audible level so an exactly-zero bin cannot give ln(0) = −∞ · 0.
+        let floor = mean * 1e-30;
+        let mean_ln = bins.iter().map(|&p| p.max(floor).ln()).sum::<f64>() / bins.len() as f64;
+        (mean_ln.exp() / mean).clamp(0.0, 1.0)
+    }
+}
+
+/// Iterative radix-2 Cooley–Tukey FFT (decimation in time); `re.len()` must be a power of two.
+fn fft_in_place(re: &mut [f64], im: &mut [f64]) {
+    let n = re.len();
+    // Bit-reversal permutation.
+    let mut j = 0usize;
+    for i in 1..n {
+        let mut bit = n >> 1;
+        while j & bit != 0 {
+            j ^= bit;
+            bit >>= 1;
+        }
+        j |= bit;
+        if i < j {
+            re.swap(i, j);
+            im.swap(i, j);
+        }
+    }
+    let mut len = 2;
+    while len <= n {
+        let ang = -2.0 * std::f64::consts::PI / len as f64;
+        for start in (0..n).step_by(len) {
+            for k in 0..len / 2 {
+                // Twiddles from sin/cos directly (not by recurrence): no drift on long blocks.
+                let (s, c) = (ang * k as f64).sin_cos();
+                let (a, b) = (start + k, start + k + len / 2);
+                let tr = re[b] * c - im[b] * s;
+                let ti = re[b] * s + im[b] * c;
+                re[b] = re[a] - tr;
+                im[b] = im[a] - ti;
+                re[a] += tr;
+                im[a] += ti;
+            }
+        }
+        len <<= 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +353,96 @@ mod tests {
         assert!(peak(&[0.1, f32::NAN]).is_nan());
         assert!(rms(&[0.1, f32::NAN]).is_nan());
         assert_eq!((rms(&[]), peak(&[])), (0.0, 0.0));
+    }
+
+    /// Deterministic white noise in [−amp, amp] (a 64-bit LCG; no dependency).
+    fn noise(n: usize, amp: f32) -> Vec<f32> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                amp * (((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fft_matches_a_naive_dft() {
+        let x = noise(64, 1.0);
+        let (mut re, mut im): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| f64::from(v)).collect(), vec![0.0; 64]);
+        fft_in_place(&mut re, &mut im);
+        for k in [0usize, 1, 7, 31, 32, 50] {
+            let (mut dr, mut di) = (0.0, 0.0);
+            for (i, &v) in x.iter().enumerate() {
+                let a = -2.0 * std::f64::consts::PI * (k * i) as f64 / 64.0;
+                dr += f64::from(v) * a.cos();
+                di += f64::from(v) * a.sin();
+            }
+            assert!(
+                (re[k] - dr).abs() < 1e-9 && (im[k] - di).abs() < 1e-9,
+                "bin {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn spectrum_scale_matches_goertzel_at_a_bin_centre() {
+        // 4096 samples, no padding: bin 93 is 93 · 44100/4096 ≈ 1001.3 Hz.
+        let f = 93.0 * 44100.0 / 4096.0;
+        let s = sine(f, 0.5, 4096, 44100);
+        let spec = Spectrum::of(&s, 44100);
+        assert_eq!(spec.power.len(), 2049);
+        assert!((spec.bin_hz - 44100.0 / 4096.0).abs() < 1e-12);
+        assert!((spec.power[93] - 0.0625).abs() < 1e-4, "{}", spec.power[93]);
+        assert!(
+            (spec.power[92] - 0.0625 / 4.0).abs() < 1e-4,
+            "{}",
+            spec.power[92]
+        );
+        assert!(spec.power[100] < 1e-8, "{}", spec.power[100]);
+        // Zero-padding (3000 → 4096 samples) keeps the peak's scale.
+        let spec = Spectrum::of(&s[..3000], 44100);
+        let top = spec.power.iter().cloned().fold(0.0, f64::max);
+        assert!((top - 0.0625).abs() < 0.01, "{top}");
+        // Nearly all of the power lies within ±50 Hz of the tone.
+        let near = spec.band_power(f - 50.0, f + 50.0) / spec.total();
+        assert!(near > 0.999, "{near}");
+    }
+
+    #[test]
+    fn centroid_is_pitch_for_tones_and_between_for_chords() {
+        for f in [220.0, 1000.0, 3520.0] {
+            let c = Spectrum::of(&sine(f, 0.3, 3528, 44100), 44100).centroid();
+            assert!((c - f).abs() < 0.01 * f, "{f} Hz: centroid {c}");
+        }
+        let mut s = sine(500.0, 0.3, 4096, 44100);
+        for (x, y) in s.iter_mut().zip(sine(2000.0, 0.3, 4096, 44100)) {
+            *x += y;
+        }
+        let c = Spectrum::of(&s, 44100).centroid();
+        assert!((c - 1250.0).abs() < 15.0, "{c}");
+        assert!(Spectrum::of(&[0.0; 512], 44100).centroid().is_nan());
+        assert!(Spectrum::of(&[], 44100).centroid().is_nan());
+    }
+
+    #[test]
+    fn flatness_separates_tones_from_noise() {
+        let tone = Spectrum::of(&sine(700.0, 0.3, 4096, 44100), 44100).flatness();
+        assert!(tone < 1e-3, "{tone}");
+        let mut chord = sine(300.0, 0.2, 4096, 44100);
+        for f in [450.0, 600.0, 900.0] {
+            for (x, y) in chord.iter_mut().zip(sine(f, 0.2, 4096, 44100)) {
+                *x += y;
+            }
+        }
+        let chord = Spectrum::of(&chord, 44100).flatness();
+        assert!(chord < 0.01, "{chord}");
+        let white = Spectrum::of(&noise(4096, 0.1), 44100).flatness();
+        assert!((0.45..0.65).contains(&white), "{white}");
+        // Scale-free: the same noise 40 dB quieter is as flat.
+        let quiet = Spectrum::of(&noise(4096, 0.001), 44100).flatness();
+        assert!((quiet - white).abs() < 1e-6, "{quiet} vs {white}");
+        assert!(Spectrum::of(&[0.0; 64], 44100).flatness().is_nan());
     }
 }

@@ -91,3 +91,109 @@ mod tests {
         assert_eq!(f.rank, None);
     }
 }
+
+/// Merges every `n` consecutive frames into one, so a very long run (a million steps) can be
+/// heard in minutes: each value and loss becomes the mean over the group, but a non-finite value
+/// anywhere in the group wins (NaN over ±∞), so alarms are never averaged away. The merged frame
+/// carries the group's last step; names and order come from the group's first frame.
+#[derive(Debug)]
+pub struct Decimator {
+    n: usize,
+    group: Vec<Frame>,
+}
+
+impl Decimator {
+    /// Merges groups of `n` frames (`n` of 0 or 1 passes frames through).
+    pub fn new(n: usize) -> Self {
+        Self {
+            n: n.max(1),
+            group: Vec::new(),
+        }
+    }
+
+    /// Adds a frame; returns the merged frame when a group is complete.
+    pub fn push(&mut self, frame: Frame) -> Option<Frame> {
+        if self.n == 1 {
+            return Some(frame);
+        }
+        self.group.push(frame);
+        (self.group.len() == self.n).then(|| self.take())
+    }
+
+    /// The merged frame of an incomplete last group, if any.
+    pub fn finish(&mut self) -> Option<Frame> {
+        (!self.group.is_empty()).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Frame {
+        let group = std::mem::take(&mut self.group);
+        let merge = |pick: fn(&Frame) -> &Vec<Named>| -> Vec<Named> {
+            pick(&group[0])
+                .iter()
+                .map(|first| {
+                    let (mut sum, mut count, mut bad) = (0.0, 0usize, None::<f64>);
+                    for f in &group {
+                        if let Some(v) = pick(f).iter().find(|v| v.name == first.name) {
+                            if v.value.is_finite() {
+                                sum += v.value;
+                                count += 1;
+                            } else if !bad.is_some_and(f64::is_nan) {
+                                bad = Some(v.value);
+                            }
+                        }
+                    }
+                    let value = bad.unwrap_or(if count > 0 {
+                        sum / count as f64
+                    } else {
+                        f64::NAN
+                    });
+                    Named {
+                        name: first.name.clone(),
+                        value,
+                    }
+                })
+                .collect()
+        };
+        let last = group.last().map_or(0, |f| f.step);
+        Frame {
+            step: last,
+            values: merge(|f| &f.values),
+            losses: merge(|f| &f.losses),
+            rank: group[0].rank,
+        }
+    }
+}
+
+#[cfg(test)]
+mod decimator_tests {
+    use super::*;
+
+    #[test]
+    fn decimator_means_and_keeps_non_finite() {
+        let mut d = Decimator::new(3);
+        let f = |s, a: f64, b: f64| {
+            Frame::new(s)
+                .with_value("a", a)
+                .with_value("b", b)
+                .with_loss("loss", a)
+        };
+        assert_eq!(d.push(f(0, 1.0, 1.0)), None);
+        assert_eq!(d.push(f(1, 2.0, f64::INFINITY)), None);
+        let m = d.push(f(2, 3.0, f64::NAN)).expect("a full group");
+        assert_eq!(m.step, 2);
+        assert_eq!(m.value("a"), Some(2.0));
+        assert!(
+            m.value("b").is_some_and(f64::is_nan),
+            "NaN wins over inf and finite"
+        );
+        assert_eq!(m.loss(), Some(2.0));
+        assert_eq!(d.push(f(3, 5.0, 1.0)), None);
+        let last = d.finish().expect("partial group");
+        assert_eq!((last.step, last.value("a")), (3, Some(5.0)));
+        assert_eq!(d.finish(), None);
+        assert_eq!(
+            Decimator::new(1).push(f(9, 1.0, 2.0)).map(|f| f.step),
+            Some(9)
+        );
+    }
+}

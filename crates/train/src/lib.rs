@@ -19,7 +19,7 @@ pub use error::TrainError;
 pub use model::{LAYERS, SeedNet};
 pub use params::SeedParams;
 pub use preset::Preset;
-pub use trainer::{Optim, RunConfig, StepStats, Trainer, run};
+pub use trainer::{Optim, Readback, RunConfig, StepStats, Trainer, batches, run};
 
 /// The default compute device: Burn's pure-Rust `flex` CPU backend.
 pub fn default_device() -> burn::tensor::Device {

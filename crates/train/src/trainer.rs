@@ -59,6 +59,17 @@ pub struct StepStats {
     pub bias_norms: Option<[f64; 4]>,
 }
 
+/// What [`Trainer::step_with`] reads back from the device after `backward`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readback {
+    /// The loss only (no norms: a baseline for benchmarks; norms come back NaN).
+    LossOnly,
+    /// The loss and the four weight-gradient norms (what a frame needs).
+    Weights,
+    /// Also the four bias-gradient norms (the reference check).
+    WeightsAndBiases,
+}
+
 /// The seed network with its optimiser: `step` = forward, backward, norms, update.
 pub struct Trainer {
     // `Option` because Burn's optimiser consumes the model and gives back the updated one.
@@ -90,6 +101,19 @@ impl Trainer {
     /// One step on a normalised batch: `x` is n×784 floats, `y` n labels.
     /// Gradient norms are read after `backward` and before the optimiser step, with one readback.
     pub fn step(&mut self, x: Vec<f32>, y: Vec<i64>, with_bias: bool) -> StepStats {
+        self.step_with(
+            x,
+            y,
+            if with_bias {
+                Readback::WeightsAndBiases
+            } else {
+                Readback::Weights
+            },
+        )
+    }
+
+    /// [`Trainer::step`] choosing what is read back (benchmarks measure the cost of the norms).
+    pub fn step_with(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
         let n = y.len();
         let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &self.device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
@@ -99,8 +123,11 @@ impl Trainer {
             .unwrap_or_else(|| unreachable!("model present"));
         let loss = SeedNet::nll_loss(model.forward(x), y);
         let grads = loss.backward();
-        let mut parts = vec![loss.detach(), model.grad_sq_sums(&grads, false)];
-        if with_bias {
+        let mut parts = vec![loss.detach()];
+        if readback != Readback::LossOnly {
+            parts.push(model.grad_sq_sums(&grads, false));
+        }
+        if readback == Readback::WeightsAndBiases {
             parts.push(model.grad_sq_sums(&grads, true));
         }
         let read: Vec<f32> = Tensor::cat(parts, 0)
@@ -109,11 +136,12 @@ impl Trainer {
             .unwrap_or_else(|e| unreachable!("float tensor reads back as f32: {e:?}"));
         let grads = GradientsParams::from_grads(grads, &model);
         self.model = Some(self.optim.step(self.lr, model, grads));
-        let norm = |i: usize| (read[i] as f64).sqrt();
+        let norm = |i: usize| read.get(i).map_or(f64::NAN, |&v| (v as f64).sqrt());
         StepStats {
             loss: read[0] as f64,
             weight_norms: [norm(1), norm(2), norm(3), norm(4)],
-            bias_norms: with_bias.then(|| [norm(5), norm(6), norm(7), norm(8)]),
+            bias_norms: (readback == Readback::WeightsAndBiases)
+                .then(|| [norm(5), norm(6), norm(7), norm(8)]),
         }
     }
 

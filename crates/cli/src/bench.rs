@@ -1,0 +1,147 @@
+//! `gradtone bench`: time per training step of the seed network (forward, backward, the four
+//! norms read back, optimiser step) at several batch sizes, the cost of the norms and of the
+//! sound, and peak memory. Timings are medians over steps after a warm-up, as PyTorch's
+//! `bench_torch.py` measures its `train` time, so the two can be compared side by side.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use gradtone_mnist::{IMAGE_LEN, Split};
+use gradtone_sound::Frame;
+use gradtone_sound::config::SoundConfig;
+use gradtone_train::{LAYERS, Optim, Readback, RunConfig, SeedParams, Trainer};
+
+use crate::data::DataArgs;
+
+/// `gradtone bench` flags.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Batch sizes to time.
+    #[arg(long, value_delimiter = ',', default_value = "10,64,256")]
+    batch: Vec<usize>,
+    /// Steps per batch size (the original's 201).
+    #[arg(long, default_value_t = 201)]
+    steps: usize,
+    /// Steps excluded from the medians.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    gradtone_train::summary::median_sorted(v)
+}
+
+/// Peak resident memory of this process, MiB (Linux; `None` elsewhere).
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.steps <= args.warmup {
+        bail!(
+            "--steps ({}) must exceed --warmup ({})",
+            args.steps,
+            args.warmup
+        );
+    }
+    let train = args.data.load(Split::Train)?;
+    let device = gradtone_train::default_device();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "gradtone bench: seed CNN, SGD lr 0.01 momentum 0.5, {} steps ({} warm-up), Burn flex CPU, {} threads available, load {}",
+        args.steps,
+        args.warmup,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}",
+        "batch", "ms/step", "no-norms ms", "data ms", "seed µs", "cents µs", "sound+norm %"
+    );
+    for &batch in &args.batch {
+        let cfg = RunConfig {
+            optim: Optim::Sgd { momentum: 0.5 },
+            lr: 0.01,
+            batch,
+            steps: Some(args.steps),
+            epochs: None,
+            seed: 1,
+            shuffle: true,
+            drop_last: true,
+        };
+        let params = SeedParams::init(1);
+        let timed = |readback: Readback| {
+            let mut trainer = Trainer::new(&params, cfg.optim, cfg.lr, &device);
+            let (mut train_ms, mut data_ms, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+            for (step, idx) in gradtone_train::batches(&cfg, train.len()).enumerate() {
+                let t0 = Instant::now();
+                let (mut x, mut y) = (Vec::with_capacity(idx.len() * IMAGE_LEN), Vec::new());
+                train.gather_normalised(&idx, &mut x, &mut y);
+                let t1 = Instant::now();
+                let s = trainer.step_with(x, y, readback);
+                let t2 = Instant::now();
+                if step >= args.warmup {
+                    data_ms.push((t1 - t0).as_secs_f64() * 1e3);
+                    train_ms.push((t2 - t1).as_secs_f64() * 1e3);
+                }
+                let mut f = Frame::new(step as u64).with_loss("loss", s.loss);
+                for (name, v) in LAYERS.iter().zip(s.weight_norms) {
+                    f = f.with_value(*name, v);
+                }
+                frames.push(f);
+            }
+            (median(&mut train_ms), median(&mut data_ms), frames)
+        };
+        let (ms, data_ms, frames) = timed(Readback::Weights);
+        let (ms_no_norms, _, _) = timed(Readback::LossOnly);
+        let seed_us = sound_us(&frames, "seed")?;
+        let cents_us = sound_us(&frames, gradtone_sound::mapping::DEFAULT_MAPPING)?;
+        let overhead = ((ms - ms_no_norms).max(0.0) + cents_us / 1e3) / ms * 100.0;
+        println!(
+            "{batch:>6} {ms:>12.3} {ms_no_norms:>12.3} {data_ms:>10.3} {seed_us:>12.1} {cents_us:>12.1} {overhead:>12.2}"
+        );
+        println!(
+            "RESULT batch={batch} ms_per_step={ms:.4} ms_per_step_no_norms={ms_no_norms:.4} sound_us_per_step={cents_us:.2}"
+        );
+    }
+    if let Some(mib) = peak_rss_mib() {
+        println!("peak memory {mib:.0} MiB");
+    }
+    Ok(())
+}
+
+/// Median µs to render one frame's sound with `mapping` (alarms included, as `train` does).
+fn sound_us(frames: &[Frame], mapping: &str) -> Result<f64> {
+    let config = SoundConfig {
+        mapping: mapping.into(),
+        ..SoundConfig::default()
+    };
+    let mut m = gradtone_sound::mapping::with_alarms(&config)?;
+    let mut buf = Vec::new();
+    let mut us: Vec<f64> = frames
+        .iter()
+        .map(|f| {
+            buf.clear();
+            let t = Instant::now();
+            gradtone_sound::Mapping::render(&mut m, f, &mut buf);
+            let _ = m.take_events();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    Ok(median(&mut us))
+}
