@@ -101,7 +101,8 @@ fn bad_mnist_input_is_a_clear_error_and_leaves_no_output() {
     let t = TempDir::new("bad");
     let wav = t.join("out.wav");
     let wav_s = wav.to_str().expect("utf8");
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    type Make = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Make, &str)> = vec![
         (
             "truncated gzip",
             Box::new(|d: &Path| {
