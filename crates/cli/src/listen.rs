@@ -13,6 +13,7 @@ use gradtone_ingest::{
     UdpOptions, UdpSource,
 };
 use gradtone_sound::Frame;
+use gradtone_sound::alarm::AlarmKind;
 
 use crate::outputs::Outputs;
 use crate::{LiveArgs, SinkArgs, interrupt_flag};
@@ -287,17 +288,19 @@ fn run(
                  n: &mut u64|
      -> Result<()> {
         while let Some(m) = merger.pop() {
+            let step = m.frame.step;
             if !m.lagging.is_empty() {
-                eprintln!(
-                    "alarm: step {}: rank(s) {:?} not heard from for {max_lag} steps",
-                    m.frame.step, m.lagging
+                let msg = format!(
+                    "ALARM rank: step {step}: rank(s) {:?} not heard from for {max_lag} steps",
+                    m.lagging
                 );
+                outputs.raise(step, AlarmKind::Rank, msg);
             }
             for (rank, name) in &m.disagreeing {
-                eprintln!(
-                    "alarm: step {}: rank {rank} disagrees with the others on {name}",
-                    m.frame.step
+                let msg = format!(
+                    "ALARM rank: step {step}: rank {rank} disagrees with the others on {name}"
                 );
+                outputs.raise(step, AlarmKind::Rank, msg);
             }
             if let Some(f) = decimator.push(m.frame) {
                 emit(outputs, &f, n)?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use gradtone_export::{MidiOptions, MidiWriter, OscSender};
 use gradtone_live::{LiveConfig, LivePlayer, Pace};
-use gradtone_sound::alarm::{AlarmEvent, WithAlarms};
+use gradtone_sound::alarm::{AlarmEvent, AlarmKind, WithAlarms};
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::csv::CsvWriter;
 use gradtone_sound::grouping::Grouping;
@@ -197,6 +197,16 @@ impl Outputs {
         })
     }
 
+    /// Raises an alarm found outside the mapping's detector (a lagging or disagreeing rank): its
+    /// earcon sounds in the next frame's audio and it is returned by the next [`Outputs::push`].
+    pub fn raise(&mut self, step: u64, kind: AlarmKind, message: String) {
+        self.mapping.raise(AlarmEvent {
+            step,
+            kind,
+            message,
+        });
+    }
+
     /// Sends one frame to every sink; returns the alarms it fired (for the console).
     pub fn push(&mut self, frame: &Frame) -> Result<Vec<AlarmEvent>> {
         self.frames_seen += 1;
@@ -306,7 +316,10 @@ impl Outputs {
     /// returns a line per sink.
     pub fn finish(mut self) -> Result<Vec<String>> {
         self.buf.clear();
-        self.mapping.flush(&mut self.buf);
+        // Silent earcons (the seed mapping's default) leave no tail: its length stays exact.
+        if self.config.alarms.volume > 0.0 {
+            self.mapping.flush(&mut self.buf);
+        }
         if !self.buf.is_empty() {
             let step = self.frames_seen;
             self.send_audio(step)?;

@@ -192,10 +192,14 @@ pub enum AlarmKind {
     Dead,
     /// The loss stopped improving.
     Plateau,
+    /// A rank of a distributed run lags behind or disagrees with the others. Not fired by
+    /// [`AlarmDetector`]: raised from outside with [`WithAlarms::raise`] by whoever merges ranks.
+    Rank,
 }
 
 impl AlarmKind {
-    /// All kinds, in detector order.
+    /// The kinds [`AlarmDetector`] fires, in detector order ([`AlarmKind::Rank`] is raised from
+    /// outside).
     pub const ALL: [AlarmKind; 4] = [
         AlarmKind::NonFinite,
         AlarmKind::Explosion,
@@ -210,6 +214,7 @@ impl AlarmKind {
             AlarmKind::Explosion => "explosion",
             AlarmKind::Dead => "dead",
             AlarmKind::Plateau => "plateau",
+            AlarmKind::Rank => "rank",
         }
     }
 }
@@ -591,6 +596,17 @@ pub fn earcon(kind: AlarmKind, sample_rate: u32, volume: f32) -> Earcon {
                 }
             }
         }
+        AlarmKind::Rank => {
+            // Knocks: three short, fast-decaying 880 Hz ticks, "someone is out of step".
+            for i in 0..3 {
+                b.tone(35.0, 880.0, 880.0, &[1.0, 0.5], move |t| {
+                    v * (t / 0.1).min(1.0) * (-6.0 * t).exp() * ((1.0 - t) / 0.1).min(1.0)
+                });
+                if i < 2 {
+                    b.silence(70.0);
+                }
+            }
+        }
         AlarmKind::Plateau => {
             // Soft double beep: two short pure tones at 60 % of the alarm level.
             let env = flat(0.1);
@@ -675,6 +691,27 @@ impl<M: Mapping> WithAlarms<M> {
         }
     }
 
+    /// Raises an alarm found outside the detector (e.g. a lagging rank): its earcon is mixed
+    /// into the next rendered audio and the event is returned by the next
+    /// [`take_events`](Self::take_events). Ignored when alarms are disabled.
+    pub fn raise(&mut self, event: AlarmEvent) {
+        if self.enabled {
+            self.queue(event);
+        }
+    }
+
+    /// Queues an event's earcon after what is already ringing (50 ms apart) and records it.
+    fn queue(&mut self, event: AlarmEvent) {
+        let sr = self.inner.sample_rate();
+        if !self.pending.is_empty() {
+            let gap = (0.05 * sr as f32) as usize;
+            self.pending.extend(std::iter::repeat_n((0.0, 0.0), gap));
+        }
+        let e = earcon(event.kind, sr, self.volume);
+        self.pending.extend(e.samples.into_iter().zip(e.level));
+        self.events.push(event);
+    }
+
     fn mix_pending(&mut self, out: &mut [f32]) {
         let ch = usize::from(self.inner.channels().max(1));
         for frame in out.chunks_mut(ch) {
@@ -703,15 +740,8 @@ impl<M: Mapping> Mapping for WithAlarms<M> {
         if !self.enabled {
             return;
         }
-        let sr = self.inner.sample_rate();
         for event in self.detector.observe(frame) {
-            if !self.pending.is_empty() {
-                let gap = (0.05 * sr as f32) as usize;
-                self.pending.extend(std::iter::repeat_n((0.0, 0.0), gap));
-            }
-            let e = earcon(event.kind, sr, self.volume);
-            self.pending.extend(e.samples.into_iter().zip(e.level));
-            self.events.push(event);
+            self.queue(event);
         }
         self.mix_pending(&mut out[start..]);
     }

@@ -362,3 +362,44 @@ fn with_alarms_mixes_the_earcon_at_the_firing_step_and_leaves_the_rest_alone() {
     assert!(peak(&out) <= 1.0, "{}", peak(&out));
     assert_eq!(out.len() % 2, 0);
 }
+
+/// A rank alarm raised from outside (the rank merger) knocks at 880 Hz in the next step's audio.
+#[test]
+fn raised_rank_alarm_knocks_in_the_next_render() {
+    let mut m = WithAlarms::new(SeedMapping::new(), &AlarmConfig::default());
+    let frame = |s| Frame::new(s).with_value("fc1", 1.0).with_value("fc2", 1.0);
+    let mut quiet = Vec::new();
+    m.render(&frame(0), &mut quiet);
+    m.raise(AlarmEvent {
+        step: 1,
+        kind: AlarmKind::Rank,
+        message: "rank 3 lags".into(),
+    });
+    let mut knocked = Vec::new();
+    m.render(&frame(1), &mut knocked);
+    let events = m.take_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, AlarmKind::Rank);
+    // The seed tones sit at 300 Hz; the knock adds 880 Hz energy that the quiet step lacks.
+    let (before, after) = (
+        goertzel_power(&quiet[..1500], 44_100, 880.0),
+        goertzel_power(&knocked[..1500], 44_100, 880.0),
+    );
+    assert!(
+        after > 100.0 * before.max(1e-12),
+        "880 Hz power {before} → {after}"
+    );
+    assert!(knocked.iter().all(|x| x.abs() <= 1.0));
+    // Disabled alarms ignore it.
+    let off = AlarmConfig {
+        enabled: false,
+        ..AlarmConfig::default()
+    };
+    let mut m = WithAlarms::new(SeedMapping::new(), &off);
+    m.raise(AlarmEvent {
+        step: 1,
+        kind: AlarmKind::Rank,
+        message: "x".into(),
+    });
+    assert!(m.take_events().is_empty());
+}
