@@ -1,7 +1,7 @@
 //! End-to-end tests of the `gradtone` binary: real processes, real files, real signals.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,23 +9,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_gradtone");
 /// Samples per step of the seed mapping: 4 layers × 441 + 882 silence.
 const STEP_SAMPLES: usize = 4 * 441 + 882;
 
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("gradtone-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use gradtone_testkit::TempDir;
 
 fn gradtone(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -98,7 +82,7 @@ fn train_args<'a>(data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn bad_mnist_input_is_a_clear_error_and_leaves_no_output() {
-    let t = TempDir::new("bad");
+    let t = TempDir::new("cli-bad");
     let wav = t.join("out.wav");
     let wav_s = wav.to_str().expect("utf8");
     type Make = Box<dyn Fn(&Path)>;
@@ -169,11 +153,11 @@ fn bad_mnist_input_is_a_clear_error_and_leaves_no_output() {
 
 #[test]
 fn unwritable_output_is_a_clear_error() {
-    let t = TempDir::new("unwritable");
-    tiny_mnist(&t.0, 30);
+    let t = TempDir::new("cli-unwritable");
+    tiny_mnist(t.path(), 30);
     let bad = t.join("missing-dir/out.wav");
     let o = gradtone(&train_args(
-        t.0.to_str().expect("utf8"),
+        t.path().to_str().expect("utf8"),
         &[
             "--steps",
             "2",
@@ -184,13 +168,13 @@ fn unwritable_output_is_a_clear_error() {
     ));
     assert_clean_error(&o, "missing-dir");
     let o = gradtone(&train_args(
-        t.0.to_str().expect("utf8"),
+        t.path().to_str().expect("utf8"),
         &[
             "--steps",
             "2",
             "--no-eval",
             "--csv",
-            t.0.to_str().expect("utf8"),
+            t.path().to_str().expect("utf8"),
         ],
     ));
     assert_clean_error(&o, "CSV");
@@ -198,11 +182,11 @@ fn unwritable_output_is_a_clear_error() {
 
 #[test]
 fn train_writes_a_wav_whose_tones_are_the_csv_norms() {
-    let t = TempDir::new("train");
-    tiny_mnist(&t.0, 200);
+    let t = TempDir::new("cli-train");
+    tiny_mnist(t.path(), 200);
     let (wav, csv) = (t.join("run.wav"), t.join("run.csv"));
     let o = gradtone(&train_args(
-        t.0.to_str().expect("utf8"),
+        t.path().to_str().expect("utf8"),
         &[
             "--steps",
             "12",
@@ -255,7 +239,7 @@ fn render_reproduces_the_reference_wav_and_rejects_bad_csv() {
     let Some(dir) = gradtone_testkit::shared("render_cli", "reference/pytorch") else {
         return;
     };
-    let t = TempDir::new("render");
+    let t = TempDir::new("cli-render");
     let out = t.join("r.wav");
     let csv = dir.join("trajectories/sgd_lr0.1_bs10_seed1.csv");
     let o = gradtone(&[
@@ -308,7 +292,7 @@ fn reference_check_passes_and_fails_when_it_should() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("PASS"));
     // A copy whose expected fc1 norm is off by 1e-3 must fail.
-    let t = TempDir::new("refcheck");
+    let t = TempDir::new("cli-refcheck");
     let copy = t.join("exact");
     std::fs::create_dir_all(copy.join("params")).expect("dir");
     for e in std::fs::read_dir(dir.join("params")).expect("ls") {
@@ -337,7 +321,7 @@ fn interrupted_runs_keep_their_sound() {
     let Some(data) = gradtone_testkit::shared("signals", "data/mnist-20k") else {
         return;
     };
-    let t = TempDir::new("signals");
+    let t = TempDir::new("cli-signals");
     for (sig, name) in [("INT", "int"), ("KILL", "kill")] {
         let (wav, csv) = (
             t.join(&format!("{name}.wav")),

@@ -15,24 +15,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p =
-            std::env::temp_dir().join(format!("gradtone-streams-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-    fn path(&self, p: &str) -> String {
-        self.0.join(p).to_string_lossy().into_owned()
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use gradtone_testkit::TempDir;
 
 fn gradtone(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -66,8 +49,8 @@ fn recorded_pytorch_stream_renders_like_the_reference() {
     ) else {
         return;
     };
-    let t = TempDir::new("seed");
-    let out = t.path("seed.wav");
+    let t = TempDir::new("streams-seed");
+    let out = t.arg("seed.wav");
     let o = gradtone(&[
         "render",
         fixture("pytorch_mnist_seed.jsonl").to_str().expect("utf8"),
@@ -91,17 +74,17 @@ fn recorded_pytorch_stream_renders_like_the_reference() {
 /// then the TensorBoard output read back in as a source.
 #[test]
 fn all_sinks_from_one_stream_and_tensorboard_round_trip() {
-    let t = TempDir::new("sinks");
+    let t = TempDir::new("streams-sinks");
     let osc = UdpSocket::bind("127.0.0.1:0").expect("bind");
     osc.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let osc_addr = osc.local_addr().expect("addr").to_string();
     let (wav, csv, png, mid, tb) = (
-        t.path("a.wav"),
-        t.path("a.csv"),
-        t.path("a.png"),
-        t.path("a.mid"),
-        t.path("tb"),
+        t.arg("a.wav"),
+        t.arg("a.csv"),
+        t.arg("a.png"),
+        t.arg("a.mid"),
+        t.arg("tb"),
     );
     let o = gradtone(&[
         "render",
@@ -148,7 +131,7 @@ fn all_sinks_from_one_stream_and_tensorboard_round_trip() {
         series.tags
     );
     // TensorBoard back in: the same 201 steps, rendered with the seed mapping.
-    let back = t.path("back.wav");
+    let back = t.arg("back.wav");
     let o = gradtone(&[
         "render",
         &tb,
@@ -168,8 +151,8 @@ fn all_sinks_from_one_stream_and_tensorboard_round_trip() {
 /// Four ranks of a real distributed run merge into one frame per step; a lagging rank alarms.
 #[test]
 fn distributed_streams_merge_and_a_lagging_rank_is_flagged() {
-    let t = TempDir::new("ranks");
-    let csv = t.path("ddp.csv");
+    let t = TempDir::new("streams-ranks");
+    let csv = t.arg("ddp.csv");
     let o = gradtone(&[
         "render",
         fixture("pytorch_ddp_4ranks.jsonl").to_str().expect("utf8"),
@@ -188,7 +171,7 @@ fn distributed_streams_merge_and_a_lagging_rank_is_flagged() {
         "--max-lag",
         "3",
         "--csv",
-        &t.path("l.csv"),
+        &t.arg("l.csv"),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
@@ -201,13 +184,13 @@ fn distributed_streams_merge_and_a_lagging_rank_is_flagged() {
 /// `listen --udp` receives datagrams from a sender on loopback and stops after the idle timeout.
 #[test]
 fn listen_over_udp_and_stdin() {
-    let t = TempDir::new("udp");
+    let t = TempDir::new("streams-udp");
     let port = UdpSocket::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port();
-    let wav = t.path("udp.wav");
+    let wav = t.arg("udp.wav");
     let child = Command::new(BIN)
         .args([
             "listen",
@@ -249,7 +232,7 @@ fn listen_over_udp_and_stdin() {
     assert_eq!(samples(&wav).len(), 5 * (2 * 441 + 882));
 
     // stdin: the same lines piped in.
-    let wav2 = t.path("stdin.wav");
+    let wav2 = t.arg("stdin.wav");
     let mut child = Command::new(BIN)
         .args(["listen", "--no-live", "--mapping", "seed", "--wav", &wav2])
         .stdin(Stdio::piped())

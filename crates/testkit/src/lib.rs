@@ -47,3 +47,42 @@ pub fn shared(test: &str, rel: &str) -> Option<PathBuf> {
     }
     Some(p)
 }
+
+/// A fresh, empty temporary folder for one test, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `<tmp>/gradtone-<name>-<pid>`, emptied first.
+    ///
+    /// # Panics
+    /// When the folder cannot be created (a broken test machine).
+    pub fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("gradtone-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        if let Err(e) = std::fs::create_dir_all(&p) {
+            panic!("cannot create {}: {e}", p.display());
+        }
+        TempDir(p)
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// A path inside the folder.
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    /// A path inside the folder, as a string (for command-line arguments).
+    pub fn arg(&self, rel: &str) -> String {
+        self.0.join(rel).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
