@@ -315,13 +315,20 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A flag that Ctrl-C sets: the loop finishes its step, the files are finalised.
+/// The flag that Ctrl-C sets: the loop finishes its step, the files are finalised. One
+/// process-wide flag (a handler can be installed only once), cleared for each new run.
 pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    // If a handler is already installed (tests calling twice), Ctrl-C keeps its default effect.
-    let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
-    flag
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    let flag = FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        if let Err(e) = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst)) {
+            eprintln!("note: Ctrl-C will stop at once, without finalising files ({e})");
+        }
+        flag
+    });
+    flag.store(false, Ordering::SeqCst);
+    flag.clone()
 }
 
 fn progress_bar(total: usize) -> ProgressBar {
