@@ -1,31 +1,16 @@
 //! End-to-end tests of the `gradtone` binary: real processes, real files, real signals.
 
+mod common;
+use common::{BIN, gradtone, text};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gradtone");
 /// Samples per step of the seed mapping: 4 layers × 441 + 882 silence.
 const STEP_SAMPLES: usize = 4 * 441 + 882;
 
 use gradtone_testkit::TempDir;
-
-fn gradtone(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("GRADTONE_MNIST_DIR")
-        .output()
-        .expect("gradtone runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A failed run: non-zero exit, no panic, a message that contains `needle`.
 fn assert_clean_error(o: &Output, needle: &str) {

@@ -1,13 +1,13 @@
 //! `gradtone render` / `gradtone listen` end to end: recorded PyTorch streams, UDP, stdin,
 //! TensorBoard in and out, MIDI, OSC and PNG sinks.
 
+mod common;
+use common::{BIN, gradtone, text};
 use std::io::Write;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_gradtone");
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,21 +16,6 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 use gradtone_testkit::TempDir;
-
-fn gradtone(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("gradtone runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn samples(path: &str) -> Vec<i16> {
     hound::WavReader::open(path)

@@ -73,22 +73,11 @@ fn the_five_settings_have_the_reference_shape() {
     };
     let train = gradtone_mnist::load_dir(&data, Split::Train).expect("train set");
     let test = gradtone_mnist::load_dir(&data, Split::Test).expect("test set");
-    let device = default_device();
     for preset in [Preset::SgdLr001, Preset::SgdLr01] {
         let Some(reference) = reference_medians(preset.name()) else {
             return;
         };
-        let mut frames = Vec::new();
-        let trainer = gradtone_train::run(
-            &preset.config(1),
-            &SeedParams::init(1),
-            &train,
-            &device,
-            |f| {
-                frames.push(f);
-                std::ops::ControlFlow::Continue(())
-            },
-        );
+        let (frames, trainer) = train_frames(&preset.config(1), &train);
         assert_eq!(frames.len(), 201);
         let acc = trainer.accuracy(&test);
         let stats = RunStats::of(&frames);
@@ -113,17 +102,7 @@ fn the_five_settings_have_the_reference_shape() {
         }
     }
     for preset in [Preset::SgdLr1, Preset::SgdLr1Bs256] {
-        let mut frames = Vec::new();
-        let trainer = gradtone_train::run(
-            &preset.config(1),
-            &SeedParams::init(1),
-            &train,
-            &device,
-            |f| {
-                frames.push(f);
-                std::ops::ControlFlow::Continue(())
-            },
-        );
+        let (frames, trainer) = train_frames(&preset.config(1), &train);
         let stats = RunStats::of(&frames);
         let first: f64 = frames[0].values.iter().map(|v| v.value).sum();
         let peak = stats.values.iter().map(|v| v.max).fold(0.0, f64::max);
@@ -149,6 +128,25 @@ fn the_five_settings_have_the_reference_shape() {
     }
 }
 
+/// Runs `cfg` from its seeded init, collecting every frame.
+fn train_frames(
+    cfg: &gradtone_train::RunConfig,
+    train: &gradtone_mnist::Dataset,
+) -> (Vec<gradtone_sound::Frame>, gradtone_train::Trainer) {
+    let mut frames = Vec::new();
+    let trainer = gradtone_train::run(
+        cfg,
+        &SeedParams::init(cfg.seed),
+        train,
+        &default_device(),
+        |f| {
+            frames.push(f);
+            std::ops::ControlFlow::Continue(())
+        },
+    );
+    (frames, trainer)
+}
+
 #[test]
 fn runs_are_reproducible_per_seed() {
     let Some(data) = gradtone_testkit::shared("reproducible", "data/mnist-20k") else {
@@ -158,18 +156,7 @@ fn runs_are_reproducible_per_seed() {
     let go = |seed| {
         let mut cfg = Preset::SgdLr01.config(seed);
         cfg.steps = Some(5);
-        let mut frames = Vec::new();
-        gradtone_train::run(
-            &cfg,
-            &SeedParams::init(seed),
-            &train,
-            &default_device(),
-            |f| {
-                frames.push(f);
-                std::ops::ControlFlow::Continue(())
-            },
-        );
-        frames
+        train_frames(&cfg, &train).0
     };
     let a = go(1);
     assert_eq!(a.len(), 5);
