@@ -208,6 +208,37 @@ class GradTone:
                 _warn(f"step {step}: {type(e).__name__}: {e}. Training goes on; further failures are counted silently.")
             return None
 
+    def term_norms(self, terms: dict[str, Any]) -> dict[str, float]:
+        """Per-loss gradient norms: for a loss ``L = sum_i w_i * L_i``, pass the *weighted* terms
+        ``{"d_real": w1 * l1, "d_fake": w2 * l2}`` before ``backward()``; returns
+        ``{"d_real/<group>": norm, ...}`` for every selected group, to pass as ``step(values=...)``.
+        gradtone hears each term as its own instrument (the part of a value's name before ``/``).
+
+        One ``torch.autograd.grad`` per term with ``retain_graph=True``, so the usual
+        ``loss.backward()`` still works afterwards; the cost is one extra backward pass per term.
+        Parameters a term does not reach count as 0. AMP scaling is not applied here: pass
+        unscaled terms.
+        """
+        torch = self._torch
+        params = [p for _, p, _ in self._params]
+        out: dict[str, float] = {}
+        for term, value in terms.items():
+            if "/" in str(term):
+                raise ValueError(f"term name {term!r} must not contain '/' (it separates term and layer)")
+            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+            sq = [
+                torch.zeros((), dtype=torch.float64, device=p.device)
+                if g is None
+                else torch.linalg.vector_norm(g.detach(), 2).to(torch.float64) ** 2
+                for p, g in zip(params, grads)
+            ]
+            per_group: list[list[Any]] = [[] for _ in self._groups]
+            for (_, _, gi), v in zip(self._params, sq):
+                per_group[gi].append(v.cpu())
+            totals = torch.stack([torch.stack(vs).sum() for vs in per_group]).sqrt().tolist()
+            out.update({f"{term}/{g}": float(v) for g, v in zip(self._groups, totals)})
+        return out
+
     def close(self) -> None:
         """Close the destination (socket / file opened by the hook)."""
         self.writer.close()

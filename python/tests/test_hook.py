@@ -383,3 +383,47 @@ def test_cuda_amp_foreach_and_one_sync(torch, monkeypatch):
     for n, w in want.items():
         assert a["values"][n] == pytest.approx(w, rel=1e-5), n
         assert b["values"][n] == pytest.approx(w, rel=1e-5), n
+
+
+def test_term_norms_are_each_weighted_terms_gradient(torch):
+    """term_norms gives each weighted term's own per-group gradient norm (checked against a
+    separate backward per term), leaves the graph usable for the total's backward, and the
+    frame's values name them term/group: gradtone's instruments."""
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 1, 8, 8, generator=g)
+    y = torch.randint(0, 3, (5,), generator=g)
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, strict=True, include=["*weight"])
+
+    def terms():
+        out = model(x)
+        ce = torch.nn.functional.cross_entropy(out, y)
+        reg = 0.3 * sum((p**2).sum() for n, p in model.named_parameters() if n.endswith("weight"))
+        return ce, reg
+
+    # Independent answer: one backward per term on a fresh graph.
+    want = {}
+    for k, name in enumerate(["ce", "reg"]):
+        model.zero_grad()
+        terms()[k].backward()
+        for grp, pname in [("conv1", "conv1.weight"), ("fc1", "fc1.weight"), ("head.1", "head.1.weight")]:
+            want[f"{name}/{grp}"] = dict(model.named_parameters())[pname].grad.norm().item()
+
+    model.zero_grad()
+    ce, reg = terms()
+    got = tone.term_norms({"ce": ce, "reg": reg})
+    (ce + reg).backward()  # the graph is still there
+    frame = tone.step(losses={"ce": ce, "reg": reg}, values=got)
+    for k, v in want.items():
+        assert math.isclose(got[k], v, rel_tol=1e-5), (k, got[k], v)
+    names = list(strict_loads(buf.getvalue().splitlines()[0])["values"])
+    assert names[: len(tone.names)] == tone.names
+    assert "ce/conv1" in names and "reg/head.1" in names
+    # The total's norm is not the sum of the terms' norms, but within the triangle bound.
+    total = frame["values"]["fc1"]
+    assert total <= got["ce/fc1"] + got["reg/fc1"] + 1e-9
+    with pytest.raises(ValueError):
+        tone.term_norms({"a/b": ce})

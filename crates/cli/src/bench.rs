@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Steps excluded from the medians.
     #[arg(long, default_value_t = 10)]
     warmup: usize,
+    /// Instead: time each part of a step alone (data, each layer's forward and backward,
+    /// pooling, norms, optimiser) per batch size, median of --steps runs each.
+    #[arg(long)]
+    profile: bool,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -58,6 +62,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let train = args.data.load(Split::Train)?;
     let device = gradtone_train::default_device();
+    if args.profile {
+        return profile(args, &train, &device);
+    }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "gradtone bench: seed CNN, SGD lr 0.01 momentum 0.5, {} steps ({} warm-up), Burn flex CPU, {} threads available, load {}",
@@ -83,6 +90,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             seed: 1,
             shuffle: true,
             drop_last: true,
+            l2: 0.0,
         };
         let params = SeedParams::init(1);
         let timed = |readback: Readback| {
@@ -144,4 +152,35 @@ fn sound_us(frames: &[Frame], mapping: &str) -> Result<f64> {
         })
         .collect();
     Ok(median(&mut us))
+}
+
+/// `gradtone bench --profile`: a table per batch size of where a step's time goes.
+fn profile(
+    args: &BenchArgs,
+    train: &gradtone_mnist::Dataset,
+    device: &gradtone_train::Device,
+) -> Result<()> {
+    for &batch in &args.batch {
+        if batch == 0 {
+            bail!("--batch sizes must be at least 1");
+        }
+        let p = gradtone_train::profile::profile(batch, args.steps, train, device);
+        let sum: f64 = p.parts.iter().map(|x| x.forward_ms + x.backward_ms).sum();
+        println!(
+            "\nbatch {batch}: whole step {:.2} ms; parts timed alone add up to {:.2} ms",
+            p.step_ms, sum
+        );
+        println!("| part | forward ms | backward ms | share of the parts |\n|---|---:|---:|---:|");
+        for part in &p.parts {
+            let t = part.forward_ms + part.backward_ms;
+            println!(
+                "| {} | {:.3} | {:.3} | {:.1} % |",
+                part.name,
+                part.forward_ms,
+                part.backward_ms,
+                100.0 * t / sum.max(1e-12)
+            );
+        }
+    }
+    Ok(())
 }

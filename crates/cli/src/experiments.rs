@@ -41,6 +41,7 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
             &train,
             &mut outputs,
             &label,
+            0,
         );
         let (frames, trainer, interrupted) = match result {
             Ok(r) => r,

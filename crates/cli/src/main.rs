@@ -4,8 +4,10 @@
 mod bench;
 mod data;
 mod experiments;
+mod gan;
 mod listen;
 mod outputs;
+mod sweep;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -21,6 +23,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::data::DataArgs;
 use crate::outputs::Outputs;
 
+// Training frees and re-allocates the same multi-megabyte buffers every step: mimalloc reuses
+// them where glibc's malloc unmaps them and page-faults them back in (see `gradtone bench`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Hear neural-network training: each step's per-layer gradient norms become sound.
 #[derive(Parser, Debug)]
 #[command(name = "gradtone", version, about, long_about = None)]
@@ -31,8 +38,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train the 2019 seed CNN on MNIST (Burn, CPU) and hear its gradient norms.
+    /// Train on MNIST (Burn, CPU) and hear the gradient norms: the 2019 seed CNN (optionally
+    /// with an L2 term), or a small GAN whose three losses are three instruments.
     Train(TrainArgs),
+    /// Train the same seed at several weights of one loss term and render them into one WAV,
+    /// separated by pings, with a table and a picture: hear where the balance tips.
+    Sweep(sweep::SweepArgs),
     /// Run the five original settings and write their WAVs, CSVs and a summary.md table.
     Experiments(ExperimentsArgs),
     /// Check gradtone's gradients against PyTorch's reference answers (exit 1 if any error > 1e-4).
@@ -77,6 +88,43 @@ impl From<PresetArg> for Preset {
             PresetArg::AdamLr001 => Preset::AdamLr001,
         }
     }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum ModelArg {
+    /// The 2019 seed CNN classifier (loss terms: nll, and l2 when weighted).
+    #[default]
+    Cnn,
+    /// A small MLP GAN (loss terms: d_real, d_fake, g_adv).
+    Gan,
+}
+
+/// Loss-term weights, `name=weight` pairs in the order given.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LossWeights(pub Vec<(String, f64)>);
+
+/// Parses `name=weight[,name=weight…]` (weights finite and ≥ 0).
+pub(crate) fn parse_weights(s: &str) -> Result<LossWeights, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (name, w) = p
+                .split_once('=')
+                .ok_or_else(|| format!("{p:?} is not name=weight (e.g. l2=0.001)"))?;
+            let w: f64 = w
+                .trim()
+                .parse()
+                .map_err(|_| format!("weight of {:?} is not a number: {w:?}", name.trim()))?;
+            if !w.is_finite() || w < 0.0 {
+                return Err(format!(
+                    "weight of {:?} must be finite and ≥ 0, got {w}",
+                    name.trim()
+                ));
+            }
+            Ok((name.trim().to_string(), w))
+        })
+        .collect::<Result<_, _>>()
+        .map(LossWeights)
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,12 +236,21 @@ impl SinkArgs {
             tensorboard: self.tensorboard.clone(),
             live,
             title: title.to_string(),
+            no_plateau: false,
+            absolute_pitch: false,
         }
     }
 }
 
 #[derive(Args, Debug)]
-struct TrainArgs {
+pub(crate) struct TrainArgs {
+    /// What to train: the seed CNN, or a GAN (see the GAN flags).
+    #[arg(long, value_enum, default_value_t = ModelArg::Cnn)]
+    model: ModelArg,
+    /// Weights of the loss terms, name=weight,…: cnn `l2=λ` adds λ·Σ‖W‖² (its NLL weight stays
+    /// 1); gan `d_real=…,d_fake=…,g_adv=…` (default 1 each). Each term becomes an instrument.
+    #[arg(long, value_name = "NAME=W,...", value_parser = parse_weights)]
+    loss_weights: Option<LossWeights>,
     /// Start from one of the five original settings; the flags below override its fields.
     #[arg(long, value_enum, default_value = "sgd_lr0.1_bs10")]
     preset: PresetArg,
@@ -231,6 +288,8 @@ struct TrainArgs {
     #[arg(long)]
     no_eval: bool,
     #[command(flatten)]
+    gan: gan::GanArgs,
+    #[command(flatten)]
     sinks: SinkArgs,
     #[command(flatten)]
     live: LiveArgs,
@@ -239,7 +298,7 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn run_config(&self) -> RunConfig {
+    fn run_config(&self) -> Result<RunConfig> {
         let mut cfg = Preset::from(self.preset).config(self.seed);
         let momentum = match cfg.optim {
             Optim::Sgd { momentum } => momentum,
@@ -267,7 +326,19 @@ impl TrainArgs {
         }
         cfg.shuffle = !self.no_shuffle;
         cfg.drop_last = !self.keep_last;
-        cfg
+        for (name, w) in self.loss_weights.iter().flat_map(|w| &w.0) {
+            match name.as_str() {
+                "l2" => cfg.l2 = *w,
+                "nll" if *w == 1.0 => {}
+                "nll" => bail!(
+                    "--loss-weights: the cnn's nll weight is fixed at 1 (scale --lr instead), got {w}"
+                ),
+                other => bail!(
+                    "--loss-weights: the cnn has the terms nll and l2, not {other:?} (for d_real/d_fake/g_adv use --model gan)"
+                ),
+            }
+        }
+        Ok(cfg)
     }
 }
 
@@ -306,7 +377,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train(args) if args.model == ModelArg::Gan => gan::train(&args),
         Command::Train(args) => train(args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Experiments(args) => experiments::run(&args),
         Command::ReferenceCheck { dir } => reference_check(&dir),
         Command::Render(args) => listen::render(&args),
@@ -331,7 +404,17 @@ pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     flag.clone()
 }
 
-fn progress_bar(total: usize) -> ProgressBar {
+/// Prints a line above the progress bar, or to stderr when the bar is hidden (not a terminal):
+/// indicatif drops `println` on a hidden bar, and alarms must never be lost.
+pub(crate) fn say(pb: &ProgressBar, line: String) {
+    if pb.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        pb.println(line);
+    }
+}
+
+pub(crate) fn progress_bar(total: usize) -> ProgressBar {
     let pb = ProgressBar::new(total as u64);
     pb.set_style(
         ProgressStyle::with_template(
@@ -343,13 +426,15 @@ fn progress_bar(total: usize) -> ProgressBar {
     pb
 }
 
-/// Trains one configuration with sound, returns the frames and the trainer.
+/// Trains one configuration with sound, returns the frames and the trainer. Steps are
+/// numbered from `step_offset` (a sweep's parts follow each other).
 pub(crate) fn train_with_outputs(
     cfg: &RunConfig,
     params: &SeedParams,
     train: &gradtone_mnist::Dataset,
     outputs: &mut Outputs,
     label: &str,
+    step_offset: u64,
 ) -> Result<(Vec<gradtone_sound::Frame>, gradtone_train::Trainer, bool)> {
     let stop = interrupt_flag();
     let pb = progress_bar(cfg.total_steps(train.len()));
@@ -361,11 +446,12 @@ pub(crate) fn train_with_outputs(
         params,
         train,
         &gradtone_train::default_device(),
-        |frame| {
+        |mut frame| {
+            frame.step += step_offset;
             match outputs.push(&frame) {
                 Ok(alarms) => {
                     for a in alarms {
-                        pb.println(format!("alarm: {}", a.message));
+                        say(&pb, format!("alarm: {}", a.message));
                     }
                 }
                 Err(e) => {
@@ -393,7 +479,7 @@ pub(crate) fn train_with_outputs(
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    let cfg = args.run_config();
+    let cfg = args.run_config()?;
     if cfg.batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -412,18 +498,27 @@ fn train(args: TrainArgs) -> Result<()> {
     let mut outputs = Outputs::create(&args.sinks.spec(
         args.live.pace(),
         &format!(
-            "gradtone train ({:?} lr {} batch {})",
-            cfg.optim, cfg.lr, cfg.batch
+            "gradtone train ({:?} lr {} batch {}{})",
+            cfg.optim,
+            cfg.lr,
+            cfg.batch,
+            if cfg.l2 > 0.0 {
+                format!(", l2 {}", cfg.l2)
+            } else {
+                String::new()
+            }
         ),
     ))?;
+    let started = std::time::Instant::now();
     let (frames, trainer, interrupted) =
-        match train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train") {
+        match train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train", 0) {
             Ok(r) => r,
             Err(e) => {
                 outputs.discard();
                 return Err(e);
             }
         };
+    let train_secs = started.elapsed().as_secs_f64();
     let written = outputs.finish()?;
     let stats = gradtone_train::summary::RunStats::of(&frames);
     if interrupted {
@@ -433,12 +528,13 @@ fn train(args: TrainArgs) -> Result<()> {
         );
     }
     println!(
-        "{} steps, {:?} lr {} batch {}, final loss {}",
+        "{} steps, {:?} lr {} batch {}, final loss {}, {:.1} ms/step",
         stats.steps,
         cfg.optim,
         cfg.lr,
         cfg.batch,
-        stats.final_loss.map_or("-".into(), |l| format!("{l:.4}"))
+        stats.final_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        train_secs * 1e3 / stats.steps.max(1) as f64
     );
     for v in &stats.values {
         println!("  {:6} median {:.4}  max {:.4}", v.name, v.median, v.max);

@@ -48,6 +48,11 @@ pub struct OutputSpec {
     pub live: Option<Pace>,
     /// A title for the plot.
     pub title: String,
+    /// Turn the loss-plateau alarm off (a GAN's losses are not meant to fall).
+    pub no_plateau: bool,
+    /// Without a sound config: `cents` pitch in absolute mode (the same norm, the same pitch
+    /// across the whole file), so a sweep's parts can be compared by ear.
+    pub absolute_pitch: bool,
 }
 
 struct TensorBoardSink {
@@ -107,6 +112,12 @@ impl Outputs {
         };
         if let Some(m) = &spec.mapping {
             config.mapping = m.clone();
+        }
+        if spec.absolute_pitch && spec.sound_config.is_none() {
+            config.cents.range = gradtone_sound::config::Range::Absolute;
+        }
+        if spec.no_plateau {
+            config.alarms.plateau.enabled = false;
         }
         if config.mapping == "seed" && !spec.alarm_sounds {
             // The seed mapping is the 2019 sound, sample for sample: alarms print, silently.
@@ -205,6 +216,36 @@ impl Outputs {
             kind,
             message,
         });
+    }
+
+    /// Starts part `index` (0-based) of a file made of several runs (a sweep's settings): a
+    /// fresh mapping, so no statistics or alarm state carry over from the previous part, then
+    /// `index + 1` marker pings and 300 ms of silence in the audio, and a plot marker called
+    /// `label` at `step`, the first step of the part.
+    pub fn begin_part(&mut self, index: usize, label: &str, step: u64) -> Result<()> {
+        self.mapping = mapping::with_alarms(&self.config)?;
+        let (rate, ch) = (
+            self.mapping.sample_rate(),
+            usize::from(self.mapping.channels()),
+        );
+        let m = gradtone_sound::alarm::marker(index + 1, rate, self.config.alarms.volume.max(0.3));
+        let silence = (0.3 * f64::from(rate)) as usize;
+        self.buf.clear();
+        for s in m
+            .samples
+            .into_iter()
+            .chain(std::iter::repeat_n(0.0, silence))
+        {
+            self.buf.extend(std::iter::repeat_n(s, ch));
+        }
+        self.send_audio(step)?;
+        if let Some(p) = &mut self.plot {
+            p.markers.push(gradtone_plot::Marker {
+                step,
+                label: label.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Sends one frame to every sink; returns the alarms it fired (for the console).

@@ -87,6 +87,17 @@ pub fn render_png(path: &Path, input: &PlotInput) -> Result<(), PlotError> {
         path: path.to_path_buf(),
         message,
     })?;
+    write_png(path, &rgb, WIDTH, HEIGHT, png::ColorType::Rgb)
+}
+
+/// Encodes 8-bit pixels (`color` RGB or grayscale) as a PNG at `path`.
+fn write_png(
+    path: &Path,
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+) -> Result<(), PlotError> {
     let io_err = |source| PlotError::Io {
         path: path.to_path_buf(),
         source,
@@ -100,15 +111,75 @@ pub fn render_png(path: &Path, input: &PlotInput) -> Result<(), PlotError> {
             source: Box::new(other),
         },
     };
-    let mut enc = png::Encoder::new(&mut out, WIDTH, HEIGHT);
-    enc.set_color(png::ColorType::Rgb);
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(color);
     enc.set_depth(png::BitDepth::Eight);
     // Plots are flat colour: the fast deflate compresses them well at a fraction of the time.
     enc.set_compression(png::Compression::Fast);
     let mut writer = enc.write_header().map_err(encode_err)?;
-    writer.write_image_data(&rgb).map_err(encode_err)?;
+    writer.write_image_data(pixels).map_err(encode_err)?;
     writer.finish().map_err(encode_err)?;
     out.flush().map_err(io_err)
+}
+
+/// Writes square grayscale images as a grid PNG at `path`: `images` holds `side × side` pixels
+/// per image, row-major, 0 (black) … 1 (white; values outside are clamped, NaN is black), laid
+/// out `cols` per row with a 2-pixel gap, each pixel drawn `scale × scale`. A GAN's samples,
+/// for example: 64 MNIST digits with `side` 28, `cols` 8, `scale` 2 make a 466×466 picture.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("grid-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let images = vec![0.5f32; 4 * 28 * 28];
+/// gradtone_plot::image_grid_png(&dir.join("g.png"), &images, 28, 2, 1)?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`PlotError::Io`] if the file cannot be written; [`PlotError::Draw`] if `images` is empty,
+/// not whole images, or `cols`/`scale`/`side` is 0.
+pub fn image_grid_png(
+    path: &Path,
+    images: &[f32],
+    side: usize,
+    cols: usize,
+    scale: usize,
+) -> Result<(), PlotError> {
+    let per = side * side;
+    if per == 0 || cols == 0 || scale == 0 || images.is_empty() || !images.len().is_multiple_of(per)
+    {
+        return Err(PlotError::Draw {
+            path: path.to_path_buf(),
+            message: format!(
+                "image grid needs whole {side}×{side} images and cols, scale ≥ 1 (got {} values, cols {cols}, scale {scale})",
+                images.len()
+            ),
+        });
+    }
+    const GAP: usize = 2;
+    let n = images.len() / per;
+    let rows = n.div_ceil(cols);
+    let cell = side * scale + GAP;
+    let (w, h) = (cols * cell + GAP, rows * cell + GAP);
+    // A mid-grey background tells the gaps from black pixels.
+    let mut px = vec![96u8; w * h];
+    for (k, img) in images.chunks_exact(per).enumerate() {
+        let (x0, y0) = (GAP + (k % cols) * cell, GAP + (k / cols) * cell);
+        for (i, &v) in img.iter().enumerate() {
+            let g = if v.is_nan() {
+                0
+            } else {
+                (v.clamp(0.0, 1.0) * 255.0).round() as u8
+            };
+            let (x, y) = (x0 + (i % side) * scale, y0 + (i / side) * scale);
+            for dy in 0..scale {
+                let row = (y + dy) * w + x;
+                px[row..row + scale].fill(g);
+            }
+        }
+    }
+    write_png(path, &px, w as u32, h as u32, png::ColorType::Grayscale)
 }
 
 // Compiles the README's example as a doctest, so it cannot rot.

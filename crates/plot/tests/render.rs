@@ -423,3 +423,38 @@ fn real_trajectory_with_sound() {
     );
     assert!(variance(&rgb) > 100.0);
 }
+
+/// The grid puts each image in its cell, pixel for pixel (scaled), on a grey background, and
+/// refuses shapes that are not whole images.
+#[test]
+fn image_grid_places_each_image_in_its_cell() {
+    let dir = out_dir("image_grid");
+    let path = dir.0.join("grid.png");
+    // Three 4×4 images: black, white, and a left-to-right ramp.
+    let mut images = vec![0.0f32; 16];
+    images.extend([1.0f32; 16]);
+    images.extend((0..16).map(|i| (i % 4) as f32 / 3.0));
+    gradtone_plot::image_grid_png(&path, &images, 4, 2, 3).expect("grid writes");
+    let file = std::fs::File::open(&path).expect("png exists");
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("png data");
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    // 2 columns × (4·3 + 2) + 2 = 30 wide; 2 rows → 30 high.
+    assert_eq!((info.width, info.height), (30, 30));
+    let at = |x: usize, y: usize| buf[y * 30 + x];
+    assert_eq!(at(0, 0), 96, "gap is grey");
+    assert_eq!(at(2, 2), 0, "image 0 black");
+    assert_eq!(at(16 + 5, 2 + 5), 255, "image 1 white");
+    // Image 2 (second row, first cell): the ramp 0, 85, 170, 255 across, 3 pixels per step.
+    let y = 16 + 4;
+    let ramp: Vec<u8> = (0..4).map(|k| at(2 + 3 * k + 1, y)).collect();
+    assert_eq!(ramp, [0, 85, 170, 255]);
+    // Empty second-row cell stays background.
+    assert_eq!(at(16 + 5, y), 96);
+    let err =
+        gradtone_plot::image_grid_png(&path, &images[..20], 4, 2, 3).expect_err("not whole images");
+    assert!(err.to_string().contains("4×4"), "{err}");
+}

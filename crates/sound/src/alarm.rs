@@ -8,8 +8,14 @@
 //! |---|---|---|
 //! | [`NonFinite`](AlarmKind::NonFinite) | any value or loss is NaN or ±∞ | fast two-tone siren, 1000/1500 Hz |
 //! | [`Explosion`](AlarmKind::Explosion) | the total norm `√Σ v²` > `factor` (10) × its running median over the last `window` (50) steps, once `warmup` (2) steps are in | rising sweep 250 → 3000 Hz |
-//! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 | three low falling thuds |
+//! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 (checked per instrument when the names carry several, e.g. `g_adv/…`; see [`crate::mapping::instrument_of`]) | three low falling thuds |
 //! | [`Plateau`](AlarmKind::Plateau) | median loss of the last `window` (50) steps is not `min_improvement_pct` (1 %) below the median of the `window` steps before | soft double beep, 660 Hz |
+//!
+//!
+//! Three more kinds are raised from outside with [`WithAlarms::raise`], by whoever can see the
+//! condition: [`Rank`](AlarmKind::Rank) (knocks), [`Imbalance`](AlarmKind::Imbalance) (a slow
+//! up-and-down seesaw), [`Collapse`](AlarmKind::Collapse) (a trill that narrows to one note) and
+//! [`Oscillation`](AlarmKind::Oscillation) (a wide, fast vibrato).
 //!
 //! The explosion defaults were tuned on the reference trajectories (`shared/reference/pytorch/
 //! trajectories`): the healthy `sgd_lr0.01` and `sgd_lr0.1` runs peak at 2.8× and 6.3× their
@@ -195,6 +201,14 @@ pub enum AlarmKind {
     /// A rank of a distributed run lags behind or disagrees with the others. Not fired by
     /// [`AlarmDetector`]: raised from outside with [`WithAlarms::raise`] by whoever merges ranks.
     Rank,
+    /// One weighted loss term overwhelms another (a GAN's discriminator wins, a regulariser
+    /// drowns the task). Raised from outside, by whoever knows what the terms mean.
+    Imbalance,
+    /// The model's outputs lost their diversity (a GAN's mode collapse). Raised from outside.
+    Collapse,
+    /// A norm swings up and down from step to step instead of settling (an adversarial game
+    /// that oscillates). Raised from outside.
+    Oscillation,
 }
 
 impl AlarmKind {
@@ -215,6 +229,9 @@ impl AlarmKind {
             AlarmKind::Dead => "dead",
             AlarmKind::Plateau => "plateau",
             AlarmKind::Rank => "rank",
+            AlarmKind::Imbalance => "imbalance",
+            AlarmKind::Collapse => "collapse",
+            AlarmKind::Oscillation => "oscillation",
         }
     }
 }
@@ -409,32 +426,48 @@ impl AlarmDetector {
             return None;
         }
         let eps = cfg.epsilon;
-        let all_small = frame
-            .values
-            .iter()
-            .all(|n| n.value == 0.0 || n.value.abs() < eps);
-        if !all_small {
-            return None;
+        // One instrument (a loss term's voices) going silent is news even while the others
+        // play on: a GAN whose generator gradients vanish.
+        let mut instruments: Vec<(&str, Vec<&crate::frame::Named>)> = Vec::new();
+        for n in &frame.values {
+            let inst = crate::mapping::instrument_of(&n.name);
+            match instruments.iter_mut().find(|(i, _)| *i == inst) {
+                Some((_, members)) => members.push(n),
+                None => instruments.push((inst, vec![n])),
+            }
         }
-        let largest = frame
-            .values
+        let several = instruments.len() > 1;
+        let lines: Vec<String> = instruments
             .iter()
-            .map(|n| n.value.abs())
-            .fold(0.0, f64::max);
-        let names: Vec<&str> = frame.values.iter().map(|n| n.name.as_str()).collect();
-        Some(if largest == 0.0 {
-            format!(
-                "gradients are dead: all {} norms are exactly 0 ({}); nothing is learning",
-                names.len(),
-                list_some(&names, 6)
-            )
-        } else {
-            format!(
-                "gradients vanished: all {} norms < {eps:e} (largest {largest:e}; {})",
-                names.len(),
-                list_some(&names, 6)
-            )
-        })
+            .filter(|(_, members)| {
+                members
+                    .iter()
+                    .all(|n| n.value == 0.0 || n.value.abs() < eps)
+            })
+            .map(|(inst, members)| {
+                let largest = members.iter().map(|n| n.value.abs()).fold(0.0, f64::max);
+                let names: Vec<&str> = members.iter().map(|n| n.name.as_str()).collect();
+                let whose = if several {
+                    format!("gradients of {inst}")
+                } else {
+                    "gradients".to_owned()
+                };
+                if largest == 0.0 {
+                    format!(
+                        "{whose} are dead: all {} norms are exactly 0 ({}); nothing is learning",
+                        names.len(),
+                        list_some(&names, 6)
+                    )
+                } else {
+                    format!(
+                        "{whose} vanished: all {} norms < {eps:e} (largest {largest:e}; {})",
+                        names.len(),
+                        list_some(&names, 6)
+                    )
+                }
+            })
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("; "))
     }
 
     fn plateau(&mut self, frame: &Frame) -> Option<String> {
@@ -607,6 +640,40 @@ pub fn earcon(kind: AlarmKind, sample_rate: u32, volume: f32) -> Earcon {
                 }
             }
         }
+        AlarmKind::Imbalance => {
+            // Seesaw: a slow glide up an octave and back down, "the balance tipped".
+            let env = flat(0.08);
+            b.tone(200.0, 330.0, 660.0, &[1.0, 0.3], |t| v * env(t));
+            b.tone(200.0, 660.0, 330.0, &[1.0, 0.3], |t| v * env(t));
+        }
+        AlarmKind::Collapse => {
+            // A trill whose notes slow down and narrow into one held note: "all the same".
+            let pairs = [(523.0f32, 784.0f32), (587.0, 698.0), (622.0, 659.0)];
+            for (i, (lo, hi)) in pairs.into_iter().enumerate() {
+                let ms = 45.0 + 15.0 * i as f32;
+                let edge = move |t: f32, first: bool| if first { (t / 0.2).min(1.0) } else { 1.0 };
+                b.tone(ms, lo, lo, &[1.0, 0.2], move |t| v * edge(t, i == 0));
+                b.tone(ms, hi, hi, &[1.0, 0.2], move |t| v * edge(t, false));
+            }
+            b.tone(180.0, 640.0, 640.0, &[1.0, 0.2], move |t| {
+                v * ((1.0 - t) / 0.15).min(1.0)
+            });
+        }
+        AlarmKind::Oscillation => {
+            // Wide vibrato: 480 Hz swinging ±3 semitones, 8 times a second, for 400 ms.
+            let env = flat(0.06);
+            for i in 0..8 {
+                let (f0, f1) = if i % 2 == 0 {
+                    (404.0, 571.0)
+                } else {
+                    (571.0, 404.0)
+                };
+                let env = &env;
+                b.tone(50.0, f0, f1, &[1.0, 0.2], move |t| {
+                    v * env((i as f32 + t) / 8.0)
+                });
+            }
+        }
         AlarmKind::Plateau => {
             // Soft double beep: two short pure tones at 60 % of the alarm level.
             let env = flat(0.1);
@@ -614,6 +681,29 @@ pub fn earcon(kind: AlarmKind, sample_rate: u32, volume: f32) -> Earcon {
             b.silence(70.0);
             b.tone(90.0, 660.0, 660.0, &[1.0], |t| 0.6 * v * env(t));
         }
+    }
+    b.out
+}
+
+/// A separator between the parts of one file (the settings of a sweep): `count` bright
+/// 1760 Hz pings, 60 ms each and 110 ms apart, so the listener can count which part begins.
+/// Peak `volume`; mono at `sample_rate`.
+///
+/// ```
+/// let m = gradtone_sound::alarm::marker(3, 44_100, 0.5);
+/// assert_eq!(m.samples.len(), m.level.len());
+/// assert!(m.samples.iter().all(|s| s.abs() <= 0.5));
+/// ```
+pub fn marker(count: usize, sample_rate: u32, volume: f32) -> Earcon {
+    let mut b = EarconBuilder::new(sample_rate);
+    let v = volume.clamp(0.0, 1.0);
+    for i in 0..count.max(1) {
+        if i > 0 {
+            b.silence(50.0);
+        }
+        b.tone(60.0, 1760.0, 1760.0, &[1.0], move |t| {
+            v * (t / 0.08).min(1.0) * (-3.0 * t).exp() * ((1.0 - t) / 0.1).min(1.0)
+        });
     }
     b.out
 }

@@ -11,6 +11,13 @@
 //! `grouping.max_voices` values into voices ([`Grouping`]). They render a zero or non-finite
 //! norm as silence in its voice; the alarms ([`with_alarms`]) are what sound those.
 //!
+//! **Instruments.** A value named `term/layer` (e.g. `d_real/D.fc1`, `l2/conv1`) belongs to the
+//! instrument `term`: the gradient of one weighted loss term. When a frame's voices carry two or
+//! more instruments, each instrument gets its own timbre (soft, reed, sine, in order of first
+//! appearance) and its own place in the stereo field (left to right), so the balance between
+//! the losses can be heard; within an instrument, layers keep their pitches. Frames from any
+//! source get this, so a JSONL stream naming its values `term/layer` sounds the same.
+//!
 //! ```
 //! use gradtone_sound::{mapping, config::SoundConfig, Frame, Mapping};
 //! let mut m = mapping::by_name("cents", &SoundConfig::default())?;
@@ -66,6 +73,60 @@ pub fn with_alarms(
     ))
 }
 
+/// The instrument of a value: the part of its name before the first `/` (`"g_adv"` in
+/// `"g_adv/G.fc1"`), or `""` for a name without one.
+///
+/// ```
+/// use gradtone_sound::mapping::instrument_of;
+/// assert_eq!(instrument_of("d_fake/D.fc2"), "d_fake");
+/// assert_eq!(instrument_of("conv1"), "");
+/// ```
+pub fn instrument_of(name: &str) -> &str {
+    name.split_once('/').map_or("", |(i, _)| i)
+}
+
+/// Timbres given to instruments, in order of first appearance (cycling).
+const INSTRUMENT_TIMBRES: [Timbre; 3] = [Timbre::Soft, Timbre::Reed, Timbre::Sine];
+
+/// How each voice sounds: its timbre and pan.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Voicing {
+    timbre: Timbre,
+    pan: f32,
+}
+
+/// Timbre and pan of each of `names`' voices: by instrument when there are two or more
+/// ([`instrument_of`]), else `timbre` for all, panned by depth.
+fn voicings<S: AsRef<str>>(names: &[S], timbre: Timbre) -> Vec<Voicing> {
+    let mut seen: Vec<&str> = Vec::new();
+    let index: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            let inst = instrument_of(n.as_ref());
+            seen.iter().position(|s| *s == inst).unwrap_or_else(|| {
+                seen.push(inst);
+                seen.len() - 1
+            })
+        })
+        .collect();
+    let n = names.len();
+    if seen.len() < 2 {
+        return (0..n)
+            .map(|i| Voicing {
+                timbre,
+                pan: depth_pan(i, n),
+            })
+            .collect();
+    }
+    index
+        .iter()
+        .map(|&k| Voicing {
+            timbre: INSTRUMENT_TIMBRES[k % INSTRUMENT_TIMBRES.len()],
+            pan: depth_pan(k, seen.len()),
+        })
+        .collect()
+}
+
 /// Milliseconds → whole samples at the synth rate.
 fn samples(ms: f64) -> usize {
     (ms * 1e-3 * f64::from(SAMPLE_RATE)).round().max(0.0) as usize
@@ -85,6 +146,9 @@ pub fn depth_pan(i: usize, n: usize) -> f32 {
 struct VoiceSource {
     config: GroupingConfig,
     grouping: Option<Grouping>,
+    /// Voicings for `voiced_names`, recomputed only when the names change.
+    voiced_names: Vec<String>,
+    voicings: Vec<Voicing>,
 }
 
 impl VoiceSource {
@@ -92,7 +156,25 @@ impl VoiceSource {
         VoiceSource {
             config: config.clone(),
             grouping: None,
+            voiced_names: Vec::new(),
+            voicings: Vec::new(),
         }
+    }
+
+    /// Timbre and pan of each voice of the last [`values`](Self::values) call, given the
+    /// mapping's own `timbre`.
+    fn voicings(&mut self, frame: &Frame, timbre: Timbre) -> &[Voicing] {
+        let names: Vec<&str> = match &self.grouping {
+            Some(g) => g.legend().iter().map(|(v, _)| v.as_str()).collect(),
+            None => frame.values.iter().map(|n| n.name.as_str()).collect(),
+        };
+        let same = names.len() == self.voiced_names.len()
+            && names.iter().zip(&self.voiced_names).all(|(a, b)| a == b);
+        if !same || self.voicings.first().is_some_and(|v| v.timbre != timbre) {
+            self.voicings = voicings(&names, timbre);
+            self.voiced_names = names.iter().map(|s| (*s).to_owned()).collect();
+        }
+        &self.voicings
     }
 
     fn values(&mut self, frame: &Frame) -> Vec<f64> {
@@ -188,6 +270,7 @@ impl Mapping for DepthMapping {
 
     fn render(&mut self, frame: &Frame, out: &mut Vec<f32>) {
         let values = self.source.values(frame);
+        let voicings = self.source.voicings(frame, self.timbre).to_vec();
         let n = values.len();
         if self.ranges.len() != n {
             // The voices changed meaning: start their statistics afresh.
@@ -211,8 +294,8 @@ impl Mapping for DepthMapping {
                 VoiceSettings {
                     freq_hz: self.voice_freq(i, n) as f32,
                     amp: amp as f32,
-                    pan: depth_pan(i, n),
-                    timbre: self.timbre,
+                    pan: voicings[i].pan,
+                    timbre: voicings[i].timbre,
                 },
             );
         }
@@ -366,12 +449,12 @@ impl CentsMapping {
         }
     }
 
-    fn settings(&self, freq: Option<f64>, i: usize, n: usize) -> Option<VoiceSettings> {
+    fn settings(freq: Option<f64>, voicing: Voicing) -> Option<VoiceSettings> {
         Some(VoiceSettings {
             freq_hz: freq? as f32,
             amp: 1.0,
-            pan: depth_pan(i, n),
-            timbre: self.timbre,
+            pan: voicing.pan,
+            timbre: voicing.timbre,
         })
     }
 }
@@ -387,6 +470,7 @@ impl Mapping for CentsMapping {
 
     fn render(&mut self, frame: &Frame, out: &mut Vec<f32>) {
         let values = self.source.values(frame);
+        let voicings = self.source.voicings(frame, self.timbre).to_vec();
         let n = values.len();
         if self.cfg.range == Range::Auto {
             // This step's values count already, so the first step is centred.
@@ -401,7 +485,7 @@ impl Mapping for CentsMapping {
         match self.cfg.layout {
             Layout::Chord => {
                 for (i, &f) in freqs.iter().enumerate() {
-                    match self.settings(f, i, n) {
+                    match Self::settings(f, voicings[i]) {
                         Some(s) => self.synth.set(i, s),
                         None => self.synth.release(i),
                     }
@@ -412,7 +496,7 @@ impl Mapping for CentsMapping {
             }
             Layout::Sequence => {
                 for (i, &f) in freqs.iter().enumerate() {
-                    if let Some(s) = self.settings(f, i, n) {
+                    if let Some(s) = Self::settings(f, voicings[i]) {
                         self.synth.set(i, s);
                     }
                     self.synth.render(tone - gap, out);
@@ -448,6 +532,34 @@ mod tests {
         assert_eq!(snap_cents(49.0, Scale::Chromatic, -5000.0, 5000.0), 0.0);
         assert_eq!(snap_cents(51.0, Scale::Chromatic, -5000.0, 5000.0), 100.0);
         assert_eq!(snap_cents(9999.0, Scale::None, -10.0, 10.0), 10.0);
+    }
+
+    #[test]
+    fn instruments_get_their_own_timbre_and_side() {
+        let names = [
+            "d_real/D.fc1",
+            "d_real/D.fc2",
+            "d_fake/D.fc1",
+            "g_adv/G.fc1",
+        ];
+        let v = voicings(&names, Timbre::Sine);
+        let timbres: Vec<Timbre> = v.iter().map(|v| v.timbre).collect();
+        assert_eq!(
+            timbres,
+            [Timbre::Soft, Timbre::Soft, Timbre::Reed, Timbre::Sine]
+        );
+        let pans: Vec<f32> = v.iter().map(|v| v.pan).collect();
+        assert_eq!(pans, [-0.8, -0.8, 0.0, 0.8]);
+        // One instrument (or none): the mapping's timbre, panned by depth.
+        let plain = voicings(&["conv1", "conv2", "fc1"], Timbre::Reed);
+        assert!(plain.iter().all(|v| v.timbre == Timbre::Reed));
+        assert_eq!(plain[0].pan, -0.8);
+        assert_eq!(plain[2].pan, 0.8);
+        assert!(
+            voicings(&["l2/a", "l2/b"], Timbre::Sine)
+                .iter()
+                .all(|v| v.timbre == Timbre::Sine)
+        );
     }
 
     #[test]

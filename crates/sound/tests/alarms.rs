@@ -403,3 +403,127 @@ fn raised_rank_alarm_knocks_in_the_next_render() {
     });
     assert!(m.take_events().is_empty());
 }
+
+/// The seesaw rises an octave then falls; the collapse trill narrows to one held note; the
+/// sweep marker pings as often as asked. All stay within their level and start quietly.
+#[test]
+fn imbalance_collapse_and_marker_earcons_measure_as_designed() {
+    let sr = 44_100;
+    let seesaw = earcon(AlarmKind::Imbalance, sr, 0.6);
+    let f = slices(&seesaw.samples, 50.0, 100.0, 2000.0);
+    println!(
+        "seesaw: {:?}",
+        f.iter().map(|x| x.round()).collect::<Vec<_>>()
+    );
+    let top = f
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, &x)| if x > f[b] { i } else { b });
+    assert!((3..=4).contains(&top), "peak in the middle: {top}");
+    assert!(f[0] < 420.0 && f[top] > 560.0 && f[f.len() - 1] < 420.0);
+    let collapse = earcon(AlarmKind::Collapse, sr, 0.6);
+    // Trill spread (Hz between neighbouring notes) shrinks: 784−523, 698−587, 659−622.
+    let mut at = 0;
+    let mut spreads = Vec::new();
+    for i in 0..3 {
+        let n = ((45.0 + 15.0 * i as f32) * 44.1) as usize;
+        let a = dominant_frequency(&collapse.samples[at..at + n], sr, 300.0, 1200.0);
+        let b = dominant_frequency(&collapse.samples[at + n..at + 2 * n], sr, 300.0, 1200.0);
+        spreads.push((b - a).abs());
+        at += 2 * n;
+    }
+    println!("collapse spreads: {spreads:?}");
+    assert!(
+        spreads[0] > spreads[1] && spreads[1] > spreads[2],
+        "{spreads:?}"
+    );
+    let held = dominant_frequency(&collapse.samples[at..], sr, 300.0, 1200.0);
+    assert!((held - 640.0).abs() < 15.0, "{held}");
+    for e in [&seesaw, &collapse] {
+        assert!(
+            e.samples
+                .iter()
+                .zip(&e.level)
+                .all(|(s, l)| s.abs() <= *l + 1e-6 && *l <= 0.6)
+        );
+        assert!(e.samples[0].abs() < 0.01);
+    }
+    // Marker: count the pings by their onsets.
+    for count in [1usize, 3] {
+        let m = gradtone_sound::alarm::marker(count, sr, 0.5);
+        let onsets = m
+            .level
+            .windows(2)
+            .filter(|w| w[0] == 0.0 && w[1] > 0.0)
+            .count()
+            + usize::from(m.level[0] > 0.0);
+        assert_eq!(onsets, count);
+        let f = dominant_frequency(&m.samples, sr, 200.0, 5000.0);
+        assert!((f - 1760.0).abs() < 20.0, "{f}");
+    }
+}
+
+/// With several instruments (`term/layer` names), one instrument going silent is a dead
+/// alarm naming it, while the others still play.
+#[test]
+fn dead_alarm_names_the_silent_instrument() {
+    let mut d = AlarmDetector::new(&AlarmConfig::default());
+    let frame = |s, g: f64| {
+        Frame::new(s)
+            .with_value("d_real/D.fc1", 0.5)
+            .with_value("d_fake/D.fc1", 0.4)
+            .with_value("g_adv/G.fc1", g)
+            .with_value("g_adv/G.fc2", g / 2.0)
+    };
+    assert!(d.observe(&frame(0, 0.3)).is_empty());
+    let events = d.observe(&frame(1, 1e-9));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, AlarmKind::Dead);
+    assert!(
+        events[0].message.contains("gradients of g_adv vanished")
+            && !events[0].message.contains("d_real"),
+        "{}",
+        events[0].message
+    );
+    // A single-instrument frame keeps the plain message.
+    let mut d = AlarmDetector::new(&AlarmConfig::default());
+    let e = d.observe(&Frame::new(0).with_value("fc1", 0.0).with_value("fc2", 0.0));
+    assert!(
+        e[0].message
+            .starts_with("step 0: ALARM dead: gradients are dead"),
+        "{}",
+        e[0].message
+    );
+}
+
+/// The oscillation earcon swings between 404 and 571 Hz eight times in 400 ms.
+#[test]
+fn oscillation_earcon_swings() {
+    let e = earcon(AlarmKind::Oscillation, 44_100, 0.6);
+    assert_eq!(e.samples.len(), 8 * 2205);
+    // Each 50 ms glide: its first and last 12 ms sit near opposite ends.
+    let n = 2205;
+    let seg = |k: usize, from: usize| {
+        dominant_frequency(
+            &e.samples[k * n + from..k * n + from + 530],
+            44_100,
+            300.0,
+            800.0,
+        )
+    };
+    for k in 0..8 {
+        let (start, end) = (seg(k, 0), seg(k, n - 530));
+        if k % 2 == 0 {
+            assert!(end > start + 80.0, "glide {k} rises: {start} → {end}");
+        } else {
+            assert!(start > end + 80.0, "glide {k} falls: {start} → {end}");
+        }
+    }
+    assert!(
+        e.samples
+            .iter()
+            .zip(&e.level)
+            .all(|(s, l)| s.abs() <= *l + 1e-6 && *l <= 0.6)
+    );
+    assert!(e.samples[0].abs() < 0.01);
+}

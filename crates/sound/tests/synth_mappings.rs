@@ -484,3 +484,34 @@ fn a_150_tensor_model_groups_into_12_voices_and_renders_clean() {
     m.render(&f, &mut Vec::new());
     assert_eq!(m.grouping().map(|g| g.voices()), Some(g.voices()));
 }
+
+/// Values named `term/layer` are instruments: with two terms, the first sounds on the left in
+/// the soft timbre (3rd harmonic present), the second on the right in the reed timbre (3rd
+/// harmonic much stronger), whatever the layers' depth order.
+#[test]
+fn loss_terms_are_instruments_with_their_own_side_and_timbre() {
+    let cfg = cents_config(|_| {});
+    let mut m = CentsMapping::new(&cfg);
+    let f = |s| {
+        Frame::new(s)
+            .with_value("nll/conv1", 1.0)
+            .with_value("l2/conv1", 0.1)
+    };
+    let mut out = Vec::new();
+    for s in 0..3 {
+        out.clear();
+        m.render(&f(s), &mut out);
+    }
+    let (l, r) = channels(&out);
+    let (a, b) = (samples(15.0), samples(65.0));
+    let (l, r) = (&l[a..b], &r[a..b]);
+    let (f_nll, f_l2) = (440.0, 220.0);
+    // nll left, l2 right (equal-power pan ±0.8).
+    assert!(hann_power(l, f_nll) > 20.0 * hann_power(r, f_nll));
+    assert!(hann_power(r, f_l2) > 20.0 * hann_power(l, f_l2));
+    // Timbre: 3rd harmonic relative to the fundamental, soft (1/9) vs reed (1/3).
+    let third = |x: &[f32], f0: f64| (hann_power(x, 3.0 * f0) / hann_power(x, f0)).sqrt();
+    let (soft, reed) = (third(l, f_nll), third(r, f_l2));
+    println!("3rd/1st amplitude: nll {soft:.3}, l2 {reed:.3}");
+    assert!(soft < 0.15 && reed > 0.25, "soft {soft}, reed {reed}");
+}

@@ -7,9 +7,11 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod gan;
 pub mod model;
 pub mod params;
 pub mod preset;
+pub mod profile;
 pub mod reference;
 pub mod rng;
 pub mod summary;
@@ -19,9 +21,17 @@ pub use error::TrainError;
 pub use model::{LAYERS, SeedNet};
 pub use params::SeedParams;
 pub use preset::Preset;
-pub use trainer::{Optim, Readback, RunConfig, StepStats, Trainer, batches, run};
+pub use trainer::{Optim, Readback, RunConfig, StepStats, TermStats, Trainer, batches, run};
+
+/// A Burn compute device (re-exported so callers need not depend on Burn).
+pub use burn::tensor::Device;
 
 /// The default compute device: Burn's pure-Rust `flex` CPU backend.
 pub fn default_device() -> burn::tensor::Device {
     burn::tensor::Device::flex()
 }
+
+// Compiles the README's example as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -16,11 +16,11 @@ pub const LAYERS: [&str; 4] = ["conv1", "conv2", "fc1", "fc2"];
 /// The seed CNN.
 #[derive(Module, Debug)]
 pub struct SeedNet {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    fc1: Linear,
-    fc2: Linear,
-    pool: MaxPool2d,
+    pub(crate) conv1: Conv2d,
+    pub(crate) conv2: Conv2d,
+    pub(crate) fc1: Linear,
+    pub(crate) fc2: Linear,
+    pub(crate) pool: MaxPool2d,
 }
 
 impl SeedNet {
@@ -56,8 +56,10 @@ impl SeedNet {
 
     /// Log-probabilities `[n, 10]` of a normalised batch `[n, 1, 28, 28]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.conv1.forward(x)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        // relu(pool(x)) = pool(relu(x)) (relu is monotonic), with the same gradient, on a
+        // quarter of the elements.
+        let x = relu(self.pool.forward(self.conv1.forward(x)));
+        let x = relu(self.pool.forward(self.conv2.forward(x)));
         let [n, _, _, _] = x.dims();
         let x = relu(self.fc1.forward(x.reshape([n, 800])));
         log_softmax(self.fc2.forward(x), 1)
@@ -101,6 +103,41 @@ impl SeedNet {
             ]
         };
         Tensor::cat(parts, 0)
+    }
+}
+
+impl SeedNet {
+    /// The four layers' weight gradients, flattened, [`LAYERS`] order (zeros for a weight
+    /// outside the graph), still on the device.
+    pub fn weight_grads(&self, grads: &Gradients) -> [Tensor<1>; 4] {
+        fn flat<const D: usize>(p: &Param<Tensor<D>>, g: &Gradients) -> Tensor<1> {
+            let v = p.val();
+            match v.grad(g) {
+                Some(t) => t.flatten(0, D - 1),
+                None => v.inner().zeros_like().flatten(0, D - 1),
+            }
+        }
+        [
+            flat(&self.conv1.weight, grads),
+            flat(&self.conv2.weight, grads),
+            flat(&self.fc1.weight, grads),
+            flat(&self.fc2.weight, grads),
+        ]
+    }
+
+    /// The L2 penalty `Σ_layers ‖W‖²` over the four weights (not the biases), `[1]`: the
+    /// regularisation term of the two-loss classifier.
+    pub fn weight_sq_sum(&self) -> Tensor<1> {
+        Tensor::cat(
+            vec![
+                self.conv1.weight.val().square().sum(),
+                self.conv2.weight.val().square().sum(),
+                self.fc1.weight.val().square().sum(),
+                self.fc2.weight.val().square().sum(),
+            ],
+            0,
+        )
+        .sum()
     }
 }
 

@@ -62,6 +62,7 @@ impl Preset {
             seed,
             shuffle: true,
             drop_last: true,
+            l2: 0.0,
         }
     }
 }

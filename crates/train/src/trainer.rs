@@ -4,7 +4,8 @@ use std::ops::ControlFlow;
 
 use burn::module::Module;
 use burn::optim::{
-    AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig, momentum::MomentumConfig,
+    AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig,
+    momentum::MomentumConfig,
 };
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gradtone_mnist::{Dataset, IMAGE_LEN};
@@ -29,7 +30,7 @@ pub enum Optim {
 impl Optim {
     /// A Burn optimiser configured as PyTorch's. Burn's own defaults differ: momentum
     /// dampening 0.1 (PyTorch 0) and Adam epsilon 1e-5 (PyTorch 1e-8).
-    fn build(self) -> ModuleOptimizer {
+    pub(crate) fn build(self) -> ModuleOptimizer {
         match self {
             Optim::Sgd { momentum } if momentum != 0.0 => SgdConfig::new()
                 .with_momentum(Some(
@@ -51,12 +52,26 @@ impl Optim {
 /// What one step measured: the loss and per-layer gradient L2 norms (before the update).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepStats {
-    /// Mean NLL loss of the batch.
+    /// The loss of the batch: mean NLL, plus the weighted L2 term when there is one.
     pub loss: f64,
-    /// L2 norm of each layer's weight gradient, [`LAYERS`] order.
+    /// L2 norm of each layer's weight gradient (of the whole loss), [`LAYERS`] order.
     pub weight_norms: [f64; 4],
     /// L2 norm of each layer's bias gradient, when asked for.
     pub bias_norms: Option<[f64; 4]>,
+    /// Each loss term's own part, when the loss has several ([`Trainer::with_l2`]): `nll`, then
+    /// `l2`. Empty for the plain NLL loss.
+    pub terms: Vec<TermStats>,
+}
+
+/// One weighted loss term of a step: its value and the norms of its own gradient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TermStats {
+    /// The term's name: `nll` or `l2`.
+    pub name: &'static str,
+    /// The weighted term's value.
+    pub loss: f64,
+    /// L2 norm of each layer's weight gradient of this weighted term alone, [`LAYERS`] order.
+    pub weight_norms: [f64; 4],
 }
 
 /// What [`Trainer::step_with`] reads back from the device after `backward`.
@@ -76,6 +91,8 @@ pub struct Trainer {
     model: Option<SeedNet>,
     optim: ModuleOptimizer,
     lr: f64,
+    /// Weight λ of the L2 term `λ·Σ‖W‖²` (0: plain NLL).
+    l2: f64,
     device: Device,
 }
 
@@ -87,8 +104,19 @@ impl Trainer {
             model: Some(SeedNet::from_params(params, &device)),
             optim: optim.build(),
             lr,
+            l2: 0.0,
             device,
         }
+    }
+
+    /// Trains on two weighted losses, `NLL + λ·Σ_layers ‖W‖²` (an L2 penalty on the four
+    /// weights, not the biases), and reports each term's gradient norms per layer
+    /// ([`StepStats::terms`]). Each term gets its own backward pass; their gradients are summed
+    /// for the update, which equals the gradient of the sum. `λ = 0` is the plain NLL loss.
+    #[must_use]
+    pub fn with_l2(mut self, lambda: f64) -> Self {
+        self.l2 = lambda;
+        self
     }
 
     fn model(&self) -> &SeedNet {
@@ -114,6 +142,9 @@ impl Trainer {
 
     /// [`Trainer::step`] choosing what is read back (benchmarks measure the cost of the norms).
     pub fn step_with(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
+        if self.l2 != 0.0 {
+            return self.step_two_terms(x, y, readback);
+        }
         let n = y.len();
         let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &self.device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
@@ -130,10 +161,7 @@ impl Trainer {
         if readback == Readback::WeightsAndBiases {
             parts.push(model.grad_sq_sums(&grads, true));
         }
-        let read: Vec<f32> = Tensor::cat(parts, 0)
-            .into_data()
-            .try_into_vec()
-            .unwrap_or_else(|e| unreachable!("float tensor reads back as f32: {e:?}"));
+        let read = read_f32(Tensor::cat(parts, 0));
         let grads = GradientsParams::from_grads(grads, &model);
         self.model = Some(self.optim.step(self.lr, model, grads));
         let norm = |i: usize| read.get(i).map_or(f64::NAN, |&v| (v as f64).sqrt());
@@ -142,6 +170,60 @@ impl Trainer {
             weight_norms: [norm(1), norm(2), norm(3), norm(4)],
             bias_norms: (readback == Readback::WeightsAndBiases)
                 .then(|| [norm(5), norm(6), norm(7), norm(8)]),
+            terms: Vec::new(),
+        }
+    }
+
+    /// The step with the L2 term: one backward per term, gradients summed for the update.
+    fn step_two_terms(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
+        let n = y.len();
+        let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &self.device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
+        let model = self
+            .model
+            .take()
+            .unwrap_or_else(|| unreachable!("model present"));
+        let nll = SeedNet::nll_loss(model.forward(x), y);
+        let g_nll = nll.backward();
+        // The penalty's graph holds only the weights, so its backward is cheap (no data pass).
+        let pen = model.weight_sq_sum().mul_scalar(self.l2);
+        let g_pen = pen.backward();
+        let mut parts = vec![nll.detach(), pen.detach()];
+        if readback != Readback::LossOnly {
+            let (a, b) = (model.weight_grads(&g_nll), model.weight_grads(&g_pen));
+            let sq = |t: Tensor<1>| t.square().sum();
+            parts.extend(a.iter().cloned().map(sq));
+            parts.extend(b.iter().cloned().map(sq));
+            parts.extend(a.into_iter().zip(b).map(|(a, b)| sq(a + b)));
+        }
+        if readback == Readback::WeightsAndBiases {
+            // The penalty leaves the biases alone: their gradient is the NLL's.
+            parts.push(model.grad_sq_sums(&g_nll, true));
+        }
+        let read = read_f32(Tensor::cat(parts, 0));
+        let mut acc = GradientsAccumulator::new();
+        acc.accumulate(&model, GradientsParams::from_grads(g_nll, &model));
+        acc.accumulate(&model, GradientsParams::from_grads(g_pen, &model));
+        self.model = Some(self.optim.step(self.lr, model, acc.grads()));
+        let norm = |i: usize| read.get(i).map_or(f64::NAN, |&v| (v as f64).sqrt());
+        let four = |at: usize| [norm(at), norm(at + 1), norm(at + 2), norm(at + 3)];
+        let (nll, pen) = (read[0] as f64, read[1] as f64);
+        StepStats {
+            loss: nll + pen,
+            weight_norms: four(10),
+            bias_norms: (readback == Readback::WeightsAndBiases).then(|| four(14)),
+            terms: vec![
+                TermStats {
+                    name: "nll",
+                    loss: nll,
+                    weight_norms: four(2),
+                },
+                TermStats {
+                    name: "l2",
+                    loss: pen,
+                    weight_norms: four(6),
+                },
+            ],
         }
     }
 
@@ -151,12 +233,8 @@ impl Trainer {
         let model = self.model().valid();
         let device = self.device.clone().inner();
         let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &device);
-        let v: Vec<f32> = model
-            .forward(x)
-            .into_data()
-            .try_into_vec()
-            .unwrap_or_else(|e| unreachable!("float tensor reads back as f32: {e:?}"));
-        v.chunks_exact(10)
+        read_f32(model.forward(x))
+            .chunks_exact(10)
             .map(|c| std::array::from_fn(|i| c[i]))
             .collect()
     }
@@ -190,6 +268,13 @@ impl Trainer {
     }
 }
 
+/// Reads a float tensor back to the host (one sync).
+pub(crate) fn read_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec()
+        .unwrap_or_else(|e| unreachable!("float tensor reads back as f32: {e:?}"))
+}
+
 /// How to iterate over the training set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunConfig {
@@ -208,6 +293,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Shuffle each epoch (seeded per epoch) or go in file order.
     pub shuffle: bool,
+    /// Weight λ of an L2 penalty term `λ·Σ‖W‖²` trained beside the NLL ([`Trainer::with_l2`]);
+    /// 0 for the plain NLL loss of the original.
+    pub l2: f64,
     /// Drop the last incomplete batch of an epoch (PyTorch's `drop_last`).
     pub drop_last: bool,
 }
@@ -252,7 +340,8 @@ pub fn batches(cfg: &RunConfig, n: usize) -> impl Iterator<Item = Vec<usize>> + 
 }
 
 /// Trains on `train` as `cfg` says, calling `on_step` with each step's [`Frame`] (step index,
-/// `loss`, the four weight-gradient norms named [`LAYERS`]). `on_step` may stop the run early
+/// `loss`, the four weight-gradient norms named [`LAYERS`]; with an L2 term, the losses
+/// `loss`, `loss_nll`, `loss_l2` and each term's norms as instruments `nll/conv1` … `l2/fc2`). `on_step` may stop the run early
 /// (Ctrl-C) by returning `Break`. Returns the trainer, for evaluation.
 pub fn run(
     cfg: &RunConfig,
@@ -261,14 +350,24 @@ pub fn run(
     device: &Device,
     mut on_step: impl FnMut(Frame) -> ControlFlow<()>,
 ) -> Trainer {
-    let mut trainer = Trainer::new(params, cfg.optim, cfg.lr, device);
+    let mut trainer = Trainer::new(params, cfg.optim, cfg.lr, device).with_l2(cfg.l2);
     for (step, idx) in batches(cfg, train.len()).enumerate() {
         let (mut x, mut y) = (Vec::with_capacity(idx.len() * IMAGE_LEN), Vec::new());
         train.gather_normalised(&idx, &mut x, &mut y);
         let s = trainer.step(x, y, false);
         let mut frame = Frame::new(step as u64).with_loss("loss", s.loss);
-        for (name, v) in LAYERS.iter().zip(s.weight_norms) {
-            frame = frame.with_value(*name, v);
+        if s.terms.is_empty() {
+            for (name, v) in LAYERS.iter().zip(s.weight_norms) {
+                frame = frame.with_value(*name, v);
+            }
+        }
+        for t in &s.terms {
+            frame = frame.with_loss(format!("loss_{}", t.name), t.loss);
+        }
+        for t in &s.terms {
+            for (layer, v) in LAYERS.iter().zip(t.weight_norms) {
+                frame = frame.with_value(format!("{}/{layer}", t.name), v);
+            }
         }
         if on_step(frame).is_break() {
             break;
@@ -296,6 +395,7 @@ mod tests {
             seed: 3,
             shuffle: true,
             drop_last,
+            l2: 0.0,
         }
     }
 

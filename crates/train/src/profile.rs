@@ -1,0 +1,185 @@
+//! Where a training step's time goes: each part of the seed network's step timed alone, forward
+//! and forward + backward, on the same device and batch size as a real step.
+//!
+//! Parts are timed in isolation (their own small graph: the input of a middle layer is a
+//! tracked leaf, so its input gradient is computed as in the whole network), each as the
+//! median of `reps` runs after a warm-up. The parts add up to roughly a whole step; what they
+//! do not cover (graph bookkeeping, the loss) shows as the difference.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use gradtone_mnist::{Dataset, IMAGE_LEN};
+
+use crate::model::SeedNet;
+use crate::params::SeedParams;
+use crate::trainer::{Optim, read_f32};
+
+/// One timed part of a step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    /// What was timed, e.g. `conv2 (20→50, 5×5)`.
+    pub name: &'static str,
+    /// Median ms of the forward pass alone (0 for parts without one).
+    pub forward_ms: f64,
+    /// Median ms of the backward pass (forward + backward − forward).
+    pub backward_ms: f64,
+}
+
+/// A profile of one batch size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    /// Batch size.
+    pub batch: usize,
+    /// Median ms of a whole training step (`Trainer::step`, norms read back).
+    pub step_ms: f64,
+    /// The parts, in step order.
+    pub parts: Vec<Part>,
+}
+
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up: first-touch allocations, thread pool start
+    let mut v: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A tracked leaf of `shape` with seeded values (a middle layer's input).
+fn leaf<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    let n: usize = shape.iter().product();
+    let mut r = crate::rng::SplitMix64::new(n as u64);
+    let v: Vec<f32> = (0..n).map(|_| r.next_f64() as f32 - 0.5).collect();
+    Tensor::<D>::from_data(TensorData::new(v, shape), device).require_grad()
+}
+
+/// Times forward and forward+backward of `f` on a fresh graph each run; the scalar it returns
+/// is what `backward` starts from.
+fn fwd_bwd(name: &'static str, reps: usize, mut f: impl FnMut() -> Tensor<1>) -> Part {
+    let forward_ms = median_ms(reps, || {
+        let y = f();
+        read_f32(y.detach());
+    });
+    let total = median_ms(reps, || {
+        let y = f();
+        let g = y.backward();
+        drop(g);
+    });
+    Part {
+        name,
+        forward_ms,
+        backward_ms: (total - forward_ms).max(0.0),
+    }
+}
+
+/// Profiles one step of the seed network at `batch` on `device`, `reps` runs per part.
+pub fn profile(batch: usize, reps: usize, data: &Dataset, device: &Device) -> Profile {
+    let ad = device.clone().autodiff();
+    let params = SeedParams::init(1);
+    let net = SeedNet::from_params(&params, &ad);
+    let n = batch;
+    let idx: Vec<usize> = (0..n).map(|i| i % data.len().max(1)).collect();
+    let (mut xv, mut yv) = (Vec::with_capacity(n * IMAGE_LEN), Vec::new());
+    data.gather_normalised(&idx, &mut xv, &mut yv);
+    let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), [n, 1, 28, 28]), &ad);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(yv.clone(), [n]), &ad);
+
+    let mut parts = Vec::new();
+    parts.push(Part {
+        name: "data: gather + normalise",
+        forward_ms: median_ms(reps, || {
+            let (mut a, mut b) = (Vec::with_capacity(n * IMAGE_LEN), Vec::new());
+            data.gather_normalised(&idx, &mut a, &mut b);
+            let t = Tensor::<4>::from_data(TensorData::new(a, [n, 1, 28, 28]), &ad);
+            drop(t);
+        }),
+        backward_ms: 0.0,
+    });
+    parts.push(fwd_bwd("conv1 1→20 5×5 (+bias)", reps, || {
+        net.conv1.forward(x.clone()).sum()
+    }));
+    let a1 = leaf([n, 20, 24, 24], &ad);
+    parts.push(fwd_bwd("max-pool 2 (24→12) + relu", reps, || {
+        relu(net.pool.forward(a1.clone())).sum()
+    }));
+    let a2 = leaf([n, 20, 12, 12], &ad);
+    parts.push(fwd_bwd("conv2 20→50 5×5 (+bias)", reps, || {
+        net.conv2.forward(a2.clone()).sum()
+    }));
+    let a3 = leaf([n, 50, 8, 8], &ad);
+    parts.push(fwd_bwd("max-pool 2 (8→4) + relu", reps, || {
+        relu(net.pool.forward(a3.clone())).sum()
+    }));
+    let a4 = leaf([n, 800], &ad);
+    parts.push(fwd_bwd("fc1 800→500 + relu", reps, || {
+        relu(net.fc1.forward(a4.clone())).sum()
+    }));
+    let a5 = leaf([n, 500], &ad);
+    parts.push(fwd_bwd("fc2 500→10 + log-softmax + NLL", reps, || {
+        SeedNet::nll_loss(log_softmax(net.fc2.forward(a5.clone()), 1), y.clone())
+    }));
+
+    // Norms and the optimiser need a whole step's gradients.
+    let grads = SeedNet::nll_loss(net.forward(x.clone()), y.clone()).backward();
+    parts.push(Part {
+        name: "4 gradient norms, read back",
+        forward_ms: median_ms(reps, || {
+            read_f32(net.grad_sq_sums(&grads, false));
+        }),
+        backward_ms: 0.0,
+    });
+    let grads = GradientsParams::from_grads(grads, &net);
+    let mut optim = Optim::Sgd { momentum: 0.5 }.build();
+    let mut model = Some(net.clone());
+    parts.push(Part {
+        name: "optimiser step (SGD, momentum 0.5)",
+        forward_ms: median_ms(reps, || {
+            let m = model
+                .take()
+                .unwrap_or_else(|| unreachable!("model present"));
+            // The same gradients each time: the update's cost does not depend on their values.
+            let g = grads_clone(&grads, &m);
+            model = Some(optim.step(0.01, m, g));
+        }),
+        backward_ms: 0.0,
+    });
+
+    let mut trainer = crate::Trainer::new(&params, Optim::Sgd { momentum: 0.5 }, 0.01, device);
+    let step_ms = median_ms(reps, || {
+        trainer.step(xv.clone(), yv.clone(), false);
+    });
+    Profile {
+        batch,
+        step_ms,
+        parts,
+    }
+}
+
+/// A copy of `grads` for `module`'s parameters (the optimiser consumes its input).
+fn grads_clone(grads: &GradientsParams, module: &SeedNet) -> GradientsParams {
+    struct Copy<'a> {
+        from: &'a GradientsParams,
+        to: GradientsParams,
+    }
+    impl burn::module::ModuleVisitor for Copy<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            if let Some(g) = self.from.get::<D>(param.id) {
+                self.to.register(param.id, g);
+            }
+        }
+    }
+    let mut v = Copy {
+        from: grads,
+        to: GradientsParams::new(),
+    };
+    module.visit(&mut v);
+    v.to
+}
