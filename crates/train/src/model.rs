@@ -77,7 +77,13 @@ impl SeedNet {
     pub fn grad_sq_sums(&self, grads: &Gradients, bias: bool) -> Tensor<1> {
         fn sq<const D: usize>(p: &Param<Tensor<D>>, g: &Gradients) -> Tensor<1> {
             match p.val().grad(g) {
-                Some(t) => t.square().sum(),
+                Some(t) => {
+                    // A dot product of the flattened gradient with itself: one pass, no
+                    // squared copy of a 400k-element tensor.
+                    let n = t.shape().num_elements();
+                    let flat: Tensor<2> = t.reshape([1, n]);
+                    flat.clone().matmul(flat.transpose()).reshape([1])
+                }
                 None => Tensor::zeros([1], &p.val().device()),
             }
         }
