@@ -74,7 +74,7 @@ fn per_term_norms_match_independent_computations() {
         let want = f64::from(sq[i]).sqrt();
         let e = rel(s.weight_norms[i], want);
         assert!(e < 1e-4, "{layer} total norm rel err {e:e}");
-        // The terms point different ways, so the total is not just their sum of norms.
+        // The triangle bound: the total is at most the sum of the terms' norms.
         assert!(want < nll.weight_norms[i] + l2.weight_norms[i] + 1e-9);
     }
 
