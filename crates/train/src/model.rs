@@ -1,5 +1,11 @@
 //! The 2019 seed network in Burn: conv 1→20 5×5, max-pool 2, conv 20→50 5×5, max-pool 2,
 //! fc 800→500, fc 500→10, ReLU, log-softmax.
+//!
+//! conv1 is computed as one matrix product over the images' 5×5 patches, which the host lays out
+//! while it builds the batch ([`SeedNet::input`]): the images need no gradient, so this is
+//! exactly conv1, and its forward and weight gradient become two plain GEMMs instead of Burn
+//! `flex`'s convolution and its batch-for-channel weight-gradient convolution (11.5 of 45.5 ms
+//! per step at batch 64, `gradtone bench --profile`).
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -7,16 +13,63 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
+use gradtone_mnist::IMAGE_LEN;
 
 use crate::params::{ParamTensor, SeedParams};
 
 /// Layer names in order, as they appear in frames and CSV columns.
 pub const LAYERS: [&str; 4] = ["conv1", "conv2", "fc1", "fc2"];
 
+/// Side of an MNIST image, of conv1's kernel and of its output.
+const SIDE: usize = 28;
+const K: usize = 5;
+const OUT: usize = SIDE - K + 1;
+
+/// conv1 (1→20, 5×5, valid) as `W · patches + b` over patch columns ([`SeedNet::input`]).
+#[derive(Module, Debug)]
+pub struct PatchConv {
+    /// `[20, 25]`: PyTorch's `[20, 1, 5, 5]` weight, rows flattened in the same order.
+    pub(crate) weight: Param<Tensor<2>>,
+    /// `[20]`.
+    pub(crate) bias: Param<Tensor<1>>,
+}
+
+impl PatchConv {
+    /// Patches `[25, n·576]` → feature maps `[20, n, 24, 24]` (channel-major).
+    pub fn forward(&self, patches: Tensor<2>) -> Tensor<4> {
+        let [_, cols] = patches.dims();
+        let [out, _] = self.weight.dims();
+        let y = self.weight.val().matmul(patches) + self.bias.val().reshape([out, 1]);
+        y.reshape([out, cols / (OUT * OUT), OUT, OUT])
+    }
+}
+
+/// The 5×5 patches of normalised 28×28 images (`n × 784`, row-major), as conv1's input:
+/// `[25, n·576]`, row `5·ki + kj`, column `576·image + 24·y + x` holding pixel
+/// `(y + ki, x + kj)` of that image.
+pub fn patches(images: &[f32]) -> Vec<f32> {
+    let n = images.len() / IMAGE_LEN;
+    let cols = n * OUT * OUT;
+    let mut out = vec![0.0f32; K * K * cols];
+    for (r, row) in out.chunks_exact_mut(cols).enumerate() {
+        let (ki, kj) = (r / K, r % K);
+        for (img, dst) in images
+            .chunks_exact(IMAGE_LEN)
+            .zip(row.chunks_exact_mut(OUT * OUT))
+        {
+            for (y, line) in dst.chunks_exact_mut(OUT).enumerate() {
+                let start = (y + ki) * SIDE + kj;
+                line.copy_from_slice(&img[start..start + OUT]);
+            }
+        }
+    }
+    out
+}
+
 /// The seed CNN.
 #[derive(Module, Debug)]
 pub struct SeedNet {
-    pub(crate) conv1: Conv2d,
+    pub(crate) conv1: PatchConv,
     pub(crate) conv2: Conv2d,
     pub(crate) fc1: Linear,
     pub(crate) fc2: Linear,
@@ -26,7 +79,6 @@ pub struct SeedNet {
 impl SeedNet {
     /// Builds the network on `device` from PyTorch-layout parameters.
     pub fn from_params(p: &SeedParams, device: &Device) -> Self {
-        let mut conv1 = Conv2dConfig::new([1, 20], [5, 5]).init(device);
         let mut conv2 = Conv2dConfig::new([20, 50], [5, 5]).init(device);
         let mut fc1 = LinearConfig::new(800, 500).init(device);
         let mut fc2 = LinearConfig::new(500, 10).init(device);
@@ -35,8 +87,10 @@ impl SeedNet {
             p.get(name)
                 .unwrap_or_else(|| unreachable!("seed params lack {name}"))
         };
-        conv1.weight = Param::from_tensor(tensor::<4>(t("conv1.weight"), device));
-        conv1.bias = Some(Param::from_tensor(tensor::<1>(t("conv1.bias"), device)));
+        let conv1 = PatchConv {
+            weight: Param::from_tensor(tensor::<4>(t("conv1.weight"), device).reshape([20, K * K])),
+            bias: Param::from_tensor(tensor::<1>(t("conv1.bias"), device)),
+        };
         conv2.weight = Param::from_tensor(tensor::<4>(t("conv2.weight"), device));
         conv2.bias = Some(Param::from_tensor(tensor::<1>(t("conv2.bias"), device)));
         // Burn stores Linear weights [in, out]; PyTorch [out, in].
@@ -54,12 +108,22 @@ impl SeedNet {
         }
     }
 
-    /// Log-probabilities `[n, 10]` of a normalised batch `[n, 1, 28, 28]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+    /// The network's input for a normalised batch (`n × 784`): its conv1 patches on `device`.
+    pub fn input(images: &[f32], device: &Device) -> Tensor<2> {
+        let n = images.len() / IMAGE_LEN;
+        Tensor::from_data(
+            TensorData::new(patches(images), [K * K, n * OUT * OUT]),
+            device,
+        )
+    }
+
+    /// Log-probabilities `[n, 10]` of a batch given as [`SeedNet::input`].
+    pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
         // relu(pool(x)) = pool(relu(x)) (relu is monotonic), with the same gradient, on a
-        // quarter of the elements.
-        let x = relu(self.pool.forward(self.conv1.forward(x)));
-        let x = relu(self.pool.forward(self.conv2.forward(x)));
+        // quarter of the elements. conv1's maps are channel-major [20, N, 24, 24]; pooling
+        // treats N as channels, and one transpose brings them to conv2's [N, 20, 12, 12].
+        let x = relu(self.pool.forward(self.conv1.forward(input)));
+        let x = relu(self.pool.forward(self.conv2.forward(x.swap_dims(0, 1))));
         let [n, _, _, _] = x.dims();
         let x = relu(self.fc1.forward(x.reshape([n, 800])));
         log_softmax(self.fc2.forward(x), 1)
@@ -88,18 +152,16 @@ impl SeedNet {
             }
         }
         let parts = if bias {
-            [
-                &self.conv1.bias,
-                &self.conv2.bias,
-                &self.fc1.bias,
-                &self.fc2.bias,
-            ]
-            .into_iter()
-            .map(|b| match b {
+            let optional = |b: &Option<Param<Tensor<1>>>| match b {
                 Some(b) => sq(b, grads),
                 None => Tensor::zeros([1], &self.fc2.weight.val().device()),
-            })
-            .collect()
+            };
+            vec![
+                sq(&self.conv1.bias, grads),
+                optional(&self.conv2.bias),
+                optional(&self.fc1.bias),
+                optional(&self.fc2.bias),
+            ]
         } else {
             vec![
                 sq(&self.conv1.weight, grads),

@@ -89,31 +89,32 @@ pub fn profile(batch: usize, reps: usize, data: &Dataset, device: &Device) -> Pr
     let idx: Vec<usize> = (0..n).map(|i| i % data.len().max(1)).collect();
     let (mut xv, mut yv) = (Vec::with_capacity(n * IMAGE_LEN), Vec::new());
     data.gather_normalised(&idx, &mut xv, &mut yv);
-    let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), [n, 1, 28, 28]), &ad);
+    let x = SeedNet::input(&xv, &ad);
     let y = Tensor::<1, Int>::from_data(TensorData::new(yv.clone(), [n]), &ad);
 
     let mut parts = Vec::new();
     parts.push(Part {
-        name: "data: gather + normalise",
+        name: "data: gather, normalise, conv1 patches",
         forward_ms: median_ms(reps, || {
             let (mut a, mut b) = (Vec::with_capacity(n * IMAGE_LEN), Vec::new());
             data.gather_normalised(&idx, &mut a, &mut b);
-            let t = Tensor::<4>::from_data(TensorData::new(a, [n, 1, 28, 28]), &ad);
-            drop(t);
+            drop(SeedNet::input(&a, &ad));
         }),
         backward_ms: 0.0,
     });
-    parts.push(fwd_bwd("conv1 1→20 5×5 (+bias)", reps, || {
+    parts.push(fwd_bwd("conv1 1→20 5×5 (+bias), one GEMM", reps, || {
         net.conv1.forward(x.clone()).sum()
     }));
-    let a1 = leaf([n, 20, 24, 24], &ad);
+    let a1 = leaf([20, n, 24, 24], &ad);
     parts.push(fwd_bwd("max-pool 2 (24→12) + relu", reps, || {
         relu(net.pool.forward(a1.clone())).sum()
     }));
-    let a2 = leaf([n, 20, 12, 12], &ad);
-    parts.push(fwd_bwd("conv2 20→50 5×5 (+bias)", reps, || {
-        net.conv2.forward(a2.clone()).sum()
-    }));
+    let a2 = leaf([20, n, 12, 12], &ad);
+    parts.push(fwd_bwd(
+        "conv2 20→50 5×5 (+bias), from channel-major",
+        reps,
+        || net.conv2.forward(a2.clone().swap_dims(0, 1)).sum(),
+    ));
     let a3 = leaf([n, 50, 8, 8], &ad);
     parts.push(fwd_bwd("max-pool 2 (8→4) + relu", reps, || {
         relu(net.pool.forward(a3.clone())).sum()

@@ -146,7 +146,7 @@ impl Trainer {
             return self.step_two_terms(x, y, readback);
         }
         let n = y.len();
-        let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &self.device);
+        let x = SeedNet::input(&x, &self.device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
         let model = self
             .model
@@ -177,7 +177,7 @@ impl Trainer {
     /// The step with the L2 term: one backward per term, gradients summed for the update.
     fn step_two_terms(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
         let n = y.len();
-        let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &self.device);
+        let x = SeedNet::input(&x, &self.device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
         let model = self
             .model
@@ -229,11 +229,9 @@ impl Trainer {
 
     /// Log-probabilities `[n][10]` of a normalised batch, without recording a graph.
     pub fn log_probs(&self, x: Vec<f32>) -> Vec<[f32; 10]> {
-        let n = x.len() / IMAGE_LEN;
         let model = self.model().valid();
         let device = self.device.clone().inner();
-        let x = Tensor::<4>::from_data(TensorData::new(x, [n, 1, 28, 28]), &device);
-        read_f32(model.forward(x))
+        read_f32(model.forward(SeedNet::input(&x, &device)))
             .chunks_exact(10)
             .map(|c| std::array::from_fn(|i| c[i]))
             .collect()

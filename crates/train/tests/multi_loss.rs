@@ -61,7 +61,7 @@ fn per_term_norms_match_independent_computations() {
     // 3. The total: one backward of NLL + λ·penalty, through the public model API.
     let ad = device.clone().autodiff();
     let model = SeedNet::from_params(&params, &ad);
-    let xt = Tensor::<4>::from_data(TensorData::new(x, [8, 1, 28, 28]), &ad);
+    let xt = SeedNet::input(&x, &ad);
     let yt = Tensor::<1, Int>::from_data(TensorData::new(y, [8]), &ad);
     let loss = SeedNet::nll_loss(model.forward(xt), yt) + model.weight_sq_sum().mul_scalar(lambda);
     let grads = loss.backward();
