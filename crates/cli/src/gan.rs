@@ -2,17 +2,15 @@
 //! pictures of its generated digits and a diagnostics CSV (D(real), D(fake), diversity).
 
 use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use gradtone_sound::Frame;
 use gradtone_train::gan::{self, D_LAYERS, GanConfig, GanLoss, GanPreset, GanStats, TERMS};
 
-use crate::outputs::Outputs;
-use crate::{TrainArgs, interrupt_flag, progress_bar, say};
+use crate::outputs::{Outputs, check_parent};
+use crate::{FrameDriver, TrainArgs};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum GanPresetArg {
@@ -157,11 +155,8 @@ pub(crate) fn run_with_outputs(
     step_offset: u64,
     sample_every: usize,
 ) -> Result<GanRun> {
-    let stop = interrupt_flag();
-    let pb = progress_bar(cfg.steps);
-    pb.set_prefix(label.to_string());
-    let (mut frames, mut stats, mut progress) = (Vec::new(), Vec::new(), Vec::new());
-    let mut failure = None;
+    let mut driver = FrameDriver::new(cfg.steps, label);
+    let (mut stats, mut progress) = (Vec::new(), Vec::new());
     let trainer = gan::run_gan(cfg, train, &gradtone_train::default_device(), |t, s| {
         let step = step_offset + s.step;
         if s.step % sample_every as u64 == 0 {
@@ -170,40 +165,22 @@ pub(crate) fn run_with_outputs(
         for (kind, message) in s.alarms {
             outputs.raise(step, kind, message);
         }
-        let frame = s.stats.frame(step);
-        match outputs.push(&frame) {
-            Ok(alarms) => alarms
-                .iter()
-                .for_each(|a| say(&pb, format!("alarm: {}", a.message))),
-            Err(e) => {
-                failure = Some(e);
-                return ControlFlow::Break(());
-            }
-        }
-        pb.set_message(format!(
+        let message = format!(
             "D(real) {:.2} D(fake) {:.2}",
             s.stats.p_real, s.stats.p_fake
-        ));
-        pb.inc(1);
-        frames.push(frame);
+        );
+        let flow = driver.push(outputs, s.stats.frame(step), message);
         stats.push(s.stats);
-        if stop.load(Ordering::SeqCst) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        flow
     });
-    pb.finish_and_clear();
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let (frames, interrupted) = driver.finish()?;
     progress.extend(trainer.samples(10, SAMPLE_SEED));
     Ok(GanRun {
         frames,
         stats,
         progress,
         final_samples: trainer.samples(64, SAMPLE_SEED),
-        interrupted: stop.load(Ordering::SeqCst),
+        interrupted,
     })
 }
 
@@ -225,18 +202,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let cfg = config(args)?;
     let g = &args.gan;
     // Bad paths fail before any training.
-    for p in [&g.samples, &g.diagnostics].into_iter().flatten() {
-        let parent = p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            bail!(
-                "cannot write {}: folder {} does not exist",
-                p.display(),
-                parent.display()
-            );
-        }
+    if let Some(p) = &g.samples {
+        check_parent(p, "samples picture")?;
     }
     let mut diagnostics = match &g.diagnostics {
         Some(p) => Some((

@@ -426,6 +426,64 @@ pub(crate) fn progress_bar(total: usize) -> ProgressBar {
     pb
 }
 
+/// Feeds a training loop's frames to the sinks with a progress bar: prints alarms, keeps the
+/// frames, stops the loop on Ctrl-C or on a sink error (kept for [`FrameDriver::finish`]).
+pub(crate) struct FrameDriver {
+    pb: ProgressBar,
+    stop: Arc<AtomicBool>,
+    failure: Option<anyhow::Error>,
+    /// Every frame pushed.
+    pub frames: Vec<gradtone_sound::Frame>,
+}
+
+impl FrameDriver {
+    pub(crate) fn new(total_steps: usize, label: &str) -> Self {
+        let pb = progress_bar(total_steps);
+        pb.set_prefix(label.to_string());
+        FrameDriver {
+            pb,
+            stop: interrupt_flag(),
+            failure: None,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Sends `frame` to `outputs`, with `message` beside the bar; `Break` ends the run.
+    pub(crate) fn push(
+        &mut self,
+        outputs: &mut Outputs,
+        frame: gradtone_sound::Frame,
+        message: String,
+    ) -> ControlFlow<()> {
+        match outputs.push(&frame) {
+            Ok(alarms) => alarms
+                .iter()
+                .for_each(|a| say(&self.pb, format!("alarm: {}", a.message))),
+            Err(e) => {
+                self.failure = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
+        self.pb.set_message(message);
+        self.pb.inc(1);
+        self.frames.push(frame);
+        if self.stop.load(Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// The frames and whether Ctrl-C stopped the run, or the sink error that did.
+    pub(crate) fn finish(self) -> Result<(Vec<gradtone_sound::Frame>, bool)> {
+        self.pb.finish_and_clear();
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok((self.frames, self.stop.load(Ordering::SeqCst))),
+        }
+    }
+}
+
 /// Trains one configuration with sound, returns the frames and the trainer. Steps are
 /// numbered from `step_offset` (a sweep's parts follow each other).
 pub(crate) fn train_with_outputs(
@@ -436,11 +494,7 @@ pub(crate) fn train_with_outputs(
     label: &str,
     step_offset: u64,
 ) -> Result<(Vec<gradtone_sound::Frame>, gradtone_train::Trainer, bool)> {
-    let stop = interrupt_flag();
-    let pb = progress_bar(cfg.total_steps(train.len()));
-    pb.set_prefix(label.to_string());
-    let mut frames = Vec::new();
-    let mut failure = None;
+    let mut driver = FrameDriver::new(cfg.total_steps(train.len()), label);
     let trainer = gradtone_train::run(
         cfg,
         params,
@@ -448,34 +502,14 @@ pub(crate) fn train_with_outputs(
         &gradtone_train::default_device(),
         |mut frame| {
             frame.step += step_offset;
-            match outputs.push(&frame) {
-                Ok(alarms) => {
-                    for a in alarms {
-                        say(&pb, format!("alarm: {}", a.message));
-                    }
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    return ControlFlow::Break(());
-                }
-            }
-            if let Some(loss) = frame.loss() {
-                pb.set_message(format!("loss {loss:.4}"));
-            }
-            pb.inc(1);
-            frames.push(frame);
-            if stop.load(Ordering::SeqCst) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
+            let message = frame
+                .loss()
+                .map_or(String::new(), |l| format!("loss {l:.4}"));
+            driver.push(outputs, frame, message)
         },
     );
-    pb.finish_and_clear();
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    Ok((frames, trainer, stop.load(Ordering::SeqCst)))
+    let (frames, interrupted) = driver.finish()?;
+    Ok((frames, trainer, interrupted))
 }
 
 fn train(args: TrainArgs) -> Result<()> {

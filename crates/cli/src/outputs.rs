@@ -88,7 +88,8 @@ pub struct Outputs {
     frames_seen: u64,
 }
 
-fn check_parent(path: &Path, what: &str) -> Result<()> {
+/// Fails, naming the file, when `path`'s folder does not exist (checked before any work).
+pub(crate) fn check_parent(path: &Path, what: &str) -> Result<()> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

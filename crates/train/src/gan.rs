@@ -355,18 +355,20 @@ impl GanTrainer {
                 .collect()
         };
         let (a, b) = (layer_grads(&g_real), layer_grads(&g_fake));
+        let sq = |t: Tensor<1>| t.square().sum();
+        let squares = |v: &[Tensor<1>]| Tensor::cat(v.iter().cloned().map(sq).collect(), 0);
         let total = Tensor::cat(
             a.iter()
                 .zip(&b)
-                .map(|(a, b)| (a.clone() + b.clone()).square().sum())
+                .map(|(a, b)| sq(a.clone() + b.clone()))
                 .collect(),
             0,
         );
         let mut parts = vec![
             d_real.detach().inner(),
             d_fake.detach().inner(),
-            sq_norms(d.layers(), &g_real),
-            sq_norms(d.layers(), &g_fake),
+            squares(&a),
+            squares(&b),
             total,
             sigmoid(real_logits.detach().inner()).mean(),
             sigmoid(fake_logits.detach().inner()).mean(),

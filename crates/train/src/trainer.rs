@@ -140,18 +140,24 @@ impl Trainer {
         )
     }
 
-    /// [`Trainer::step`] choosing what is read back (benchmarks measure the cost of the norms).
-    pub fn step_with(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
-        if self.l2 != 0.0 {
-            return self.step_two_terms(x, y, readback);
-        }
+    /// The model (taken out for the optimiser, which consumes it) and a batch on the device.
+    fn take_batch(&mut self, x: &[f32], y: Vec<i64>) -> (SeedNet, Tensor<2>, Tensor<1, Int>) {
         let n = y.len();
-        let x = SeedNet::input(&x, &self.device);
+        let x = SeedNet::input(x, &self.device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
         let model = self
             .model
             .take()
             .unwrap_or_else(|| unreachable!("model present"));
+        (model, x, y)
+    }
+
+    /// [`Trainer::step`] choosing what is read back (benchmarks measure the cost of the norms).
+    pub fn step_with(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
+        if self.l2 != 0.0 {
+            return self.step_two_terms(x, y, readback);
+        }
+        let (model, x, y) = self.take_batch(&x, y);
         let loss = SeedNet::nll_loss(model.forward(x), y);
         let grads = loss.backward();
         let mut parts = vec![loss.detach()];
@@ -176,13 +182,7 @@ impl Trainer {
 
     /// The step with the L2 term: one backward per term, gradients summed for the update.
     fn step_two_terms(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
-        let n = y.len();
-        let x = SeedNet::input(&x, &self.device);
-        let y = Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.device);
-        let model = self
-            .model
-            .take()
-            .unwrap_or_else(|| unreachable!("model present"));
+        let (model, x, y) = self.take_batch(&x, y);
         let nll = SeedNet::nll_loss(model.forward(x), y);
         let g_nll = nll.backward();
         // The penalty's graph holds only the weights, so its backward is cheap (no data pass).
