@@ -3,13 +3,15 @@
 Three lines in a training loop::
 
     from gradtone_hook import GradTone
-    tone = GradTone(model, to="stdout", include=["*weight"])
+    tone = GradTone(model)      # every trainable parameter, one voice per module
     ...
     loss.backward()
-    tone.step(loss=loss)        # after backward, before optimizer.step()
+    tone.step(loss=loss)        # after backward, before clip_grad_norm_ and optimizer.step()
     optimizer.step()
 
-and ``python train.py | gradtone listen``. The stream format is docs/stream-format.md (JSON
+and ``python train.py | gradtone listen``. PyTorch Lightning and Hugging Face ``Trainer`` users
+add a callback instead: :class:`gradtone_hook.lightning.GradToneCallback`,
+:class:`gradtone_hook.hf.GradToneCallback`. The stream format is docs/stream-format.md (JSON
 Lines, version 1). :class:`StreamWriter`, :func:`encode_line` and the :mod:`gradtone_hook.osc`
 encoder need no torch; :class:`GradTone` imports torch when it is created.
 """
@@ -17,7 +19,7 @@ encoder need no torch; :class:`GradTone` imports torch when it is created.
 from ._format import FORMAT_VERSION, encode_line, frame_dict, json_number
 from ._writer import StreamWriter
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["GradTone", "StreamWriter", "encode_line", "frame_dict", "json_number", "FORMAT_VERSION", "__version__"]
 

@@ -40,6 +40,20 @@ def json_number(x: Any) -> Number:
     return f
 
 
+def clip_value(clip: Any) -> float | None:
+    """The clipping threshold as written in a frame: a finite number > 0, else ``None`` (no
+    clipping: ``clip_grad_norm_(max_norm=inf)`` or 0 only measures)."""
+    if clip is None or isinstance(clip, bool):
+        return None
+    try:
+        c = float(clip)
+    except (TypeError, ValueError):
+        raise TypeError(f"clip must be a number (clip_grad_norm_'s max_norm), got {clip!r}") from None
+    if not math.isfinite(c) or c <= 0.0:
+        return None
+    return c
+
+
 def _pairs(p: Pairs | None):
     if p is None:
         return []
@@ -55,8 +69,13 @@ def frame_dict(
     rank: int | None = None,
     world: int | None = None,
     t: float | None = None,
+    clip: float | None = None,
 ) -> dict:
-    """The JSON object of one frame, keys in the order of the spec, values in the given order."""
+    """The JSON object of one frame, keys in the order of the spec, values in the given order.
+
+    ``clip`` is the ``max_norm`` given to ``torch.nn.utils.clip_grad_norm_`` at this step (the
+    values are the norms *before* clipping); it is written only when it is a finite number > 0.
+    """
     step = int(step)
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
@@ -65,6 +84,9 @@ def frame_dict(
     ls = _pairs(losses)
     if ls:
         obj["losses"] = {str(k): json_number(v) for k, v in ls}
+    c = clip_value(clip)
+    if c is not None:
+        obj["clip"] = c
     if rank is not None:
         obj["rank"] = int(rank)
     if world is not None:
@@ -83,12 +105,13 @@ def encode_line(
     rank: int | None = None,
     world: int | None = None,
     t: float | None = None,
+    clip: float | None = None,
 ) -> str:
     """One ``\\n``-terminated line of the stream format.
 
     >>> encode_line(3, {"fc1": 0.5, "fc2": float("nan")}, {"loss": 2.3})
     '{"v":1,"step":3,"values":{"fc1":0.5,"fc2":"nan"},"losses":{"loss":2.3}}\\n'
     """
-    obj = frame_dict(step, values, losses, rank, world, t)
+    obj = frame_dict(step, values, losses, rank, world, t, clip)
     # allow_nan=False: a bare NaN token must never reach a reader (it would reject the line).
     return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False) + "\n"

@@ -10,7 +10,7 @@ import math
 import time as _time
 from typing import Any, Callable, Optional, Sequence, Union
 
-from ._format import frame_dict
+from ._format import clip_value, frame_dict
 from ._writer import StreamWriter, _warn
 
 GroupBy = Union[str, Callable[[str], Optional[str]]]
@@ -50,12 +50,22 @@ class GradTone:
     Args:
         model: an ``nn.Module`` (DDP / DataParallel / ``torch.compile`` wrappers are unwrapped
             for naming) or an iterable of ``(name, parameter)`` pairs.
-        to: destination, see :class:`StreamWriter`: ``"stdout"`` (default), ``"stderr"``,
+        to: destination, see :class:`StreamWriter`: ``"stdout"`` (the default when neither
+            ``to`` nor the ``GRADTONE_TO`` environment variable says otherwise), ``"stderr"``,
             ``"udp://HOST:PORT"``, ``"osc://HOST:PORT"``, a file path (``{rank}`` is replaced by
             the rank) or a file object.
-        include: glob patterns (``fnmatch``, case-sensitive) on full parameter names, e.g.
-            ``["*weight"]``; a parameter is selected if any pattern matches. Default: all.
+        include: glob patterns (``fnmatch``, case-sensitive) on full parameter names; a
+            parameter is selected if any pattern matches. Default: every trainable parameter.
+            Mind the names: recurrent layers name their weights ``weight_ih_l0`` /
+            ``weight_hh_l0`` and attention ``in_proj_weight``, so "the weights" is
+            ``["*weight*"]``, not ``["*weight"]``. At the first step, parameters that have a
+            gradient but that ``include`` left out are named in a one-time warning (list them
+            in ``exclude`` to leave them out silently).
         exclude: glob patterns removed after ``include``.
+        clip: the ``max_norm`` you pass to ``torch.nn.utils.clip_grad_norm_`` (every step;
+            ``step(clip=...)`` overrides it for one step). Written in each frame as ``"clip"``
+            so gradtone can tell a clipped spike from a divergence. Call :meth:`step` after
+            ``backward()`` and *before* clipping: the norms are the pre-clip ones.
         group_by: ``"module"`` (default: one value per module, the L2 norm over its selected
             tensors, i.e. sqrt of the sum of their squared norms), ``"tensor"`` (one value per
             parameter tensor) or a callable ``name -> group name`` (``None`` drops the tensor).
@@ -79,7 +89,7 @@ class GradTone:
     def __init__(
         self,
         model: Any,
-        to: Any = "stdout",
+        to: Any = None,
         include: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         group_by: GroupBy = "module",
@@ -93,6 +103,7 @@ class GradTone:
         every: int = 1,
         strict: bool = False,
         append: bool = False,
+        clip: float | None = None,
     ):
         import torch  # lazily: the writer parts of the package work without torch
 
@@ -108,14 +119,20 @@ class GradTone:
         if not (group_by in ("module", "tensor") or callable(group_by)):
             raise ValueError(f"group_by must be 'module', 'tensor' or a callable, got {group_by!r}")
 
+        clip_value(clip)  # a bad type fails here, not at every step
+
         named = self._named_parameters(model)
         self._params: list[tuple[str, Any, int]] = []  # (name, parameter, group index)
         self._groups: list[str] = []
+        #: Trainable parameters that ``include`` left out (checked for gradients at the first step).
+        self._dropped: list[tuple[str, Any]] = []
         index: dict[str, int] = {}
         for name, p in named:
             if not getattr(p, "requires_grad", True):
                 continue  # frozen: it never has a gradient to hear
             if include and not any(fnmatch.fnmatchcase(name, pat) for pat in include):
+                if not (exclude and any(fnmatch.fnmatchcase(name, pat) for pat in exclude)):
+                    self._dropped.append((name, p))
                 continue
             if exclude and any(fnmatch.fnmatchcase(name, pat) for pat in exclude):
                 continue
@@ -139,6 +156,8 @@ class GradTone:
                 f"no parameter selected by include={include!r} exclude={exclude!r}; parameter names look like {names}"
             )
 
+        self._include = list(include) if include else None
+        self.clip = clip
         self.writer = StreamWriter(to, append=append)
         self.scaler = scaler
         self._optimizers = (
@@ -180,11 +199,15 @@ class GradTone:
         step: int | None = None,
         values: dict[str, Any] | None = None,
         unscaled: bool | None = None,
+        clip: float | None = None,
     ) -> dict | None:
         """Read the gradients now and write one frame.
 
         Call after ``loss.backward()`` and before ``optimizer.step()`` (and before
-        ``optimizer.zero_grad()``). ``loss`` becomes ``losses["loss"]``; ``losses`` adds named
+        ``optimizer.zero_grad()``). With gradient clipping, call it *before*
+        ``clip_grad_norm_`` (the frame holds the pre-clip norms, what the model really
+        produced) and pass the threshold: ``tone.step(loss=loss, clip=0.25)``; it is written
+        as the frame's ``"clip"`` (default: the ``clip`` given to the constructor). ``loss`` becomes ``losses["loss"]``; ``losses`` adds named
         terms (tensors or numbers). ``step`` overrides the internal counter (which then continues
         from ``step + 1``). ``values`` adds extra named quantities after the norms (e.g. the
         learning rate). Returns the frame as a dict (``None`` on a skipped or failed step).
@@ -198,7 +221,7 @@ class GradTone:
         if int(step) % self.every:
             return None
         try:
-            return self._step(int(step), loss, losses, values, unscaled)
+            return self._step(int(step), loss, losses, values, unscaled, self.clip if clip is None else clip)
         except Exception as e:  # noqa: BLE001 - never crash the user's training
             if self.strict:
                 raise
@@ -344,13 +367,49 @@ class GradTone:
             out.extend((i, n) for (i, _), n in zip(items, norms))
         return out
 
+    def _warn_dropped(self) -> None:
+        """Once: name the trainable parameters with a gradient that ``include`` left out."""
+        dropped, self._dropped = self._dropped, []
+        names = [n for n, p in dropped if getattr(p, "grad", None) is not None]
+        if names:
+            shown = ", ".join(names[:6]) + (f", ... ({len(names) - 6} more)" if len(names) > 6 else "")
+            _warn(
+                f"include={self._include!r} leaves out {len(names)} parameter(s) that have gradients: "
+                f"{shown}. Recurrent layers name their weights weight_ih_l0/weight_hh_l0 and attention "
+                "in_proj_weight: use include=['*weight*'] (or no include at all) to hear them, or list "
+                "them in exclude=[...] to leave them out without this warning."
+            )
+
     def _step(
-        self, step: int, loss: Any, losses: dict[str, Any] | None, values: dict[str, Any] | None, unscaled: bool | None
+        self,
+        step: int,
+        loss: Any,
+        losses: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        unscaled: bool | None,
+        clip: float | None,
     ) -> dict:
-        torch = self._torch
-        t = _time.time() if self.wall_time else None
+        if self._dropped:
+            self._warn_dropped()
         norms = self._grad_norms()
         scale, skip = self._scale_plan(unscaled)
+        return self._emit(step, norms, scale, skip, loss, losses, values, clip)
+
+    def _emit(
+        self,
+        step: int,
+        norms: list[tuple[int, Any]],
+        scale: Any,
+        skip: set | None,
+        loss: Any,
+        losses: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        clip: float | None,
+    ) -> dict:
+        """Reads ``norms`` (0-d device tensors from :meth:`_grad_norms`), the tensor losses and the
+        scale back in one sync per device, and writes the frame."""
+        torch = self._torch
+        t = _time.time() if self.wall_time else None
 
         loss_items: list[tuple[str, Any]] = []
         if loss is not None:
@@ -403,8 +462,8 @@ class GradTone:
         ls = [(name, read(("loss", name)) if isinstance(v, torch.Tensor) else v) for name, v in loss_items]
 
         rank, world = self._rank_world()
-        self.writer.write_frame(step, vals, ls, rank, world, t)
-        return frame_dict(step, vals, ls, rank, world, t)
+        self.writer.write_frame(step, vals, ls, rank, world, t, clip)
+        return frame_dict(step, vals, ls, rank, world, t, clip)
 
 
 def _host_float(v: Any) -> Any:

@@ -129,8 +129,12 @@ class StreamWriter:
         rank: int | None = None,
         world: int | None = None,
         t: float | None = None,
+        clip: float | None = None,
     ) -> bool:
         """Write one frame; returns True on success. Never raises for I/O failures.
+
+        ``clip``: the ``clip_grad_norm_`` threshold at this step (the values being pre-clip
+        norms); written as the frame's ``"clip"`` when finite and > 0.
 
         Malformed arguments (a negative step, a value that is not a number) do raise
         ``ValueError``/``TypeError``: they are programming errors, not transient ones.
@@ -140,7 +144,7 @@ class StreamWriter:
             # frame_dict turned non-finite values into strings; OSC floats carry them natively.
             payload: Any = osc.encode_frame(step, [(k, _from_json(v)) for k, v in vals.items()])
         else:
-            payload = encode_line(step, values, losses, rank, world, t)
+            payload = encode_line(step, values, losses, rank, world, t, clip)
         return self._send(payload, rank)
 
     def write_line(self, line: str, rank: int | None = None) -> bool:

@@ -1,0 +1,229 @@
+"""The framework callbacks against the real packages: PyTorch Lightning and Hugging Face Trainer.
+
+Tiny models on CPU, nothing downloaded. Each frame's norms are checked against ``p.grad.norm()``
+read by an independent callback at the same moment. Without lightning/transformers these tests
+skip loudly, and fail under GRADTONE_REQUIRE_TORCH=1 (CI installs both).
+"""
+
+import json
+import math
+import os
+
+import pytest
+from conftest import need_torch
+
+
+def need(module):
+    need_torch()
+    try:
+        return __import__(module)
+    except Exception as e:  # noqa: BLE001
+        msg = f"*** SKIPPED: {module} is not importable ({type(e).__name__}: {e}) ***"
+        if os.environ.get("GRADTONE_REQUIRE_TORCH") == "1":
+            pytest.fail(msg.replace("SKIPPED", "FAILED (GRADTONE_REQUIRE_TORCH=1)"))
+        pytest.skip(msg)
+
+
+def read_frames(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+# -- PyTorch Lightning ----------------------------------------------------------------------------
+
+
+def _lightning_run(tmp_path, clip, precision="32-true", accumulate=1):
+    need("lightning")
+    import lightning.pytorch as pl
+    import torch
+
+    from gradtone_hook.lightning import GradToneCallback
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(20, 8)
+            self.rnn = torch.nn.LSTM(8, 8, batch_first=True)
+            self.head = torch.nn.Linear(8, 3)
+            self.losses = []
+
+        def training_step(self, batch, _i):
+            x, y = batch
+            out, _ = self.rnn(self.embed(x))
+            loss = torch.nn.functional.cross_entropy(self.head(out[:, -1]), y)
+            self.losses.append(loss.detach().float().item())
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=5.0)  # large: norms change step to step
+
+    class Reference(pl.Callback):
+        """p.grad.norm() at the same hook, before Lightning clips."""
+
+        def __init__(self):
+            self.norms = []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            self.norms.append({n: p.grad.norm().item() for n, p in pl_module.named_parameters()})
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 20, (24, 5), generator=g)
+    y = torch.randint(0, 3, (24,), generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    model = Tiny()
+    out = tmp_path / "frames.jsonl"
+    ref = Reference()
+    tone_cb = GradToneCallback(to=str(out), group_by="tensor", strict=True)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=4,
+        precision=precision,
+        gradient_clip_val=clip,
+        accumulate_grad_batches=accumulate,
+        callbacks=[ref, tone_cb],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(model, loader)
+    return read_frames(out), ref.norms, model, tone_cb
+
+
+def test_lightning_callback_norms_equal_grad_norm_and_clip(tmp_path):
+    frames, ref, model, cb = _lightning_run(tmp_path, clip=0.05)
+    assert len(frames) == len(ref) == 4
+    assert [f["step"] for f in frames] == [0, 1, 2, 3]
+    names = [n for n, _ in model.named_parameters()]
+    assert "rnn.weight_ih_l0" in names and list(frames[0]["values"]) == names
+    for f, r in zip(frames, ref):
+        for n in names:
+            assert f["values"][n] == pytest.approx(r[n], rel=1e-6), n
+        assert f["clip"] == 0.05  # pre-clip norms, and the threshold that clipped them
+        assert f["rank"] == 0 and f["world"] == 1
+    # Clipping really happened after the read: the pre-clip total is far above the threshold.
+    assert math.hypot(*frames[0]["values"].values()) > 0.05 * 2
+    # The loss is the training_step's loss of that step.
+    for f, loss in zip(frames, model.losses):
+        assert f["losses"]["loss"] == pytest.approx(loss, rel=1e-6)
+    # Different steps, different norms: the frames follow the training.
+    assert frames[0]["values"] != frames[3]["values"]
+    assert cb.tone.writer.errors == 0
+
+
+def test_lightning_accumulation_and_no_clip(tmp_path):
+    frames, ref, model, _ = _lightning_run(tmp_path, clip=None, accumulate=2)
+    assert len(frames) == len(ref) == 4  # one frame per optimizer step, not per batch
+    for f, r in zip(frames, ref):
+        assert "clip" not in f
+        for n, v in r.items():
+            assert f["values"][n] == pytest.approx(v, rel=1e-6), n
+    # Accumulated: the frame's loss is the mean of its two micro-batches' losses.
+    for k, f in enumerate(frames):
+        assert f["losses"]["loss"] == pytest.approx(sum(model.losses[2 * k : 2 * k + 2]) / 2, rel=1e-6)
+
+
+# -- Hugging Face Trainer -------------------------------------------------------------------------
+
+
+def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
+    need("transformers")
+    need("accelerate")
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+
+    from gradtone_hook.hf import GradToneCallback
+
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=24,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)  # built from a config: nothing downloaded
+
+    class Data(torch.utils.data.Dataset):
+        def __init__(self):
+            g = torch.Generator().manual_seed(2)
+            self.ids = torch.randint(1, 40, (32, 8), generator=g)
+            self.labels = torch.randint(0, 2, (32,), generator=g)
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            return {"input_ids": self.ids[i], "attention_mask": torch.ones(8, dtype=torch.long), "labels": self.labels[i]}
+
+    class Reference(TrainerCallback):
+        """p.grad.norm() when the Trainer hands over, i.e. after its clipping; and the logged loss."""
+
+        def __init__(self):
+            self.post = []
+            self.logged = []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
+            self.post.append({n: p.grad.norm().item() for n, p in model.named_parameters() if p.grad is not None})
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.logged.append(logs["loss"])
+
+    out = tmp_path / "frames.jsonl"
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=accumulate,
+        max_steps=3,
+        learning_rate=1e-2,
+        max_grad_norm=max_grad_norm,
+        logging_strategy="steps",
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    ref = Reference()
+    cb = GradToneCallback(to=str(out), group_by="tensor", strict=True, **cb_kwargs)
+    Trainer(model=model, args=args, train_dataset=Data(), callbacks=[ref, cb]).train()
+    return read_frames(out), ref, model, cb
+
+
+def test_hf_callback_norms_equal_grad_norm_without_clipping(tmp_path):
+    frames, ref, model, cb = _hf_run(tmp_path, max_grad_norm=0.0)
+    assert [f["step"] for f in frames] == [0, 1, 2]
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert "bert.encoder.layer.0.attention.self.query.weight" in names
+    for f, post in zip(frames, ref.post):
+        assert "clip" not in f
+        assert set(post) <= set(f["values"])
+        for n, v in post.items():  # nothing clipped: pre == post, exactly the same kernel
+            assert f["values"][n] == pytest.approx(v, rel=1e-6), n
+        assert f["rank"] == 0 and f["world"] == 1
+    # The frame's loss is the model's loss of that step, as the Trainer logs it (rounded to 1e-4).
+    assert len(ref.logged) == 3
+    for f, logged in zip(frames, ref.logged):
+        assert f["losses"]["loss"] == pytest.approx(logged, abs=2e-4)
+    assert cb.tone.writer.errors == 0
+
+
+def test_hf_callback_reports_pre_clip_norms_and_the_threshold(tmp_path):
+    clip = 1e-3  # far below any real norm: every step is clipped
+    frames, ref, _, _ = _hf_run(tmp_path, max_grad_norm=clip, accumulate=2)
+    assert len(frames) == 3  # one per optimizer step, 2 micro-batches each
+    for f, post in zip(frames, ref.post):
+        assert f["clip"] == clip
+        total = math.sqrt(sum(v * v for v in f["values"].values()))
+        assert total > 100 * clip  # the pre-clip norm, not the clipped one
+        # clip_grad_norm_ scaled every gradient by clip / (total + 1e-6): undo it and compare.
+        coef = clip / (total + 1e-6)
+        for n, v in post.items():
+            assert f["values"][n] * coef == pytest.approx(v, rel=1e-4, abs=1e-12), n
