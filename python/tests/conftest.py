@@ -13,6 +13,14 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def skip_or_fail(msg):
+    """Skip loudly, or fail under GRADTONE_REQUIRE_TORCH=1 (CI, where everything must run)."""
+    if os.environ.get("GRADTONE_REQUIRE_TORCH") == "1":
+        pytest.fail(msg.replace("SKIPPED", "FAILED (GRADTONE_REQUIRE_TORCH=1)"))
+    sys.stderr.write(msg + "\n")
+    pytest.skip(msg)
+
+
 def need_torch():
     """Import torch or skip (fail under GRADTONE_REQUIRE_TORCH=1) with a clear reason."""
     try:
@@ -23,10 +31,7 @@ def need_torch():
             "(bash /work/shared/reference/pytorch/install_torch.sh) and run with "
             "~/.cache/torch-ref/venv/bin/python -m pytest python/tests ***"
         )
-        if os.environ.get("GRADTONE_REQUIRE_TORCH") == "1":
-            pytest.fail(msg.replace("SKIPPED", "FAILED (GRADTONE_REQUIRE_TORCH=1)"))
-        sys.stderr.write(msg + "\n")
-        pytest.skip(msg)
+        skip_or_fail(msg)
     return torch
 
 

@@ -7,10 +7,9 @@ skip loudly, and fail under GRADTONE_REQUIRE_TORCH=1 (CI installs both).
 
 import json
 import math
-import os
 
 import pytest
-from conftest import need_torch
+from conftest import need_torch, skip_or_fail
 
 
 def need(module):
@@ -18,10 +17,7 @@ def need(module):
     try:
         return __import__(module)
     except Exception as e:  # noqa: BLE001
-        msg = f"*** SKIPPED: {module} is not importable ({type(e).__name__}: {e}) ***"
-        if os.environ.get("GRADTONE_REQUIRE_TORCH") == "1":
-            pytest.fail(msg.replace("SKIPPED", "FAILED (GRADTONE_REQUIRE_TORCH=1)"))
-        pytest.skip(msg)
+        skip_or_fail(f"*** SKIPPED: {module} is not importable ({type(e).__name__}: {e}) ***")
 
 
 def read_frames(path):

@@ -6,6 +6,7 @@ import math
 import socket
 
 import pytest
+from conftest import skip_or_fail
 
 from gradtone_hook import osc
 
@@ -191,11 +192,11 @@ def test_fake_scaler_divides(torch):
 def _real_cpu_scaler(torch):
     amp = getattr(torch, "amp", None)
     if amp is None or not hasattr(amp, "GradScaler"):
-        pytest.skip("*** SKIPPED: torch.amp.GradScaler not in this torch ***")
+        skip_or_fail("*** SKIPPED: torch.amp.GradScaler not in this torch ***")
     try:
         return amp.GradScaler("cpu", init_scale=2.0**12)
     except Exception as e:  # older torch: CUDA only
-        pytest.skip(f"*** SKIPPED: no CPU GradScaler in this torch ({e}) ***")
+        skip_or_fail(f"*** SKIPPED: no CPU GradScaler in this torch ({e}) ***")
 
 
 def test_real_grad_scaler_before_and_after_unscale(torch):
@@ -327,7 +328,7 @@ def test_two_process_gloo_ranks(torch, tmp_path):
     import torch.multiprocessing as mp
 
     if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("*** SKIPPED: torch.distributed with gloo is not available in this torch ***")
+        skip_or_fail("*** SKIPPED: torch.distributed with gloo is not available in this torch ***")
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
