@@ -12,7 +12,6 @@ use gradtone_live::{LiveConfig, LivePlayer, Pace};
 use gradtone_sound::alarm::{AlarmEvent, AlarmKind, WithAlarms};
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::csv::CsvWriter;
-use gradtone_sound::grouping::Grouping;
 use gradtone_sound::{Frame, Mapping, SampleFormat, WavSink, mapping};
 use gradtone_tensorboard::EventWriter;
 
@@ -255,13 +254,9 @@ impl Outputs {
         if !self.legend_shown {
             self.legend_shown = true;
             let names: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
-            if names.len() > self.config.grouping.max_voices {
-                let g = Grouping::new(&names, &self.config.grouping);
-                eprintln!(
-                    "{} values grouped into voices:\n{}",
-                    names.len(),
-                    g.legend_text()
-                );
+            // What plays: voices for cents/depth, every value in turn for seed; bounded text.
+            if let Some(legend) = mapping::voice_legend(&self.config, &names) {
+                eprint!("{legend}");
             }
         }
         self.buf.clear();
@@ -438,6 +433,7 @@ impl Outputs {
                     self.mapping.sample_rate(),
                     self.mapping.channels(),
                 )),
+                grouping: mapping::plot_grouping(&self.config),
             };
             gradtone_plot::render_png(&p.path, &input)?;
             lines.push(p.path.display().to_string());

@@ -57,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         frames: &frames,
         markers: &markers,
         audio: Some((&audio, SeedMapping::SAMPLE_RATE, 1)),
+        grouping: None,
     };
     let start = Instant::now();
     render_png(&png, &input)?;

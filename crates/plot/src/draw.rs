@@ -12,6 +12,7 @@ use crate::series::{self, Decimated, Field, Scale, Series};
 use crate::spectrum::{self, Spectrogram};
 use crate::text::{self, Anchor};
 use crate::{HEIGHT, Marker, PlotInput, WIDTH};
+use gradtone_sound::grouping::shorten;
 
 pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 pub(crate) type R<T> = Result<T, String>;
@@ -36,6 +37,8 @@ const DB_RANGE: f32 = 80.0;
 const MAX_HZ: f64 = 5000.0;
 
 const LABEL_PX: f32 = 13.0;
+/// Characters of a legend label in one column (the legend is [`LEGEND_W`] wide).
+const LABEL_CHARS: usize = 26;
 const MARKER_COLOR: RGBColor = RGBColor(200, 0, 30);
 const NAN_COLOR: RGBColor = RGBColor(0, 0, 0);
 const TEXT: RGBColor = RGBColor(25, 25, 25);
@@ -66,7 +69,8 @@ pub(crate) fn render_rgb(input: &PlotInput) -> R<Vec<u8>> {
 }
 
 fn draw_body(root: &Area, body: &Area, input: &PlotInput) -> R<()> {
-    let values = series::collect(input.frames, Field::Values);
+    let (values, grouped) = series::collect_values(input.frames, input.grouping);
+    let value_labels = series::value_labels(&values, grouped, LABEL_CHARS);
     let losses = series::collect(input.frames, Field::Losses);
     let (x0, x1) = step_range(input);
 
@@ -106,17 +110,18 @@ fn draw_body(root: &Area, body: &Area, input: &PlotInput) -> R<()> {
             Scale::Log { .. } => "value (log scale)",
             Scale::Linear { .. } => "value",
         };
-        panel.draw(&area, &values, scale, desc, true, empty)?;
+        panel.draw(&area, &values, &value_labels, scale, desc, true, empty)?;
     }
     if !losses.is_empty()
         && let Some(area) = areas.next()
     {
-        let scale = Scale::choose(&losses, false);
+        let scale = Scale::fit_losses(&losses);
         let desc = match scale {
             Scale::Log { .. } => "loss (log)",
             Scale::Linear { .. } => "loss",
         };
-        panel.draw(&area, &losses, scale, desc, false, None)?;
+        let labels = series::value_labels(&losses, false, LABEL_CHARS);
+        panel.draw(&area, &losses, &labels, scale, desc, false, None)?;
     }
     if let Some((samples, rate, channels)) = input.audio
         && let Some(area) = areas.next()
@@ -312,6 +317,7 @@ impl StepsPanel<'_, '_> {
         &self,
         area: &Area,
         series: &[Series],
+        labels: &[String],
         scale: Scale,
         y_desc: &str,
         label_markers: bool,
@@ -470,15 +476,15 @@ impl StepsPanel<'_, '_> {
             )?;
         }
 
-        let entries: Vec<LegendEntry> = series
+        let entries: Vec<LegendEntry> = labels
             .iter()
             .zip(&decimated)
             .enumerate()
-            .map(|(i, (sr, d))| LegendEntry {
+            .map(|(i, (label, d))| LegendEntry {
                 text: if d.any_finite {
-                    truncate(&sr.name, 26)
+                    label.clone()
                 } else {
-                    format!("{} (no finite value)", truncate(&sr.name, 12))
+                    format!("{} (no finite value)", shorten(label, 12))
                 },
                 color: color(i),
             })
@@ -509,45 +515,58 @@ struct LegendEntry {
     color: RGBColor,
 }
 
-/// A one-column legend from `top`; series that do not fit become "+N more".
+/// The legend from `top`: one column of 17-pixel rows; when the entries do not fit, tighter
+/// rows in two columns (labels cut to half the width, in the middle, the voice numbers keeping
+/// them distinct); series that still do not fit become "+N more".
 fn draw_legend(side: &Area, top: i32, entries: &[LegendEntry], extra: &[LegendEntry]) -> R<()> {
-    const ROW: i32 = 17;
     let bottom = side.dim_in_pixel().1 as i32 - X_LABEL_H as i32 - MARGIN as i32;
-    let capacity = ((bottom - top) / ROW).max(1) as usize;
-    let series_rows = capacity.saturating_sub(extra.len()).max(1);
-    let (shown, more) = if entries.len() > series_rows {
-        (series_rows - 1, entries.len() - (series_rows - 1))
+    let rows_of = |row: i32| ((bottom - top) / row).max(1) as usize;
+    let needed = entries.len() + extra.len();
+    let (row_h, px, cols) = if needed <= rows_of(17) {
+        (17, LABEL_PX, 1)
+    } else {
+        (13, 11.0, 2)
+    };
+    let rows = rows_of(row_h);
+    let capacity = rows * cols;
+    let series_slots = capacity.saturating_sub(extra.len()).max(1);
+    let (shown, more) = if entries.len() > series_slots {
+        (series_slots - 1, entries.len() - (series_slots - 1))
     } else {
         (entries.len(), 0)
     };
-    let mut y = top + ROW / 2;
-    let row = |e: &LegendEntry, y: i32| -> R<()> {
-        side.draw(&PathElement::new(
-            vec![(6, y), (28, y)],
-            e.color.stroke_width(3),
-        ))
-        .map_err(s)?;
-        text::draw(side, &e.text, (34, y), LABEL_PX, TEXT, MID_LEFT, false)
+    let col_w = (LEGEND_W as i32) / cols as i32;
+    let chars = if cols == 1 { LABEL_CHARS } else { 15 };
+    let place = |slot: usize| -> (i32, i32) {
+        let (c, r) = (slot / rows, slot % rows);
+        (c as i32 * col_w, top + row_h / 2 + r as i32 * row_h)
     };
-    for e in &entries[..shown] {
-        row(e, y)?;
-        y += ROW;
+    let draw_row = |label: &str, color: Option<RGBColor>, (x, y): (i32, i32)| -> R<()> {
+        if let Some(c) = color {
+            side.draw(&PathElement::new(
+                vec![(x + 6, y), (x + 24, y)],
+                c.stroke_width(3),
+            ))
+            .map_err(s)?;
+        }
+        text::draw(side, label, (x + 29, y), px, TEXT, MID_LEFT, false)
+    };
+    let texts: Vec<&str> = entries[..shown].iter().map(|e| e.text.as_str()).collect();
+    let mut slot = 0;
+    for (e, label) in entries[..shown]
+        .iter()
+        .zip(series::unique_cut(&texts, chars))
+    {
+        draw_row(&label, Some(e.color), place(slot))?;
+        slot += 1;
     }
     if more > 0 {
-        text::draw(
-            side,
-            &format!("+{more} more"),
-            (34, y),
-            LABEL_PX,
-            TEXT,
-            MID_LEFT,
-            false,
-        )?;
-        y += ROW;
+        draw_row(&format!("+{more} more"), None, place(slot))?;
+        slot += 1;
     }
     for e in extra {
-        row(e, y)?;
-        y += ROW;
+        draw_row(&shorten(&e.text, chars), Some(e.color), place(slot))?;
+        slot += 1;
     }
     Ok(())
 }

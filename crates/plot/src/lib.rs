@@ -1,8 +1,8 @@
 //! PNG pictures of a gradtone run, to put beside its sound.
 //!
-//! [`render_png`] draws one 1400×900 image: each value (per-layer gradient norm) over steps on a
-//! log scale with alarm [`Marker`]s, the losses in a small panel of their own, and a spectrogram
-//! of the rendered audio underneath. It needs no system libraries: text is drawn with an
+//! [`render_png`] draws one 1400×900 image: what the sound voices (per-layer gradient norms, or
+//! the voices they are grouped into) over steps on a log scale with alarm [`Marker`]s, the
+//! losses in a small panel of their own, and a spectrogram of the rendered audio underneath. It needs no system libraries: text is drawn with an
 //! embedded subset of DejaVu Sans (see `assets/`), pixels are encoded by the `png` crate.
 //!
 //! ```no_run
@@ -13,7 +13,7 @@
 //!     .map(|s| Frame::new(s).with_value("conv1", 1.0 / (s + 1) as f64).with_loss("loss", 2.3))
 //!     .collect();
 //! let markers = [Marker { step: 40, label: "spike".into() }];
-//! let input = PlotInput { title: "demo", frames: &frames, markers: &markers, audio: None };
+//! let input = PlotInput { title: "demo", frames: &frames, markers: &markers, audio: None, grouping: None };
 //! render_png("demo.png".as_ref(), &input)?;
 //! # Ok::<(), gradtone_plot::PlotError>(())
 //! ```
@@ -30,6 +30,7 @@ use std::path::Path;
 
 pub use error::PlotError;
 use gradtone_sound::Frame;
+use gradtone_sound::grouping::GroupingConfig;
 
 /// Width of the picture, pixels.
 pub const WIDTH: u32 = 1400;
@@ -58,16 +59,23 @@ pub struct PlotInput<'a> {
     /// Marker lines are drawn on it assuming the audio spans the frames at a constant rate
     /// (true for [`gradtone_sound::SeedMapping`] when every frame has the same number of values).
     pub audio: Option<(&'a [f32], u32, u16)>,
+    /// How the sound groups values into voices (`cents`, `depth`:
+    /// `gradtone_sound::mapping::plot_grouping`), so the picture draws the voices heard, one
+    /// line each, labelled as in the console legend (`1 embed`, `2 layers.0-1`…). `None`
+    /// draws every value (what `seed` plays).
+    pub grouping: Option<&'a GroupingConfig>,
 }
 
 /// Draws `input` as a [`WIDTH`]×[`HEIGHT`] RGB PNG at `path` (created or overwritten).
 ///
-/// The top panel shows each value over steps on a log scale: non-finite values are left out
+/// The top panel shows each voice ([`PlotInput::grouping`]) or value over steps on a log
+/// scale: non-finite values are left out
 /// (the line breaks) and ticked in a "non-finite" row at the panel's foot, values ≤ 0 are drawn on
 /// the floor one decade below the smallest positive value. More steps than pixel columns are
-/// reduced to each column's minimum and maximum, so spikes stay visible. The legend lists as
-/// many series as fit and says how many more there are. A loss panel appears when frames have
-/// losses; a spectrogram (Hann 2048 / hop 512, 0–5 kHz, dB relative to its peak) when `audio` is
+/// reduced to each column's minimum and maximum, so spikes stay visible. The legend lists
+/// every voice (in two columns when they do not fit in one; beyond that it says how many more
+/// there are), labels cut in the middle and never two alike. A loss panel, its axis fitted to
+/// the losses' range, appears when frames have losses; a spectrogram (Hann 2048 / hop 512, 0–5 kHz, dB relative to its peak) when `audio` is
 /// given.
 ///
 /// # Errors

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use gradtone_sound::grouping::{Grouping, GroupingConfig, shorten};
 use gradtone_sound::{Frame, Named};
 
 /// One named quantity over steps, in frame order.
@@ -15,6 +16,88 @@ pub(crate) struct Series {
 pub(crate) enum Field {
     Values,
     Losses,
+}
+
+/// The values panel's series: what the sound voices. With `grouping` (the mapping groups), a
+/// frame whose values [`Grouping::applies`] to becomes one point per voice (the L2 norm of its
+/// members, as the mapping computes it), the series named after the voices; otherwise one
+/// series per value. Returns the series and whether any frame was grouped.
+pub(crate) fn collect_values(
+    frames: &[Frame],
+    grouping: Option<&GroupingConfig>,
+) -> (Vec<Series>, bool) {
+    let Some(cfg) = grouping else {
+        return (collect(frames, Field::Values), false);
+    };
+    let mut grouped = false;
+    let mut current: Option<Grouping> = None;
+    let mut voiced: Vec<Frame> = Vec::with_capacity(frames.len());
+    for f in frames {
+        if !Grouping::applies(f.values.len(), cfg) {
+            voiced.push(Frame {
+                losses: Vec::new(),
+                ..f.clone()
+            });
+            continue;
+        }
+        grouped = true;
+        let names = || f.values.iter().map(|n| n.name.as_str());
+        if !current.as_ref().is_some_and(|g| g.matches(names())) {
+            let list: Vec<&str> = names().collect();
+            current = Some(Grouping::new(&list, cfg));
+        }
+        let Some(g) = current.as_ref() else {
+            continue;
+        };
+        let raw: Vec<f64> = f.values.iter().map(|n| n.value).collect();
+        let mut frame = Frame::new(f.step);
+        for ((voice, _), v) in g.legend().iter().zip(g.aggregate(&raw)) {
+            frame = frame.with_value(voice.as_str(), v);
+        }
+        voiced.push(frame);
+    }
+    (collect(&voiced, Field::Values), grouped)
+}
+
+/// Legend labels for the values panel, at most about `max` characters, all distinct: voices
+/// are numbered as in the console legend (`3 layers.0-1`); plain values keep their names, cut
+/// in the middle where too long, numbered only where cutting made two of them equal.
+pub(crate) fn value_labels(series: &[Series], grouped: bool, max: usize) -> Vec<String> {
+    if grouped {
+        return series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let number = format!("{} ", i + 1);
+                let room = max.saturating_sub(number.len()).max(4);
+                format!("{number}{}", shorten(&s.name, room))
+            })
+            .collect();
+    }
+    let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+    unique_cut(&names, max)
+}
+
+/// `texts` cut in the middle to about `max` characters; where cutting makes two equal, those
+/// are numbered by position (`14 tran…_weight`) so no two labels read the same.
+pub(crate) fn unique_cut<S: AsRef<str>>(texts: &[S], max: usize) -> Vec<String> {
+    let cut: Vec<String> = texts.iter().map(|t| shorten(t.as_ref(), max)).collect();
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for c in &cut {
+        *count.entry(c.as_str()).or_default() += 1;
+    }
+    cut.iter()
+        .zip(texts)
+        .enumerate()
+        .map(|(i, (c, t))| {
+            if count[c.as_str()] < 2 {
+                return c.clone();
+            }
+            let number = format!("{} ", i + 1);
+            let room = max.saturating_sub(number.len()).max(4);
+            format!("{number}{}", shorten(t.as_ref(), room))
+        })
+        .collect()
 }
 
 /// Splits frames into series by name, in first-seen order.
@@ -128,11 +211,39 @@ impl Scale {
             lo = lo.max(hi - 40.0);
             return Scale::Log { lo, hi };
         }
-        let pad = ((max - min) * 0.05).max(1e-12 * max.abs().max(1.0));
-        Scale::Linear {
-            lo: min - pad,
-            hi: max + pad,
+        linear_fit(min, max)
+    }
+
+    /// The loss panel's scale: fitted to the losses' own range. Linear with 5 % padding (a
+    /// 9.8 → 6.3 drop fills the panel instead of lying flat on a 1–100 axis), unless the
+    /// positive losses span more than a factor of 30 (e.g. 2.3 → 0.01), where whole decades
+    /// on a log scale show the fall better.
+    pub fn fit_losses(series: &[Series]) -> Scale {
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &(_, v) in series.iter().flat_map(|s| &s.points) {
+            if v.is_finite() {
+                min = min.min(v);
+                max = max.max(v);
+            }
         }
+        if !min.is_finite() {
+            return Scale::Linear { lo: 0.0, hi: 1.0 };
+        }
+        if min > 0.0 && max / min > 30.0 {
+            return Scale::choose(series, true);
+        }
+        linear_fit(min, max)
+    }
+}
+
+/// A linear range around `[min, max]` with 5 % padding (never empty).
+fn linear_fit(min: f64, max: f64) -> Scale {
+    let pad = ((max - min) * 0.05)
+        .max(1e-3 * max.abs().max(min.abs()))
+        .max(1e-12);
+    Scale::Linear {
+        lo: min - pad,
+        hi: max + pad,
     }
 }
 
@@ -253,6 +364,97 @@ mod tests {
         let l = collect(&frames, Field::Losses);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].points, [(3, 0.5)]);
+    }
+
+    #[test]
+    fn loss_axis_fits_the_loss_range() {
+        // The word-language-model run: 10.2 at step 0 falling to 6.3. Before, a 1–100 log axis.
+        let loss = [series(&[
+            (0, 10.2),
+            (1, 9.8),
+            (50, 7.1),
+            (99, 6.3),
+            (100, f64::NAN),
+        ])];
+        let Scale::Linear { lo, hi } = Scale::fit_losses(&loss) else {
+            panic!("{:?}", Scale::fit_losses(&loss))
+        };
+        assert!(
+            (5.9..6.3).contains(&lo) && (10.2..10.6).contains(&hi),
+            "{lo} {hi}"
+        );
+        // The drop spans most of the axis.
+        assert!((10.2 - 6.3) / (hi - lo) > 0.85);
+        // Two decades and more: log.
+        let wide = [series(&[(0, 2.3), (1, 0.01)])];
+        assert_eq!(Scale::fit_losses(&wide), Scale::Log { lo: -2.0, hi: 1.0 });
+        // Negative terms (a GAN's or an ELBO's): linear. Constant: a non-empty range.
+        let neg = [series(&[(0, -3.0), (1, 2.0)])];
+        assert!(matches!(Scale::fit_losses(&neg), Scale::Linear { lo, .. } if lo < -3.0));
+        let flat = [series(&[(0, 2.0), (1, 2.0)])];
+        assert!(
+            matches!(Scale::fit_losses(&flat), Scale::Linear { lo, hi } if lo < 2.0 && hi > 2.0)
+        );
+        let none = [series(&[(0, f64::NAN)])];
+        assert_eq!(Scale::fit_losses(&none), Scale::Linear { lo: 0.0, hi: 1.0 });
+    }
+
+    #[test]
+    fn values_are_drawn_as_the_voices_heard() {
+        // 27 tensors of a small Transformer, as the hook's group_by="tensor" names them.
+        let mut names = vec!["embed.weight".to_owned()];
+        for l in 0..2 {
+            for p in [
+                "self_attn.in_proj_weight",
+                "self_attn.in_proj_bias",
+                "self_attn.out_proj.weight",
+                "self_attn.out_proj.bias",
+                "linear1.weight",
+                "linear1.bias",
+                "linear2.weight",
+                "linear2.bias",
+                "norm1.weight",
+                "norm1.bias",
+                "norm2.weight",
+                "norm2.bias",
+            ] {
+                names.push(format!("transformer.layers.{l}.{p}"));
+            }
+        }
+        names.push("decoder.weight".into());
+        names.push("decoder.bias".into());
+        assert_eq!(names.len(), 27);
+        let frames: Vec<Frame> = (0..5)
+            .map(|s| {
+                names.iter().enumerate().fold(Frame::new(s), |f, (i, n)| {
+                    f.with_value(n.as_str(), (i + 1) as f64)
+                })
+            })
+            .collect();
+        let cfg = GroupingConfig::default();
+        let (voices, grouped) = collect_values(&frames, Some(&cfg));
+        let g = Grouping::new(&names, &cfg);
+        assert!(grouped);
+        assert_eq!(voices.len(), g.voices());
+        assert!(voices.len() < 12, "{}", voices.len());
+        let labels = value_labels(&voices, grouped, 40);
+        for (i, ((voice, _), label)) in g.legend().iter().zip(&labels).enumerate() {
+            assert_eq!(*label, format!("{} {voice}", i + 1)); // the console legend's words
+        }
+        // The voice's value is what the mapping plays: the members' L2 norm.
+        let raw: Vec<f64> = (1..=27).map(f64::from).collect();
+        let want = g.aggregate(&raw);
+        for (s, w) in voices.iter().zip(want) {
+            assert_eq!(s.points.len(), 5);
+            assert!((s.points[0].1 - w).abs() < 1e-12);
+        }
+        // seed (no grouping): every value, labels unique even where the names are cut.
+        let (raw_series, grouped) = collect_values(&frames, None);
+        assert!(!grouped && raw_series.len() == 27);
+        let labels = value_labels(&raw_series, false, 16);
+        let unique: std::collections::HashSet<&String> = labels.iter().collect();
+        assert_eq!(unique.len(), 27, "{labels:?}");
+        assert!(labels.iter().all(|l| l.chars().count() <= 16), "{labels:?}");
     }
 
     #[test]

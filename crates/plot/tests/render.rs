@@ -108,6 +108,7 @@ fn png_decodes_has_size_and_is_not_blank() {
         frames: &f,
         markers: &markers,
         audio: None,
+        grouping: None,
     };
     let (path, rgb) = render(&dir, "basic.png", &input);
     assert!(
@@ -130,6 +131,7 @@ fn the_data_changes_the_picture() {
         frames: f,
         markers: &[],
         audio: None,
+        grouping: None,
     };
     let (_, pa) = render(&dir, "a.png", &base(&a));
     let (_, pb) = render(&dir, "b.png", &base(&b));
@@ -207,6 +209,7 @@ fn edge_cases_render() {
                 label: "a very long alarm label that must be cut to fit the picture".into(),
             }],
             audio: Some((&[], 44_100, 1)),
+            grouping: None,
         };
         let (_, rgb) = render(&dir, &format!("{name}.png"), &input);
         let var = variance(&rgb);
@@ -232,6 +235,7 @@ fn series_count_changes_picture_even_beyond_the_legend() {
         frames: f,
         markers: &[],
         audio: None,
+        grouping: None,
     };
     let (_, a) = render(&dir, "40.png", &input(&f40));
     let (_, b) = render(&dir, "39.png", &input(&f39));
@@ -258,6 +262,7 @@ fn spectrogram_panel_shows_the_tone() {
                 frames: &f,
                 markers: &[],
                 audio: Some((a, 44_100, 1)),
+                grouping: None,
             },
         );
         rgb
@@ -317,6 +322,7 @@ fn bad_path_names_the_path() {
         frames: &f,
         markers: &[],
         audio: None,
+        grouping: None,
     };
     let path = Path::new("/nonexistent-gradtone-dir/sub/plot.png");
     let err = render_png(path, &input).unwrap_err();
@@ -335,6 +341,7 @@ fn bad_path_names_the_path() {
 
     let bad_audio = PlotInput {
         audio: Some((&[0.0; 10], 44_100, 0)),
+        grouping: None,
         ..input
     };
     let err = render_png(&dir.join("a.png"), &bad_audio).unwrap_err();
@@ -367,6 +374,7 @@ fn hundred_thousand_frames_of_twelve_values_render_quickly() {
         frames: &f,
         markers: &markers,
         audio: Some((&audio, 44_100, 1)),
+        grouping: None,
     };
     let start = Instant::now();
     render_png(&dir.join("big.png"), &input).unwrap();
@@ -380,6 +388,7 @@ fn hundred_thousand_frames_of_twelve_values_render_quickly() {
         &dir.join("big-silent.png"),
         &PlotInput {
             audio: None,
+            grouping: None,
             ..input
         },
     )
@@ -419,6 +428,7 @@ fn real_trajectory_with_sound() {
                 label: "loss ×10".into(),
             }],
             audio: Some((&audio, SeedMapping::SAMPLE_RATE, 1)),
+            grouping: None,
         },
     );
     assert!(variance(&rgb) > 100.0);

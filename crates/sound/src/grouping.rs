@@ -29,7 +29,14 @@
 //! assert_eq!(g.aggregate(&[3.0, 1.0, 2.0, 4.0]), vec![3.0, 5f64.sqrt(), 4.0]);
 //! ```
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
+
+/// Members listed per voice in [`Grouping::legend_text`] before the rest is summarised.
+const LEGEND_MEMBERS: usize = 4;
+/// Characters of a name shown in [`Grouping::legend_text`]; longer names are cut in the middle.
+const LEGEND_NAME_CHARS: usize = 60;
 
 /// How to group values into voices (the `[grouping]` table of the config file).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -61,7 +68,20 @@ pub struct Grouping {
 }
 
 impl Grouping {
-    /// Groups `names` (in model order) as `config` says.
+    /// Whether a frame with `n` values is grouped under `config`: when there are patterns, or
+    /// more than `max_voices` values. Otherwise each value is its own voice. The grouping
+    /// mappings, their console legend and the plot all decide with this.
+    pub fn applies(n: usize, config: &GroupingConfig) -> bool {
+        !config.patterns.is_empty() || n > config.max_voices
+    }
+
+    /// The grouping a frame with these value names gets ([`Grouping::applies`]), or `None` when
+    /// each value is its own voice.
+    pub fn for_values<S: AsRef<str>>(names: &[S], config: &GroupingConfig) -> Option<Self> {
+        Self::applies(names.len(), config).then(|| Grouping::new(names, config))
+    }
+
+    /// Groups `names` (in model order) as `config` says. Linear in the number of names.
     pub fn new<S: AsRef<str>>(names: &[S], config: &GroupingConfig) -> Self {
         let names: Vec<String> = names.iter().map(|s| s.as_ref().to_owned()).collect();
         let max = config.max_voices.max(1);
@@ -109,18 +129,43 @@ impl Grouping {
         &self.legend
     }
 
-    /// The legend as text, one voice a line: `voice  (n): member, member, …`.
+    /// The label of voice `i` (0-based) as the legend shows it: its number and name, the name
+    /// cut in the middle to at most `max_chars` characters (`1 blocks.0-2`). Labels are unique:
+    /// the numbers differ.
+    pub fn voice_label(&self, i: usize, max_chars: usize) -> String {
+        let name = self.legend.get(i).map_or("", |(v, _)| v.as_str());
+        format!("{} {}", i + 1, shorten(name, max_chars))
+    }
+
+    /// The legend as text, one voice a line: `voice  (n): member, member, …`. Bounded whatever
+    /// the names: at most 32 lines (voices), each listing its first members and the last one
+    /// (`… 99,996 more …`), every name cut in the middle to 60 characters.
     pub fn legend_text(&self) -> String {
-        let width = self.legend.iter().map(|(v, _)| v.len()).max().unwrap_or(0);
+        let voice = |v: &str| shorten(v, LEGEND_NAME_CHARS);
+        let width = self
+            .legend
+            .iter()
+            .map(|(v, _)| voice(v).chars().count())
+            .max()
+            .unwrap_or(0);
         self.legend
             .iter()
             .enumerate()
-            .map(|(i, (voice, members))| {
+            .map(|(i, (v, members))| {
+                let short = |m: &String| shorten(m, LEGEND_NAME_CHARS);
+                let listed = if members.len() <= LEGEND_MEMBERS + 1 {
+                    members.iter().map(short).collect::<Vec<_>>().join(", ")
+                } else {
+                    let head: Vec<String> = members[..LEGEND_MEMBERS].iter().map(short).collect();
+                    let more = members.len() - LEGEND_MEMBERS - 1;
+                    let last = members.last().map(short).unwrap_or_default();
+                    format!("{}, … {more} more …, {last}", head.join(", "))
+                };
                 format!(
-                    "{:>2} {voice:<width$} ({}): {}\n",
+                    "{:>2} {:<width$} ({}): {listed}\n",
                     i + 1,
+                    voice(v),
                     members.len(),
-                    members.join(", ")
                 )
             })
             .collect()
@@ -150,15 +195,36 @@ fn components(name: &str) -> Vec<&str> {
     }
 }
 
+/// `text` cut in the middle to at most `max` characters (`transformer.lay…n.out_proj`): the
+/// start and the end of a parameter path are what tells two names apart.
+pub fn shorten(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_owned();
+    }
+    let keep = max.saturating_sub(1);
+    let tail = keep / 2;
+    let head = keep - tail;
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(n - tail));
+    out
+}
+
 /// Ordered distinct keys of `members` at component depth `depth` (names shorter keep all).
+/// A hash index keeps it linear: a stream of 100,000 distinct names must not cost 10^10.
 fn split_by_depth(names: &[String], members: &[usize], depth: usize) -> Groups {
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for &m in members {
         let parts = components(&names[m]);
         let key = parts[..depth.min(parts.len())].join(".");
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(m),
-            None => out.push((key, vec![m])),
+        match index.get(&key) {
+            Some(&i) => out[i].1.push(m),
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push((key, vec![m]));
+            }
         }
     }
     out
@@ -201,8 +267,9 @@ fn auto_groups(names: &[String], max: usize) -> Vec<(String, Vec<usize>)> {
 
 /// The first depth below `depth` at which `members` fall into several blocks, and those blocks.
 fn next_split(names: &[String], members: &[usize], depth: usize) -> Option<(usize, Groups)> {
+    // Bounded: a hostile name with thousands of dots must not cost depth² splits.
     let deepest = members.iter().map(|&m| components(&names[m]).len()).max()?;
-    (depth + 1..=deepest)
+    (depth + 1..=deepest.min(depth + 8))
         .map(|d| (d, split_by_depth(names, members, d)))
         .find(|(_, subs)| subs.len() > 1)
 }
@@ -363,5 +430,52 @@ mod tests {
         assert_eq!(merged[0].0, "blocks.0-2");
         assert_eq!(merged[9].0, "blocks.27-29");
         assert!(merged.iter().all(|(_, m)| m.len() == 3));
+    }
+
+    #[test]
+    fn huge_legend_is_summarised_and_grouping_is_linear() {
+        // 100,000 names that never repeat a block: must group quickly and print a few lines.
+        let names: Vec<String> = (0..100_000).map(|i| format!("v{i}")).collect();
+        let g = Grouping::new(&names, &GroupingConfig::default());
+        assert_eq!(g.voices(), 12);
+        assert_eq!(
+            g.legend().iter().map(|(_, m)| m.len()).sum::<usize>(),
+            100_000
+        );
+        let text = g.legend_text();
+        assert_eq!(text.lines().count(), 12);
+        assert!(text.len() < 12 * 200, "{} bytes", text.len());
+        assert!(
+            text.contains("v0, v1, v2, v3, … 8328 more …, v8332"),
+            "{text}"
+        );
+        // A name of 100 KB is cut, not printed whole.
+        let long = format!("{}.weight", "x".repeat(100_000));
+        let g = Grouping::new(&[long.as_str(), "b.weight"], &GroupingConfig::default());
+        assert!(g.legend_text().len() < 400);
+        // A name with thousands of dots groups without a quadratic blow-up.
+        let deep = vec!["a.".repeat(5_000) + "w"; 3];
+        assert_eq!(Grouping::new(&deep, &GroupingConfig::default()).voices(), 1);
+    }
+
+    #[test]
+    fn labels_are_numbered_and_unique_when_cut() {
+        let names: Vec<String> = (0..30)
+            .map(|i| format!("transformer.encoder.layers.{i}.self_attn.out_proj.weight"))
+            .collect();
+        let cfg = GroupingConfig {
+            max_voices: 30,
+            patterns: Vec::new(),
+        };
+        let g = Grouping::new(&names, &cfg);
+        let labels: Vec<String> = (0..g.voices()).map(|i| g.voice_label(i, 16)).collect();
+        let unique: std::collections::HashSet<&String> = labels.iter().collect();
+        assert_eq!(unique.len(), labels.len(), "{labels:?}");
+        assert!(labels.iter().all(|l| l.chars().count() <= 19), "{labels:?}");
+        assert_eq!(shorten("abcdefghij", 5), "ab…ij");
+        assert_eq!(shorten("abc", 5), "abc");
+        assert!(Grouping::applies(13, &GroupingConfig::default()));
+        assert!(!Grouping::applies(12, &GroupingConfig::default()));
+        assert!(Grouping::for_values(&["a", "b"], &GroupingConfig::default()).is_none());
     }
 }

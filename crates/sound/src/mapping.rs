@@ -2,7 +2,7 @@
 //!
 //! | name | what it does |
 //! |---|---|
-//! | `seed` | [`SeedMapping`]: the 2019 original, mono, sample-exact |
+//! | `seed` | [`SeedMapping`]: the 2019 original, mono, sample-exact; never groups (every value its own tone, see [`voice_legend`]) |
 //! | `depth` | [`DepthMapping`]: each layer a fixed pitch by depth, its norm → loudness |
 //! | `cents` | [`CentsMapping`]: each layer's `log(norm)` → pitch (the default) |
 //!
@@ -83,6 +83,48 @@ pub fn with_alarms(
 /// ```
 pub fn instrument_of(name: &str) -> &str {
     name.split_once('/').map_or("", |(i, _)| i)
+}
+
+/// What the console says about how a frame with these value names is voiced by the mapping
+/// `config.mapping`, or `None` when there is nothing to say (each value its own voice, and
+/// few of them).
+///
+/// `depth` and `cents` group many values into voices ([`Grouping`]): the text is
+/// `"27 values grouped into 7 voices:"` and the (bounded) legend. `seed` is the 2019 original
+/// and stays sample-exact: it never groups, it plays every value as its own 10 ms tone in turn,
+/// and says so (`"27 values, each its own 10 ms tone in turn (mapping seed does not group; ..."`).
+///
+/// ```
+/// use gradtone_sound::{config::SoundConfig, mapping::voice_legend};
+/// let names: Vec<String> = (0..27).map(|i| format!("layers.{i}.weight")).collect();
+/// let mut cfg = SoundConfig::default();
+/// assert!(voice_legend(&cfg, &names).unwrap().starts_with("27 values grouped into"));
+/// cfg.mapping = "seed".into();
+/// assert!(voice_legend(&cfg, &names).unwrap().starts_with("27 values, each its own"));
+/// ```
+pub fn voice_legend<S: AsRef<str>>(config: &SoundConfig, names: &[S]) -> Option<String> {
+    let n = names.len();
+    if config.mapping == "seed" {
+        return (n > config.grouping.max_voices).then(|| {
+            format!(
+                "{n} values, each its own 10 ms tone in turn (mapping seed does not group; \
+                 --mapping cents or depth groups them into at most {} voices)\n",
+                config.grouping.max_voices
+            )
+        });
+    }
+    let g = Grouping::for_values(names, &config.grouping)?;
+    Some(format!(
+        "{n} values grouped into {} voices:\n{}",
+        g.voices(),
+        g.legend_text()
+    ))
+}
+
+/// The grouping the plot should draw for the mapping `config.mapping`: the one its sound uses
+/// (`None` for `seed`, which voices every value).
+pub fn plot_grouping(config: &SoundConfig) -> Option<&GroupingConfig> {
+    (config.mapping != "seed").then_some(&config.grouping)
 }
 
 /// Timbres given to instruments, in order of first appearance (cycling).
@@ -179,7 +221,7 @@ impl VoiceSource {
 
     fn values(&mut self, frame: &Frame) -> Vec<f64> {
         let raw: Vec<f64> = frame.values.iter().map(|n| n.value).collect();
-        if self.config.patterns.is_empty() && raw.len() <= self.config.max_voices {
+        if !Grouping::applies(raw.len(), &self.config) {
             self.grouping = None;
             return raw;
         }
