@@ -78,21 +78,21 @@ pub(crate) fn value_labels(series: &[Series], grouped: bool, max: usize) -> Vec<
     unique_cut(&names, max)
 }
 
-/// `texts` cut in the middle to about `max` characters; where cutting makes two equal, those
-/// are numbered by position (`14 tran…_weight`) so no two labels read the same.
+/// `texts` cut in the middle to about `max` characters; where cutting makes two equal, all are
+/// numbered by position (`14 tran…_weight`) so no two labels read the same.
 pub(crate) fn unique_cut<S: AsRef<str>>(texts: &[S], max: usize) -> Vec<String> {
     let cut: Vec<String> = texts.iter().map(|t| shorten(t.as_ref(), max)).collect();
     let mut count: HashMap<&str, usize> = HashMap::new();
     for c in &cut {
         *count.entry(c.as_str()).or_default() += 1;
     }
+    if count.values().all(|&n| n < 2) {
+        return cut;
+    }
     cut.iter()
         .zip(texts)
         .enumerate()
-        .map(|(i, (c, t))| {
-            if count[c.as_str()] < 2 {
-                return c.clone();
-            }
+        .map(|(i, (_, t))| {
             let number = format!("{} ", i + 1);
             let room = max.saturating_sub(number.len()).max(4);
             format!("{number}{}", shorten(t.as_ref(), room))
