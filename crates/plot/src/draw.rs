@@ -110,7 +110,7 @@ fn draw_body(root: &Area, body: &Area, input: &PlotInput) -> R<()> {
             Scale::Log { .. } => "value (log scale)",
             Scale::Linear { .. } => "value",
         };
-        panel.draw(&area, &values, &value_labels, scale, desc, true, empty)?;
+        panel.draw(&area, (&values, &value_labels), scale, desc, true, empty)?;
     }
     if !losses.is_empty()
         && let Some(area) = areas.next()
@@ -121,7 +121,7 @@ fn draw_body(root: &Area, body: &Area, input: &PlotInput) -> R<()> {
             Scale::Linear { .. } => "loss",
         };
         let labels = series::value_labels(&losses, false, LABEL_CHARS);
-        panel.draw(&area, &losses, &labels, scale, desc, false, None)?;
+        panel.draw(&area, (&losses, &labels), scale, desc, false, None)?;
     }
     if let Some((samples, rate, channels)) = input.audio
         && let Some(area) = areas.next()
@@ -316,8 +316,7 @@ impl StepsPanel<'_, '_> {
     fn draw(
         &self,
         area: &Area,
-        series: &[Series],
-        labels: &[String],
+        (series, labels): (&[Series], &[String]),
         scale: Scale,
         y_desc: &str,
         label_markers: bool,
