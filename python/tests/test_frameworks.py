@@ -223,3 +223,102 @@ def test_hf_callback_reports_pre_clip_norms_and_the_threshold(tmp_path):
         coef = clip / (total + 1e-6)
         for n, v in post.items():
             assert f["values"][n] * coef == pytest.approx(v, rel=1e-4, abs=1e-12), n
+
+
+def test_lightning_amp_grad_scaler_norms_are_true(tmp_path):
+    """16-mixed with a real (CPU) GradScaler: Lightning unscales before on_before_optimizer_step,
+    so the frame's norms are the true ones, not divided twice nor left scaled."""
+    need("lightning")
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    from gradtone_hook.lightning import GradToneCallback
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(6, 3)
+
+        def training_step(self, batch, _i):
+            return self.fc(batch[0]).float().pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Reference(pl.Callback):
+        def __init__(self):
+            self.norms, self.scales = [], []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            self.norms.append({n: p.grad.norm().item() for n, p in pl_module.named_parameters()})
+            self.scales.append(trainer.precision_plugin.scaler.get_scale())
+
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(12, 6)), batch_size=4)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    out = tmp_path / "amp.jsonl"
+    ref = Reference()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)],
+        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(Tiny(), loader)
+    frames = read_frames(out)
+    assert len(frames) == 3 and ref.scales[0] == 2.0**10
+    for f, r in zip(frames, ref.norms):
+        for n, v in r.items():
+            assert f["values"][n] == pytest.approx(v, rel=1e-6), n
+        assert max(f["values"].values()) < 100  # not left multiplied by 1024
+
+
+def test_hf_callback_divides_the_fp16_loss_scale():
+    """The Trainer's order with fp16 (on CPU, with a real GradScaler and accelerate's optimizer
+    wrapper): scaled backward -> (callback captures) -> unscale + clip -> on_pre_optimizer_step.
+    The frame holds the true pre-clip norms."""
+    need("transformers")
+    need("accelerate")
+    import inspect
+    import io
+    import types
+
+    import torch
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    from gradtone_hook.hf import GradToneCallback
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 2))
+    x = torch.randn(4, 5)
+    model(x).pow(2).sum().backward()
+    want = {n: p.grad.norm().item() for n, p in model.named_parameters()}
+    model.zero_grad()
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+    # accelerate's optimizer wrapper keeps the Trainer's GradScaler as .scaler (it needs a live
+    # Accelerator to be built, so a stand-in with the same attribute plays it here).
+    assert "self.scaler = scaler" in inspect.getsource(AcceleratedOptimizer.__init__)
+    opt = types.SimpleNamespace(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), scaler=scaler)
+    buf = io.StringIO()
+    cb = GradToneCallback(to=buf, group_by="tensor", strict=True)
+    args = types.SimpleNamespace(max_grad_norm=0.01, process_index=0, world_size=1)
+    state = types.SimpleNamespace(global_step=0)
+    cb.on_train_begin(args, state, None, model=model)
+    cb.on_step_begin(args, state, None)
+    scaler.scale(model(x).pow(2).sum()).backward()
+    scaler.unscale_(opt.optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.01)
+    cb.on_pre_optimizer_step(args, state, None, optimizer=opt)
+    cb.on_train_end(args, state, None)
+    frame = json.loads(buf.getvalue())
+    assert frame["clip"] == 0.01
+    for n, v in want.items():
+        assert frame["values"][n] == pytest.approx(v, rel=1e-5), n
+    assert not cb._handles  # hooks removed at the end
