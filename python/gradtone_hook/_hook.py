@@ -126,6 +126,7 @@ class GradTone:
         self._groups: list[str] = []
         #: Trainable parameters that ``include`` left out (checked for gradients at the first step).
         self._dropped: list[tuple[str, Any]] = []
+        self._dropped_checks = 0
         index: dict[str, int] = {}
         for name, p in named:
             if not getattr(p, "requires_grad", True):
@@ -207,8 +208,9 @@ class GradTone:
         ``optimizer.zero_grad()``). With gradient clipping, call it *before*
         ``clip_grad_norm_`` (the frame holds the pre-clip norms, what the model really
         produced) and pass the threshold: ``tone.step(loss=loss, clip=0.25)``; it is written
-        as the frame's ``"clip"`` (default: the ``clip`` given to the constructor). ``loss`` becomes ``losses["loss"]``; ``losses`` adds named
-        terms (tensors or numbers). ``step`` overrides the internal counter (which then continues
+        as the frame's ``"clip"`` (default: the ``clip`` given to the constructor).
+
+        ``loss`` becomes ``losses["loss"]``; ``losses`` adds named terms (tensors or numbers). ``step`` overrides the internal counter (which then continues
         from ``step + 1``). ``values`` adds extra named quantities after the norms (e.g. the
         learning rate). Returns the frame as a dict (``None`` on a skipped or failed step).
 
@@ -368,9 +370,12 @@ class GradTone:
         return out
 
     def _warn_dropped(self) -> None:
-        """Once: name the trainable parameters with a gradient that ``include`` left out."""
-        dropped, self._dropped = self._dropped, []
-        names = [n for n, p in dropped if getattr(p, "grad", None) is not None]
+        """Once: name the trainable parameters with a gradient that ``include`` left out (looked
+        for during the first 10 steps, then never again)."""
+        names = [n for n, p in self._dropped if getattr(p, "grad", None) is not None]
+        self._dropped_checks += 1
+        if names or self._dropped_checks >= 10:
+            self._dropped = []
         if names:
             shown = ", ".join(names[:6]) + (f", ... ({len(names) - 6} more)" if len(names) > 6 else "")
             _warn(

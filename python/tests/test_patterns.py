@@ -105,11 +105,15 @@ def test_a_pattern_that_drops_a_gradient_is_warned_once(torch, capsys):
     tone = GradTone(model, to=io.StringIO(), include=["*weight"], exclude=["1.*", "*.bias"], strict=True)
     tone.step()
     assert "leaves out" not in capsys.readouterr().err
-    # Frozen or gradless parameters are not worth a warning.
+    # Gradless parameters are not worth a warning; once they have a gradient they are.
     model.zero_grad(set_to_none=True)
     tone = GradTone(model, to=io.StringIO(), include=["*weight"], strict=True)
     tone.step()
     assert "leaves out" not in capsys.readouterr().err
+    out, _ = model[1](model[0](x))
+    model[2](out).sum().backward()
+    tone.step()
+    assert "1.weight_ih_l0" in capsys.readouterr().err
 
 
 def test_clip_is_written_and_norms_are_pre_clip(torch):
