@@ -171,9 +171,18 @@ def test_package_metadata_is_modern(tmp_path):
     import gradtone_hook
 
     assert project["version"] == gradtone_hook.__version__
+    # A copy, so the build leaves nothing in the source tree (and no stale build/ gets in).
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(
+        os.path.join(REPO, "python"),
+        src,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache"),
+    )
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "./python"],
-        cwd=REPO,
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(src)],
+        cwd=str(tmp_path),
         capture_output=True,
         text=True,
         timeout=300,
