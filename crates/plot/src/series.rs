@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use gradtone_sound::{Frame, Named};
+use gradtone_frame::{Frame, Named};
 
 /// One named quantity over steps, in frame order.
 pub(crate) struct Series {
