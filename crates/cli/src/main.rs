@@ -460,7 +460,7 @@ impl FrameDriver {
                 .iter()
                 .for_each(|a| say(&self.pb, format!("alarm: {}", a.message))),
             Err(e) => {
-                self.failure = Some(e);
+                self.failure = Some(e.into());
                 return ControlFlow::Break(());
             }
         }

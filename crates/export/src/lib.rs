@@ -7,12 +7,13 @@
 //!   `/gradtone/loss`, `/gradtone/alarm`) for SuperCollider, Pure Data, Max… Ready patches live in
 //!   `examples/supercollider/` and `examples/puredata/`; the scheme is in `docs/osc.md`.
 //!
-//! Both take [`gradtone_sound::Frame`]s, the values one training step emits.
+//! Both take [`gradtone_frame::Frame`]s, the values one training step emits.
 #![warn(missing_docs)]
 
 mod error;
 pub mod midi;
 pub mod osc;
+pub mod sink;
 
 pub use error::ExportError;
 pub use midi::{MidiOptions, MidiSummary, MidiWriter, PitchMap};

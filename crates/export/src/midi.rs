@@ -34,7 +34,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Format, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
 
@@ -179,7 +179,7 @@ struct Alarm {
 ///
 /// ```
 /// use gradtone_export::{MidiOptions, MidiWriter};
-/// use gradtone_sound::Frame;
+/// use gradtone_frame::Frame;
 /// let dir = std::env::temp_dir().join(format!("gradtone-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir)?;
 /// let mut w = MidiWriter::create(dir.join("run.mid"), &["conv1", "fc1"], MidiOptions::default())?;

@@ -20,7 +20,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 
 use crate::ExportError;
@@ -64,7 +64,7 @@ pub struct OscStats {
 ///
 /// ```
 /// use gradtone_export::OscSender;
-/// use gradtone_sound::Frame;
+/// use gradtone_frame::Frame;
 /// let rx = std::net::UdpSocket::bind("127.0.0.1:0")?;
 /// let mut osc = OscSender::connect(&rx.local_addr()?.to_string())?;
 /// assert!(osc.send_frame(&Frame::new(7).with_value("conv1", 0.25).with_loss("loss", 2.3)));

@@ -24,6 +24,7 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 mod pulse;
 mod queue;
+mod sink;
 
 use queue::{QueueParams, QueueWriter};
 

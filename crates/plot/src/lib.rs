@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! use gradtone_plot::{Marker, PlotInput, render_png};
-//! use gradtone_sound::Frame;
+//! use gradtone_frame::Frame;
 //!
 //! let frames: Vec<Frame> = (0..100)
 //!     .map(|s| Frame::new(s).with_value("conv1", 1.0 / (s + 1) as f64).with_loss("loss", 2.3))
@@ -22,6 +22,7 @@
 mod draw;
 mod error;
 mod series;
+mod sink;
 pub mod spectrum;
 mod text;
 
@@ -29,8 +30,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 pub use error::PlotError;
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 use gradtone_sound::grouping::GroupingConfig;
+pub use sink::PlotFile;
 
 /// Width of the picture, pixels.
 pub const WIDTH: u32 = 1400;
@@ -57,7 +59,7 @@ pub struct PlotInput<'a> {
     pub markers: &'a [Marker],
     /// The rendered sound for the spectrogram: interleaved samples, sample rate (Hz), channels.
     /// Marker lines are drawn on it assuming the audio spans the frames at a constant rate
-    /// (true for [`gradtone_sound::SeedMapping`] when every frame has the same number of values).
+    /// (true for `gradtone_sound::SeedMapping` when every frame has the same number of values).
     pub audio: Option<(&'a [f32], u32, u16)>,
     /// How the sound groups values into voices (`cents`, `depth`:
     /// `gradtone_sound::mapping::plot_grouping`), so the picture draws the voices heard, one

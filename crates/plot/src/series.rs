@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use gradtone_frame::{Frame, Named};
 use gradtone_sound::grouping::{Grouping, GroupingConfig, shorten};
-use gradtone_sound::{Frame, Named};
 
 /// One named quantity over steps, in frame order.
 pub(crate) struct Series {

@@ -34,9 +34,10 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::Mapping;
-use crate::frame::Frame;
 use crate::stats::{RunningMedian, median_of};
 use crate::synth::sin_cycles;
+use gradtone_frame::Frame;
+pub use gradtone_frame::{AlarmEvent, AlarmKind};
 
 /// Alarm settings (the `[alarms]` table of the config file).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -185,72 +186,6 @@ impl Default for PlateauConfig {
             min_improvement_pct: 1.0,
         }
     }
-}
-
-/// What an alarm is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AlarmKind {
-    /// A NaN or infinite value or loss.
-    NonFinite,
-    /// The gradient norm jumped far above its recent median.
-    Explosion,
-    /// Every gradient norm vanished (below epsilon) or is exactly zero.
-    Dead,
-    /// The loss stopped improving.
-    Plateau,
-    /// A rank of a distributed run lags behind or disagrees with the others. Not fired by
-    /// [`AlarmDetector`]: raised from outside with [`WithAlarms::raise`] by whoever merges ranks.
-    Rank,
-    /// One weighted loss term overwhelms another (a GAN's discriminator wins, a regulariser
-    /// drowns the task). Raised from outside, by whoever knows what the terms mean.
-    Imbalance,
-    /// The model's outputs lost their diversity (a GAN's mode collapse). Raised from outside.
-    Collapse,
-    /// A norm swings up and down from step to step instead of settling (an adversarial game
-    /// that oscillates). Raised from outside.
-    Oscillation,
-}
-
-impl AlarmKind {
-    /// The kinds [`AlarmDetector`] fires, in detector order ([`AlarmKind::Rank`] is raised from
-    /// outside).
-    pub const ALL: [AlarmKind; 4] = [
-        AlarmKind::NonFinite,
-        AlarmKind::Explosion,
-        AlarmKind::Dead,
-        AlarmKind::Plateau,
-    ];
-
-    /// Short lowercase name, as in the config file (`non_finite`, `explosion`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            AlarmKind::NonFinite => "non_finite",
-            AlarmKind::Explosion => "explosion",
-            AlarmKind::Dead => "dead",
-            AlarmKind::Plateau => "plateau",
-            AlarmKind::Rank => "rank",
-            AlarmKind::Imbalance => "imbalance",
-            AlarmKind::Collapse => "collapse",
-            AlarmKind::Oscillation => "oscillation",
-        }
-    }
-}
-
-impl fmt::Display for AlarmKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One fired alarm.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AlarmEvent {
-    /// The step it fired at.
-    pub step: u64,
-    /// What it is about.
-    pub kind: AlarmKind,
-    /// A ready console line naming the step, the layers and the numbers.
-    pub message: String,
 }
 
 /// Once-per-episode latch: fires on the first true step, re-arms after `rearm` false steps.
@@ -428,7 +363,7 @@ impl AlarmDetector {
         let eps = cfg.epsilon;
         // One instrument (a loss term's voices) going silent is news even while the others
         // play on: a GAN whose generator gradients vanish.
-        let mut instruments: Vec<(&str, Vec<&crate::frame::Named>)> = Vec::new();
+        let mut instruments: Vec<(&str, Vec<&gradtone_frame::Named>)> = Vec::new();
         for n in &frame.values {
             let inst = crate::mapping::instrument_of(&n.name);
             match instruments.iter_mut().find(|(i, _)| *i == inst) {

@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::SoundError;
-use crate::frame::{Frame, Named};
+use gradtone_frame::{Frame, Named};
 
 /// Whether a column is a loss (by name), see the module docs.
 fn is_loss_name(name: &str) -> bool {

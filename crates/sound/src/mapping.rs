@@ -30,11 +30,11 @@
 
 use crate::alarm::WithAlarms;
 use crate::config::{CentsConfig, DepthConfig, Layout, Range, Scale, SoundConfig};
-use crate::frame::Frame;
 use crate::grouping::{Grouping, GroupingConfig};
 use crate::stats::RunningPercentiles;
 use crate::synth::{SAMPLE_RATE, Synth, Timbre, VoiceSettings};
 use crate::{Mapping, SeedMapping, SoundError};
+use gradtone_frame::Frame;
 
 /// Every mapping name [`by_name`] accepts.
 pub const NAMES: [&str; 3] = ["seed", "depth", "cents"];
@@ -73,17 +73,7 @@ pub fn with_alarms(
     ))
 }
 
-/// The instrument of a value: the part of its name before the first `/` (`"g_adv"` in
-/// `"g_adv/G.fc1"`), or `""` for a name without one.
-///
-/// ```
-/// use gradtone_sound::mapping::instrument_of;
-/// assert_eq!(instrument_of("d_fake/D.fc2"), "d_fake");
-/// assert_eq!(instrument_of("conv1"), "");
-/// ```
-pub fn instrument_of(name: &str) -> &str {
-    name.split_once('/').map_or("", |(i, _)| i)
-}
+pub use gradtone_frame::naming::instrument_of;
 
 /// What the console says about how a frame with these value names is voiced by the mapping
 /// `config.mapping`, or `None` when there is nothing to say (each value its own voice, and

@@ -1,7 +1,7 @@
 //! [`SeedMapping`]: the original 2019 sonification, sample-exact.
 
 use crate::Mapping;
-use crate::frame::Frame;
+use gradtone_frame::Frame;
 
 /// Samples in one tone slot: 10 ms at 44.1 kHz.
 const TONE_LEN: usize = 441;

@@ -5,7 +5,7 @@
 //! - [`EventReader`] iterates the records of any event file, reporting corruption with byte
 //!   offsets, never panicking;
 //! - [`read_scalars`] collects scalar series (legacy and TF2 tensor scalars) by tag globs, and
-//!   [`ScalarSeries::to_frames`] turns them into [`gradtone_sound::Frame`]s to sonify a run.
+//!   [`ScalarSeries::to_frames`] turns them into [`gradtone_frame::Frame`]s to sonify a run.
 //!
 //! The file format is TFRecord (length, masked CRC32C, data, masked CRC32C) around `Event`
 //! protobufs; the few messages needed are declared by hand in [`proto`].
@@ -15,11 +15,13 @@ mod error;
 pub mod proto;
 mod reader;
 mod scalars;
+mod sink;
 mod writer;
 
 pub use error::TbError;
 pub use reader::{EventReader, frame_record, masked_crc32c};
 pub use scalars::{ScalarSeries, event_files, glob_match, read_scalars, scalar_of};
+pub use sink::{CLIP_STEPS, TensorBoardSink};
 pub use writer::{AudioFormat, DEFAULT_FLUSH_INTERVAL, EventWriter, FILE_VERSION, wall_time_now};
 
 #[doc = include_str!("../README.md")]

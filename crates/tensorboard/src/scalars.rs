@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 
 use crate::proto::{DT_DOUBLE, DT_FLOAT, SummaryValue, TensorProto, Value};
 use crate::{EventReader, TbError};

@@ -12,7 +12,7 @@ pub struct Named {
 /// What a source emits once per training step.
 ///
 /// ```
-/// use gradtone_sound::Frame;
+/// use gradtone_frame::Frame;
 /// let f = Frame::new(3).with_loss("loss", 2.3).with_value("conv1", 0.25);
 /// assert_eq!(f.loss(), Some(2.3));
 /// assert_eq!(f.value("conv1"), Some(0.25));

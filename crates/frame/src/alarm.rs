@@ -1,0 +1,92 @@
+//! What an alarm is about, and one fired alarm.
+
+use std::fmt;
+
+/// What an alarm is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlarmKind {
+    /// A NaN or infinite value or loss.
+    NonFinite,
+    /// The gradient norm jumped far above its recent median.
+    Explosion,
+    /// Every gradient norm vanished (below epsilon) or is exactly zero.
+    Dead,
+    /// The loss stopped improving.
+    Plateau,
+    /// A rank of a distributed run lags behind or disagrees with the others. Not fired by
+    /// the gradient detector: raised from outside with `WithAlarms::raise` by whoever merges ranks.
+    Rank,
+    /// One weighted loss term overwhelms another (a GAN's discriminator wins, a regulariser
+    /// drowns the task). Raised from outside, by whoever knows what the terms mean.
+    Imbalance,
+    /// The model's outputs lost their diversity (a GAN's mode collapse). Raised from outside.
+    Collapse,
+    /// A norm swings up and down from step to step instead of settling (an adversarial game
+    /// that oscillates). Raised from outside.
+    Oscillation,
+}
+
+impl AlarmKind {
+    /// The kinds the gradient detector fires, in detector order (`AlarmKind::Rank` is raised from
+    /// outside).
+    pub const ALL: [AlarmKind; 4] = [
+        AlarmKind::NonFinite,
+        AlarmKind::Explosion,
+        AlarmKind::Dead,
+        AlarmKind::Plateau,
+    ];
+
+    /// Short lowercase name, as in the config file (`non_finite`, `explosion`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            AlarmKind::NonFinite => "non_finite",
+            AlarmKind::Explosion => "explosion",
+            AlarmKind::Dead => "dead",
+            AlarmKind::Plateau => "plateau",
+            AlarmKind::Rank => "rank",
+            AlarmKind::Imbalance => "imbalance",
+            AlarmKind::Collapse => "collapse",
+            AlarmKind::Oscillation => "oscillation",
+        }
+    }
+}
+
+impl fmt::Display for AlarmKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One fired alarm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmEvent {
+    /// The step it fired at.
+    pub step: u64,
+    /// What it is about.
+    pub kind: AlarmKind,
+    /// A ready console line naming the step, the layers and the numbers.
+    pub message: String,
+}
+
+impl AlarmEvent {
+    /// An event in the one console format: `step N: ALARM kind: detail`.
+    ///
+    /// ```
+    /// use gradtone_frame::{AlarmEvent, AlarmKind};
+    /// let e = AlarmEvent::new(4, AlarmKind::Dead, "every gradient is exactly 0");
+    /// assert_eq!(e.to_string(), "step 4: ALARM dead: every gradient is exactly 0");
+    /// ```
+    pub fn new(step: u64, kind: AlarmKind, detail: impl fmt::Display) -> Self {
+        AlarmEvent {
+            step,
+            kind,
+            message: format!("step {step}: ALARM {kind}: {detail}"),
+        }
+    }
+}
+
+impl fmt::Display for AlarmEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}

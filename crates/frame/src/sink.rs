@@ -1,0 +1,51 @@
+//! [`Sink`]: where a run's frames, alarms and sound go.
+
+use crate::{AlarmEvent, Frame};
+
+/// A sink's error: each sink crate keeps its own error type (`thiserror`) and boxes it here, so
+/// the pipeline can hold sinks of every crate side by side.
+pub type SinkError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// One output of a run: a WAV file, a CSV, the speakers, a browser page, TensorBoard…
+///
+/// The pipeline calls, per step, [`Sink::audio`] with the samples the mapping rendered for the
+/// step (the alarms' earcons mixed in) and then [`Sink::frame`] with the frame and the alarms
+/// it fired; at the end, [`Sink::finish`] once. A sink that fails is taken out of the run on
+/// its own ([`Sink::discard`]): the other sinks go on and keep their outputs.
+///
+/// Every method but `describe` and `finish` has a default that ignores its input, so a sink
+/// implements only what it consumes.
+pub trait Sink: Send {
+    /// What and where this sink writes, for messages (`"WAV out.wav"`).
+    fn describe(&self) -> String;
+
+    /// The interleaved samples rendered for `step`, in the format the sink was opened with.
+    fn audio(&mut self, step: u64, samples: &[f32]) -> Result<(), SinkError> {
+        let _ = (step, samples);
+        Ok(())
+    }
+
+    /// One step's frame and the alarms it fired (possibly none).
+    fn frame(&mut self, frame: &Frame, alarms: &[AlarmEvent]) -> Result<(), SinkError> {
+        let _ = (frame, alarms);
+        Ok(())
+    }
+
+    /// A new part starts at `step` in a file made of several runs (a sweep's settings).
+    fn part(&mut self, step: u64, label: &str) {
+        let _ = (step, label);
+    }
+
+    /// Whether losing this sink fails the run. The speakers are not (the files keep everything);
+    /// files are.
+    fn essential(&self) -> bool {
+        true
+    }
+
+    /// Completes the output; returns a line for the run's summary.
+    fn finish(self: Box<Self>) -> Result<String, SinkError>;
+
+    /// Abandons the output after a failure, removing any file that would pass for a complete
+    /// result. The default removes nothing.
+    fn discard(self: Box<Self>) {}
+}

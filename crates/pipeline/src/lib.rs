@@ -1,0 +1,407 @@
+//! The pipeline of a gradtone run, as a library: frames in; alarms, sound and every output out.
+//!
+//! [`Outputs`] owns the mapping (with its alarm watches) and the run's [`Sink`]s. Each
+//! [`Outputs::push`] renders the frame's sound, then hands the samples and the frame (with the
+//! alarms it fired) to every sink. Sinks are independent: one that fails is reported, its own
+//! partial output removed, and the others go on; [`Outputs::finish`] completes every sink that
+//! is left. Dropping an unfinished `Outputs` (an error, a panic unwinding) discards every
+//! partial output, so nothing incomplete passes for a finished result.
+//!
+//! A new output is one `impl Sink` beside its code, plus the line in [`Outputs::create`] that
+//! opens it from its [`OutputSpec`] field.
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use gradtone_export::OscSender;
+use gradtone_export::sink::MidiFile;
+use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Sink, SinkError};
+use gradtone_live::{LiveConfig, LivePlayer, Pace};
+use gradtone_plot::PlotFile;
+use gradtone_sound::alarm::WithAlarms;
+use gradtone_sound::config::SoundConfig;
+use gradtone_sound::sink::{CsvFile, WavFile};
+use gradtone_sound::{Mapping, SampleFormat, SoundError, mapping};
+use gradtone_tensorboard::TensorBoardSink;
+
+/// What can go wrong in a run's outputs.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The sound configuration or mapping could not be made.
+    #[error(transparent)]
+    Sound(#[from] SoundError),
+    /// A file's folder does not exist (checked before any work).
+    #[error("cannot write the {what} {}: folder {} does not exist", path.display(), folder.display())]
+    NoFolder {
+        /// What the file is (`"plot"`, `"MIDI file"`).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its missing folder.
+        folder: PathBuf,
+    },
+    /// A sink could not be opened.
+    #[error("cannot open the {what}")]
+    Open {
+        /// The sink (`"OSC output"`).
+        what: String,
+        /// Why.
+        #[source]
+        source: SinkError,
+    },
+    /// Every essential output failed during the run: there is nothing left to write to.
+    #[error("every output failed ({}); stopping", failed.join("; "))]
+    AllFailed {
+        /// A line per failed output: what it was and why.
+        failed: Vec<String>,
+    },
+    /// Some outputs failed; the others were finished and kept.
+    #[error("{} output(s) failed: {}; kept: {}", failed.len(), failed.join("; "),
+        if finished.is_empty() { "nothing".to_string() } else { finished.join(", ") })]
+    SomeFailed {
+        /// A line per failed output: what it was and why.
+        failed: Vec<String>,
+        /// The summary lines of the outputs that were finished and kept.
+        finished: Vec<String>,
+    },
+}
+
+/// What to produce; every field is optional.
+#[derive(Clone, Debug, Default)]
+pub struct OutputSpec {
+    /// Mapping name (`seed`, `depth`, `cents`); `None`: the config's (default `cents`).
+    pub mapping: Option<String>,
+    /// A TOML sound configuration.
+    pub sound_config: Option<PathBuf>,
+    /// Mix alarm earcons into the `seed` mapping too (off by default: it stays sample-exact).
+    pub alarm_sounds: bool,
+    /// WAV file and its format.
+    pub wav: Option<PathBuf>,
+    /// WAV sample format.
+    pub wav_format: SampleFormat,
+    /// CSV of frames.
+    pub csv: Option<PathBuf>,
+    /// PNG of norms, alarms and spectrogram.
+    pub plot: Option<PathBuf>,
+    /// MIDI file, a track per voice.
+    pub midi: Option<PathBuf>,
+    /// OSC destination (`host:port`).
+    pub osc_out: Option<String>,
+    /// TensorBoard log folder: norms as scalars, the sound as audio clips.
+    pub tensorboard: Option<PathBuf>,
+    /// Live playback pace; `None`: no speakers.
+    pub live: Option<Pace>,
+    /// A title for the plot.
+    pub title: String,
+    /// Turn the loss-plateau alarm off (a GAN's losses are not meant to fall).
+    pub no_plateau: bool,
+    /// Without a sound config: `cents` pitch in absolute mode (the same norm, the same pitch
+    /// across the whole file), so a sweep's parts can be compared by ear.
+    pub absolute_pitch: bool,
+}
+
+impl OutputSpec {
+    /// The sound configuration this spec asks for: the file's (or the defaults), with the
+    /// spec's mapping, pitch and alarm choices applied.
+    pub fn sound_config(&self) -> Result<SoundConfig, PipelineError> {
+        let mut config = match &self.sound_config {
+            Some(p) => SoundConfig::from_file(p)?,
+            None => SoundConfig::default(),
+        };
+        if let Some(m) = &self.mapping {
+            config.mapping = m.clone();
+        }
+        if self.absolute_pitch && self.sound_config.is_none() {
+            config.cents.range = gradtone_sound::config::Range::Absolute;
+        }
+        if self.no_plateau {
+            config.alarms.plateau.enabled = false;
+        }
+        if config.mapping == "seed" && !self.alarm_sounds {
+            // The seed mapping is the 2019 sound, sample for sample: alarms print, silently.
+            config.alarms.volume = 0.0;
+        }
+        Ok(config)
+    }
+}
+
+/// Fails, naming the file, when `path`'s folder does not exist (checked before any work).
+pub fn check_parent(path: &Path, what: &'static str) -> Result<(), PipelineError> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if parent.is_dir() {
+        Ok(())
+    } else {
+        Err(PipelineError::NoFolder {
+            what,
+            path: path.to_path_buf(),
+            folder: parent.to_path_buf(),
+        })
+    }
+}
+
+fn open<S: Sink + 'static, E: Into<SinkError>>(
+    what: &str,
+    made: Result<S, E>,
+) -> Result<Box<dyn Sink>, PipelineError> {
+    made.map(|s| Box::new(s) as Box<dyn Sink>)
+        .map_err(|e| PipelineError::Open {
+            what: what.to_string(),
+            source: e.into(),
+        })
+}
+
+/// A run's mapping and sinks. Files are created (or their folders checked) up front, so a bad
+/// path fails before any work.
+pub struct Outputs {
+    mapping: WithAlarms<Box<dyn Mapping + Send>>,
+    config: SoundConfig,
+    sinks: Vec<Box<dyn Sink>>,
+    failed: Vec<String>,
+    buf: Vec<f32>,
+    legend_shown: bool,
+    frames_seen: u64,
+}
+
+impl Outputs {
+    /// Opens every sink `spec` asks for.
+    pub fn create(spec: &OutputSpec) -> Result<Self, PipelineError> {
+        let config = spec.sound_config()?;
+        let mapping = mapping::with_alarms(&config)?;
+        let (rate, channels) = (mapping.sample_rate(), mapping.channels());
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        // Speakers first: they should hear a step before the files take their time with it.
+        if let Some(pace) = spec.live {
+            let cfg = LiveConfig {
+                sample_rate: rate,
+                channels,
+                pace,
+                ..LiveConfig::default()
+            };
+            match LivePlayer::open(cfg) {
+                Ok(p) => sinks.push(Box::new(p)),
+                // A headless machine is normal: say it once, keep going with the files.
+                Err(e) => {
+                    eprintln!("note: {e}; continuing without live sound (--no-live silences this)")
+                }
+            }
+        }
+        if let Some(p) = &spec.wav {
+            let wav = WavFile::create(p, rate, channels, spec.wav_format, &config.mapping);
+            sinks.push(open("WAV file", wav)?);
+        }
+        if let Some(p) = &spec.csv {
+            sinks.push(open("CSV file", CsvFile::create(p))?);
+        }
+        if let Some(p) = &spec.midi {
+            check_parent(p, "MIDI file")?;
+            sinks.push(Box::new(MidiFile::new(p)));
+        }
+        if let Some(a) = &spec.osc_out {
+            sinks.push(open("OSC output", OscSender::connect(a))?);
+        }
+        if let Some(d) = &spec.tensorboard {
+            let tb = TensorBoardSink::create(d, rate, channels);
+            sinks.push(open("TensorBoard log", tb)?);
+        }
+        if let Some(p) = &spec.plot {
+            check_parent(p, "plot")?;
+            let grouping = mapping::plot_grouping(&config).cloned();
+            let plot = PlotFile::new(p, &spec.title, (rate, channels), grouping);
+            sinks.push(Box::new(plot));
+        }
+        Ok(Self::with_sinks(mapping, config, sinks))
+    }
+
+    /// Outputs made of `sinks` and the mapping `config` names: for sinks made by the caller.
+    pub fn from_sinks(
+        config: SoundConfig,
+        sinks: Vec<Box<dyn Sink>>,
+    ) -> Result<Self, PipelineError> {
+        let mapping = mapping::with_alarms(&config)?;
+        Ok(Self::with_sinks(mapping, config, sinks))
+    }
+
+    fn with_sinks(
+        mapping: WithAlarms<Box<dyn Mapping + Send>>,
+        config: SoundConfig,
+        sinks: Vec<Box<dyn Sink>>,
+    ) -> Self {
+        Outputs {
+            mapping,
+            config,
+            sinks,
+            failed: Vec::new(),
+            buf: Vec::new(),
+            legend_shown: false,
+            frames_seen: 0,
+        }
+    }
+
+    /// Adds a sink to a running pipeline (it gets the steps from now on).
+    pub fn add_sink(&mut self, sink: Box<dyn Sink>) {
+        self.sinks.push(sink);
+    }
+
+    /// The sample rate (Hz) and channel count of the sound every sink gets.
+    pub fn audio_format(&self) -> (u32, u16) {
+        (self.mapping.sample_rate(), self.mapping.channels())
+    }
+
+    /// Raises an alarm found outside the mapping's detector (a lagging or disagreeing rank): its
+    /// earcon sounds in the next frame's audio and it is returned by the next [`Outputs::push`].
+    pub fn raise(&mut self, step: u64, kind: AlarmKind, message: String) {
+        self.mapping.raise(AlarmEvent {
+            step,
+            kind,
+            message,
+        });
+    }
+
+    /// Starts part `index` (0-based) of a file made of several runs (a sweep's settings): a
+    /// fresh mapping, so no statistics or alarm state carry over from the previous part, then
+    /// `index + 1` marker pings and 300 ms of silence in the audio, and a part marker called
+    /// `label` at `step`, the first step of the part.
+    pub fn begin_part(
+        &mut self,
+        index: usize,
+        label: &str,
+        step: u64,
+    ) -> Result<(), PipelineError> {
+        self.mapping = mapping::with_alarms(&self.config)?;
+        let ch = usize::from(self.mapping.channels());
+        let m = gradtone_sound::alarm::marker(
+            index + 1,
+            self.mapping.sample_rate(),
+            self.config.alarms.volume.max(0.3),
+        );
+        let silence = (0.3 * f64::from(self.mapping.sample_rate())) as usize;
+        self.buf.clear();
+        for s in m
+            .samples
+            .into_iter()
+            .chain(std::iter::repeat_n(0.0, silence))
+        {
+            self.buf.extend(std::iter::repeat_n(s, ch));
+        }
+        self.send_audio(step)?;
+        for s in &mut self.sinks {
+            s.part(step, label);
+        }
+        Ok(())
+    }
+
+    /// Sends one frame to every sink; returns the alarms it fired (for the console).
+    ///
+    /// A sink that fails is reported on stderr and dropped; the error returned here means that
+    /// no essential sink is left.
+    pub fn push(&mut self, frame: &Frame) -> Result<Vec<AlarmEvent>, PipelineError> {
+        self.frames_seen += 1;
+        if !self.legend_shown {
+            self.legend_shown = true;
+            let names: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
+            // What plays: voices for cents/depth, every value in turn for seed; bounded text.
+            if let Some(legend) = mapping::voice_legend(&self.config, &names) {
+                eprint!("{legend}");
+            }
+        }
+        self.buf.clear();
+        self.mapping.render(frame, &mut self.buf);
+        let events = self.mapping.take_events();
+        self.send_audio(frame.step)?;
+        self.each_sink(|s| s.frame(frame, &events))?;
+        Ok(events)
+    }
+
+    /// The rendered samples in `self.buf` go to every sink.
+    fn send_audio(&mut self, step: u64) -> Result<(), PipelineError> {
+        let buf = std::mem::take(&mut self.buf);
+        let r = self.each_sink(|s| s.audio(step, &buf));
+        self.buf = buf;
+        r
+    }
+
+    /// Runs `f` on every sink; a sink whose call fails leaves the run (reported, its partial
+    /// output discarded). Errs when sinks were asked for and no essential one is left.
+    fn each_sink(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Sink) -> Result<(), SinkError>,
+    ) -> Result<(), PipelineError> {
+        let mut i = 0;
+        let mut lost = false;
+        while i < self.sinks.len() {
+            match f(self.sinks[i].as_mut()) {
+                Ok(()) => i += 1,
+                Err(e) => {
+                    let sink = self.sinks.remove(i);
+                    lost |= sink.essential();
+                    self.drop_failed(sink, &e);
+                }
+            }
+        }
+        if lost && !self.sinks.iter().any(|s| s.essential()) {
+            return Err(PipelineError::AllFailed {
+                failed: self.failed.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn drop_failed(&mut self, sink: Box<dyn Sink>, e: &SinkError) {
+        let what = sink.describe();
+        if sink.essential() {
+            eprintln!("error: {what}: {e}; that output is abandoned, the others go on");
+            self.failed.push(format!("{what}: {e}"));
+            sink.discard();
+        } else {
+            // Losing the speakers must not lose the run: the files keep everything.
+            eprintln!("note: {what}: {e}; it stopped, the other outputs go on");
+        }
+    }
+
+    /// Plays out what the mapping still holds (an earcon's tail), then finishes every sink;
+    /// returns a line per sink. Errs if any essential sink failed during the run or now: the
+    /// others are finished and kept all the same, and the error lists both.
+    pub fn finish(mut self) -> Result<Vec<String>, PipelineError> {
+        self.buf.clear();
+        // Silent earcons (the seed mapping's default) leave no tail: its length stays exact.
+        if self.config.alarms.volume > 0.0 {
+            self.mapping.flush(&mut self.buf);
+        }
+        if !self.buf.is_empty() {
+            let step = self.frames_seen;
+            // A failure here is recorded in `self.failed`, reported below.
+            let _ = self.send_audio(step);
+        }
+        let mut lines = Vec::new();
+        for sink in std::mem::take(&mut self.sinks) {
+            let (what, essential) = (sink.describe(), sink.essential());
+            match sink.finish() {
+                Ok(line) => lines.push(line),
+                Err(e) if essential => self.failed.push(format!("{what}: {e}")),
+                Err(e) => eprintln!("note: {what}: {e}"),
+            }
+        }
+        if self.failed.is_empty() {
+            Ok(lines)
+        } else {
+            Err(PipelineError::SomeFailed {
+                failed: std::mem::take(&mut self.failed),
+                finished: lines,
+            })
+        }
+    }
+
+    /// Removes every partial output (what dropping an unfinished `Outputs` does).
+    pub fn discard(self) {}
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        for sink in self.sinks.drain(..) {
+            sink.discard();
+        }
+    }
+}

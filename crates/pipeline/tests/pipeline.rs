@@ -1,0 +1,194 @@
+//! The pipeline's contract: sinks are independent, a failure keeps the other outputs, and an
+//! unfinished run leaves nothing that passes for a result.
+
+use std::sync::{Arc, Mutex};
+
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+use gradtone_pipeline::{OutputSpec, Outputs, PipelineError};
+use gradtone_sound::wav::read_wav;
+use gradtone_testkit::TempDir;
+
+/// What a test sink saw.
+#[derive(Default)]
+struct Seen {
+    audio_samples: usize,
+    frames: Vec<u64>,
+    alarms: usize,
+    parts: Vec<String>,
+    finished: bool,
+    discarded: bool,
+}
+
+/// A sink that records what it gets and fails at frame `fail_at` (if any).
+struct Probe {
+    seen: Arc<Mutex<Seen>>,
+    fail_at: Option<u64>,
+    essential: bool,
+}
+
+fn probe(fail_at: Option<u64>, essential: bool) -> (Box<dyn Sink>, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let sink = Probe {
+        seen: Arc::clone(&seen),
+        fail_at,
+        essential,
+    };
+    (Box::new(sink), seen)
+}
+
+impl Sink for Probe {
+    fn describe(&self) -> String {
+        "probe".into()
+    }
+    fn audio(&mut self, _step: u64, samples: &[f32]) -> Result<(), SinkError> {
+        self.seen.lock().unwrap().audio_samples += samples.len();
+        Ok(())
+    }
+    fn frame(&mut self, frame: &Frame, alarms: &[AlarmEvent]) -> Result<(), SinkError> {
+        if self.fail_at == Some(frame.step) {
+            return Err("disk full".into());
+        }
+        let mut s = self.seen.lock().unwrap();
+        s.frames.push(frame.step);
+        s.alarms += alarms.len();
+        Ok(())
+    }
+    fn part(&mut self, _step: u64, label: &str) {
+        self.seen.lock().unwrap().parts.push(label.into());
+    }
+    fn essential(&self) -> bool {
+        self.essential
+    }
+    fn finish(self: Box<Self>) -> Result<String, SinkError> {
+        self.seen.lock().unwrap().finished = true;
+        Ok("probe done".into())
+    }
+    fn discard(self: Box<Self>) {
+        self.seen.lock().unwrap().discarded = true;
+    }
+}
+
+fn frame(step: u64, norm: f64) -> Frame {
+    Frame::new(step)
+        .with_loss("loss", 2.0)
+        .with_value("conv1", norm)
+        .with_value("fc1", norm / 2.0)
+}
+
+fn seed_spec(dir: &TempDir) -> OutputSpec {
+    OutputSpec {
+        mapping: Some("seed".into()),
+        wav: Some(dir.join("run.wav")),
+        csv: Some(dir.join("run.csv")),
+        ..OutputSpec::default()
+    }
+}
+
+#[test]
+fn a_failing_sink_leaves_the_others_complete() {
+    let dir = TempDir::new("pipeline-fail-one");
+    let mut out = Outputs::create(&seed_spec(&dir)).unwrap();
+    let (bad, bad_seen) = probe(Some(3), true);
+    let (good, good_seen) = probe(None, true);
+    out.add_sink(bad);
+    out.add_sink(good);
+    for step in 0..10 {
+        out.push(&frame(step, 0.5)).expect("the other sinks go on");
+    }
+    let err = out
+        .finish()
+        .expect_err("a failed essential sink fails the run");
+    let PipelineError::SomeFailed { failed, finished } = &err else {
+        panic!("unexpected error {err}");
+    };
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("disk full"), "{failed:?}");
+    assert_eq!(
+        finished.len(),
+        3,
+        "WAV, CSV and the good probe: {finished:?}"
+    );
+    let bad = bad_seen.lock().unwrap();
+    assert!(bad.discarded && !bad.finished);
+    assert_eq!(bad.frames, vec![0, 1, 2]);
+    let good = good_seen.lock().unwrap();
+    assert!(good.finished && !good.discarded);
+    assert_eq!(good.frames, (0..10).collect::<Vec<_>>());
+    // The files were finished, not deleted: 10 steps of the seed sound (2 layers × 441 + 882).
+    let (_, samples) = read_wav(&dir.join("run.wav")).unwrap();
+    assert_eq!(samples.len(), 10 * (2 * 441 + 882));
+    assert_eq!(good.audio_samples, samples.len());
+    let csv = std::fs::read_to_string(dir.join("run.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 11, "header + 10 rows:\n{csv}");
+}
+
+#[test]
+fn when_every_essential_sink_failed_push_stops_the_run() {
+    let (a, _) = probe(Some(2), true);
+    let (speakers, speakers_seen) = probe(None, false);
+    let config = OutputSpec::default().sound_config().unwrap();
+    let mut out = Outputs::from_sinks(config, vec![a, speakers]).unwrap();
+    out.push(&frame(0, 0.5)).unwrap();
+    out.push(&frame(1, 0.5)).unwrap();
+    let err = out
+        .push(&frame(2, 0.5))
+        .expect_err("nothing essential left");
+    assert!(matches!(err, PipelineError::AllFailed { .. }), "{err}");
+    drop(out);
+    assert!(speakers_seen.lock().unwrap().discarded);
+}
+
+#[test]
+fn dropping_an_unfinished_run_discards_partial_files() {
+    let dir = TempDir::new("pipeline-drop");
+    let (p, seen) = probe(None, true);
+    {
+        let mut out = Outputs::create(&seed_spec(&dir)).unwrap();
+        out.add_sink(p);
+        out.push(&frame(0, 0.5)).unwrap();
+        assert!(dir.join("run.wav").exists() && dir.join("run.csv").exists());
+    }
+    assert!(
+        !dir.join("run.wav").exists(),
+        "a partial WAV must not pass for a result"
+    );
+    assert!(!dir.join("run.csv").exists());
+    assert!(seen.lock().unwrap().discarded);
+}
+
+#[test]
+fn parts_reach_every_sink_and_alarms_come_with_their_frame() {
+    let (p, seen) = probe(None, true);
+    let config = OutputSpec::default().sound_config().unwrap();
+    let mut out = Outputs::from_sinks(config, vec![p]).unwrap();
+    out.begin_part(0, "w=0.1", 0).unwrap();
+    let mut fired = 0;
+    for step in 0..5 {
+        let norm = if step == 3 { f64::NAN } else { 0.5 };
+        fired += out.push(&frame(step, norm)).unwrap().len();
+    }
+    assert!(fired >= 1, "a NaN norm raises an alarm");
+    out.finish().unwrap();
+    let s = seen.lock().unwrap();
+    assert_eq!(s.parts, vec!["w=0.1".to_string()]);
+    assert_eq!(
+        s.alarms, fired,
+        "the sink gets the same alarms the console does"
+    );
+    assert!(s.audio_samples > 0);
+}
+
+#[test]
+fn a_missing_folder_fails_before_any_work() {
+    let dir = TempDir::new("pipeline-folder");
+    let spec = OutputSpec {
+        plot: Some(dir.join("no/such/folder/p.png")),
+        ..OutputSpec::default()
+    };
+    let err = Outputs::create(&spec).err().expect("no folder");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no/such/folder") && msg.contains("does not exist"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,119 @@
+//! The sound crate's [`Sink`]s: the WAV file of the rendered audio and the CSV of the frames.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+
+use crate::SoundError;
+use crate::csv::CsvWriter;
+use crate::wav::{SampleFormat, WavSink};
+
+/// The run's audio as a WAV file, written as it comes (the header kept current).
+pub struct WavFile {
+    sink: WavSink,
+    path: PathBuf,
+    rate: u32,
+    channels: u16,
+    mapping: String,
+}
+
+impl WavFile {
+    /// Creates (truncates) `path` for audio of `rate` Hz and `channels` channels; `mapping`
+    /// names what made the sound, for the summary line.
+    pub fn create(
+        path: &Path,
+        rate: u32,
+        channels: u16,
+        format: SampleFormat,
+        mapping: &str,
+    ) -> Result<Self, SoundError> {
+        Ok(WavFile {
+            sink: WavSink::create(path, rate, channels, format)?,
+            path: path.to_path_buf(),
+            rate,
+            channels,
+            mapping: mapping.to_string(),
+        })
+    }
+}
+
+impl Sink for WavFile {
+    fn describe(&self) -> String {
+        format!("WAV file {}", self.path.display())
+    }
+
+    fn audio(&mut self, _step: u64, samples: &[f32]) -> Result<(), SinkError> {
+        Ok(self.sink.write(samples)?)
+    }
+
+    fn finish(self: Box<Self>) -> Result<String, SinkError> {
+        let n = self.sink.samples_written();
+        self.sink.finalize()?;
+        Ok(format!(
+            "{} ({:.1} s of audio, {} mapping)",
+            self.path.display(),
+            n as f64 / f64::from(self.rate) / f64::from(self.channels),
+            self.mapping
+        ))
+    }
+
+    fn discard(self: Box<Self>) {
+        let WavFile { sink, path, .. } = *self;
+        drop(sink);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The run's frames as a CSV file (`step,loss…,value…`), readable by `render`.
+pub struct CsvFile {
+    path: PathBuf,
+    // Made at the first frame: the header needs the frame's names.
+    writer: Option<CsvWriter<BufWriter<File>>>,
+}
+
+impl CsvFile {
+    /// Creates (truncates) `path` now, so a bad path fails before any work.
+    pub fn create(path: &Path) -> Result<Self, SoundError> {
+        File::create(path).map_err(|source| SoundError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(CsvFile {
+            path: path.to_path_buf(),
+            writer: None,
+        })
+    }
+}
+
+impl Sink for CsvFile {
+    fn describe(&self) -> String {
+        format!("CSV file {}", self.path.display())
+    }
+
+    fn frame(&mut self, frame: &Frame, _alarms: &[AlarmEvent]) -> Result<(), SinkError> {
+        if self.writer.is_none() {
+            let losses: Vec<&str> = frame.losses.iter().map(|v| v.name.as_str()).collect();
+            let values: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
+            self.writer = Some(CsvWriter::create(&self.path, &losses, &values)?);
+        }
+        if let Some(w) = &mut self.writer {
+            w.write(frame)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<String, SinkError> {
+        if let Some(w) = self.writer {
+            w.finish()?;
+        }
+        Ok(self.path.display().to_string())
+    }
+
+    fn discard(self: Box<Self>) {
+        let CsvFile { path, writer } = *self;
+        drop(writer);
+        let _ = std::fs::remove_file(path);
+    }
+}

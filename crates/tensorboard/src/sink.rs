@@ -1,0 +1,89 @@
+//! TensorBoard as a [`Sink`]: every value and loss as a scalar (`gradtone/NAME`), the sound as
+//! audio clips (`gradtone/sound`, one clip per [`CLIP_STEPS`] steps).
+
+use std::path::Path;
+
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+
+use crate::{EventWriter, TbError, wall_time_now};
+
+/// Steps of audio per TensorBoard clip.
+pub const CLIP_STEPS: usize = 100;
+
+/// A run's scalars and sound in a TensorBoard log folder.
+pub struct TensorBoardSink {
+    writer: EventWriter,
+    rate: u32,
+    channels: u16,
+    clip: Vec<f32>,
+    clip_steps: usize,
+    last_step: u64,
+}
+
+impl TensorBoardSink {
+    /// Creates an event file in `dir` for audio of `rate` Hz and `channels` channels.
+    pub fn create(dir: &Path, rate: u32, channels: u16) -> Result<Self, TbError> {
+        Ok(TensorBoardSink {
+            writer: EventWriter::create(dir)?,
+            rate,
+            channels,
+            clip: Vec::new(),
+            clip_steps: 0,
+            last_step: 0,
+        })
+    }
+
+    fn flush_clip(&mut self) -> Result<(), TbError> {
+        if !self.clip.is_empty() {
+            self.writer.add_audio(
+                "gradtone/sound",
+                self.last_step,
+                &self.clip,
+                self.rate,
+                self.channels,
+                wall_time_now(),
+            )?;
+        }
+        self.clip.clear();
+        self.clip_steps = 0;
+        Ok(())
+    }
+}
+
+impl Sink for TensorBoardSink {
+    fn describe(&self) -> String {
+        format!("TensorBoard event file {}", self.writer.path().display())
+    }
+
+    fn audio(&mut self, step: u64, samples: &[f32]) -> Result<(), SinkError> {
+        self.clip.extend_from_slice(samples);
+        self.clip_steps += 1;
+        self.last_step = step;
+        if self.clip_steps >= CLIP_STEPS {
+            self.flush_clip()?;
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, frame: &Frame, _alarms: &[AlarmEvent]) -> Result<(), SinkError> {
+        let t = wall_time_now();
+        for v in frame.values.iter().chain(&frame.losses) {
+            self.writer.add_scalar(
+                &format!("gradtone/{}", v.name),
+                frame.step,
+                v.value as f32,
+                t,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<String, SinkError> {
+        self.flush_clip()?;
+        let path = self.writer.finish()?;
+        Ok(format!(
+            "{} (TensorBoard: scalars gradtone/*, audio gradtone/sound)",
+            path.display()
+        ))
+    }
+}
