@@ -18,7 +18,8 @@ pub struct UdpOptions {
     /// How long one receive waits before the stop flag and idle timeout are checked again
     /// (default 50 ms).
     pub poll: Duration,
-    /// End the stream when no datagram arrived for this long (default: never).
+    /// End the stream when no frame arrived for this long (default: never), counted from the
+    /// last frame (garbage does not keep the stream open), or from the start while none has.
     pub idle_timeout: Option<Duration>,
     /// End the stream soon (within about `poll`) after this flag is set.
     pub stop: Option<Arc<AtomicBool>>,
@@ -40,7 +41,8 @@ pub(crate) struct Receiver {
     pub(crate) addr: SocketAddr,
     buf: Vec<u8>,
     pub(crate) opts: UdpOptions,
-    last_data: Instant,
+    /// When the last frame arrived (or the socket was bound), for the idle timeout.
+    last_frame: Instant,
     /// Set when `recv` ended because of the idle timeout.
     pub(crate) idle_ended: bool,
 }
@@ -49,7 +51,7 @@ pub(crate) struct Receiver {
 pub(crate) fn nothing_received(name: &str, idle: Option<Duration>) -> String {
     let idle = idle.map_or(0.0, |d| d.as_secs_f64());
     format!(
-        "{name}: no datagram arrived in {idle:.1} s; is the sender pointed at this address and \
+        "{name}: no frame arrived in {idle:.1} s; is the sender pointed at this address and \
          port (and this protocol)?"
     )
 }
@@ -68,9 +70,20 @@ impl Receiver {
             // The largest possible UDP payload (65,507 bytes over IPv4) fits.
             buf: vec![0; 65_536],
             opts,
-            last_data: Instant::now(),
+            last_frame: Instant::now(),
             idle_ended: false,
         })
+    }
+
+    /// A frame arrived: the idle timeout counts from now.
+    pub(crate) fn frame_arrived(&mut self) {
+        self.last_frame = Instant::now();
+    }
+
+    fn idle(&self) -> bool {
+        self.opts
+            .idle_timeout
+            .is_some_and(|idle| self.last_frame.elapsed() >= idle)
     }
 
     /// The next datagram; `Ok(None)` when stopped or idle for too long.
@@ -86,7 +99,11 @@ impl Receiver {
             }
             match self.socket.recv_from(&mut self.buf) {
                 Ok((n, _from)) => {
-                    self.last_data = Instant::now();
+                    // A flood of garbage must not hold the stream open past the timeout.
+                    if self.idle() {
+                        self.idle_ended = true;
+                        return Ok(None);
+                    }
                     return Ok(Some(&self.buf[..n]));
                 }
                 Err(e) => match e.kind() {
@@ -97,9 +114,7 @@ impl Receiver {
                     | io::ErrorKind::Interrupted
                     | io::ErrorKind::ConnectionRefused
                     | io::ErrorKind::ConnectionReset => {
-                        if let Some(idle) = self.opts.idle_timeout
-                            && self.last_data.elapsed() >= idle
-                        {
+                        if self.idle() {
                             self.idle_ended = true;
                             return Ok(None);
                         }
@@ -171,6 +186,7 @@ impl FrameSource for UdpSource {
                 Ok(Some(datagram)) => {
                     self.tally.diag.datagrams += 1;
                     let d = self.tally.diag.datagrams;
+                    let queued = self.queue.len();
                     for (i, line) in datagram.split(|&b| b == b'\n').enumerate() {
                         let line = line.strip_suffix(b"\r").unwrap_or(line);
                         if is_blank(line) {
@@ -189,10 +205,13 @@ impl FrameSource for UdpSource {
                                 .malformed(format_args!("datagram {d} line {n}"), &e),
                         }
                     }
+                    if self.queue.len() != queued {
+                        self.rx.frame_arrived();
+                    }
                 }
                 Ok(None) => {
                     self.done = true;
-                    if self.rx.idle_ended && self.tally.diag.datagrams == 0 {
+                    if self.rx.idle_ended && self.tally.diag.frames == 0 {
                         let msg =
                             nothing_received(&self.tally.diag.source, self.rx.opts.idle_timeout);
                         self.tally.warn(msg);
