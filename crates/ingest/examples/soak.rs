@@ -122,8 +122,16 @@ pub fn soak(proto: Proto, n: u64, window: Option<u64>) -> Report {
         Proto::Osc => Box::new(OscSource::loopback(0, opts).unwrap_or_else(|e| panic!("{e}"))),
     };
     let to = match proto {
-        Proto::Udp => src.diagnostics().source.trim_start_matches("udp ").to_string(),
-        Proto::Osc => src.diagnostics().source.trim_start_matches("osc ").to_string(),
+        Proto::Udp => src
+            .diagnostics()
+            .source
+            .trim_start_matches("udp ")
+            .to_string(),
+        Proto::Osc => src
+            .diagnostics()
+            .source
+            .trim_start_matches("osc ")
+            .to_string(),
     };
     // What the listener has taken, published for the sender's flow control.
     let progress = Arc::new(AtomicU64::new(0));
@@ -209,9 +217,9 @@ pub fn soak(proto: Proto, n: u64, window: Option<u64>) -> Report {
 #[allow(dead_code)] // when included by tests/soak.rs
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args
-        .next()
-        .map_or(1_000_000, |a| a.parse().unwrap_or_else(|e| panic!("{a}: {e}")));
+    let n: u64 = args.next().map_or(1_000_000, |a| {
+        a.parse().unwrap_or_else(|e| panic!("{a}: {e}"))
+    });
     let protos = match args.next().as_deref() {
         None | Some("both") => vec![Proto::Udp, Proto::Osc],
         Some("udp") => vec![Proto::Udp],
@@ -243,8 +251,15 @@ fn main() {
             rss.join(", "),
             r.hwm_kib / 1024
         );
-        assert_eq!(r.frames + r.skipped, r.received, "every received datagram accounted for");
-        assert!(r.received + r.kernel_drops >= n, "sent = received + dropped");
+        assert_eq!(
+            r.frames + r.skipped,
+            r.received,
+            "every received datagram accounted for"
+        );
+        assert!(
+            r.received + r.kernel_drops >= n,
+            "sent = received + dropped"
+        );
         assert_eq!(r.wrong, 0);
         if window.is_some() {
             assert_eq!((r.frames, r.skipped), (r.sent_valid, r.sent_garbage));

@@ -28,7 +28,7 @@ fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 fn osc_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
     out.push(0);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }

@@ -12,7 +12,10 @@ fn check(proto: Proto) {
     let r = soak(proto, n, Some(64));
     eprintln!("{proto:?}: {r:?}");
     assert_eq!(r.sent_valid + r.sent_garbage, n);
-    assert_eq!(r.received, n, "flow control keeps the kernel from dropping any");
+    assert_eq!(
+        r.received, n,
+        "flow control keeps the kernel from dropping any"
+    );
     assert_eq!(r.frames, r.sent_valid, "every valid frame delivered");
     assert_eq!(r.skipped, r.sent_garbage, "every garbage datagram counted");
     assert_eq!(r.wrong, 0, "frames arrive as sent");
