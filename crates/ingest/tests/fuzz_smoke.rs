@@ -296,7 +296,7 @@ fn a_hundred_thousand_mutated_osc_datagrams_do_not_panic() {
 #[test]
 fn a_hundred_thousand_random_rank_frames_merge_within_bounds() {
     use gradtone_ingest::{Frame, MAX_WORLD, MergeMode, MergeOptions, RankMerger};
-    let mut rng = Rng(0x6d65_7267_65);
+    let mut rng = Rng(0x006d_6572_6765);
     let lag = 6;
     let mut m = RankMerger::new(MergeOptions {
         world: 8,
