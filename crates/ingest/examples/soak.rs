@@ -38,8 +38,10 @@ pub struct Report {
     pub frames: u64,
     /// Datagrams (or lines, or messages) it skipped as malformed or ignored.
     pub skipped: u64,
-    /// UDP receive-buffer drops counted by the kernel during the run (all sockets).
+    /// Datagrams the kernel dropped for the listener's socket, as the listener reports them.
     pub kernel_drops: u64,
+    /// UDP receive-buffer drops counted by the kernel during the run, all sockets.
+    pub kernel_drops_all: u64,
     /// Resident memory (KiB) after each tenth of the run.
     pub rss_kib: Vec<u64>,
     /// Peak resident memory of the process (KiB).
@@ -203,7 +205,8 @@ pub fn soak(proto: Proto, n: u64, window: Option<u64>) -> Report {
     }
     let (frames, wrong, rss, d) = listener.join().unwrap_or_else(|_| panic!("listener"));
     report.secs = t.elapsed().as_secs_f64() - 2.0; // less the idle timeout that ended it
-    report.kernel_drops = rcvbuf_errors().saturating_sub(drops_before);
+    report.kernel_drops_all = rcvbuf_errors().saturating_sub(drops_before);
+    report.kernel_drops = d.os_dropped;
     report.received = d.datagrams;
     report.frames = frames;
     report.skipped = d.malformed + d.ignored;
@@ -235,7 +238,7 @@ fn main() {
         let rss: Vec<String> = r.rss_kib.iter().map(|k| format!("{}", k / 1024)).collect();
         println!(
             "{proto:?}: {} datagrams in {:.1} s ({:.0}/s), {} valid + {} garbage sent; received \
-             {}, kernel dropped {}; {} frames + {} skipped = {} (wrong {}); RSS MiB by tenths [{}], \
+             {}, reported dropped by the kernel {} (all sockets: {}); {} frames + {} skipped = {} (wrong {}); RSS MiB by tenths [{}], \
              peak {} MiB",
             n,
             r.secs,
@@ -244,6 +247,7 @@ fn main() {
             r.sent_garbage,
             r.received,
             r.kernel_drops,
+            r.kernel_drops_all,
             r.frames,
             r.skipped,
             r.frames + r.skipped,

@@ -51,6 +51,10 @@ pub struct Diagnostics {
     pub newer_version_seen: bool,
     /// UDP datagrams received (UDP and OSC sources only).
     pub datagrams: u64,
+    /// UDP datagrams the operating system dropped before the source could read them (it fell
+    /// behind the sender), as reported for the socket when the stream ended (Linux; 0
+    /// elsewhere). Sent = `datagrams` + `os_dropped`.
+    pub os_dropped: u64,
     /// Notices beyond the first [`MAX_REPORTED`], counted but neither kept nor reported.
     pub suppressed_warnings: u64,
     /// What the source's items are called in the summary ("line" when empty).
@@ -76,6 +80,14 @@ impl Diagnostics {
             parts.push(format!(
                 "{} message{s} with an unknown address ignored",
                 self.ignored
+            ));
+        }
+        if self.os_dropped > 0 {
+            let s = if self.os_dropped == 1 { "" } else { "s" };
+            parts.push(format!(
+                "{} datagram{s} dropped by the system before they could be read (sent faster \
+                 than they were sounded)",
+                self.os_dropped
             ));
         }
         if self.suppressed_warnings > 0 {

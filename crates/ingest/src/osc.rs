@@ -582,6 +582,7 @@ impl FrameSource for OscSource {
                 Ok(None) => {
                     self.done = true;
                     self.dec.finish();
+                    self.dec.tally.diag.os_dropped = self.rx.os_drops();
                     if self.rx.idle_ended && self.dec.messages() == 0 {
                         let msg = nothing_received(
                             &self.dec.tally.diag.source,
@@ -593,6 +594,7 @@ impl FrameSource for OscSource {
                 Err(source) => {
                     self.done = true;
                     self.dec.finish();
+                    self.dec.tally.diag.os_dropped = self.rx.os_drops();
                     self.error = Some(IngestError::Read {
                         name: self.dec.tally.diag.source.clone(),
                         source,

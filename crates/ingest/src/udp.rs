@@ -75,6 +75,38 @@ impl Receiver {
         })
     }
 
+    /// Datagrams the OS dropped for this socket because its receive queue was full (the
+    /// listener fell behind the sender): Linux reports it per socket in /proc/net/udp; 0
+    /// elsewhere or when it cannot be read.
+    pub(crate) fn os_drops(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", self.socket.as_raw_fd()));
+            let inode = link.ok().and_then(|l| {
+                let l = l.to_str()?;
+                Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+            });
+            let Some(inode) = inode else {
+                return 0;
+            };
+            for table in ["/proc/net/udp", "/proc/net/udp6"] {
+                let Ok(text) = std::fs::read_to_string(table) else {
+                    continue;
+                };
+                for line in text.lines().skip(1) {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    if cols.get(9) == Some(&inode.as_str()) {
+                        return cols.last().and_then(|d| d.parse().ok()).unwrap_or(0);
+                    }
+                }
+            }
+            0
+        }
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
     /// A frame arrived: the idle timeout counts from now.
     pub(crate) fn frame_arrived(&mut self) {
         self.last_frame = Instant::now();
@@ -211,6 +243,7 @@ impl FrameSource for UdpSource {
                 }
                 Ok(None) => {
                     self.done = true;
+                    self.tally.diag.os_dropped = self.rx.os_drops();
                     if self.rx.idle_ended && self.tally.diag.frames == 0 {
                         let msg =
                             nothing_received(&self.tally.diag.source, self.rx.opts.idle_timeout);
@@ -219,6 +252,7 @@ impl FrameSource for UdpSource {
                 }
                 Err(source) => {
                     self.done = true;
+                    self.tally.diag.os_dropped = self.rx.os_drops();
                     self.error = Some(IngestError::Read {
                         name: self.tally.diag.source.clone(),
                         source,

@@ -41,3 +41,21 @@ fn udp_listener_soak() {
 fn osc_listener_soak() {
     check(Proto::Osc);
 }
+
+/// With no flow control the system may drop datagrams (the listener cannot keep up with a
+/// sender in a tight loop); each one must still be accounted for, as reported by the listener.
+#[test]
+fn full_speed_drops_are_reported() {
+    for proto in [Proto::Udp, Proto::Osc] {
+        let n = 100_000;
+        let r = soak(proto, n, None);
+        eprintln!("{proto:?} full speed: {r:?}");
+        assert_eq!(
+            r.received + r.kernel_drops,
+            n,
+            "sent = received + reported dropped"
+        );
+        assert_eq!(r.frames + r.skipped, r.received);
+        assert_eq!(r.wrong, 0);
+    }
+}
