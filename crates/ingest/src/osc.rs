@@ -39,8 +39,11 @@ const MAX_STEP_ITEMS: usize = 1 << 16;
 /// Iterative and linear in the datagram, so no packet can exhaust the stack (the decoder and
 /// the drop of its result would otherwise recurse once per level).
 fn check_structure(data: &[u8]) -> Result<(), String> {
-    let mut todo = vec![(data, 0usize)];
-    while let Some((p, depth)) = todo.pop() {
+    // (start, end, depth) of packets to check; offsets into `data`, because the decoder pads
+    // strings to 4 bytes counted from the datagram's start, not the element's.
+    let mut todo = vec![(0usize, data.len(), 0usize)];
+    while let Some((start, end, depth)) = todo.pop() {
+        let p = &data[start..end];
         if p.starts_with(b"#bundle\0") {
             if depth >= MAX_DEPTH {
                 return Err(format!(
@@ -48,24 +51,25 @@ fn check_structure(data: &[u8]) -> Result<(), String> {
                 ));
             }
             // "#bundle\0", an 8-byte time tag, then (u32 size, element)*.
-            let mut rest = p.get(16..).unwrap_or_default();
-            while let Some(size) = rest.get(..4) {
+            let mut at = start + 16;
+            while let Some(size) = data.get(at..(at + 4).min(end)).filter(|s| s.len() == 4) {
                 let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize;
-                let Some(element) = rest.get(4..).and_then(|r| r.get(..size)) else {
+                let left = end - (at + 4);
+                if size > left {
                     return Err(format!(
-                        "a bundle element claims {size} bytes but only {} were received",
-                        rest.len() - 4
+                        "a bundle element claims {size} bytes but only {left} were received"
                     ));
-                };
-                todo.push((element, depth + 1));
-                rest = &rest[4 + size..];
+                }
+                todo.push((at + 4, at + 4 + size, depth + 1));
+                at += 4 + size;
             }
         } else if p.first() == Some(&b'/') {
             // The address, NUL-padded to 4 bytes, then the type tags ",..." (if any).
-            let Some(end) = memchr::memchr(0, p) else {
+            let Some(nul) = memchr::memchr(0, p) else {
                 continue; // the decoder reports it
             };
-            let tags = p.get((end + 4) & !3..).unwrap_or_default();
+            let tags_at = (start + nul + 4) & !3;
+            let tags = data.get(tags_at..end).unwrap_or_default();
             let tags = &tags[..memchr::memchr(0, tags).unwrap_or(tags.len())];
             let mut level = 0usize;
             for &t in tags {

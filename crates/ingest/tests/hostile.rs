@@ -349,3 +349,41 @@ fn garbage_does_not_hold_a_udp_listener_open() {
     let w = d.warnings.join("\n");
     assert!(w.contains("no frame arrived"), "{w}");
 }
+
+/// The decoder pads strings counting from the datagram's start: a deep array behind a bundle
+/// element of odd size must be found all the same.
+#[test]
+fn deep_arrays_behind_a_misaligned_bundle_element_are_found() {
+    let mut b = Vec::new();
+    osc_str(&mut b, b"#bundle");
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+    // Element 1: a valid empty message plus one stray byte (9 bytes).
+    let mut e1 = Vec::new();
+    osc_str(&mut e1, b"/x");
+    osc_str(&mut e1, b",");
+    e1.push(0);
+    b.extend_from_slice(&(e1.len() as u32).to_be_bytes());
+    b.extend_from_slice(&e1);
+    // Element 2 starts at an odd offset; its type tags start at the next multiple of 4 of the
+    // datagram, as the decoder reads them.
+    let start = b.len() + 4;
+    let mut e2 = b"/gradtone/frame\0".to_vec();
+    while (start + e2.len()) % 4 != 0 {
+        e2.push(0);
+    }
+    let tags: Vec<u8> = std::iter::once(b',')
+        .chain(std::iter::repeat_n(b'[', 20_000))
+        .chain(std::iter::repeat_n(b']', 20_000))
+        .collect();
+    e2.extend_from_slice(&tags);
+    e2.push(0);
+    b.extend_from_slice(&(e2.len() as u32).to_be_bytes());
+    b.extend_from_slice(&e2);
+    let d = on_small_stack(move || {
+        let mut dec = OscDecoder::new("t");
+        dec.push(&b);
+        dec.diagnostics().clone()
+    });
+    assert_eq!(d.malformed, 1, "{d:?}");
+    assert!(d.first_errors[0].contains("arrays nested deeper"), "{d:?}");
+}
