@@ -178,3 +178,17 @@ fn follow_waits_for_the_file_to_appear() {
     assert!(text(&o).contains("waiting for"), "{}", text(&o));
     assert_eq!(wav_samples(&wav), 4 * FRAME_SAMPLES);
 }
+
+#[test]
+fn a_missing_input_names_it_and_its_cause_once() {
+    let t = TempDir::new("listen-missing");
+    let o = gradtone(&["listen", &t.arg("none.jsonl"), "--no-live"]);
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(msg.contains("none.jsonl"), "{msg}");
+    assert_eq!(
+        msg.matches("os error 2").count(),
+        1,
+        "the cause once: {msg}"
+    );
+}
