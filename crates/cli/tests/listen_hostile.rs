@@ -192,3 +192,29 @@ fn a_missing_input_names_it_and_its_cause_once() {
         "the cause once: {msg}"
     );
 }
+
+/// A rank that never sends raises one alarm, not one per step; a line claiming a huge rank is
+/// skipped and counted, and the merger does not allocate for it.
+#[test]
+fn rank_alarms_do_not_flood_and_huge_ranks_are_skipped() {
+    let t = TempDir::new("listen-ranks");
+    let input = t.join("ranks.jsonl");
+    let mut text_in = String::new();
+    for step in 0..60 {
+        for rank in 0..3 {
+            text_in.push_str(&format!(
+                "{{\"step\":{step},\"values\":{{\"fc1\":1.0}},\"rank\":{rank},\"world\":4}}\n"
+            ));
+        }
+    }
+    text_in.push_str("{\"step\":61,\"values\":{\"fc1\":1.0},\"rank\":4000000000}\n");
+    std::fs::write(&input, text_in).unwrap_or_else(|e| panic!("{e}"));
+    let csv = t.arg("r.csv");
+    let o = gradtone(&["render", input.to_str().unwrap_or_default(), "--csv", &csv]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(out.matches("not heard from").count(), 1, "{out}");
+    assert!(out.contains("repeats"), "{out}");
+    assert!(out.contains("1 malformed line"), "{out}");
+    assert!(out.contains("from 0 to 1023"), "{out}");
+}
