@@ -368,7 +368,7 @@ fn deep_arrays_behind_a_misaligned_bundle_element_are_found() {
     // datagram, as the decoder reads them.
     let start = b.len() + 4;
     let mut e2 = b"/gradtone/frame\0".to_vec();
-    while (start + e2.len()) % 4 != 0 {
+    while !(start + e2.len()).is_multiple_of(4) {
         e2.push(0);
     }
     let tags: Vec<u8> = std::iter::once(b',')
