@@ -18,8 +18,9 @@ pub struct UdpOptions {
     /// How long one receive waits before the stop flag and idle timeout are checked again
     /// (default 50 ms).
     pub poll: Duration,
-    /// End the stream when no frame arrived for this long (default: never), counted from the
-    /// last frame (garbage does not keep the stream open), or from the start while none has.
+    /// End the stream after waiting this long for a frame (default: never), counted from the
+    /// last frame, or from the start while none has. Datagrams that carry no frame do not
+    /// reset it; time the consumer spends on a frame does not count.
     pub idle_timeout: Option<Duration>,
     /// End the stream soon (within about `poll`) after this flag is set.
     pub stop: Option<Arc<AtomicBool>>,
@@ -41,8 +42,10 @@ pub(crate) struct Receiver {
     pub(crate) addr: SocketAddr,
     buf: Vec<u8>,
     pub(crate) opts: UdpOptions,
-    /// When the last frame arrived (or the socket was bound), for the idle timeout.
-    last_frame: Instant,
+    /// Time spent waiting in `recv` since the last frame arrived (or the socket was bound), for
+    /// the idle timeout: time the consumer spends on a frame does not count (a datagram waiting
+    /// in the socket after a slow sink is not idleness), time spent receiving garbage does.
+    waited: Duration,
     /// Set when `recv` ended because of the idle timeout.
     pub(crate) idle_ended: bool,
 }
@@ -70,7 +73,7 @@ impl Receiver {
             // The largest possible UDP payload (65,507 bytes over IPv4) fits.
             buf: vec![0; 65_536],
             opts,
-            last_frame: Instant::now(),
+            waited: Duration::ZERO,
             idle_ended: false,
         })
     }
@@ -109,13 +112,13 @@ impl Receiver {
 
     /// A frame arrived: the idle timeout counts from now.
     pub(crate) fn frame_arrived(&mut self) {
-        self.last_frame = Instant::now();
+        self.waited = Duration::ZERO;
     }
 
     fn idle(&self) -> bool {
         self.opts
             .idle_timeout
-            .is_some_and(|idle| self.last_frame.elapsed() >= idle)
+            .is_some_and(|idle| self.waited >= idle)
     }
 
     /// The next datagram; `Ok(None)` when stopped or idle for too long.
@@ -129,15 +132,17 @@ impl Receiver {
             {
                 return Ok(None);
             }
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((n, _from)) => {
-                    // A flood of garbage must not hold the stream open past the timeout.
-                    if self.idle() {
-                        self.idle_ended = true;
-                        return Ok(None);
-                    }
-                    return Ok(Some(&self.buf[..n]));
-                }
+            // Checked before receiving, so that a flood of garbage cannot hold the stream open
+            // past the timeout, and a datagram once received is always handed on (counted).
+            if self.idle() {
+                self.idle_ended = true;
+                return Ok(None);
+            }
+            let t = Instant::now();
+            let got = self.socket.recv_from(&mut self.buf);
+            self.waited += t.elapsed();
+            match got {
+                Ok((n, _from)) => return Ok(Some(&self.buf[..n])),
                 Err(e) => match e.kind() {
                     // Timeouts; and ICMP "port unreachable" echoes of our own earlier sends,
                     // which some systems report on the receiving socket: not fatal.
@@ -145,12 +150,7 @@ impl Receiver {
                     | io::ErrorKind::TimedOut
                     | io::ErrorKind::Interrupted
                     | io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::ConnectionReset => {
-                        if self.idle() {
-                            self.idle_ended = true;
-                            return Ok(None);
-                        }
-                    }
+                    | io::ErrorKind::ConnectionReset => {}
                     _ => return Err(e),
                 },
             }
