@@ -2,15 +2,15 @@
 //! frames through the same sinks as `train`.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradtone_ingest::{
-    FollowOptions, FrameSource, JsonlReader, MergeMode, MergeOptions, OscSource, RankMerger,
-    UdpOptions, UdpSource,
+    FollowOptions, FrameSource, JsonlReader, MAX_MESSAGE_CHARS, MergeMode, MergeOptions, OscSource,
+    RankMerger, UdpOptions, UdpSource, shorten,
 };
 use gradtone_sound::Frame;
 use gradtone_sound::alarm::AlarmKind;
@@ -68,17 +68,25 @@ pub struct RenderArgs {
 pub struct ListenArgs {
     /// A JSONL file to read (`-` or nothing: stdin).
     input: Option<PathBuf>,
-    /// Keep reading lines appended to the file, like `tail -f`, until Ctrl-C.
+    /// Keep reading lines appended to the file, like `tail -f`, until Ctrl-C (a file that does
+    /// not exist yet is waited for: the hook creates it at its first step).
     #[arg(long)]
     follow: bool,
-    /// Receive JSONL datagrams on this address (loopback by default: `--udp 9999` or `--udp 127.0.0.1:9999`).
+    /// Receive JSONL datagrams on this address: `9999` (127.0.0.1), `localhost:9999`,
+    /// `[::1]:9999`, `HOST:9999`. Loopback unless --allow-remote.
     #[arg(long, value_name = "[HOST:]PORT", conflicts_with_all = ["input", "osc"])]
     udp: Option<String>,
-    /// Receive OSC messages (`/gradtone/frame`, docs/osc.md) on this address.
+    /// Receive OSC messages (`/gradtone/frame`, docs/osc.md) on this address (as --udp).
     #[arg(long, value_name = "[HOST:]PORT", conflicts_with_all = ["input", "udp"])]
     osc: Option<String>,
-    /// Stop after this many seconds without data (UDP, OSC, --follow).
-    #[arg(long, value_name = "SECONDS")]
+    /// Let --udp/--osc bind an address other than loopback (e.g. 0.0.0.0:9999). Datagrams carry
+    /// no authentication: any machine that can reach the port can send frames.
+    #[arg(long)]
+    allow_remote: bool,
+    /// Stop after this many seconds without a frame (UDP, OSC, --follow), counted from the last
+    /// frame, or from the start while none has arrived (then nothing is written and the exit
+    /// status is 1).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     idle_timeout: Option<f64>,
     #[command(flatten)]
     ranks: RankArgs,
@@ -88,13 +96,61 @@ pub struct ListenArgs {
     live: LiveArgs,
 }
 
-fn socket_addr(s: &str) -> Result<SocketAddr> {
-    if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+/// A positive, finite number of seconds.
+fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x < 1e9 => Ok(x),
+        _ => Err(format!("{s:?} is not a number of seconds above 0")),
     }
-    s.parse().with_context(|| {
-        format!("{s:?} is not an address: give PORT or HOST:PORT, e.g. 127.0.0.1:9999")
-    })
+}
+
+/// `PORT`, `HOST:PORT`, `[IPv6]:PORT` → the address to bind. A bare port is 127.0.0.1; a host
+/// name resolving to several addresses prefers IPv4 loopback (what `localhost` senders use).
+/// Anything but loopback needs `allow_remote`.
+fn socket_addr(s: &str, allow_remote: bool) -> Result<SocketAddr> {
+    let s = s.trim();
+    let usage = "give PORT, HOST:PORT or [IPv6]:PORT, e.g. 9999, localhost:9999, [::1]:9999";
+    let addr = if let Ok(port) = s.parse::<u16>() {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    } else if let Ok(a) = s.parse::<SocketAddr>() {
+        a
+    } else {
+        let Some((host, port)) = s.rsplit_once(':') else {
+            bail!("{:?} is not an address: {usage}", shorten(s, 60));
+        };
+        let port: u16 = port.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{:?}: the port {:?} is not a number from 0 to 65535 ({usage})",
+                shorten(s, 60),
+                shorten(port, 20)
+            )
+        })?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            bail!("{:?} has no host: {usage}", shorten(s, 60));
+        }
+        let found: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve the host {:?}", shorten(host, 60)))?
+            .collect();
+        let pick = found
+            .iter()
+            .find(|a| a.is_ipv4() && a.ip().is_loopback())
+            .or_else(|| found.iter().find(|a| a.ip().is_loopback()))
+            .or_else(|| found.first());
+        match pick {
+            Some(a) => *a,
+            None => bail!("the host {:?} has no address", shorten(host, 60)),
+        }
+    };
+    if !addr.ip().is_loopback() && !allow_remote {
+        bail!(
+            "refusing to listen on {addr}: it is not loopback, and any machine that can reach it \
+             could send frames. Add --allow-remote to accept them, or listen on 127.0.0.1 and \
+             run gradtone where the training runs"
+        );
+    }
+    Ok(addr)
 }
 
 fn is_tensorboard(p: &Path) -> bool {
@@ -175,14 +231,14 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
         ..UdpOptions::default()
     };
     let (source, title): (Source, String) = if let Some(a) = &args.udp {
-        let src = UdpSource::bind(socket_addr(a)?, udp_opts)?;
+        let src = UdpSource::bind(socket_addr(a, args.allow_remote)?, udp_opts)?;
         eprintln!(
             "listening for JSONL datagrams on udp://{} (Ctrl-C to stop)",
             src.local_addr()
         );
         (Box::new(src), format!("udp {a}"))
     } else if let Some(a) = &args.osc {
-        let src = OscSource::bind(socket_addr(a)?, udp_opts)?;
+        let src = OscSource::bind(socket_addr(a, args.allow_remote)?, udp_opts)?;
         eprintln!(
             "listening for OSC on udp://{} (Ctrl-C to stop)",
             src.local_addr()
@@ -196,10 +252,15 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
                     stop: Some(stop.clone()),
                     ..FollowOptions::default()
                 };
-                (
-                    Box::new(gradtone_ingest::follow(p, opts)?),
-                    p.display().to_string(),
-                )
+                let src = gradtone_ingest::follow(p, opts)?;
+                if src.waiting() {
+                    eprintln!(
+                        "waiting for {} to appear (the hook creates it at its first step; \
+                         Ctrl-C to stop)",
+                        p.display()
+                    );
+                }
+                (Box::new(src), p.display().to_string())
             }
             Some(p) => (file_source(p)?, p.display().to_string()),
             None => {
@@ -228,6 +289,7 @@ fn run_source(
     spec: &crate::outputs::OutputSpec,
     ranks: &RankArgs,
 ) -> Result<()> {
+    precheck(spec)?;
     source.set_reporter(Box::new(|m: &str| eprintln!("warning: {m}")));
     // Distributed streams are recognised from their first frame's rank/world.
     let first = source.next_record();
@@ -259,6 +321,118 @@ fn run_source(
     run(frames, world, spec, ranks)
 }
 
+/// Fails, naming the file, when an output cannot be written where asked: checked before the
+/// first frame (which may be hours away for a listener), though files are only created then.
+fn precheck(spec: &crate::outputs::OutputSpec) -> Result<()> {
+    let files = [
+        (&spec.wav, "WAV file"),
+        (&spec.csv, "CSV file"),
+        (&spec.plot, "plot"),
+        (&spec.midi, "MIDI file"),
+    ];
+    for (path, what) in files {
+        if let Some(p) = path {
+            crate::outputs::check_parent(p, what)?;
+            if p.is_dir() {
+                bail!("cannot write the {what} {}: it is a folder", p.display());
+            }
+        }
+    }
+    if let Some(d) = &spec.tensorboard
+        && d.exists()
+        && !d.is_dir()
+    {
+        bail!(
+            "cannot write TensorBoard logs into {}: it is a file, not a folder",
+            d.display()
+        );
+    }
+    Ok(())
+}
+
+/// `[1, 2, 3, 7]` → `"1-3, 7"`, cut short for the console.
+fn rank_list(ranks: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ranks.len() {
+        let mut j = i;
+        while j + 1 < ranks.len() && ranks[j + 1] == ranks[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i {
+            format!("{}-{}", ranks[i], ranks[j])
+        } else {
+            ranks[i].to_string()
+        });
+        i = j + 1;
+    }
+    shorten(&parts.join(", "), MAX_MESSAGE_CHARS).into_owned()
+}
+
+/// Rank alarms, sounded when what is wrong changes rather than at every step (a dead rank in a
+/// week-long run must not ring and print at every step), with the repeats counted.
+#[derive(Default)]
+struct RankAlarms {
+    lagging: Vec<u32>,
+    disagreeing: Vec<u32>,
+    repeats: u64,
+}
+
+impl RankAlarms {
+    fn on_step(&mut self, m: &gradtone_ingest::MergedFrame, max_lag: u64, out: &mut Outputs) {
+        let step = m.frame.step;
+        if !m.lagging.is_empty() {
+            if m.lagging != self.lagging {
+                let msg = format!(
+                    "ALARM rank: step {step}: rank(s) {} not heard from for {max_lag} steps",
+                    rank_list(&m.lagging)
+                );
+                out.raise(step, AlarmKind::Rank, msg);
+            } else {
+                self.repeats += 1;
+            }
+        }
+        self.lagging.clone_from(&m.lagging);
+        let mut ranks: Vec<u32> = m.disagreeing.iter().map(|(r, _)| *r).collect();
+        ranks.dedup();
+        if !ranks.is_empty() {
+            if ranks != self.disagreeing {
+                let shown: Vec<String> = m
+                    .disagreeing
+                    .iter()
+                    .take(4)
+                    .map(|(r, name)| format!("rank {r} on {}", shorten(name, 40)))
+                    .collect();
+                let more = m.disagreeing.len().saturating_sub(shown.len());
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                let msg = format!(
+                    "ALARM rank: step {step}: disagrees with the others: {}{more}",
+                    shown.join(", ")
+                );
+                out.raise(step, AlarmKind::Rank, msg);
+            } else {
+                self.repeats += 1;
+            }
+        }
+        self.disagreeing = ranks;
+    }
+}
+
+/// The sinks, created at the first frame so that a run which receives nothing writes nothing.
+fn sinks<'a>(
+    outputs: &'a mut Option<Outputs>,
+    spec: &crate::outputs::OutputSpec,
+) -> Result<&'a mut Outputs> {
+    Ok(match outputs {
+        Some(o) => o,
+        None => outputs.insert(Outputs::create(spec)?),
+    })
+}
+
 /// Drives frames (merging ranks when `world` is above 1) through the sinks.
 fn run(
     frames: impl Iterator<Item = Result<Frame>>,
@@ -266,7 +440,8 @@ fn run(
     spec: &crate::outputs::OutputSpec,
     ranks: &RankArgs,
 ) -> Result<()> {
-    let mut outputs = Outputs::create(spec)?;
+    precheck(spec)?;
+    let mut outputs: Option<Outputs> = None;
     let mut n = 0u64;
     let mut decimator = gradtone_sound::Decimator::new(ranks.steps_per_frame);
     let mut merger = world.filter(|&w| w > 1).map(|w| {
@@ -282,28 +457,16 @@ fn run(
         })
     });
     let max_lag = ranks.max_lag;
-    let drain = |merger: &mut RankMerger,
-                 outputs: &mut Outputs,
-                 decimator: &mut gradtone_sound::Decimator,
-                 n: &mut u64|
+    let mut alarms = RankAlarms::default();
+    let mut drain = |merger: &mut RankMerger,
+                     outputs: &mut Option<Outputs>,
+                     decimator: &mut gradtone_sound::Decimator,
+                     n: &mut u64|
      -> Result<()> {
         while let Some(m) = merger.pop() {
-            let step = m.frame.step;
-            if !m.lagging.is_empty() {
-                let msg = format!(
-                    "ALARM rank: step {step}: rank(s) {:?} not heard from for {max_lag} steps",
-                    m.lagging
-                );
-                outputs.raise(step, AlarmKind::Rank, msg);
-            }
-            for (rank, name) in &m.disagreeing {
-                let msg = format!(
-                    "ALARM rank: step {step}: rank {rank} disagrees with the others on {name}"
-                );
-                outputs.raise(step, AlarmKind::Rank, msg);
-            }
+            alarms.on_step(&m, max_lag, sinks(outputs, spec)?);
             if let Some(f) = decimator.push(m.frame) {
-                emit(outputs, &f, n)?;
+                emit(sinks(outputs, spec)?, &f, n)?;
             }
         }
         Ok(())
@@ -318,7 +481,7 @@ fn run(
                 }
                 None => {
                     if let Some(f) = decimator.push(f) {
-                        emit(&mut outputs, &f, &mut n)?;
+                        emit(sinks(&mut outputs, spec)?, &f, &mut n)?;
                     }
                 }
             }
@@ -328,12 +491,28 @@ fn run(
             drain(m, &mut outputs, &mut decimator, &mut n)?;
         }
         if let Some(f) = decimator.finish() {
-            emit(&mut outputs, &f, &mut n)?;
+            emit(sinks(&mut outputs, spec)?, &f, &mut n)?;
         }
         Ok(())
     })();
-    match result {
-        Ok(()) => {
+    if let Some(m) = &merger {
+        let (late, rejected) = (m.late_frames(), m.rejected_frames());
+        if late > 0 || rejected > 0 {
+            eprintln!(
+                "ranks: {late} frames arrived after their step was sounded, {rejected} with a \
+                 rank beyond {} (dropped)",
+                gradtone_ingest::MAX_WORLD
+            );
+        }
+    }
+    if alarms.repeats > 0 {
+        eprintln!(
+            "rank alarms: {} repeats of an alarm already raised were not sounded again",
+            alarms.repeats
+        );
+    }
+    match (result, outputs) {
+        (Ok(()), Some(outputs)) => {
             let lines = outputs.finish()?;
             eprintln!("{n} frames");
             for l in lines {
@@ -341,10 +520,16 @@ fn run(
             }
             Ok(())
         }
-        Err(e) => {
+        // Nothing arrived: no empty WAV, CSV or picture passes for a result.
+        (Ok(()), None) => bail!(
+            "no frames from {}: nothing was written (see the messages above)",
+            shorten(&spec.title, MAX_MESSAGE_CHARS)
+        ),
+        (Err(e), Some(outputs)) => {
             outputs.discard();
             Err(e)
         }
+        (Err(e), None) => Err(e),
     }
 }
 
@@ -352,7 +537,7 @@ fn run(
 fn emit(outputs: &mut Outputs, f: &Frame, n: &mut u64) -> Result<()> {
     *n += 1;
     for a in outputs.push(f)? {
-        eprintln!("alarm: {}", a.message);
+        eprintln!("alarm: {}", shorten(&a.message, 2 * MAX_MESSAGE_CHARS));
     }
     Ok(())
 }

@@ -1,10 +1,31 @@
 //! [`Diagnostics`]: what a source skipped, and the bookkeeping that fills it.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// How many messages [`Diagnostics::first_errors`] (and [`Diagnostics::warnings`]) keep; later
 /// ones are only counted, so a stream of garbage cannot flood memory or the terminal.
 pub const MAX_REPORTED: usize = 20;
+
+/// Characters of a peer's text (a name, an address, a parse error quoting the input) shown in
+/// one message at most; the rest is cut (see [`shorten`]).
+pub const MAX_MESSAGE_CHARS: usize = 200;
+
+/// `text` cut to at most `max` characters, with `…(N bytes)` added when it was cut, so that a
+/// message quoting what a peer sent stays one short line however long the input was.
+///
+/// ```
+/// use gradtone_ingest::shorten;
+/// assert_eq!(shorten("fc1", 10), "fc1");
+/// let long = "x".repeat(5000);
+/// assert_eq!(shorten(&long, 4), "xxxx…(5000 bytes)");
+/// ```
+pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}…({} bytes)", &text[..cut], text.len())),
+    }
+}
 
 /// A callback that receives each diagnostic message as it is recorded.
 pub type Reporter = Box<dyn FnMut(&str) + Send>;
@@ -30,6 +51,12 @@ pub struct Diagnostics {
     pub newer_version_seen: bool,
     /// UDP datagrams received (UDP and OSC sources only).
     pub datagrams: u64,
+    /// UDP datagrams the operating system dropped before the source could read them (it fell
+    /// behind the sender), as reported for the socket when the stream ended (Linux; 0
+    /// elsewhere). Sent = `datagrams` + `os_dropped`.
+    pub os_dropped: u64,
+    /// Notices beyond the first [`MAX_REPORTED`], counted but neither kept nor reported.
+    pub suppressed_warnings: u64,
     /// What the source's items are called in the summary ("line" when empty).
     unit: &'static str,
 }
@@ -53,6 +80,20 @@ impl Diagnostics {
             parts.push(format!(
                 "{} message{s} with an unknown address ignored",
                 self.ignored
+            ));
+        }
+        if self.os_dropped > 0 {
+            let s = if self.os_dropped == 1 { "" } else { "s" };
+            parts.push(format!(
+                "{} datagram{s} dropped by the system before they could be read (sent faster \
+                 than they were sounded)",
+                self.os_dropped
+            ));
+        }
+        if self.suppressed_warnings > 0 {
+            parts.push(format!(
+                "{} further notices not shown",
+                self.suppressed_warnings
             ));
         }
         if parts.is_empty() {
@@ -105,7 +146,13 @@ impl Tally {
     fn error(&mut self, location: fmt::Arguments<'_>, why: &dyn fmt::Display) {
         let n = self.diag.first_errors.len();
         if n < MAX_REPORTED {
-            let msg = format!("{} {location}: {why}", self.diag.source);
+            // `why` may quote the input (a 1 MiB string value, a 64 KB OSC address): cut it.
+            let why = why.to_string();
+            let msg = format!(
+                "{} {location}: {}",
+                self.diag.source,
+                shorten(&why, MAX_MESSAGE_CHARS)
+            );
             if let Some(r) = &mut self.reporter {
                 r(&msg);
             }
@@ -124,10 +171,13 @@ impl Tally {
     /// Records a notice (not an error).
     pub(crate) fn warn(&mut self, msg: String) {
         if self.diag.warnings.len() < MAX_REPORTED {
+            let msg = shorten(&msg, 2 * MAX_MESSAGE_CHARS).into_owned();
             if let Some(r) = &mut self.reporter {
                 r(&msg);
             }
             self.diag.warnings.push(msg);
+        } else {
+            self.diag.suppressed_warnings += 1;
         }
     }
 

@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 /// Why a source could not start, or why it ended early. Bad *content* is never an
 /// `IngestError`: it is counted in [`crate::Diagnostics`] instead.
+///
+/// The underlying I/O error is the [`source`](std::error::Error::source), not repeated in the
+/// message: print the chain (`anyhow`'s `{:#}`) to see both, each once.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// A file could not be opened.
-    #[error("cannot open {}: {source}", path.display())]
+    #[error("cannot open {}", path.display())]
     Open {
         /// The file.
         path: PathBuf,
@@ -17,7 +20,7 @@ pub enum IngestError {
         source: std::io::Error,
     },
     /// Reading a stream failed; the stream ended there.
-    #[error("reading {name}: {source} (the frames before this point were read)")]
+    #[error("reading {name} stopped (the frames before this point were read)")]
     Read {
         /// The source's name (a path, `stdin`, `udp 127.0.0.1:9000`).
         name: String,
@@ -27,8 +30,8 @@ pub enum IngestError {
     },
     /// A UDP socket could not be bound.
     #[error(
-        "cannot listen on UDP {addr}: {source} (is another listener already using this port? \
-         choose another port, or stop the other program)"
+        "cannot listen on UDP {addr} (is another listener already using this port? choose \
+         another port, or stop the other program)"
     )]
     Bind {
         /// The address asked for.

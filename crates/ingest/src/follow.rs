@@ -1,7 +1,7 @@
 //! [`follow`]: read a JSONL file like `tail -f`, including what is appended later.
 
 use std::fs::{File, Metadata};
-use std::io::{BufReader, Seek, SeekFrom};
+use std::io::{BufReader, ErrorKind, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,11 +39,16 @@ impl Default for FollowOptions {
 
 /// Opens `path` and follows it: the frames already in it, then those of lines appended later.
 ///
+/// When the file does not exist yet it is waited for (a training script creates it at its first
+/// step) and read from its start once it appears; [`FollowReader::waiting`] tells. Any other
+/// error opening it (permissions, a folder) is returned at once.
+///
 /// A line is parsed once its `\n` arrives. When the file shrinks (truncated and rewritten) it is
 /// read again from its start; when the path names a new file (log rotation), the old file is read
 /// to its end and the new one from its start. Both are noted in [`Diagnostics::warnings`], and
 /// line numbers restart at 1 so they match the file. The stream ends when `opts.stop` is set or
-/// after `opts.idle_timeout`; an unterminated last line is then parsed like any other.
+/// when no frame arrived for `opts.idle_timeout` (counted from the last frame, or from the
+/// start while none has); an unterminated last line is then parsed like any other.
 ///
 /// ```no_run
 /// use std::sync::{Arc, atomic::AtomicBool};
@@ -57,28 +62,34 @@ impl Default for FollowOptions {
 /// ```
 pub fn follow(path: impl AsRef<Path>, opts: FollowOptions) -> Result<FollowReader, IngestError> {
     let path = path.as_ref().to_path_buf();
-    let (file, meta) = open(&path)?;
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let mut current = None;
     let mut pos = 0;
-    if opts.from_end {
-        pos = reader
-            .seek(SeekFrom::End(0))
-            .map_err(|source| IngestError::Open {
-                path: path.clone(),
-                source,
-            })?;
+    match open(&path) {
+        Ok((file, meta)) => {
+            let mut reader = BufReader::with_capacity(64 * 1024, file);
+            if opts.from_end {
+                pos = reader
+                    .seek(SeekFrom::End(0))
+                    .map_err(|source| IngestError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
+            current = Some((reader, FileId::of(&meta)));
+        }
+        // Not there yet: waited for in `next_record`.
+        Err(IngestError::Open { source, .. }) if source.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
     Ok(FollowReader {
         tally: Tally::new(path.display().to_string()),
         path,
-        reader,
-        id: FileId::of(&meta),
+        current,
         lines: LineBuf::new(MAX_LINE_BYTES),
         start_consumed: 0,
         start_pos: pos,
         line_no: 0,
-        last_consumed: 0,
-        last_data: Instant::now(),
+        last_frame: Instant::now(),
         draining: false,
         opts,
         error: None,
@@ -93,6 +104,12 @@ fn open(path: &Path) -> Result<(File, Metadata), IngestError> {
     };
     let file = File::open(path).map_err(err)?;
     let meta = file.metadata().map_err(err)?;
+    if meta.is_dir() {
+        return Err(err(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            "it is a folder; give the JSONL file inside it",
+        )));
+    }
     Ok((file, meta))
 }
 
@@ -116,15 +133,15 @@ impl FileId {
 /// The source [`follow`] returns; see there.
 pub struct FollowReader {
     path: PathBuf,
-    reader: BufReader<File>,
-    id: FileId,
+    /// The open file and which one it is; `None` while waiting for it to appear.
+    current: Option<(BufReader<File>, FileId)>,
     lines: LineBuf,
     /// `lines.consumed` when the current file was opened, and the byte offset it was opened at.
     start_consumed: u64,
     start_pos: u64,
     line_no: u64,
-    last_consumed: u64,
-    last_data: Instant,
+    /// When the last frame arrived (or the reader started).
+    last_frame: Instant,
     /// A new file took the path; the old one is read to its end before switching.
     draining: bool,
     opts: FollowOptions,
@@ -134,9 +151,41 @@ pub struct FollowReader {
 }
 
 impl FollowReader {
-    /// The byte offset in the current file up to which lines were taken.
-    fn pos(&self) -> u64 {
-        self.start_pos + (self.lines.consumed - self.start_consumed)
+    /// Whether the file has not appeared yet.
+    pub fn waiting(&self) -> bool {
+        self.current.is_none()
+    }
+
+    /// Whether the idle timeout has passed since the last frame.
+    fn idle(&self) -> bool {
+        self.opts
+            .idle_timeout
+            .is_some_and(|idle| self.last_frame.elapsed() >= idle)
+    }
+
+    /// A frame was read: the idle timeout counts from now.
+    fn delivered(&mut self, rec: Option<Record>) -> Option<Record> {
+        if rec.is_some() {
+            self.last_frame = Instant::now();
+        }
+        rec
+    }
+
+    /// While waiting for the file: opens it if it appeared. `Ok(false)`: not yet.
+    fn try_open(&mut self) -> Result<bool, IngestError> {
+        match open(&self.path) {
+            Ok((file, meta)) => {
+                // A file that appears later is new: read all of it, even with `from_end`.
+                self.current = Some((BufReader::with_capacity(64 * 1024, file), FileId::of(&meta)));
+                self.start_consumed = self.lines.consumed;
+                self.start_pos = 0;
+                Ok(true)
+            }
+            Err(IngestError::Open { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn stopped(&self) -> bool {
@@ -163,7 +212,10 @@ impl FollowReader {
         let Ok(meta) = std::fs::metadata(&self.path) else {
             return Ok((false, None));
         };
-        if FileId::of(&meta) != self.id {
+        let Some((reader, id)) = &mut self.current else {
+            return Ok((false, None));
+        };
+        if FileId::of(&meta) != *id {
             // Read the old file to its end once more first: lines appended just before the
             // rename must not be lost.
             if !self.draining {
@@ -177,15 +229,14 @@ impl FollowReader {
             // The old file was read to its end: a line there without newline is complete now.
             let rec = self.finish_partial();
             self.lines.reset();
-            self.reader = BufReader::with_capacity(64 * 1024, file);
-            self.id = FileId::of(&meta);
+            self.current = Some((BufReader::with_capacity(64 * 1024, file), FileId::of(&meta)));
             self.restarted("the file was replaced (rotated)");
             return Ok((true, rec));
         }
-        if meta.len() < self.pos() {
+        if meta.len() < self.start_pos + (self.lines.consumed - self.start_consumed) {
             // A partial line from before the truncation is gone from the file: drop it.
             self.lines.reset();
-            self.reader.seek(SeekFrom::Start(0))?;
+            reader.seek(SeekFrom::Start(0))?;
             self.restarted("the file was truncated");
             return Ok((true, None));
         }
@@ -216,35 +267,53 @@ impl FrameSource for FollowReader {
         while !self.done {
             if self.stopped() {
                 self.done = true;
-                return self.finish_partial();
+                let rec = self.finish_partial();
+                return self.delivered(rec);
             }
-            match self.lines.read(&mut self.reader) {
-                Ok(Got::Eof) => {
-                    if self.lines.consumed != self.last_consumed {
-                        self.last_consumed = self.lines.consumed;
-                        self.last_data = Instant::now();
+            let Some((reader, _)) = &mut self.current else {
+                match self.try_open() {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.done = true;
+                        self.error = Some(e);
+                        return None;
                     }
+                }
+                if self.idle() {
+                    self.done = true;
+                    let msg = format!(
+                        "{}: the file never appeared (waited {:.1} s)",
+                        self.path.display(),
+                        self.last_frame.elapsed().as_secs_f64()
+                    );
+                    self.tally.warn(msg);
+                    return None;
+                }
+                std::thread::sleep(self.opts.poll);
+                continue;
+            };
+            match self.lines.read(reader) {
+                Ok(Got::Eof) => {
                     match self.check_file() {
-                        Ok((_, Some(rec))) => return Some(rec),
+                        Ok((_, Some(rec))) => return self.delivered(Some(rec)),
                         Ok((true, None)) => continue,
                         Ok((false, None)) => {}
                         Err(e) => return self.fail(e),
                     }
-                    if let Some(idle) = self.opts.idle_timeout
-                        && self.last_data.elapsed() >= idle
-                    {
+                    if self.idle() {
                         self.done = true;
-                        return self.finish_partial();
+                        let rec = self.finish_partial();
+                        return self.delivered(rec);
                     }
                     std::thread::sleep(self.opts.poll);
                 }
                 Ok(got) => {
                     self.line_no += 1;
-                    self.last_data = Instant::now();
-                    if let Some(rec) =
-                        handle_line(&mut self.tally, got, self.lines.line(), self.line_no, false)
-                    {
-                        return Some(rec);
+                    let rec =
+                        handle_line(&mut self.tally, got, self.lines.line(), self.line_no, false);
+                    if rec.is_some() {
+                        return self.delivered(rec);
                     }
                 }
                 Err(e) => return self.fail(e),

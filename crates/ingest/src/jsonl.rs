@@ -11,6 +11,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use crate::diag::{Diagnostics, Reporter, Tally};
 use crate::error::{IngestError, LineError};
 use crate::lines::{Got, LineBuf};
+use crate::merge::MAX_WORLD;
 use crate::{FrameSource, frames_from_records};
 
 /// Lines longer than this many bytes (1 MiB, without the newline) are skipped unread.
@@ -182,12 +183,12 @@ impl<'de> Visitor<'de> for RecordVisitor {
                 Key::Rank => once(
                     &mut rank,
                     "rank",
-                    map.next_value_seed(Int::new("rank", 0, u32::MAX.into()))?,
+                    map.next_value_seed(Int::new("rank", 0, u64::from(MAX_WORLD) - 1))?,
                 )?,
                 Key::World => once(
                     &mut world,
                     "world",
-                    map.next_value_seed(Int::new("world", 1, u32::MAX.into()))?,
+                    map.next_value_seed(Int::new("world", 1, MAX_WORLD.into()))?,
                 )?,
                 Key::T => once(&mut t, "t", map.next_value::<f64>()?)?,
                 Key::Other => {
@@ -197,6 +198,13 @@ impl<'de> Visitor<'de> for RecordVisitor {
         }
         let step = step.ok_or_else(|| de::Error::missing_field("step"))?;
         let values = values.ok_or_else(|| de::Error::missing_field("values"))?;
+        if let (Some(r), Some(w)) = (rank, world)
+            && r >= w
+        {
+            return Err(de::Error::custom(format_args!(
+                "`rank` {r} must be below `world` {w} (ranks are 0..world)"
+            )));
+        }
         // Both fit u32: checked by `Int`.
         let narrow = |x: u64| u32::try_from(x).unwrap_or(u32::MAX);
         Ok(Record {

@@ -15,6 +15,11 @@
 //!
 //! [`RankMerger`] combines the frames of the ranks of a distributed run into one frame per step,
 //! and flags lagging ranks and ranks whose gradient norms disagree with the others.
+//!
+//! Everything a file or a peer sends is bounded by what was actually received, never by a number
+//! it claims: lines of at most [`MAX_LINE_BYTES`], `rank < world ≤` [`MAX_WORLD`], OSC nesting of
+//! at most a few levels, messages quoting the input cut to [`MAX_MESSAGE_CHARS`], the first
+//! [`MAX_REPORTED`] problems reported and the rest counted (`docs/stream-format.md`, "Limits").
 #![warn(missing_docs)]
 
 mod csv;
@@ -28,13 +33,15 @@ mod osc;
 mod udp;
 
 pub use crate::csv::{CsvSource, csv_source};
-pub use diag::{Diagnostics, MAX_REPORTED, Reporter};
+pub use diag::{Diagnostics, MAX_MESSAGE_CHARS, MAX_REPORTED, Reporter, shorten};
 pub use error::{IngestError, LineError};
 pub use follow::{FollowOptions, FollowReader, follow};
 pub use gradtone_sound::{Frame, Named};
 pub use jsonl::{JsonlReader, MAX_LINE_BYTES, Record, parse_line, parse_record};
-pub use merge::{MergeMode, MergeOptions, Merged, MergedFrame, RankMerger};
-pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscSource, frame_packet};
+pub use merge::{
+    MAX_PENDING_BYTES, MAX_WORLD, MergeMode, MergeOptions, Merged, MergedFrame, RankMerger,
+};
+pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscDecoder, OscSource, frame_packet};
 pub use udp::{UdpOptions, UdpSource};
 
 /// What every source offers beyond `Iterator<Item = Frame>`.

@@ -18,7 +18,9 @@ pub struct UdpOptions {
     /// How long one receive waits before the stop flag and idle timeout are checked again
     /// (default 50 ms).
     pub poll: Duration,
-    /// End the stream when no datagram arrived for this long (default: never).
+    /// End the stream after waiting this long for a frame (default: never), counted from the
+    /// last frame, or from the start while none has. Datagrams that carry no frame do not
+    /// reset it; time the consumer spends on a frame does not count.
     pub idle_timeout: Option<Duration>,
     /// End the stream soon (within about `poll`) after this flag is set.
     pub stop: Option<Arc<AtomicBool>>,
@@ -40,7 +42,10 @@ pub(crate) struct Receiver {
     pub(crate) addr: SocketAddr,
     buf: Vec<u8>,
     pub(crate) opts: UdpOptions,
-    last_data: Instant,
+    /// Time spent waiting in `recv` since the last frame arrived (or the socket was bound), for
+    /// the idle timeout: time the consumer spends on a frame does not count (a datagram waiting
+    /// in the socket after a slow sink is not idleness), time spent receiving garbage does.
+    waited: Duration,
     /// Set when `recv` ended because of the idle timeout.
     pub(crate) idle_ended: bool,
 }
@@ -49,7 +54,7 @@ pub(crate) struct Receiver {
 pub(crate) fn nothing_received(name: &str, idle: Option<Duration>) -> String {
     let idle = idle.map_or(0.0, |d| d.as_secs_f64());
     format!(
-        "{name}: no datagram arrived in {idle:.1} s; is the sender pointed at this address and \
+        "{name}: no frame arrived in {idle:.1} s; is the sender pointed at this address and \
          port (and this protocol)?"
     )
 }
@@ -68,9 +73,52 @@ impl Receiver {
             // The largest possible UDP payload (65,507 bytes over IPv4) fits.
             buf: vec![0; 65_536],
             opts,
-            last_data: Instant::now(),
+            waited: Duration::ZERO,
             idle_ended: false,
         })
+    }
+
+    /// Datagrams the OS dropped for this socket because its receive queue was full (the
+    /// listener fell behind the sender): Linux reports it per socket in /proc/net/udp; 0
+    /// elsewhere or when it cannot be read.
+    pub(crate) fn os_drops(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", self.socket.as_raw_fd()));
+            let inode = link.ok().and_then(|l| {
+                let l = l.to_str()?;
+                Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+            });
+            let Some(inode) = inode else {
+                return 0;
+            };
+            for table in ["/proc/net/udp", "/proc/net/udp6"] {
+                let Ok(text) = std::fs::read_to_string(table) else {
+                    continue;
+                };
+                for line in text.lines().skip(1) {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    if cols.get(9) == Some(&inode.as_str()) {
+                        return cols.last().and_then(|d| d.parse().ok()).unwrap_or(0);
+                    }
+                }
+            }
+            0
+        }
+        #[cfg(not(target_os = "linux"))]
+        0
+    }
+
+    /// A frame arrived: the idle timeout counts from now.
+    pub(crate) fn frame_arrived(&mut self) {
+        self.waited = Duration::ZERO;
+    }
+
+    fn idle(&self) -> bool {
+        self.opts
+            .idle_timeout
+            .is_some_and(|idle| self.waited >= idle)
     }
 
     /// The next datagram; `Ok(None)` when stopped or idle for too long.
@@ -84,11 +132,17 @@ impl Receiver {
             {
                 return Ok(None);
             }
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((n, _from)) => {
-                    self.last_data = Instant::now();
-                    return Ok(Some(&self.buf[..n]));
-                }
+            // Checked before receiving, so that a flood of garbage cannot hold the stream open
+            // past the timeout, and a datagram once received is always handed on (counted).
+            if self.idle() {
+                self.idle_ended = true;
+                return Ok(None);
+            }
+            let t = Instant::now();
+            let got = self.socket.recv_from(&mut self.buf);
+            self.waited += t.elapsed();
+            match got {
+                Ok((n, _from)) => return Ok(Some(&self.buf[..n])),
                 Err(e) => match e.kind() {
                     // Timeouts; and ICMP "port unreachable" echoes of our own earlier sends,
                     // which some systems report on the receiving socket: not fatal.
@@ -96,14 +150,7 @@ impl Receiver {
                     | io::ErrorKind::TimedOut
                     | io::ErrorKind::Interrupted
                     | io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::ConnectionReset => {
-                        if let Some(idle) = self.opts.idle_timeout
-                            && self.last_data.elapsed() >= idle
-                        {
-                            self.idle_ended = true;
-                            return Ok(None);
-                        }
-                    }
+                    | io::ErrorKind::ConnectionReset => {}
                     _ => return Err(e),
                 },
             }
@@ -171,6 +218,7 @@ impl FrameSource for UdpSource {
                 Ok(Some(datagram)) => {
                     self.tally.diag.datagrams += 1;
                     let d = self.tally.diag.datagrams;
+                    let queued = self.queue.len();
                     for (i, line) in datagram.split(|&b| b == b'\n').enumerate() {
                         let line = line.strip_suffix(b"\r").unwrap_or(line);
                         if is_blank(line) {
@@ -189,10 +237,14 @@ impl FrameSource for UdpSource {
                                 .malformed(format_args!("datagram {d} line {n}"), &e),
                         }
                     }
+                    if self.queue.len() != queued {
+                        self.rx.frame_arrived();
+                    }
                 }
                 Ok(None) => {
                     self.done = true;
-                    if self.rx.idle_ended && self.tally.diag.datagrams == 0 {
+                    self.tally.diag.os_dropped = self.rx.os_drops();
+                    if self.rx.idle_ended && self.tally.diag.frames == 0 {
                         let msg =
                             nothing_received(&self.tally.diag.source, self.rx.opts.idle_timeout);
                         self.tally.warn(msg);
@@ -200,6 +252,7 @@ impl FrameSource for UdpSource {
                 }
                 Err(source) => {
                     self.done = true;
+                    self.tally.diag.os_dropped = self.rx.os_drops();
                     self.error = Some(IngestError::Read {
                         name: self.tally.diag.source.clone(),
                         source,

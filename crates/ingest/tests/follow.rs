@@ -57,6 +57,26 @@ fn spawn_follower(
     (rx, handle)
 }
 
+/// Runs an already opened follower in a thread, sending each step as it arrives.
+fn spawn_follower_from(
+    mut src: gradtone_ingest::FollowReader,
+) -> (
+    mpsc::Receiver<u64>,
+    thread::JoinHandle<gradtone_ingest::Diagnostics>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        for f in src.by_ref() {
+            if tx.send(f.step).is_err() {
+                break;
+            }
+        }
+        assert!(src.take_error().is_none());
+        src.diagnostics().clone()
+    });
+    (rx, handle)
+}
+
 fn recv(rx: &mpsc::Receiver<u64>) -> Option<u64> {
     rx.recv_timeout(Duration::from_secs(5)).ok()
 }
@@ -190,18 +210,68 @@ fn idle_timeout_ends_and_parses_the_unterminated_tail() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The hook creates the file at its first step: a follower started before waits for it.
 #[test]
-fn missing_file_is_a_clear_error() {
-    let path = std::env::temp_dir().join("gradtone-ingest-follow-missing.jsonl");
-    match follow(&path, FollowOptions::default()) {
+fn a_missing_file_is_waited_for() {
+    let dir = temp_dir("wait");
+    let path = dir.join("later.jsonl");
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = FollowOptions {
+        poll: Duration::from_millis(10),
+        stop: Some(Arc::clone(&stop)),
+        ..FollowOptions::default()
+    };
+    let src = follow(&path, opts).unwrap_or_else(|e| panic!("a missing file is waited for: {e}"));
+    assert!(src.waiting());
+    let (rx, handle) = spawn_follower_from(src);
+    thread::sleep(Duration::from_millis(100));
+    std::fs::write(&path, format!("{}{}", line(0), line(1))).unwrap_or_else(|e| panic!("{e}"));
+    let got: Vec<u64> = (0..2)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    assert_eq!(got, [0, 1], "the file's lines from its start");
+    stop.store(true, Ordering::SeqCst);
+    let diag = handle
+        .join()
+        .unwrap_or_else(|_| panic!("follower panicked"));
+    assert_eq!(diag.malformed, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With an idle timeout, a file that never appears ends the stream with a notice, no frame.
+#[test]
+fn a_file_that_never_appears_ends_at_the_idle_timeout() {
+    let path = std::env::temp_dir().join("gradtone-ingest-follow-never.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let opts = FollowOptions {
+        poll: Duration::from_millis(10),
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..FollowOptions::default()
+    };
+    let mut src = follow(&path, opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(src.by_ref().count(), 0);
+    assert!(src.take_error().is_none());
+    let w = src.diagnostics().warnings.join("\n");
+    assert!(w.contains("never appeared"), "{w}");
+}
+
+/// A folder is not waited for: it is a clear error naming it.
+#[test]
+fn a_folder_is_a_clear_error() {
+    let dir = temp_dir("folder");
+    match follow(&dir, FollowOptions::default()) {
         Err(e @ IngestError::Open { .. }) => {
+            let m = e.to_string();
             assert!(
-                e.to_string()
-                    .contains("gradtone-ingest-follow-missing.jsonl"),
-                "{e}"
-            )
+                m.contains("gradtone-ingest-folder") && m.contains("folder"),
+                "{m}"
+            );
         }
         Err(e) => panic!("wrong error: {e}"),
-        Ok(_) => panic!("followed a missing file"),
+        Ok(_) => panic!("followed a folder"),
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -254,8 +254,17 @@ fn io_error_ends_the_stream_with_an_error() {
     let mut r = JsonlReader::new(reader, "pipe");
     assert_eq!(r.next().map(|f| f.step), Some(0));
     assert_eq!(r.next(), None);
-    let e = r.take_error().map(|e| e.to_string()).unwrap_or_default();
-    assert!(e.contains("reading pipe: disk on fire"), "{e}");
+    let e = r.take_error().unwrap_or_else(|| panic!("no error"));
+    // The cause is the error's source, printed once by a chain printer (`{:#}`).
+    let (msg, cause) = (
+        e.to_string(),
+        std::error::Error::source(&e).map(|s| s.to_string()),
+    );
+    assert!(
+        msg.contains("reading pipe") && !msg.contains("disk on fire"),
+        "{msg}"
+    );
+    assert_eq!(cause.as_deref(), Some("disk on fire"));
     assert!(r.take_error().is_none(), "taken once");
     assert_eq!(r.next(), None, "stays ended");
 }

@@ -126,7 +126,7 @@ fn nothing_sent_ends_at_the_idle_timeout_with_no_frames() {
     assert!(src.take_error().is_none());
     let w = src.diagnostics().warnings.join("\n");
     assert!(
-        w.contains("no datagram arrived") && w.contains("sender"),
+        w.contains("no frame arrived") && w.contains("sender"),
         "a hint for the user: {w}"
     );
 }
