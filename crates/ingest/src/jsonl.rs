@@ -105,6 +105,7 @@ enum Key {
     Rank,
     World,
     T,
+    Clip,
     Other,
 }
 
@@ -125,6 +126,7 @@ impl<'de> de::Deserialize<'de> for Key {
                     "rank" => Key::Rank,
                     "world" => Key::World,
                     "t" => Key::T,
+                    "clip" => Key::Clip,
                     _ => Key::Other,
                 })
             }
@@ -150,6 +152,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
         let mut rank = None;
         let mut world = None;
         let mut t = None;
+        let mut clip = None;
         fn once<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, x: T) -> Result<(), E> {
             if slot.is_some() {
                 return Err(E::duplicate_field(name));
@@ -190,6 +193,15 @@ impl<'de> Visitor<'de> for RecordVisitor {
                     map.next_value_seed(Int::new("world", 1, u32::MAX.into()))?,
                 )?,
                 Key::T => once(&mut t, "t", map.next_value::<f64>()?)?,
+                Key::Clip => {
+                    let c = map.next_value::<f64>()?;
+                    if !(c.is_finite() && c > 0.0) {
+                        return Err(de::Error::custom(format_args!(
+                            "field `clip` must be a positive number (the max_norm given to clip_grad_norm_), found {c}"
+                        )));
+                    }
+                    once(&mut clip, "clip", c)?;
+                }
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -205,6 +217,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
                 values,
                 losses: losses.unwrap_or_default(),
                 rank: rank.map(narrow),
+                clip,
             },
             version: v.unwrap_or(1),
             world: world.map(narrow),

@@ -28,6 +28,11 @@ pub struct Frame {
     pub losses: Vec<Named>,
     /// The data-parallel worker that produced the frame, if any.
     pub rank: Option<u32>,
+    /// The gradient-clipping threshold of this step (the `max_norm` given to
+    /// `torch.nn.utils.clip_grad_norm_`), if the source says it clips. The values are the norms
+    /// *before* clipping, so a total norm above `clip` was clipped: the update stayed bounded,
+    /// and the alarms do not call such a spike a divergence.
+    pub clip: Option<f64>,
 }
 
 impl Frame {
@@ -89,6 +94,7 @@ mod tests {
         assert_eq!(f.loss(), Some(0.5));
         assert_eq!(Frame::new(0).loss(), None);
         assert_eq!(f.rank, None);
+        assert_eq!(f.clip, None);
     }
 }
 
@@ -160,6 +166,12 @@ impl Decimator {
             values: merge(|f| &f.values),
             losses: merge(|f| &f.losses),
             rank: group[0].rank,
+            // The tightest threshold of the group: a spike anywhere in it was clipped at least
+            // that hard.
+            clip: group
+                .iter()
+                .filter_map(|f| f.clip)
+                .reduce(f64::min),
         }
     }
 }
