@@ -20,7 +20,13 @@ use gradtone_sound::csv::read_frames;
 /// The onset of trouble by the definition: `(step, why)`.
 pub fn onset(frames: &[Frame]) -> Option<(u64, &'static str)> {
     let first = frames.first()?;
-    let total = |f: &Frame| f.values.iter().map(|n| n.value * n.value).sum::<f64>().sqrt();
+    let total = |f: &Frame| {
+        f.values
+            .iter()
+            .map(|n| n.value * n.value)
+            .sum::<f64>()
+            .sqrt()
+    };
     let (t0, l0) = (total(first), first.loss());
     frames.iter().find_map(|f| {
         let non_finite = f
@@ -49,11 +55,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     if paths.is_empty() {
         return Err("pass one or more CSV files (step,loss,<values>…)".into());
     }
+    // An optional sound config (TOML) to try other thresholds: `ALARM_REPORT_CONFIG=my.toml`.
+    let config = match std::env::var_os("ALARM_REPORT_CONFIG") {
+        Some(p) => gradtone_sound::SoundConfig::from_file(std::path::Path::new(&p))?.alarms,
+        None => AlarmConfig::default(),
+    };
     println!("| run | onset | first trouble alarm | delay | plateau alarms | all alarms |");
     println!("|---|---|---|---:|---:|---|");
     for path in &paths {
         let frames = read_frames(std::path::Path::new(path))?;
-        let mut d = AlarmDetector::new(&AlarmConfig::default());
+        let mut d = AlarmDetector::new(&config);
         let events: Vec<AlarmEvent> = frames.iter().flat_map(|f| d.observe(f)).collect();
         let on = onset(&frames);
         let first = events.iter().find(|e| e.kind.is_trouble());

@@ -168,10 +168,7 @@ impl Decimator {
             rank: group[0].rank,
             // The tightest threshold of the group: a spike anywhere in it was clipped at least
             // that hard.
-            clip: group
-                .iter()
-                .filter_map(|f| f.clip)
-                .reduce(f64::min),
+            clip: group.iter().filter_map(|f| f.clip).reduce(f64::min),
         }
     }
 }

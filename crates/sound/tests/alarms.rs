@@ -196,7 +196,11 @@ fn plateau_fires_on_a_stuck_loss_and_not_on_a_falling_one() {
     // (50 steps) reaches the flat part by step 200 at the latest, and then has not beaten its
     // best for `patience` (100) steps: between steps 250 and 300.
     assert!((250..300).contains(&steps[0]), "{steps:?}");
-    assert!(fired[0].message.contains("loss flat"), "{}", fired[0].message);
+    assert!(
+        fired[0].message.contains("loss flat"),
+        "{}",
+        fired[0].message
+    );
 }
 
 /// A loss that rises after its best is worded "rising", with a positive percentage.
@@ -207,8 +211,11 @@ fn plateau_says_rising_when_the_loss_rises() {
     for s in 0..400u64 {
         // Falls to 0.5 by step 100, then creeps up by 40 % over 300 steps (no divergence).
         let x = s as f64;
-        let loss = if s < 100 { 2.3 - 1.8 * x / 100.0 } else { 0.5 * (1.0 + 0.4 * (x - 100.0) / 300.0) }
-            + 0.01 * (x * 1.7).sin();
+        let loss = if s < 100 {
+            2.3 - 1.8 * x / 100.0
+        } else {
+            0.5 * (1.0 + 0.4 * (x - 100.0) / 300.0)
+        } + 0.01 * (x * 1.7).sin();
         let f = Frame::new(s).with_value("w", 1.0).with_loss("loss", loss);
         fired.extend(d.observe(&f));
     }
@@ -218,7 +225,10 @@ fn plateau_says_rising_when_the_loss_rises() {
     );
     let msg = &fired.first().expect("a plateau alarm").message;
     println!("{msg}");
-    assert!(msg.contains("loss rising") && msg.contains("% above"), "{msg}");
+    assert!(
+        msg.contains("loss rising") && msg.contains("% above"),
+        "{msg}"
+    );
     assert!(!msg.contains('-'), "no negative percentage: {msg}");
 }
 
@@ -580,7 +590,10 @@ fn fresh_names_every_frame_keep_state_bounded() {
         for j in 0..4 {
             f = f.with_value(format!("fresh{s}_{j}"), 0.25);
         }
-        assert!(d.observe(&f).is_empty(), "step {s}: no alarm on a calm stream");
+        assert!(
+            d.observe(&f).is_empty(),
+            "step {s}: no alarm on a calm stream"
+        );
         most = most.max(d.tracked_names());
     }
     println!("at most {most} names tracked over 100 000 frames of 6 values");
@@ -597,7 +610,11 @@ fn fresh_names_every_frame_keep_state_bounded() {
     }
     assert!(most <= 4 * 10_002 + 10_002, "{most} names tracked");
     // fc1 was kept throughout: its death is news.
-    let events = d.observe(&Frame::new(100_020).with_value("fc1", 0.0).with_value("fc2", 0.5));
+    let events = d.observe(
+        &Frame::new(100_020)
+            .with_value("fc1", 0.0)
+            .with_value("fc2", 0.5),
+    );
     assert_eq!(
         events.iter().map(|e| e.kind).collect::<Vec<_>>(),
         [AlarmKind::LayerDead]
@@ -656,14 +673,26 @@ fn divergence_fires_at_step_one_and_clipped_spikes_are_not_explosions() {
     let e = d.observe(&Frame::new(1).with_value("a", 1.2).with_loss("loss", 7.5));
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!((e[0].step, e[0].kind), (1, AlarmKind::Divergence));
-    assert!(e[0].message.contains("3.3× its starting level 2.3000"), "{}", e[0].message);
+    assert!(
+        e[0].message.contains("3.3× its starting level 2.3000"),
+        "{}",
+        e[0].message
+    );
 
     let run = |clip: Option<f64>, spike_loss: f64| {
         let mut d = AlarmDetector::new(&AlarmConfig::default());
         let mut kinds = Vec::new();
         for s in 0..40u64 {
-            let norm = if s == 30 { 50.0 } else { 1.0 + 0.1 * (s % 3) as f64 };
-            let loss = if s == 30 { spike_loss } else { 2.0 - 0.02 * s as f64 };
+            let norm = if s == 30 {
+                50.0
+            } else {
+                1.0 + 0.1 * (s % 3) as f64
+            };
+            let loss = if s == 30 {
+                spike_loss
+            } else {
+                2.0 - 0.02 * s as f64
+            };
             let mut f = Frame::new(s).with_value("a", norm).with_loss("loss", loss);
             f.clip = clip;
             kinds.extend(d.observe(&f).into_iter().map(|e| (e.step, e.kind)));
@@ -687,9 +716,14 @@ fn band_frames(x: &[f32]) -> Vec<Vec<f64>> {
     x.chunks_exact(n)
         .map(|c| {
             let spec = gradtone_sound::analysis::Spectrum::of(c, 44_100);
-            let v: Vec<f64> = edges.windows(2).map(|w| spec.band_power(w[0], w[1])).collect();
+            let v: Vec<f64> = edges
+                .windows(2)
+                .map(|w| spec.band_power(w[0], w[1]))
+                .collect();
             let norm = v.iter().map(|p| p * p).sum::<f64>().sqrt();
-            v.into_iter().map(|p| if norm > 0.0 { p / norm } else { 0.0 }).collect()
+            v.into_iter()
+                .map(|p| if norm > 0.0 { p / norm } else { 0.0 })
+                .collect()
         })
         .collect()
 }
@@ -731,7 +765,9 @@ fn the_six_detector_earcons_are_distinct() {
         .map(|k| (k, band_frames(&earcon(k, sr, 0.6).samples)))
         .collect();
     for (i, (ka, a)) in specs.iter().enumerate() {
-        assert!((similarity(a, a) - 1.0).abs() < 0.05 || a.iter().any(|f| f.iter().all(|&x| x == 0.0)));
+        assert!(
+            (similarity(a, a) - 1.0).abs() < 0.05 || a.iter().any(|f| f.iter().all(|&x| x == 0.0))
+        );
         for (kb, b) in &specs[i + 1..] {
             let s = similarity(a, b);
             println!("{ka} vs {kb}: {s:.2}");
@@ -743,7 +779,14 @@ fn the_six_detector_earcons_are_distinct() {
     let note = (0.085 * 44_100.0) as usize;
     let gap = (0.02 * 44_100.0) as usize;
     let notes: Vec<f64> = (0..4)
-        .map(|k| dominant_frequency(&div.samples[k * (note + gap)..k * (note + gap) + note], sr, 100.0, 2000.0))
+        .map(|k| {
+            dominant_frequency(
+                &div.samples[k * (note + gap)..k * (note + gap) + note],
+                sr,
+                100.0,
+                2000.0,
+            )
+        })
         .collect();
     println!("divergence notes: {notes:?}");
     for (got, want) in notes.iter().zip([330.0, 440.0, 587.0, 784.0]) {
@@ -754,7 +797,10 @@ fn the_six_detector_earcons_are_distinct() {
     let glide = slices(&ld.samples[..(0.3 * 44_100.0) as usize], 50.0, 60.0, 2000.0);
     println!("layer_dead glide: {glide:?}");
     assert!(glide.windows(2).all(|w| w[1] < w[0]), "falls: {glide:?}");
-    assert!(glide[0] > 600.0 && glide[glide.len() - 1] < 250.0, "{glide:?}");
+    assert!(
+        glide[0] > 600.0 && glide[glide.len() - 1] < 250.0,
+        "{glide:?}"
+    );
     let knock_at = (0.36 * 44_100.0) as usize;
     let knock = dominant_frequency(&ld.samples[knock_at..], sr, 20.0, 1000.0);
     assert!(knock < 120.0, "{knock}");
@@ -807,7 +853,10 @@ fn divergence_and_layer_death_are_heard_at_their_step() {
             goertzel_power(&b[at..at + n], 44_100, freq),
             goertzel_power(&a[at..at + n], 44_100, freq),
         );
-        println!("{kind} at step {}: {freq} Hz power {p:.2e} with alarms, {p0:.2e} without", e.step);
+        println!(
+            "{kind} at step {}: {freq} Hz power {p:.2e} with alarms, {p0:.2e} without",
+            e.step
+        );
         assert!(p > 0.003 && p > 100.0 * p0, "{kind}: {p} vs {p0}");
         assert!(peak(&b) <= 1.0);
     }
