@@ -72,3 +72,37 @@ fn experiments_print_each_alarm_once_under_its_run() {
         );
     }
 }
+
+/// End to end through `render`: a JSONL stream that says it clips (`"clip"`) does not sound
+/// an explosion for a clipped spike; the same stream without `clip` does.
+#[test]
+fn a_clipped_spike_in_a_stream_is_not_an_explosion() {
+    let tmp = TempDir::new("clipped_spike");
+    for (clip, expect) in [(Some(5.0), false), (None, true)] {
+        let mut lines = String::new();
+        for s in 0..30 {
+            let norm = if s == 20 {
+                50.0
+            } else {
+                1.0 + 0.1 * f64::from(s % 3)
+            };
+            let loss = 2.0 - 0.02 * f64::from(s);
+            let clip = clip.map_or(String::new(), |c| format!(",\"clip\":{c}"));
+            lines.push_str(&format!(
+                "{{\"step\":{s},\"values\":{{\"fc1\":{norm}}},\"losses\":{{\"loss\":{loss}}}{clip}}}\n"
+            ));
+        }
+        let path = tmp.path().join("run.jsonl");
+        std::fs::write(&path, lines).expect("write");
+        let wav = tmp.path().join("run.wav");
+        let o = gradtone(&[
+            "render",
+            path.to_str().expect("utf-8"),
+            "--wav",
+            wav.to_str().expect("utf-8"),
+        ]);
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert_eq!(t.contains("ALARM explosion"), expect, "clip {clip:?}: {t}");
+    }
+}

@@ -194,12 +194,22 @@ impl<'de> Visitor<'de> for RecordVisitor {
                 )?,
                 Key::T => once(&mut t, "t", map.next_value::<f64>()?)?,
                 Key::Clip => {
-                    let c = map.next_value::<f64>()?;
-                    if !(c.is_finite() && c > 0.0) {
+                    let v = map.next_value::<serde_json::Value>()?;
+                    let c = v.as_f64().filter(|c| c.is_finite() && *c > 0.0);
+                    let Some(c) = c else {
+                        // Name the kind, not the value: it may be arbitrarily long.
+                        let found = match &v {
+                            serde_json::Value::Number(n) => n.to_string(),
+                            serde_json::Value::String(_) => "a string".into(),
+                            serde_json::Value::Null => "null".into(),
+                            serde_json::Value::Bool(b) => b.to_string(),
+                            serde_json::Value::Array(_) => "an array".into(),
+                            serde_json::Value::Object(_) => "an object".into(),
+                        };
                         return Err(de::Error::custom(format_args!(
-                            "field `clip` must be a positive number (the max_norm given to clip_grad_norm_), found {c}"
+                            "field `clip` must be a positive number (the max_norm given to clip_grad_norm_), found {found}"
                         )));
-                    }
+                    };
                     once(&mut clip, "clip", c)?;
                 }
                 Key::Other => {
