@@ -2,9 +2,10 @@
 //! includes as a module) on a few reference runs, with thresholds that a worse mapping, a
 //! softer earcon or a broken detector would fail. Needs `../shared`; skips loudly without it.
 //!
-//! Measured (release build of the example, all 15 runs): alarm delay 0 steps on every run with
-//! an explosion; the NaN siren 3 steps after the first non-finite norm (queued behind the
-//! sweep); outcome 15/15; music alone matches the sweep/siren templates at most 0.64.
+//! Measured (release build of the example, all 15 runs): alarm delay 0 steps after the onset
+//! of trouble on every lr 1.0 and Adam run (the alarms now judge from step 1); the NaN siren 1
+//! step after the first non-finite norm (cents; queued behind the sweep of step 1); outcome
+//! 13/15 (cents) and 15/15 (seed); music alone matches a trouble earcon's template at most 0.60.
 
 #[allow(dead_code)]
 #[path = "../examples/informativeness.rs"]
@@ -136,8 +137,10 @@ fn outcome_and_setting_are_heard_across_seeds() {
         "outcome {correct}/15: {predicted:?} vs {truth:?}"
     );
 
-    // The five settings: the two healthy SGD rates never get confused (measured 6/6, 10/15 in
-    // all: the lr 1.0 and dead Adam runs genuinely sound alike).
+    // The five settings: the two healthy SGD rates never get confused (measured 6/6, 8/15 in
+    // all: the lr 1.0 and dead Adam runs genuinely sound alike; since issue 13 they also raise
+    // the same alarms at the same steps — explosion at step 1, layer death by step 4 — so they
+    // sound more alike than before, when it was 10/15 and the bound 9).
     let settings = loso_settings(&runs);
     let healthy_ok = runs
         .iter()
@@ -150,5 +153,5 @@ fn outcome_and_setting_are_heard_across_seeds() {
         .filter(|(r, p)| **p == Some(r.setting))
         .count();
     assert_eq!(healthy_ok, 6, "{settings:?}");
-    assert!(all_ok >= 9, "setting {all_ok}/15: {settings:?}");
+    assert!(all_ok >= 7, "setting {all_ok}/15: {settings:?}");
 }
