@@ -203,7 +203,7 @@ pub struct ExplosionConfig {
     /// exceeds `early_factor` × the first step's: a healthy start does not grow the gradient
     /// (at most 1.8× in the tuning runs), a step size that is too large does, at once.
     pub early_steps: usize,
-    /// See `early_steps` (default 5).
+    /// See `early_steps` (default 5). `early_steps = 0` turns this rule off.
     pub early_factor: f64,
 }
 
