@@ -895,14 +895,17 @@ impl AlarmDetector {
             instruments[i].1.push(n);
         }
         let several = instruments.len() > 1;
-        let lines: Vec<String> = instruments
+        let silent: Vec<&(&str, Vec<&Named>)> = instruments
             .iter()
             .filter(|(_, members)| {
                 members
                     .iter()
                     .all(|n| n.value == 0.0 || n.value.abs() < eps)
             })
-            .take(7)
+            .collect();
+        let mut lines: Vec<String> = silent
+            .iter()
+            .take(6)
             .map(|(inst, members)| {
                 let largest = members.iter().map(|n| n.value.abs()).fold(0.0, f64::max);
                 let names: Vec<&str> = members.iter().map(|n| n.name.as_str()).collect();
@@ -926,7 +929,10 @@ impl AlarmDetector {
                 }
             })
             .collect();
-        (!lines.is_empty()).then(|| list_some(&lines, 6))
+        if silent.len() > 6 {
+            lines.push(format!("(+{} more instruments)", silent.len() - 6));
+        }
+        (!lines.is_empty()).then(|| lines.join("; "))
     }
 
     fn plateau(&mut self, frame: &Frame) -> Option<String> {
