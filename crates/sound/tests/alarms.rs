@@ -861,3 +861,39 @@ fn divergence_and_layer_death_are_heard_at_their_step() {
         assert!(peak(&b) <= 1.0);
     }
 }
+
+/// The loss alarms watch the objective: the loss named `loss`, else the only one. A game's
+/// several terms with no total (a GAN's `d_real`, `g_adv`) may rise while training goes well,
+/// so they raise no divergence; the same numbers as a total `loss` do.
+#[test]
+fn loss_alarms_watch_the_objective_only() {
+    assert_eq!(
+        gradtone_sound::alarm::objective(&Frame::new(0).with_loss("x", 2.0)),
+        Some(2.0)
+    );
+    let run = |names: [&str; 2]| {
+        let mut d = AlarmDetector::new(&AlarmConfig::default());
+        let mut kinds = Vec::new();
+        for s in 0..60u64 {
+            // The first term climbs 5× (a discriminator losing ground), the second falls.
+            let up = 0.3 * (1.0 + 4.0 * s as f64 / 60.0);
+            let f = Frame::new(s)
+                .with_value("d_real/D.fc1", 1.0)
+                .with_value("g_adv/G.fc1", 0.5)
+                .with_loss(names[0], up)
+                .with_loss(names[1], 1.0 / (1.0 + s as f64));
+            kinds.extend(d.observe(&f).into_iter().map(|e| e.kind));
+        }
+        kinds
+    };
+    assert_eq!(
+        run(["d_real", "g_adv"]),
+        [],
+        "a game's terms: no loss alarm"
+    );
+    assert_eq!(
+        run(["loss", "g_adv"]),
+        [AlarmKind::Divergence],
+        "a named total counts"
+    );
+}
