@@ -24,7 +24,10 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
         .with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
     let mut rows = Vec::new();
     for (i, preset) in Preset::ALL.into_iter().enumerate() {
-        let cfg = preset.config(args.seed);
+        let mut cfg = preset.config(args.seed);
+        if let Some(n) = args.steps {
+            cfg.steps = usize::try_from(n).ok();
+        }
         let spec = OutputSpec {
             mapping: Some("seed".into()),
             wav: Some(args.out.join(format!("{}.wav", preset.name()))),
@@ -35,6 +38,8 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
         };
         let mut outputs = Outputs::create(&spec)?;
         let label = format!("[{}/5] {}", i + 1, preset.name());
+        // The run's heading comes first: its alarms print under it, as they fire.
+        eprintln!("{label} (seed {})", args.seed);
         let result = train_with_outputs(
             &cfg,
             &SeedParams::init(args.seed),
@@ -65,10 +70,9 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
             title: format!("{} (seed {})", preset.name(), args.seed),
             ..OutputSpec::default()
         })?;
+        // Same frames, same alarm settings: the same alarms, already printed during training.
         for f in &frames {
-            for a in informed.push(f)? {
-                eprintln!("  alarm: {}", a.message);
-            }
+            informed.push(f)?;
         }
         informed.finish()?;
         if interrupted {

@@ -350,6 +350,9 @@ struct ExperimentsArgs {
     /// Seed of every run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Steps per run (default: the article's 201).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: Option<u64>,
     /// WAV sample format.
     #[arg(long, value_enum, default_value_t = FormatArg::Pcm16)]
     wav_format: FormatArg,

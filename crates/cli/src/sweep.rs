@@ -165,6 +165,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let mut offset = 0u64;
     for (i, &w) in weights.iter().enumerate() {
         let label = format!("[{}/{}] {term}={w}", i + 1, weights.len());
+        // The part's heading first, so its alarms print under it.
+        eprintln!("{label}");
         let result = (|| -> Result<(Row, bool)> {
             outputs.begin_part(i, &format!("{term}={w}"), offset)?;
             if gan {

@@ -7,10 +7,14 @@ use std::fmt;
 pub enum AlarmKind {
     /// A NaN or infinite value or loss.
     NonFinite,
-    /// The gradient norm jumped far above its recent median.
+    /// The gradient norm jumped far above its recent level.
     Explosion,
+    /// The loss rose far above its starting level or its best.
+    Divergence,
     /// Every gradient norm vanished (below epsilon) or is exactly zero.
     Dead,
+    /// Some layers' gradients died (exactly zero or below epsilon) while others still move.
+    LayerDead,
     /// The loss stopped improving.
     Plateau,
     /// A rank of a distributed run lags behind or disagrees with the others. Not fired by
@@ -27,12 +31,14 @@ pub enum AlarmKind {
 }
 
 impl AlarmKind {
-    /// The kinds the gradient detector fires, in detector order (`AlarmKind::Rank` is raised from
+    /// The kinds the gradient detector fires, in detector order (the others are raised from
     /// outside).
-    pub const ALL: [AlarmKind; 4] = [
+    pub const ALL: [AlarmKind; 6] = [
         AlarmKind::NonFinite,
         AlarmKind::Explosion,
+        AlarmKind::Divergence,
         AlarmKind::Dead,
+        AlarmKind::LayerDead,
         AlarmKind::Plateau,
     ];
 
@@ -41,13 +47,21 @@ impl AlarmKind {
         match self {
             AlarmKind::NonFinite => "non_finite",
             AlarmKind::Explosion => "explosion",
+            AlarmKind::Divergence => "divergence",
             AlarmKind::Dead => "dead",
+            AlarmKind::LayerDead => "layer_dead",
             AlarmKind::Plateau => "plateau",
             AlarmKind::Rank => "rank",
             AlarmKind::Imbalance => "imbalance",
             AlarmKind::Collapse => "collapse",
             AlarmKind::Oscillation => "oscillation",
         }
+    }
+
+    /// Whether the run is in trouble (every kind but [`AlarmKind::Plateau`], which only says
+    /// that progress stalled).
+    pub fn is_trouble(self) -> bool {
+        self != AlarmKind::Plateau
     }
 }
 

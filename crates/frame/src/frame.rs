@@ -1,5 +1,7 @@
 //! [`Frame`]: the values one training step emits.
 
+use std::collections::HashMap;
+
 /// One named value (a layer's gradient norm, a loss).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Named {
@@ -28,6 +30,11 @@ pub struct Frame {
     pub losses: Vec<Named>,
     /// The data-parallel worker that produced the frame, if any.
     pub rank: Option<u32>,
+    /// The gradient-clipping threshold of this step (the `max_norm` given to
+    /// `torch.nn.utils.clip_grad_norm_`), if the source says it clips. The values are the norms
+    /// *before* clipping, so a total norm above `clip` was clipped: the update stayed bounded,
+    /// and the alarms do not call such a spike a divergence.
+    pub clip: Option<f64>,
 }
 
 impl Frame {
@@ -89,6 +96,7 @@ mod tests {
         assert_eq!(f.loss(), Some(0.5));
         assert_eq!(Frame::new(0).loss(), None);
         assert_eq!(f.rank, None);
+        assert_eq!(f.clip, None);
     }
 }
 
@@ -128,20 +136,37 @@ impl Decimator {
     fn take(&mut self) -> Frame {
         let group = std::mem::take(&mut self.group);
         let merge = |pick: fn(&Frame) -> &Vec<Named>| -> Vec<Named> {
+            // Accumulators by name (first occurrence in the first frame): O(values) per frame.
+            let mut index: HashMap<&str, usize> = HashMap::new();
+            let mut acc: Vec<(f64, usize, Option<f64>)> = Vec::new();
+            for n in pick(&group[0]) {
+                index.entry(n.name.as_str()).or_insert_with(|| {
+                    acc.push((0.0, 0, None));
+                    acc.len() - 1
+                });
+            }
+            for f in &group {
+                let mut seen = vec![false; acc.len()];
+                for v in pick(f) {
+                    let Some(&i) = index.get(v.name.as_str()) else {
+                        continue;
+                    };
+                    if std::mem::replace(&mut seen[i], true) {
+                        continue; // the first value of a name in a frame counts
+                    }
+                    let (sum, count, bad) = &mut acc[i];
+                    if v.value.is_finite() {
+                        *sum += v.value;
+                        *count += 1;
+                    } else if !bad.is_some_and(f64::is_nan) {
+                        *bad = Some(v.value);
+                    }
+                }
+            }
             pick(&group[0])
                 .iter()
                 .map(|first| {
-                    let (mut sum, mut count, mut bad) = (0.0, 0usize, None::<f64>);
-                    for f in &group {
-                        if let Some(v) = pick(f).iter().find(|v| v.name == first.name) {
-                            if v.value.is_finite() {
-                                sum += v.value;
-                                count += 1;
-                            } else if !bad.is_some_and(f64::is_nan) {
-                                bad = Some(v.value);
-                            }
-                        }
-                    }
+                    let (sum, count, bad) = acc[index[first.name.as_str()]];
                     let value = bad.unwrap_or(if count > 0 {
                         sum / count as f64
                     } else {
@@ -160,6 +185,9 @@ impl Decimator {
             values: merge(|f| &f.values),
             losses: merge(|f| &f.losses),
             rank: group[0].rank,
+            // The tightest threshold of the group: a spike anywhere in it was clipped at least
+            // that hard.
+            clip: group.iter().filter_map(|f| f.clip).reduce(f64::min),
         }
     }
 }

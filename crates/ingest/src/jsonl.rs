@@ -106,6 +106,7 @@ enum Key {
     Rank,
     World,
     T,
+    Clip,
     Other,
 }
 
@@ -126,6 +127,7 @@ impl<'de> de::Deserialize<'de> for Key {
                     "rank" => Key::Rank,
                     "world" => Key::World,
                     "t" => Key::T,
+                    "clip" => Key::Clip,
                     _ => Key::Other,
                 })
             }
@@ -151,6 +153,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
         let mut rank = None;
         let mut world = None;
         let mut t = None;
+        let mut clip = None;
         fn once<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, x: T) -> Result<(), E> {
             if slot.is_some() {
                 return Err(E::duplicate_field(name));
@@ -191,6 +194,25 @@ impl<'de> Visitor<'de> for RecordVisitor {
                     map.next_value_seed(Int::new("world", 1, MAX_WORLD.into()))?,
                 )?,
                 Key::T => once(&mut t, "t", map.next_value::<f64>()?)?,
+                Key::Clip => {
+                    let v = map.next_value::<serde_json::Value>()?;
+                    let c = v.as_f64().filter(|c| c.is_finite() && *c > 0.0);
+                    let Some(c) = c else {
+                        // Name the kind, not the value: it may be arbitrarily long.
+                        let found = match &v {
+                            serde_json::Value::Number(n) => n.to_string(),
+                            serde_json::Value::String(_) => "a string".into(),
+                            serde_json::Value::Null => "null".into(),
+                            serde_json::Value::Bool(b) => b.to_string(),
+                            serde_json::Value::Array(_) => "an array".into(),
+                            serde_json::Value::Object(_) => "an object".into(),
+                        };
+                        return Err(de::Error::custom(format_args!(
+                            "field `clip` must be a positive number (the max_norm given to clip_grad_norm_), found {found}"
+                        )));
+                    };
+                    once(&mut clip, "clip", c)?;
+                }
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -213,6 +235,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
                 values,
                 losses: losses.unwrap_or_default(),
                 rank: rank.map(narrow),
+                clip,
             },
             version: v.unwrap_or(1),
             world: world.map(narrow),

@@ -207,6 +207,8 @@ impl RankMerger {
             .collect();
         let disagreeing = disagreements(&ranks, self.opts.disagreement_factor);
         let mut frame = Frame::new(step);
+        // Ranks clip alike; the tightest threshold is the safe one to judge spikes by.
+        frame.clip = ranks.values().filter_map(|f| f.clip).reduce(f64::min);
         match self.opts.mode {
             MergeMode::PerRank => {
                 for (rank, f) in &ranks {

@@ -51,10 +51,93 @@ factor = 20
     assert_eq!(cfg.cents.tone_ms, 120.0, "integers are accepted for floats");
     assert_eq!(cfg.grouping.patterns, ["blocks.*", "head"]);
     assert_eq!(cfg.alarms.explosion.factor, 20.0);
+    // The default warm-up changed from 2 to 1 (issue 13: alarms judged from step 1).
     assert_eq!(
-        cfg.alarms.explosion.warmup, 2,
+        cfg.alarms.explosion.warmup, 1,
         "untouched fields keep their defaults"
     );
+}
+
+/// A config written before the divergence, layer-death and plateau-patience settings existed
+/// still parses, keeping its values; the new settings read and validate like the others.
+#[test]
+fn older_alarm_configs_still_parse_and_new_fields_validate() {
+    let old = "[alarms]
+enabled = true
+volume = 0.5
+rearm_after = 10
+               [alarms.non_finite]
+enabled = true
+               [alarms.explosion]
+enabled = true
+factor = 12.0
+warmup = 2
+window = 40
+               [alarms.dead]
+enabled = true
+epsilon = 1e-8
+               [alarms.plateau]
+enabled = true
+window = 30
+min_improvement_pct = 2.0
+";
+    let cfg = SoundConfig::from_toml_str(old, "old.toml").expect("an old config parses");
+    let a = &cfg.alarms;
+    assert_eq!((a.volume, a.rearm_after), (0.5, 10));
+    assert_eq!(
+        (a.explosion.factor, a.explosion.warmup, a.explosion.window),
+        (12.0, 2, 40)
+    );
+    assert_eq!((a.plateau.window, a.plateau.min_improvement_pct), (30, 2.0));
+    assert_eq!(a.divergence, Default::default());
+    let new = "[alarms.divergence]
+start_factor = 4
+smooth_steps = 5
+               [alarms.layer_dead]
+enabled = false
+[alarms.plateau]
+patience = 300
+";
+    let cfg = SoundConfig::from_toml_str(new, "new.toml").expect("new fields parse");
+    assert_eq!(cfg.alarms.divergence.start_factor, 4.0);
+    assert_eq!(cfg.alarms.divergence.smooth_steps, 5);
+    assert!(!cfg.alarms.layer_dead.enabled);
+    assert_eq!(cfg.alarms.plateau.patience, 300);
+    for (text, field) in [
+        (
+            "[alarms.divergence]
+start_factor = 1.0
+",
+            "alarms.divergence.start_factor",
+        ),
+        (
+            "[alarms.divergence]
+smooth_steps = 0
+",
+            "alarms.divergence.smooth_steps",
+        ),
+        (
+            "[alarms.explosion]
+early_factor = 0.5
+",
+            "alarms.explosion.early_factor",
+        ),
+        (
+            "[alarms.plateau]
+patience = 0
+",
+            "alarms.plateau.patience",
+        ),
+        (
+            "[alarms]
+forget_after = 0
+",
+            "alarms.forget_after",
+        ),
+    ] {
+        let msg = err(text);
+        assert!(msg.contains(&format!("line 2: field `{field}`")), "{msg}");
+    }
 }
 
 #[test]

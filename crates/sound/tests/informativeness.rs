@@ -2,9 +2,10 @@
 //! includes as a module) on a few reference runs, with thresholds that a worse mapping, a
 //! softer earcon or a broken detector would fail. Needs `../shared`; skips loudly without it.
 //!
-//! Measured (release build of the example, all 15 runs): alarm delay 0 steps on every run with
-//! an explosion; the NaN siren 3 steps after the first non-finite norm (queued behind the
-//! sweep); outcome 15/15; music alone matches the sweep/siren templates at most 0.64.
+//! Measured (release build of the example, all 15 runs): alarm delay 0 steps after the onset
+//! of trouble on every lr 1.0 and Adam run (the alarms now judge from step 1); the NaN siren 1
+//! step after the first non-finite norm (cents; queued behind the sweep of step 1); outcome
+//! 13/15 (cents) and 15/15 (seed); music alone matches a trouble earcon's template at most 0.60.
 
 #[allow(dead_code)]
 #[path = "../examples/informativeness.rs"]
@@ -40,21 +41,24 @@ fn divergence_alarm_is_heard_within_a_step() {
     };
     for variant in [Variant::CentsAlarms, Variant::SeedAlarms] {
         let r = run(&dir, "sgd_lr1.0_bs10", 1, variant);
-        // Ground truth from the CSV: the norm explodes at step 3 and turns inf at step 5.
-        assert_eq!(r.trouble, Some((3, "explosion")), "{variant:?}");
+        // Ground truth from the CSV: the norm jumps 23× (the loss 9.6×) at step 1, and turns
+        // inf at step 5. (Onset changed with issue 13: it was "10× the running median after
+        // a 2-step warm-up", step 3; the alarms now judge from step 1.)
+        assert_eq!(r.trouble, Some((1, "explosion")), "{variant:?}");
         assert_eq!(r.first_non_finite, Some(5), "{variant:?}");
         let Some(heard) = first_alarm_heard(&r.detections) else {
             panic!("{variant:?}: no alarm heard; detections {:?}", r.detections);
         };
         assert_eq!(heard.kind, AlarmKind::Explosion, "{variant:?}");
         assert!(
-            heard.step >= 3 && heard.step <= 4,
+            heard.step >= 1 && heard.step <= 2,
             "{variant:?}: heard at step {}",
             heard.step
         );
         assert!(heard.score > 0.9, "{variant:?}: weak match {}", heard.score);
-        // The siren waits for the sweep (400 ms + 50 ms): 3 steps of 80 ms (cents) or 5 of
-        // 60 ms (seed) after the NaN; more would mean the queueing or the detector regressed.
+        // The siren waits for the rest of the sweep (400 ms + 50 ms from step 1): 1 step of
+        // 80 ms (cents) or 3 of 60 ms (seed) after the NaN; more would mean the queueing or the
+        // detector regressed.
         let siren = r.detections.iter().find(|d| d.kind == AlarmKind::NonFinite);
         let Some(siren) = siren else {
             panic!(
@@ -133,8 +137,10 @@ fn outcome_and_setting_are_heard_across_seeds() {
         "outcome {correct}/15: {predicted:?} vs {truth:?}"
     );
 
-    // The five settings: the two healthy SGD rates never get confused (measured 6/6, 10/15 in
-    // all: the lr 1.0 and dead Adam runs genuinely sound alike).
+    // The five settings: the two healthy SGD rates never get confused (measured 6/6, 8/15 in
+    // all: the lr 1.0 and dead Adam runs genuinely sound alike; since issue 13 they also raise
+    // the same alarms at the same steps — explosion at step 1, layer death by step 4 — so they
+    // sound more alike than before, when it was 10/15 and the bound 9).
     let settings = loso_settings(&runs);
     let healthy_ok = runs
         .iter()
@@ -147,5 +153,5 @@ fn outcome_and_setting_are_heard_across_seeds() {
         .filter(|(r, p)| **p == Some(r.setting))
         .count();
     assert_eq!(healthy_ok, 6, "{settings:?}");
-    assert!(all_ok >= 9, "setting {all_ok}/15: {settings:?}");
+    assert!(all_ok >= 7, "setting {all_ok}/15: {settings:?}");
 }

@@ -1,0 +1,173 @@
+//! Trouble is heard the step it starts: trains the four SGD presets of `gradtone train` over
+//! seeds 1–8 (the Burn trainer on `shared/data/mnist-20k`, exactly as the CLI does) and runs the
+//! default alarms over each run's frames.
+//!
+//! - lr 1.0 (batch 10 and 256): the first trouble alarm comes at most 1 step after the onset —
+//!   the first step with a non-finite value, a total norm above 5× step 0's, a loss above 2×
+//!   step 0's, or at least half the layers exactly 0. These runs stop 10 steps after the onset
+//!   once an alarm has fired (what follows is not measured, and batch 256 is slow).
+//! - lr 0.01 and 0.1 (batch 10, 201 steps): no trouble alarm at all, and at most 2 plateau
+//!   alarms over the 16 runs.
+//!
+//! Prints the Markdown table that the README shows (`cargo test --release -p gradtone --test
+//! alarm_onsets -- --nocapture`).
+
+use std::ops::ControlFlow;
+
+use gradtone_mnist::Split;
+use gradtone_sound::Frame;
+use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent};
+use gradtone_train::{Preset, SeedParams};
+
+/// The onset of trouble: `(step, why)`.
+fn onset(frames: &[Frame]) -> Option<(u64, &'static str)> {
+    let first = frames.first()?;
+    let total = |f: &Frame| {
+        f.values
+            .iter()
+            .map(|n| n.value * n.value)
+            .sum::<f64>()
+            .sqrt()
+    };
+    let (t0, l0) = (total(first), first.loss());
+    frames.iter().find_map(|f| {
+        let non_finite = f
+            .values
+            .iter()
+            .chain(&f.losses)
+            .any(|n| !n.value.is_finite());
+        let zeros = f.values.iter().filter(|n| n.value == 0.0).count();
+        let why = if non_finite {
+            "non-finite"
+        } else if total(f) > 5.0 * t0 {
+            "norm > 5× step 0"
+        } else if l0.zip(f.loss()).is_some_and(|(a, b)| b > 2.0 * a) {
+            "loss > 2× step 0"
+        } else if !f.values.is_empty() && 2 * zeros >= f.values.len() {
+            "half the layers 0"
+        } else {
+            return None;
+        };
+        Some((f.step, why))
+    })
+}
+
+struct Outcome {
+    steps: usize,
+    onset: Option<(u64, &'static str)>,
+    events: Vec<AlarmEvent>,
+}
+
+fn train(preset: Preset, seed: u64, data: &gradtone_mnist::Dataset, stop_early: bool) -> Outcome {
+    let cfg = preset.config(seed);
+    let mut detector = AlarmDetector::new(&AlarmConfig::default());
+    let (mut frames, mut events) = (Vec::new(), Vec::new());
+    gradtone_train::run(
+        &cfg,
+        &SeedParams::init(seed),
+        data,
+        &gradtone_train::default_device(),
+        |frame| {
+            events.extend(detector.observe(&frame));
+            frames.push(frame);
+            let done = stop_early
+                && onset(&frames).is_some_and(|(s, _)| frames.len() as u64 > s + 10)
+                && events.iter().any(|e| e.kind.is_trouble());
+            if done {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    Outcome {
+        steps: frames.len(),
+        onset: onset(&frames),
+        events,
+    }
+}
+
+#[test]
+fn alarms_fire_at_the_onset_and_not_on_healthy_runs() {
+    let Some(dir) = gradtone_testkit::shared("alarm_onsets", "data/mnist-20k") else {
+        return;
+    };
+    let data = match gradtone_mnist::load_dir(&dir, Split::Train) {
+        Ok(d) => d,
+        Err(e) => panic!("{e}"),
+    };
+    let mut failures = Vec::new();
+    let mut plateaus = 0;
+    println!(
+        "| preset | seed | onset of trouble | first trouble alarm | delay | other alarms (first 10 steps after the onset, or the whole run) |"
+    );
+    println!("|---|---:|---|---|---:|---|");
+    for preset in [
+        Preset::SgdLr1,
+        Preset::SgdLr1Bs256,
+        Preset::SgdLr001,
+        Preset::SgdLr01,
+    ] {
+        let diverging = matches!(preset, Preset::SgdLr1 | Preset::SgdLr1Bs256);
+        for seed in 1..=8u64 {
+            let o = train(preset, seed, &data, diverging);
+            let first = o.events.iter().find(|e| e.kind.is_trouble());
+            let delay = o
+                .onset
+                .zip(first)
+                .map(|((s, _), e)| e.step as i64 - s as i64);
+            let others: Vec<String> = o
+                .events
+                .iter()
+                .filter(|e| !first.is_some_and(|f| std::ptr::eq(*e, f)))
+                .map(|e| format!("{} {}", e.step, e.kind))
+                .collect();
+            println!(
+                "| {} | {seed} | {} | {} | {} | {} |",
+                preset.name(),
+                o.onset
+                    .map_or("none".into(), |(s, why)| format!("step {s} ({why})")),
+                first.map_or("none".into(), |e| format!("step {} {}", e.step, e.kind)),
+                delay.map_or("—".into(), |d| format!("{d:+}")),
+                if others.is_empty() {
+                    "—".into()
+                } else {
+                    others.join(", ")
+                }
+            );
+            if diverging {
+                match (o.onset, delay) {
+                    (None, _) => failures.push(format!(
+                        "{} seed {seed}: no onset in {} steps",
+                        preset.name(),
+                        o.steps
+                    )),
+                    (Some(_), None) => {
+                        failures.push(format!("{} seed {seed}: no trouble alarm", preset.name()))
+                    }
+                    (Some(_), Some(d)) if d > 1 => failures.push(format!(
+                        "{} seed {seed}: alarm {d} steps after the onset",
+                        preset.name()
+                    )),
+                    _ => {}
+                }
+            } else {
+                if let Some(e) = first {
+                    failures.push(format!(
+                        "{} seed {seed}: false alarm: {}",
+                        preset.name(),
+                        e.message
+                    ));
+                }
+                plateaus += o.events.iter().filter(|e| !e.kind.is_trouble()).count();
+            }
+        }
+    }
+    println!("\nplateau alarms on the 16 healthy runs: {plateaus}");
+    if plateaus > 2 {
+        failures.push(format!(
+            "{plateaus} plateau alarms on the healthy runs (at most 2)"
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
