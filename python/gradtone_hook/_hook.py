@@ -50,7 +50,8 @@ class GradTone:
     Args:
         model: an ``nn.Module`` (DDP / DataParallel / ``torch.compile`` wrappers are unwrapped
             for naming) or an iterable of ``(name, parameter)`` pairs.
-        to: destination, see :class:`StreamWriter`: ``"stdout"`` (default), ``"stderr"``,
+        to: destination, see :class:`StreamWriter`: ``None`` (default: ``$GRADTONE_TO``, else
+            stdout), ``"stdout"``, ``"stderr"``,
             ``"udp://HOST:PORT"``, ``"osc://HOST:PORT"``, a file path (``{rank}`` is replaced by
             the rank) or a file object.
         include: glob patterns (``fnmatch``, case-sensitive) on full parameter names, e.g.
@@ -79,7 +80,7 @@ class GradTone:
     def __init__(
         self,
         model: Any,
-        to: Any = "stdout",
+        to: Any = None,
         include: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         group_by: GroupBy = "module",

@@ -110,10 +110,12 @@ type Source = Box<dyn FrameSource + Send>;
 fn file_source(path: &Path) -> Result<Source> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     Ok(if path == Path::new("-") {
-        Box::new(JsonlReader::new(
-            std::io::BufReader::new(std::io::stdin()),
-            "stdin",
-        ))
+        // A training script piped in keeps its prints: every line that is not a frame goes
+        // on to our stdout unchanged.
+        Box::new(
+            JsonlReader::new(std::io::BufReader::new(std::io::stdin()), "stdin")
+                .pass_through(Box::new(std::io::stdout())),
+        )
     } else if ext.eq_ignore_ascii_case("csv") {
         Box::new(gradtone_ingest::csv_source(path)?)
     } else {
@@ -131,8 +133,15 @@ pub fn render(args: &RenderArgs) -> Result<()> {
         && sinks.midi.is_none()
         && sinks.csv.is_none()
         && sinks.tensorboard.is_none()
+        && sinks.serve.is_none()
     {
-        bail!("nothing to write: give -o OUT.wav (or --plot, --midi, --csv, --tensorboard)");
+        bail!(
+            "nothing to write: give -o OUT.wav (or --plot, --midi, --csv, --tensorboard, --serve)"
+        );
+    }
+    // A replay in the browser: serve until Ctrl-C unless told otherwise.
+    if sinks.serve.is_some() && sinks.serve_linger.is_none() {
+        sinks.serve_linger = Some(f64::INFINITY);
     }
     let title = args.input.display().to_string();
     if is_tensorboard(&args.input) {
@@ -223,7 +232,7 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
     r
 }
 
-fn run_source(
+pub(crate) fn run_source(
     mut source: Source,
     spec: &crate::outputs::OutputSpec,
     ranks: &RankArgs,
@@ -337,7 +346,11 @@ fn run(
             let lines = outputs.finish()?;
             eprintln!("{n} frames");
             for l in lines {
-                println!("wrote {l}");
+                if spec.summary_to_stderr {
+                    eprintln!("wrote {l}");
+                } else {
+                    println!("wrote {l}");
+                }
             }
             Ok(())
         }

@@ -53,6 +53,32 @@ pub struct OutputSpec {
     /// Without a sound config: `cents` pitch in absolute mode (the same norm, the same pitch
     /// across the whole file), so a sweep's parts can be compared by ear.
     pub absolute_pitch: bool,
+    /// Serve the live page (`--serve`).
+    pub serve: Option<ServeSpec>,
+    /// Print the "wrote …" summary on stderr (`gradtone run`: stdout is the command's).
+    pub summary_to_stderr: bool,
+}
+
+/// The `--serve` flags.
+#[derive(Clone, Debug, Default)]
+pub struct ServeSpec {
+    /// `--serve`'s value (see [`gradtone_serve::parse_addr`]).
+    pub addr: String,
+    /// Token policy.
+    pub token: gradtone_serve::Token,
+    /// Wait for a browser before the first frame.
+    pub wait: bool,
+    /// Seconds to keep serving after the run; `None`: 0 (`render` sets its own default).
+    pub linger: Option<f64>,
+}
+
+/// The browser sink: the server, and the grouping that names the voices as the legend does.
+struct ServeSink {
+    server: gradtone_serve::Server,
+    grouping: Option<Grouping>,
+    linger: Option<f64>,
+    names: Vec<String>,
+    values: Vec<f64>,
 }
 
 struct TensorBoardSink {
@@ -82,6 +108,7 @@ pub struct Outputs {
     osc: Option<OscSender>,
     tensorboard: Option<TensorBoardSink>,
     plot: Option<PlotSink>,
+    serve: Option<ServeSink>,
     title: String,
     buf: Vec<f32>,
     legend_shown: bool,
@@ -192,7 +219,13 @@ impl Outputs {
                 }
             }
         });
+        // Last: every file is checked before a port is taken or a browser is waited for.
+        let serve = match &spec.serve {
+            Some(s) => Some(start_server(s, &spec.title, rate, channels)?),
+            None => None,
+        };
         Ok(Self {
+            serve,
             mapping,
             config,
             live,
@@ -249,6 +282,11 @@ impl Outputs {
         Ok(())
     }
 
+    /// The address the page is served on, if it is.
+    pub fn served_addr(&self) -> Option<std::net::SocketAddr> {
+        self.serve.as_ref().map(|s| s.server.local_addr())
+    }
+
     /// Sends one frame to every sink; returns the alarms it fired (for the console).
     pub fn push(&mut self, frame: &Frame) -> Result<Vec<AlarmEvent>> {
         self.frames_seen += 1;
@@ -268,6 +306,9 @@ impl Outputs {
         self.mapping.render(frame, &mut self.buf);
         let events = self.mapping.take_events();
         self.send_audio(frame.step)?;
+        if let Some(sv) = &mut self.serve {
+            sv.push(frame, &self.config.grouping, &events);
+        }
         if let Some((path, writer)) = &mut self.csv {
             if writer.is_none() {
                 let losses: Vec<&str> = frame.losses.iter().map(|v| v.name.as_str()).collect();
@@ -345,6 +386,9 @@ impl Outputs {
             if tb.clip_steps >= TB_CLIP_STEPS {
                 flush_clip(tb, self.mapping.sample_rate(), self.mapping.channels())?;
             }
+        }
+        if let Some(sv) = &self.serve {
+            sv.server.push_audio(step, &self.buf);
         }
         if let Some(p) = &mut self.plot {
             let room = PLOT_AUDIO_CAP.saturating_sub(p.audio.len());
@@ -442,6 +486,11 @@ impl Outputs {
             gradtone_plot::render_png(&p.path, &input)?;
             lines.push(p.path.display().to_string());
         }
+        if let Some(sv) = self.serve {
+            // After every file is final: lingering never holds an output back.
+            sv.server.finish();
+            lines.push(sv.linger(&lines));
+        }
         Ok(lines)
     }
 
@@ -456,6 +505,109 @@ impl Outputs {
             let _ = std::fs::remove_file(path);
         }
         // An unfinished MIDI writer removes its own temporary file when dropped.
+    }
+}
+
+fn start_server(
+    spec: &ServeSpec,
+    title: &str,
+    rate: u32,
+    channels: u16,
+) -> Result<ServeSink> {
+    let addr = gradtone_serve::parse_addr(&spec.addr)?;
+    let mut opts = gradtone_serve::ServeOptions::new(addr, rate, channels);
+    opts.token = spec.token.clone();
+    opts.title = if title.is_empty() {
+        "gradtone".into()
+    } else {
+        title.to_string()
+    };
+    let server = gradtone_serve::Server::start(opts)?;
+    eprintln!("serving the live page at {}", server.url());
+    if spec.wait {
+        eprintln!("waiting for a browser to open it (Ctrl-C to go on without one)…");
+        let stop = crate::interrupt_flag_as_is();
+        server.wait_for_client(&stop, None);
+        stop.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+    Ok(ServeSink {
+        server,
+        grouping: None,
+        linger: spec.linger,
+        names: Vec::new(),
+        values: Vec::new(),
+    })
+}
+
+impl ServeSink {
+    /// A frame's chart point (voices grouped as the mapping groups them) and its alarms.
+    fn push(
+        &mut self,
+        frame: &Frame,
+        config: &gradtone_sound::grouping::GroupingConfig,
+        events: &[AlarmEvent],
+    ) {
+        let names = frame.values.iter().map(|v| v.name.as_str());
+        self.values.clear();
+        self.values.extend(frame.values.iter().map(|v| v.value));
+        if frame.values.len() > config.max_voices {
+            if !self.grouping.as_ref().is_some_and(|g| g.matches(names)) {
+                let names: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
+                let g = Grouping::new(&names, config);
+                self.names = g.legend().iter().map(|(n, _)| n.clone()).collect();
+                self.grouping = Some(g);
+            }
+            if let Some(g) = &self.grouping {
+                self.values = g.aggregate(&self.values);
+            }
+        } else if self.grouping.is_some()
+            || self.names.len() != frame.values.len()
+            || !self.names.iter().zip(&frame.values).all(|(a, b)| *a == b.name)
+        {
+            self.grouping = None;
+            self.names = frame.values.iter().map(|v| v.name.clone()).collect();
+        }
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let loss = frame.losses.first().map(|l| (l.name.as_str(), l.value));
+        self.server
+            .push_point(frame.step, loss, &names, &self.values);
+        for e in events {
+            self.server.push_alarm(e.step, e.kind.name(), &e.message);
+        }
+    }
+
+    /// Keeps serving `linger` seconds (forever when negative or infinite) or until Ctrl-C;
+    /// the summary line.
+    fn linger(self, written: &[String]) -> String {
+        let url = self.server.url().to_string();
+        let secs = self.linger.unwrap_or(0.0);
+        if secs > 0.0 {
+            if !written.is_empty() {
+                eprintln!("outputs finalised ({})", written.join(", "));
+            }
+            let until = if secs.is_finite() {
+                format!("for {secs} s more")
+            } else {
+                "until Ctrl-C".into()
+            };
+            eprintln!("run finished; still serving {url} {until} (Ctrl-C to stop)");
+            let stop = crate::interrupt_flag_as_is();
+            let deadline = secs
+                .is_finite()
+                .then(|| std::time::Instant::now() + std::time::Duration::from_secs_f64(secs));
+            while !stop.load(std::sync::atomic::Ordering::SeqCst)
+                && deadline.is_none_or(|d| std::time::Instant::now() < d)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        let st = self.server.stats();
+        self.server.close();
+        format!(
+            "{url} (served {} browser{})",
+            st.clients_total,
+            if st.clients_total == 1 { "" } else { "s" }
+        )
     }
 }
 

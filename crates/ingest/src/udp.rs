@@ -43,7 +43,12 @@ pub(crate) struct Receiver {
     last_data: Instant,
     /// Set when `recv` ended because of the idle timeout.
     pub(crate) idle_ended: bool,
+    /// Datagrams read since the stop flag was raised.
+    drained: usize,
 }
+
+/// Datagrams still read after the stop flag, at most.
+const DRAIN_MAX: usize = 1 << 16;
 
 /// The hint for a source that timed out without receiving anything.
 pub(crate) fn nothing_received(name: &str, idle: Option<Duration>) -> String {
@@ -70,6 +75,7 @@ impl Receiver {
             opts,
             last_data: Instant::now(),
             idle_ended: false,
+            drained: 0,
         })
     }
 
@@ -82,7 +88,16 @@ impl Receiver {
                 .as_ref()
                 .is_some_and(|s| s.load(Ordering::Relaxed))
             {
-                return Ok(None);
+                // Stopped: what already arrived is still read (a sender that just exited has
+                // its last steps queued here), up to a bound in case the sender goes on.
+                self.drained += 1;
+                if self.drained > DRAIN_MAX || self.socket.set_nonblocking(true).is_err() {
+                    return Ok(None);
+                }
+                return match self.socket.recv_from(&mut self.buf) {
+                    Ok((n, _from)) => Ok(Some(&self.buf[..n])),
+                    Err(_) => Ok(None),
+                };
             }
             match self.socket.recv_from(&mut self.buf) {
                 Ok((n, _from)) => {

@@ -20,6 +20,7 @@
 
 mod http;
 mod hub;
+mod probe;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use hub::AUDIO_HEADER;
+pub use probe::{Probe, ProbeStats};
 
 /// The port `--serve` uses when none is given.
 pub const DEFAULT_PORT: u16 = 8737;

@@ -1,0 +1,367 @@
+//! `gradtone train --serve` against a real headless Chromium, driven over the DevTools
+//! protocol: the page loads, its chart holds one point per step, the audio it received is the
+//! run's WAV (within 1 LSB) with the CSV's pitches, and its screenshot is not blank.
+//!
+//! Needs Debian's `chromium` (`GRADTONE_CHROMIUM` picks another binary). Without it the test
+//! skips loudly, or fails when `GRADTONE_REQUIRE_CHROMIUM=1` (CI). `GRADTONE_UPDATE_DOCS=1`
+//! also saves the screenshot as docs/img/serve.png.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::BIN;
+use gradtone_testkit::TempDir;
+use serde_json::{Value, json};
+use tungstenite::{Message, WebSocket, stream::MaybeTlsStream};
+
+const STEPS: usize = 20;
+
+fn chromium(test: &str) -> Option<String> {
+    let bin = std::env::var("GRADTONE_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let ok = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(bin);
+    }
+    if std::env::var("GRADTONE_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1") {
+        panic!("{test}: `{bin} --version` fails and GRADTONE_REQUIRE_CHROMIUM=1 (apt-get install chromium)");
+    }
+    eprintln!("\n*** SKIPPED {test}: no `{bin}` (apt-get install chromium) ***\n");
+    None
+}
+
+/// Kills the process when dropped (a failing assertion must not leave a browser behind).
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines of a child's stderr, forwarded to ours and to a channel.
+fn lines_of(r: impl Read + Send + 'static, tag: &'static str) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            eprintln!("[{tag}] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+fn wait_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> Option<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                if let Some(v) = pred(&l) {
+                    return v;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no {what} within 120 s");
+}
+
+/// A DevTools session on one page.
+struct Cdp {
+    ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    id: u64,
+}
+
+impl Cdp {
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.id += 1;
+        let id = self.id;
+        let msg = json!({"id": id, "method": method, "params": params});
+        self.ws.send(Message::text(msg.to_string())).expect("cdp send");
+        loop {
+            let m = self.ws.read().expect("cdp read");
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(&t).expect("cdp json");
+            if v["id"].as_u64() == Some(id) {
+                if let Some(e) = v.get("error") {
+                    panic!("{method}: {e}");
+                }
+                return v["result"].clone();
+            }
+        }
+    }
+
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+        );
+        if let Some(e) = r.get("exceptionDetails") {
+            panic!("{expr}: {e}");
+        }
+        r["result"]["value"].clone()
+    }
+}
+
+fn b64(s: &str) -> Vec<u8> {
+    data_encoding::BASE64.decode(s.as_bytes()).expect("base64")
+}
+
+/// Frequency (Hz) of the strongest sine in `x`, scanned 50..5000 Hz in 0.5 Hz steps.
+fn peak_hz(x: &[f32], rate: f64) -> f64 {
+    let mut best = (0.0, 0.0);
+    let mut f = 50.0;
+    while f < 5000.0 {
+        let w = 2.0 * std::f64::consts::PI * f / rate;
+        let (mut re, mut im) = (0.0, 0.0);
+        for (i, &s) in x.iter().enumerate() {
+            let a = w * i as f64;
+            re += f64::from(s) * a.cos();
+            im -= f64::from(s) * a.sin();
+        }
+        let p = re * re + im * im;
+        if p > best.1 {
+            best = (f, p);
+        }
+        f += 0.5;
+    }
+    best.0
+}
+
+#[test]
+fn browser_hears_and_draws_a_served_run() {
+    let test = "browser_hears_and_draws_a_served_run";
+    let Some(data) = gradtone_testkit::shared(test, "data/mnist-20k") else {
+        return;
+    };
+    let Some(chrome) = chromium(test) else {
+        return;
+    };
+    let t = TempDir::new("serve-browser");
+    let (wav, csv) = (t.join("run.wav"), t.join("run.csv"));
+    let mut run = Command::new(BIN)
+        .args(["train", "--no-live", "--no-eval", "--mapping", "seed"])
+        .args(["--steps", &STEPS.to_string(), "--batch", "10"])
+        .args(["--data", data.to_str().expect("utf8")])
+        .args(["--wav", wav.to_str().expect("utf8")])
+        .args(["--csv", csv.to_str().expect("utf8")])
+        .args(["--serve", "0", "--serve-wait", "--serve-linger", "120"])
+        .env_remove("GRADTONE_MNIST_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gradtone runs");
+    let run_err = lines_of(run.stderr.take().expect("stderr"), "gradtone");
+    let run_out = run.stdout.take().expect("stdout");
+    let mut run = Reaper(run);
+    let url = wait_line(&run_err, "served URL", |l| {
+        l.strip_prefix("serving the live page at ").map(str::to_string)
+    });
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let profile = t.join("chromium-profile");
+    let mut browser = Command::new(&chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--remote-debugging-port=0",
+            "--autoplay-policy=no-user-gesture-required",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1200,800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("about:blank")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chromium starts");
+    let browser_err = lines_of(browser.stderr.take().expect("stderr"), "chromium");
+    let _browser = Reaper(browser);
+    let devtools = wait_line(&browser_err, "DevTools URL", |l| {
+        l.split_once("DevTools listening on ")
+            .map(|(_, u)| u.trim().to_string())
+    });
+    // The page target's own socket: ws://127.0.0.1:PORT/devtools/page/ID, from /json/list.
+    let port: u16 = devtools
+        .trim_start_matches("ws://127.0.0.1:")
+        .split('/')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("DevTools port");
+    let list = http_get(port, "/json/list");
+    let pages: Value = serde_json::from_str(&list).expect("json/list");
+    let page_ws = pages
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["type"] == "page"))
+        .and_then(|p| p["webSocketDebuggerUrl"].as_str())
+        .expect("a page target")
+        .to_string();
+    let (ws, _) = tungstenite::connect(page_ws).expect("cdp connects");
+    let mut cdp = Cdp { ws, id: 0 };
+    cdp.call("Page.enable", json!({}));
+    cdp.call("Runtime.enable", json!({}));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    cdp.call("Page.navigate", json!({"url": format!("{url}{sep}autoplay=1")}));
+
+    // Training waits for this page, then streams live; done when the run is over.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let state = loop {
+        let s = cdp.eval("JSON.stringify(window.gradtone ? window.gradtone.state() : null)");
+        let s: Value = serde_json::from_str(s.as_str().unwrap_or("null")).unwrap_or(Value::Null);
+        if s["done"] == true {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the page never saw the run end: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("page state: {state}");
+
+    // The chart: one point per step, the CSV's steps.
+    let csv_text = std::fs::read_to_string(&csv).expect("csv written before lingering");
+    let rows: Vec<Vec<String>> = csv_text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), STEPS);
+    let steps: Vec<u64> = state["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    let csv_steps: Vec<u64> = rows.iter().map(|r| r[0].parse().expect("step")).collect();
+    assert_eq!(steps, csv_steps, "one chart point per step");
+    let header: Vec<&str> = csv_text.lines().next().expect("header").split(',').collect();
+    let names: Vec<&str> = state["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let cols: Vec<usize> = names
+        .iter()
+        .map(|n| header.iter().position(|h| h == n).expect("each voice is a CSV column"))
+        .collect();
+    assert!(!cols.is_empty());
+    assert_eq!(state["gaps"], 0);
+
+    // The audio the page received: the WAV's samples, within 1 LSB.
+    let rec = b64(cdp.eval("window.gradtone.recording()").as_str().expect("base64"));
+    let page: Vec<f32> = rec
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let reader = hound::WavReader::open(&wav).expect("wav");
+    let rate = f64::from(reader.spec().sample_rate);
+    let wav_s: Vec<i16> = reader.into_samples::<i16>().map(|s| s.expect("sample")).collect();
+    assert_eq!(page.len(), wav_s.len(), "the page received every sample");
+    let worst = page
+        .iter()
+        .zip(&wav_s)
+        .map(|(&p, &w)| (gradtone_sound::wav::to_pcm16(p) as i32 - w as i32).abs())
+        .max()
+        .unwrap_or(0);
+    assert!(worst <= 1, "page audio differs from the WAV by {worst} LSB");
+
+    // Its tones: per step, one 441-sample tone per layer at 200 + 100·norm Hz, then silence.
+    let voices = names.len();
+    let per_step = voices * 441 + 882;
+    assert_eq!(page.len(), STEPS * per_step);
+    let mut worst_hz: f64 = 0.0;
+    for (k, row) in rows.iter().enumerate() {
+        for v in 0..voices {
+            let norm: f64 = row[cols[v]].parse().expect("norm");
+            let start = k * per_step + v * 441;
+            let got = peak_hz(&page[start..start + 441], rate);
+            let want = 200.0 + 100.0 * norm;
+            worst_hz = worst_hz.max((got - want).abs());
+        }
+    }
+    eprintln!("pitch: worst |page − CSV| = {worst_hz:.2} Hz over {} tones", STEPS * voices);
+    assert!(worst_hz < 3.0, "tones off the CSV's pitches by {worst_hz:.2} Hz");
+
+    // What it costs to get there: delivery and, when the page plays, step → audio out.
+    eprintln!(
+        "latency: network {} ms; step → audio out {} ms (AudioContext {})",
+        state["netDelayMs"], state["latencyMs"], state["audio"]
+    );
+
+    // A screenshot that shows something: many distinct colours, not one flat background.
+    let shot = cdp.call("Page.captureScreenshot", json!({"format": "png"}));
+    let png_bytes = b64(shot["data"].as_str().expect("png"));
+    let decoder = png::Decoder::new(std::io::Cursor::new(&png_bytes));
+    let mut r = decoder.read_info().expect("png header");
+    let mut buf = vec![0; r.output_buffer_size().expect("size")];
+    let info = r.next_frame(&mut buf).expect("png frame");
+    let px = info.color_type.samples();
+    let mut colours = std::collections::HashSet::new();
+    let mut non_white = 0usize;
+    for p in buf[..info.buffer_size()].chunks_exact(px) {
+        colours.insert(p[..3].to_vec());
+        if p[..3].iter().any(|&c| c < 200) {
+            non_white += 1;
+        }
+    }
+    eprintln!(
+        "screenshot {}x{}: {} colours, {non_white} dark pixels",
+        info.width,
+        info.height,
+        colours.len()
+    );
+    assert!(colours.len() > 20 && non_white > 2000, "blank screenshot");
+    let shot_path = t.join("serve.png");
+    std::fs::write(&shot_path, &png_bytes).expect("screenshot written");
+    if std::env::var("GRADTONE_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/img/serve.png");
+        std::fs::write(docs, &png_bytes).expect("docs/img/serve.png");
+    }
+
+    // A late joiner (a second tab) gets the whole history.
+    cdp.call("Page.reload", json!({}));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = cdp.eval("JSON.stringify(window.gradtone ? window.gradtone.state() : null)");
+        let s: Value = serde_json::from_str(s.as_str().unwrap_or("null")).unwrap_or(Value::Null);
+        if s["done"] == true && s["samples"].as_u64() == Some(page.len() as u64) {
+            assert_eq!(s["steps"].as_array().map(Vec::len), Some(STEPS));
+            break;
+        }
+        assert!(Instant::now() < deadline, "late joiner never got the history: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Ctrl-C ends the lingering server; the run's summary is on stdout.
+    let _ = Command::new("kill")
+        .args(["-INT", &run.0.id().to_string()])
+        .status();
+    let status = run.0.wait().expect("gradtone exits");
+    assert!(status.success(), "{status}");
+    let mut out = String::new();
+    BufReader::new(run_out).read_to_string(&mut out).expect("stdout");
+    assert!(out.contains(&format!("{STEPS} steps")), "{out}");
+    assert!(out.contains("served 2 browsers") || out.contains("served 1 browser"), "{out}");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("devtools http");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default()
+}
