@@ -508,12 +508,7 @@ impl Outputs {
     }
 }
 
-fn start_server(
-    spec: &ServeSpec,
-    title: &str,
-    rate: u32,
-    channels: u16,
-) -> Result<ServeSink> {
+fn start_server(spec: &ServeSpec, title: &str, rate: u32, channels: u16) -> Result<ServeSink> {
     let addr = gradtone_serve::parse_addr(&spec.addr)?;
     let mut opts = gradtone_serve::ServeOptions::new(addr, rate, channels);
     opts.token = spec.token.clone();
@@ -562,7 +557,11 @@ impl ServeSink {
             }
         } else if self.grouping.is_some()
             || self.names.len() != frame.values.len()
-            || !self.names.iter().zip(&frame.values).all(|(a, b)| *a == b.name)
+            || !self
+                .names
+                .iter()
+                .zip(&frame.values)
+                .all(|(a, b)| *a == b.name)
         {
             self.grouping = None;
             self.names = frame.values.iter().map(|v| v.name.clone()).collect();

@@ -35,9 +35,15 @@ fn has_torch(test: &str) -> bool {
         .is_ok_and(|o| o.status.success());
     if !ok {
         if std::env::var("GRADTONE_REQUIRE_TORCH").is_ok_and(|v| v == "1") {
-            panic!("{test}: `{} -c 'import torch'` fails and GRADTONE_REQUIRE_TORCH=1", python());
+            panic!(
+                "{test}: `{} -c 'import torch'` fails and GRADTONE_REQUIRE_TORCH=1",
+                python()
+            );
         }
-        eprintln!("\n*** SKIPPED {test}: no torch in {} (set GRADTONE_PYTHON) ***\n", python());
+        eprintln!(
+            "\n*** SKIPPED {test}: no torch in {} (set GRADTONE_PYTHON) ***\n",
+            python()
+        );
     }
     ok
 }
@@ -100,7 +106,12 @@ fn run_wraps_a_real_pytorch_script() {
             .expect("stdin");
         child.wait_with_output().expect("python ends")
     };
-    assert_eq!(base.status.code(), Some(3), "{}", String::from_utf8_lossy(&base.stderr));
+    assert_eq!(
+        base.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&base.stderr)
+    );
     let frames = std::fs::read_to_string(t.join("frames.jsonl")).expect("frames file");
     assert_eq!(frames.lines().count(), steps);
 
@@ -121,7 +132,10 @@ fn run_wraps_a_real_pytorch_script() {
     );
     assert_eq!(out.stdout, base.stdout);
     assert!(String::from_utf8_lossy(&base.stdout).contains("stdin said: hello"));
-    assert!(err.contains("a line on stderr"), "stderr passes through: {err}");
+    assert!(
+        err.contains("a line on stderr"),
+        "stderr passes through: {err}"
+    );
     let rows = csv_rows(&csv);
     assert_eq!(rows.len(), steps, "one CSV row per step: {err}");
     for (i, r) in rows.iter().enumerate() {
@@ -150,9 +164,14 @@ fn run_keeps_exit_status_and_hears_every_frame() {
     for (n, code) in [(50usize, 0), (7, 5)] {
         let csv = t.join(&format!("run{n}.csv"));
         let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--no-live", "--csv"])
-            .arg(&csv)
-            .args(["--", &python(), "-c", SENDER, &n.to_string(), &code.to_string()]);
+        cmd.args(["run", "--no-live", "--csv"]).arg(&csv).args([
+            "--",
+            &python(),
+            "-c",
+            SENDER,
+            &n.to_string(),
+            &code.to_string(),
+        ]);
         let out = run_with_stdin(cmd, "");
         assert_eq!(out.status.code(), Some(code), "{}", common::text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -203,6 +222,9 @@ fn listen_passes_a_scripts_prints_through() {
     assert!(summary.contains("l.csv"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("line 1"), "no warning for a print: {err}");
-    assert!(err.contains("line 6"), "a damaged frame is still reported: {err}");
+    assert!(
+        err.contains("line 6"),
+        "a damaged frame is still reported: {err}"
+    );
     assert_eq!(csv_rows(&csv).len(), 2);
 }

@@ -184,7 +184,7 @@
       let lo = Infinity, hi = -Infinity;
       series.forEach((ys) => ys.forEach((v) => { if (v > 0 && Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } }));
       g.strokeStyle = '#ccc'; g.strokeRect(L, y0, w - L - R, y1 - y0);
-      g.fillStyle = '#444'; g.fillText(label, 4, y0 + 12);
+      g.fillStyle = '#444'; g.fillText(label, L + 6, y0 + 12);
       if (!(lo <= hi)) return;
       let a = Math.floor(Math.log10(lo)), b = Math.ceil(Math.log10(hi));
       if (a === b) b = a + 1;

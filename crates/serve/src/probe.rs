@@ -71,4 +71,3 @@ impl Probe {
         self.thread.join().unwrap_or_default()
     }
 }
-
