@@ -6,8 +6,6 @@
 //! skips loudly, or fails when `GRADTONE_REQUIRE_CHROMIUM=1` (CI). `GRADTONE_UPDATE_DOCS=1`
 //! also saves the screenshot as docs/img/serve.png.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::Path;
@@ -15,12 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::BIN;
 use gradtone_testkit::TempDir;
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket, stream::MaybeTlsStream};
 
 const STEPS: usize = 20;
+const BIN: &str = env!("CARGO_BIN_EXE_gradtone");
 
 fn chromium(test: &str) -> Option<String> {
     let bin = std::env::var("GRADTONE_CHROMIUM").unwrap_or_else(|_| "chromium".into());

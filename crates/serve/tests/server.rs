@@ -216,16 +216,14 @@ fn late_joiner_gets_history_then_live_and_memory_is_bounded() {
     assert_eq!(hello["alarms"][0]["message"], "ALARM spike: step 42");
     // Audio history: the most recent ≤ 10 000 samples, whole messages, ending at the last.
     let mut got = 0usize;
-    let mut last_end = 0.0;
-    loop {
+    let last_end = loop {
         let m = ws.read().unwrap();
         let (off, smp) = audio(&m);
         got += smp.len();
-        last_end = off + smp.len() as f64;
-        if last_end >= 44_100.0 {
-            break;
+        if off + smp.len() as f64 >= 44_100.0 {
+            break off + smp.len() as f64;
         }
-    }
+    };
     assert!(got <= 10_000 && got > 10_000 - 441, "{got}");
     assert_eq!(last_end, 44_100.0);
     // Live from here on.
