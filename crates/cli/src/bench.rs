@@ -196,6 +196,7 @@ fn serve_cost(
     let mut trainer = Trainer::new(&SeedParams::init(1), cfg.optim, cfg.lr, device);
     let block = 25;
     let (mut with, mut without) = (Vec::new(), Vec::new());
+    let (mut push_with, mut push_without) = (Vec::new(), Vec::new());
     println!(
         "gradtone bench --serve: batch {batch}, {} steps in blocks of {block}, alternating with and without the page served to one client",
         args.steps * 2
@@ -213,14 +214,23 @@ fn serve_cost(
         for (name, v) in LAYERS.iter().zip(s.weight_norms) {
             f = f.with_value(*name, v);
         }
+        let t1 = Instant::now();
         if serve_now {
             served.push(&f)?;
         } else {
             plain.push(&f)?;
         }
-        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let t2 = Instant::now();
+        let ms = (t2 - t0).as_secs_f64() * 1e3;
+        let push_us = (t2 - t1).as_secs_f64() * 1e6;
         if step >= args.warmup {
-            (if serve_now { &mut with } else { &mut without }).push(ms);
+            if serve_now {
+                with.push(ms);
+                push_with.push(push_us);
+            } else {
+                without.push(ms);
+                push_without.push(push_us);
+            }
         }
     }
     // Let the last chunks arrive before counting.
@@ -229,6 +239,7 @@ fn serve_cost(
     plain.finish()?;
     served.finish()?;
     let (a, b) = (median(&mut without), median(&mut with));
+    let (pa, pb) = (median(&mut push_without), median(&mut push_with));
     let mut delays = st.delays_ms.clone();
     let d_med = median(&mut delays);
     let d_max = delays.iter().copied().fold(0.0, f64::max);
@@ -236,13 +247,17 @@ fn serve_cost(
     println!("{:>22} {a:>10.3}", "without --serve");
     println!("{:>22} {b:>10.3}", "served, 1 client");
     println!(
+        "sinks per step: {pa:.1} µs without, {pb:.1} µs served: the server's share of a step on the training thread {:.2} %",
+        (pb - pa) / a / 10.0
+    );
+    println!(
         "overhead {:+.2} % of a step; client got {} messages, {} samples; push → client median {d_med:.2} ms, max {d_max:.2} ms",
         (b - a) / a * 100.0,
         st.messages,
         st.audio_samples
     );
     println!(
-        "RESULT serve batch={batch} ms_plain={a:.4} ms_served={b:.4} overhead_pct={:.3} delay_ms_median={d_med:.3} delay_ms_max={d_max:.3}",
+        "RESULT serve batch={batch} ms_plain={a:.4} ms_served={b:.4} overhead_pct={:.3} push_us_plain={pa:.2} push_us_served={pb:.2} delay_ms_median={d_med:.3} delay_ms_max={d_max:.3}",
         (b - a) / a * 100.0
     );
     Ok(())

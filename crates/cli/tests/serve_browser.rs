@@ -186,50 +186,7 @@ fn browser_hears_and_draws_a_served_run() {
     });
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
-    let profile = t.join("chromium-profile");
-    let mut browser = Command::new(&chrome)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--remote-debugging-port=0",
-            "--autoplay-policy=no-user-gesture-required",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--window-size=1200,800",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("about:blank")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("chromium starts");
-    let browser_err = lines_of(browser.stderr.take().expect("stderr"), "chromium");
-    let _browser = Reaper(browser);
-    let devtools = wait_line(&browser_err, "DevTools URL", |l| {
-        l.split_once("DevTools listening on ")
-            .map(|(_, u)| u.trim().to_string())
-    });
-    // One browser-wide socket; the page is a target attached in flat mode (its session id).
-    let (ws, _) = tungstenite::connect(devtools).expect("cdp connects");
-    let mut cdp = Cdp {
-        ws,
-        id: 0,
-        session: None,
-    };
-    let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}));
-    let attached = cdp.call(
-        "Target.attachToTarget",
-        json!({"targetId": target["targetId"], "flatten": true}),
-    );
-    cdp.session = Some(
-        attached["sessionId"]
-            .as_str()
-            .expect("session id")
-            .to_string(),
-    );
+    let (mut cdp, _browser) = open_browser(&chrome, &t);
     cdp.call("Page.enable", json!({}));
     cdp.call("Runtime.enable", json!({}));
     let sep = if url.contains('?') { '&' } else { '?' };
@@ -409,4 +366,137 @@ fn browser_hears_and_draws_a_served_run() {
         out.contains("served 2 browsers") || out.contains("served 1 browser"),
         "{out}"
     );
+}
+
+/// Starts headless Chromium and attaches to a fresh page target.
+fn open_browser(chrome: &str, t: &TempDir) -> (Cdp, Reaper) {
+    let profile = t.join("chromium-profile");
+    let mut browser = Command::new(&chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--remote-debugging-port=0",
+            "--autoplay-policy=no-user-gesture-required",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1200,800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("about:blank")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chromium starts");
+    let browser_err = lines_of(browser.stderr.take().expect("stderr"), "chromium");
+    let reaper = Reaper(browser);
+    let devtools = wait_line(&browser_err, "DevTools URL", |l| {
+        l.split_once("DevTools listening on ")
+            .map(|(_, u)| u.trim().to_string())
+    });
+    // One browser-wide socket; the page is a target attached in flat mode (its session id).
+    let (ws, _) = tungstenite::connect(devtools).expect("cdp connects");
+    let mut cdp = Cdp {
+        ws,
+        id: 0,
+        session: None,
+    };
+    let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}));
+    let attached = cdp.call(
+        "Target.attachToTarget",
+        json!({"targetId": target["targetId"], "flatten": true}),
+    );
+    cdp.session = Some(
+        attached["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_string(),
+    );
+    (cdp, reaper)
+}
+
+/// Step → browser audio delay when training is slower than its sound (the usual case on a real
+/// model): frames sent every 100 ms to `gradtone listen --udp --serve`, each one's 60 ms of
+/// audio timed from its push to the moment the page's AudioWorklet will play it (network,
+/// jitter buffer, output latency). Printed for the README; the bound is not asserted (timing on
+/// a shared machine), only that it was measured.
+#[test]
+fn browser_audio_latency_is_measured() {
+    let test = "browser_audio_latency_is_measured";
+    let Some(chrome) = chromium(test) else {
+        return;
+    };
+    let t = TempDir::new("serve-latency");
+    let mut run = Command::new(BIN)
+        .args(["listen", "--no-live", "--mapping", "seed", "--udp", "0"])
+        .args(["--idle-timeout", "8", "--serve", "0", "--serve-wait"])
+        .args(["--wav", t.join("l.wav").to_str().expect("utf8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gradtone runs");
+    let err = lines_of(run.stderr.take().expect("stderr"), "gradtone");
+    let mut run = Reaper(run);
+    let udp = wait_line(&err, "UDP address", |l| {
+        l.strip_prefix("listening for JSONL datagrams on udp://")
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_string)
+    });
+    // `listen` opens its outputs (and the page) at the first frame.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let frame = |step: u32| {
+        format!(
+            "{{\"step\":{step},\"values\":{{\"a\":{},\"b\":1.5,\"c\":2.0,\"d\":0.7}}}}\n",
+            0.5 + f64::from(step) / 40.0
+        )
+    };
+    sock.send_to(frame(0).as_bytes(), &udp).expect("send");
+    let url = wait_line(&err, "served URL", |l| {
+        l.strip_prefix("serving the live page at ")
+            .map(str::to_string)
+    });
+    let (mut cdp, _browser) = open_browser(&chrome, &t);
+    cdp.call("Page.enable", json!({}));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    cdp.call(
+        "Page.navigate",
+        json!({"url": format!("{url}{sep}autoplay=1")}),
+    );
+    // The page is open (the listener waited for it); let its AudioContext start.
+    std::thread::sleep(Duration::from_millis(1000));
+    for step in 1..40 {
+        let line = frame(step);
+        sock.send_to(line.as_bytes(), &udp).expect("send");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let state = loop {
+        let s = cdp.eval("JSON.stringify(window.gradtone ? window.gradtone.state() : null)");
+        let s: Value = serde_json::from_str(s.as_str().unwrap_or("null")).unwrap_or(Value::Null);
+        if s["done"] == true {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the page never saw the end: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state["steps"].as_array().map(Vec::len), Some(40));
+    let lat = &state["latencyMs"];
+    eprintln!(
+        "LATENCY step → browser audio out: n {} mean {:.1} ms p95 {:.1} ms max {:.1} ms; delivery mean {:.1} ms max {:.1} ms (AudioContext {})",
+        lat["n"],
+        lat["mean"].as_f64().unwrap_or(f64::NAN),
+        lat["p95"].as_f64().unwrap_or(f64::NAN),
+        lat["max"].as_f64().unwrap_or(f64::NAN),
+        state["netDelayMs"]["mean"].as_f64().unwrap_or(f64::NAN),
+        state["netDelayMs"]["max"].as_f64().unwrap_or(f64::NAN),
+        state["audio"]
+    );
+    assert_eq!(state["audio"], "running", "the page plays");
+    assert!(
+        lat["n"].as_u64().unwrap_or(0) >= 30,
+        "most chunks were timed: {lat}"
+    );
+    let _ = run.0.wait();
 }

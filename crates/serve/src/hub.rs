@@ -244,12 +244,11 @@ impl Hub {
             return;
         }
         // Encoded before the lock: training holds it only to append.
-        let mut buf = Vec::with_capacity(AUDIO_HEADER + samples.len() * 4);
-        buf.extend_from_slice(&[0; 8]);
-        buf.extend_from_slice(&now_ms().to_le_bytes());
-        buf.extend_from_slice(&(step as f64).to_le_bytes());
-        for s in samples {
-            buf.extend_from_slice(&s.to_le_bytes());
+        let mut buf = vec![0u8; AUDIO_HEADER + samples.len() * 4];
+        buf[8..16].copy_from_slice(&now_ms().to_le_bytes());
+        buf[16..24].copy_from_slice(&(step as f64).to_le_bytes());
+        for (b, s) in buf[AUDIO_HEADER..].chunks_exact_mut(4).zip(samples) {
+            b.copy_from_slice(&s.to_le_bytes());
         }
         let mut st = self.lock();
         if st.closed {
@@ -330,7 +329,8 @@ impl Hub {
                 .wait_timeout_while(st, timeout, |s| s.next_seq <= *cursor && !s.closed)
                 .map_or_else(|p| p.into_inner().0, |r| r.0);
         }
-        if st.closed {
+        // Closing: what was published (the run's end) still goes out, then the client ends.
+        if st.closed && st.next_seq <= *cursor {
             return None;
         }
         let first = st.log.front().map_or(st.next_seq, |m| m.0);

@@ -308,6 +308,11 @@ impl Server {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+        // The pages get the last messages (the run's end) before the process exits.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.shared.hub.lock().clients > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
