@@ -228,3 +228,67 @@ fn listen_passes_a_scripts_prints_through() {
     );
     assert_eq!(csv_rows(&csv).len(), 2);
 }
+
+/// Ctrl-C in a terminal reaches the whole process group: the command stops (its own way),
+/// gradtone waits for it, keeps every frame it sent, finalises the outputs and exits with the
+/// command's status.
+#[test]
+fn ctrl_c_reaches_the_command_and_outputs_are_finalised() {
+    if Command::new("setsid").arg("--version").output().is_err() {
+        eprintln!("\n*** SKIPPED ctrl_c test: no setsid ***\n");
+        return;
+    }
+    let t = TempDir::new("run-ctrlc");
+    let (csv, wav) = (t.join("c.csv"), t.join("c.wav"));
+    let script = r#"
+import sys, time
+from gradtone_hook import StreamWriter
+w = StreamWriter()
+s = 0
+try:
+    while True:
+        w.write_frame(s, {"a": 0.5, "b": 1.0})
+        print("step", s, flush=True)
+        s += 1
+        time.sleep(0.02)
+except KeyboardInterrupt:
+    print("interrupted at", s, flush=True)
+    sys.exit(7)
+"#;
+    // setsid: a process group of its own, like a terminal's foreground job.
+    let child = Command::new("setsid")
+        .arg(BIN)
+        .args(["run", "--no-live", "--csv"])
+        .arg(&csv)
+        .arg("--wav")
+        .arg(&wav)
+        .args(["--", &python(), "-c", script])
+        .env("PYTHONPATH", python_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let pgid = child.id().to_string();
+    let _ = Command::new("kill")
+        .args(["-INT", "--", &format!("-{pgid}")])
+        .status();
+    let out = child.wait_with_output().expect("ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = stdout.lines().filter(|l| l.starts_with("step ")).count();
+    assert!(sent > 5, "{stdout}");
+    assert!(stdout.contains("interrupted at"));
+    assert_eq!(
+        csv_rows(&csv).len(),
+        sent,
+        "every frame sent before Ctrl-C is kept"
+    );
+    let r = hound::WavReader::open(&wav).expect("the WAV is finalised");
+    assert!(r.len() > 0);
+}
