@@ -371,7 +371,7 @@ fn browser_hears_and_draws_a_served_run() {
 /// Starts headless Chromium and attaches to a fresh page target.
 fn open_browser(chrome: &str, t: &TempDir) -> (Cdp, Reaper) {
     let profile = t.join("chromium-profile");
-    let mut browser = Command::new(&chrome)
+    let mut browser = Command::new(chrome)
         .args([
             "--headless",
             "--no-sandbox",
