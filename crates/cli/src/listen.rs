@@ -164,11 +164,13 @@ pub fn render(args: &RenderArgs) -> Result<()> {
             series.tags.join(", ")
         );
         let frames = series.to_frames();
+        let spec = sinks.spec(None, &title);
         return run(
             frames.into_iter().map(Ok),
             None,
-            &sinks.spec(None, &title),
+            &spec,
             &args.ranks,
+            Outputs::create(&spec)?,
         );
     }
     let source = file_source(&args.input)?;
@@ -238,6 +240,9 @@ pub(crate) fn run_source(
     ranks: &RankArgs,
 ) -> Result<()> {
     source.set_reporter(Box::new(|m: &str| eprintln!("warning: {m}")));
+    // Opened before the first frame arrives: the page (--serve) is up and its URL printed while
+    // the stream is still silent.
+    let outputs = Outputs::create(spec)?;
     // Distributed streams are recognised from their first frame's rank/world.
     let first = source.next_record();
     let world = first
@@ -265,7 +270,7 @@ pub(crate) fn run_source(
             }
         }
     });
-    run(frames, world, spec, ranks)
+    run(frames, world, spec, ranks, outputs)
 }
 
 /// Drives frames (merging ranks when `world` is above 1) through the sinks.
@@ -274,8 +279,8 @@ fn run(
     world: Option<u32>,
     spec: &crate::outputs::OutputSpec,
     ranks: &RankArgs,
+    mut outputs: Outputs,
 ) -> Result<()> {
-    let mut outputs = Outputs::create(spec)?;
     let mut n = 0u64;
     let mut decimator = gradtone_sound::Decimator::new(ranks.steps_per_frame);
     let mut merger = world.filter(|&w| w > 1).map(|w| {
