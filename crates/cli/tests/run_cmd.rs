@@ -183,6 +183,22 @@ fn run_keeps_exit_status_and_hears_every_frame() {
     let out = common::gradtone(&["run", "--no-live", "--", "/nonexistent/trainer"]);
     assert!(!out.status.success());
     assert!(common::text(&out).contains("cannot run /nonexistent/trainer"));
+    // Serving beyond loopback without a token is refused before anything binds.
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pytorch_ddp_4ranks.jsonl");
+    let out = common::gradtone(&[
+        "render",
+        fixture.to_str().expect("utf8"),
+        "--serve",
+        "0.0.0.0:0",
+        "--serve-no-token",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        common::text(&out).contains("without a token"),
+        "{}",
+        common::text(&out)
+    );
     // A bad output path fails before the command runs.
     let out = common::gradtone(&[
         "run",
