@@ -50,8 +50,8 @@ class GradTone:
     Args:
         model: an ``nn.Module`` (DDP / DataParallel / ``torch.compile`` wrappers are unwrapped
             for naming) or an iterable of ``(name, parameter)`` pairs.
-        to: destination, see :class:`StreamWriter`: ``"stdout"`` (the default when neither
-            ``to`` nor the ``GRADTONE_TO`` environment variable says otherwise), ``"stderr"``,
+        to: destination, see :class:`StreamWriter`: ``None`` (default: ``$GRADTONE_TO``, else
+            stdout), ``"stdout"``, ``"stderr"``,
             ``"udp://HOST:PORT"``, ``"osc://HOST:PORT"``, a file path (``{rank}`` is replaced by
             the rank) or a file object.
         include: glob patterns (``fnmatch``, case-sensitive) on full parameter names; a

@@ -43,12 +43,24 @@ def _parse_host_port(to: str) -> tuple[str, str, int]:
     return u.scheme, u.hostname, port
 
 
+#: The environment variable naming the default destination (``to=`` wins over it).
+ENV_TO = "GRADTONE_TO"
+
+
+def default_destination() -> str:
+    """``$GRADTONE_TO`` when set and not empty, else ``"stdout"``."""
+    return os.environ.get(ENV_TO, "").strip() or "stdout"
+
+
 class StreamWriter:
     """Writes gradtone frames to one destination.
 
     ``to`` is one of:
 
-    - ``"stdout"`` / ``"-"`` (the default) or ``"stderr"``: JSON Lines on that stream, flushed
+    - ``None`` (the default): the ``GRADTONE_TO`` environment variable's destination (same
+      syntax as below; ``gradtone run -- python train.py`` sets it to its private listener),
+      else stdout;
+    - ``"stdout"`` / ``"-"`` or ``"stderr"``: JSON Lines on that stream, flushed
       each line (so ``python train.py | gradtone listen`` is live);
     - ``"udp://HOST:PORT"``: one JSON line (with its ``\\n``) per datagram;
     - ``"osc://HOST:PORT"``: one OSC ``/gradtone/frame`` message per datagram (values only;
@@ -61,7 +73,9 @@ class StreamWriter:
     Nothing is opened until the first frame is written.
     """
 
-    def __init__(self, to: Any = "stdout", append: bool = False, warn_large_datagrams: bool = True):
+    def __init__(self, to: Any = None, append: bool = False, warn_large_datagrams: bool = True):
+        if to is None:
+            to = default_destination()
         self.to = to
         self.append = append
         self.warn_large_datagrams = warn_large_datagrams

@@ -295,3 +295,24 @@ def test_osc_over_udp():
 
 def test_version_is_exposed():
     assert gradtone_hook.FORMAT_VERSION == 1 and gradtone_hook.__version__
+
+
+def test_gradtone_to_is_the_default_destination(monkeypatch, tmp_path):
+    # `gradtone run` sets GRADTONE_TO; to= wins over it; unset or empty means stdout.
+    target = tmp_path / "frames.jsonl"
+    monkeypatch.setenv("GRADTONE_TO", str(target))
+    w = StreamWriter()
+    assert w.write_frame(1, {"fc1": 0.5})
+    w.close()
+    assert '"step":1' in target.read_text()
+    explicit = tmp_path / "explicit.jsonl"
+    w = StreamWriter(str(explicit))
+    w.write_frame(2, {"fc1": 0.5})
+    w.close()
+    assert explicit.exists() and '"step":1' in target.read_text()
+    monkeypatch.setenv("GRADTONE_TO", "udp://127.0.0.1:9")
+    assert StreamWriter()._kind == "udp"
+    monkeypatch.setenv("GRADTONE_TO", "")
+    assert StreamWriter()._kind == "stdout"
+    monkeypatch.delenv("GRADTONE_TO")
+    assert StreamWriter()._kind == "stdout"

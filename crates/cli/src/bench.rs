@@ -30,6 +30,11 @@ pub struct BenchArgs {
     /// pooling, norms, optimiser) per batch size, median of --steps runs each.
     #[arg(long)]
     profile: bool,
+    /// Instead: the cost of `--serve` to training. Steps at the first --batch size, each
+    /// followed by its sound and chart (cents mapping), in alternating blocks with the page
+    /// served to one connected client and without; plus the push → client delay.
+    #[arg(long)]
+    serve: bool,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -64,6 +69,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let device = gradtone_train::default_device();
     if args.profile {
         return profile(args, &train, &device);
+    }
+    if args.serve {
+        return serve_cost(args, &train, &device);
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -152,6 +160,107 @@ fn sound_us(frames: &[Frame], mapping: &str) -> Result<f64> {
         })
         .collect();
     Ok(median(&mut us))
+}
+
+/// `gradtone bench --serve`: median ms per step (train + sinks) with and without the server.
+fn serve_cost(
+    args: &BenchArgs,
+    train: &gradtone_mnist::Dataset,
+    device: &gradtone_train::Device,
+) -> Result<()> {
+    let batch = args.batch.first().copied().unwrap_or(10).max(1);
+    let cfg = RunConfig {
+        optim: Optim::Sgd { momentum: 0.5 },
+        lr: 0.01,
+        batch,
+        steps: None,
+        epochs: Some(1000),
+        seed: 1,
+        shuffle: true,
+        drop_last: true,
+        l2: 0.0,
+    };
+    let spec = |serve: bool| crate::outputs::OutputSpec {
+        serve: serve.then(|| crate::outputs::ServeSpec {
+            addr: "0".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut plain = crate::outputs::Outputs::create(&spec(false))?;
+    let mut served = crate::outputs::Outputs::create(&spec(true))?;
+    let addr = served
+        .served_addr()
+        .ok_or_else(|| anyhow::anyhow!("no server"))?;
+    let probe = gradtone_serve::Probe::connect(addr, None)?;
+    let mut trainer = Trainer::new(&SeedParams::init(1), cfg.optim, cfg.lr, device);
+    let block = 25;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let (mut push_with, mut push_without) = (Vec::new(), Vec::new());
+    println!(
+        "gradtone bench --serve: batch {batch}, {} steps in blocks of {block}, alternating with and without the page served to one client",
+        args.steps * 2
+    );
+    for (step, idx) in gradtone_train::batches(&cfg, train.len())
+        .take(args.steps * 2 + args.warmup)
+        .enumerate()
+    {
+        let serve_now = (step / block) % 2 == 1;
+        let t0 = Instant::now();
+        let (mut x, mut y) = (Vec::with_capacity(idx.len() * IMAGE_LEN), Vec::new());
+        train.gather_normalised(&idx, &mut x, &mut y);
+        let s = trainer.step_with(x, y, Readback::Weights);
+        let mut f = Frame::new(step as u64).with_loss("loss", s.loss);
+        for (name, v) in LAYERS.iter().zip(s.weight_norms) {
+            f = f.with_value(*name, v);
+        }
+        let t1 = Instant::now();
+        if serve_now {
+            served.push(&f)?;
+        } else {
+            plain.push(&f)?;
+        }
+        let t2 = Instant::now();
+        let ms = (t2 - t0).as_secs_f64() * 1e3;
+        let push_us = (t2 - t1).as_secs_f64() * 1e6;
+        if step >= args.warmup {
+            if serve_now {
+                with.push(ms);
+                push_with.push(push_us);
+            } else {
+                without.push(ms);
+                push_without.push(push_us);
+            }
+        }
+    }
+    // Let the last chunks arrive before counting.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = probe.stop();
+    plain.finish()?;
+    served.finish()?;
+    let (a, b) = (median(&mut without), median(&mut with));
+    let (pa, pb) = (median(&mut push_without), median(&mut push_with));
+    let mut delays = st.delays_ms.clone();
+    let d_med = median(&mut delays);
+    let d_max = delays.iter().copied().fold(0.0, f64::max);
+    println!("{:>22} {:>10}", "", "ms/step");
+    println!("{:>22} {a:>10.3}", "without --serve");
+    println!("{:>22} {b:>10.3}", "served, 1 client");
+    println!(
+        "sinks per step: {pa:.1} µs without, {pb:.1} µs served: the server's share of a step on the training thread {:.2} %",
+        (pb - pa) / a / 10.0
+    );
+    println!(
+        "overhead {:+.2} % of a step; client got {} messages, {} samples; push → client median {d_med:.2} ms, max {d_max:.2} ms",
+        (b - a) / a * 100.0,
+        st.messages,
+        st.audio_samples
+    );
+    println!(
+        "RESULT serve batch={batch} ms_plain={a:.4} ms_served={b:.4} overhead_pct={:.3} push_us_plain={pa:.2} push_us_served={pb:.2} delay_ms_median={d_med:.3} delay_ms_max={d_max:.3}",
+        (b - a) / a * 100.0
+    );
+    Ok(())
 }
 
 /// `gradtone bench --profile`: a table per batch size of where a step's time goes.

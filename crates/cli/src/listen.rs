@@ -166,10 +166,12 @@ type Source = Box<dyn FrameSource + Send>;
 fn file_source(path: &Path) -> Result<Source> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     Ok(if path == Path::new("-") {
-        Box::new(JsonlReader::new(
-            std::io::BufReader::new(std::io::stdin()),
-            "stdin",
-        ))
+        // A training script piped in keeps its prints: every line that is not a frame goes
+        // on to our stdout unchanged.
+        Box::new(
+            JsonlReader::new(std::io::BufReader::new(std::io::stdin()), "stdin")
+                .pass_through(Box::new(std::io::stdout())),
+        )
     } else if ext.eq_ignore_ascii_case("csv") {
         Box::new(gradtone_ingest::csv_source(path)?)
     } else {
@@ -187,8 +189,15 @@ pub fn render(args: &RenderArgs) -> Result<()> {
         && sinks.midi.is_none()
         && sinks.csv.is_none()
         && sinks.tensorboard.is_none()
+        && sinks.serve.is_none()
     {
-        bail!("nothing to write: give -o OUT.wav (or --plot, --midi, --csv, --tensorboard)");
+        bail!(
+            "nothing to write: give -o OUT.wav (or --plot, --midi, --csv, --tensorboard, --serve)"
+        );
+    }
+    // A replay in the browser: serve until Ctrl-C unless told otherwise.
+    if sinks.serve.is_some() && sinks.serve_linger.is_none() {
+        sinks.serve_linger = Some(f64::INFINITY);
     }
     let title = args.input.display().to_string();
     if is_tensorboard(&args.input) {
@@ -211,11 +220,13 @@ pub fn render(args: &RenderArgs) -> Result<()> {
             series.tags.join(", ")
         );
         let frames = series.to_frames();
+        let spec = sinks.spec(None, &title);
         return run(
             frames.into_iter().map(Ok),
             None,
-            &sinks.spec(None, &title),
+            &spec,
             &args.ranks,
+            Outputs::create(&spec)?,
         );
     }
     let source = file_source(&args.input)?;
@@ -284,13 +295,16 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
     r
 }
 
-fn run_source(
+pub(crate) fn run_source(
     mut source: Source,
     spec: &crate::outputs::OutputSpec,
     ranks: &RankArgs,
 ) -> Result<()> {
     precheck(spec)?;
     source.set_reporter(Box::new(|m: &str| eprintln!("warning: {m}")));
+    // Opened before the first frame arrives: the page (--serve) is up and its URL printed while
+    // the stream is still silent.
+    let outputs = Outputs::create(spec)?;
     // Distributed streams are recognised from their first frame's rank/world.
     let first = source.next_record();
     let world = first
@@ -318,7 +332,7 @@ fn run_source(
             }
         }
     });
-    run(frames, world, spec, ranks)
+    run(frames, world, spec, ranks, outputs)
 }
 
 /// Fails, naming the file, when an output cannot be written where asked: checked before the
@@ -439,9 +453,11 @@ fn run(
     world: Option<u32>,
     spec: &crate::outputs::OutputSpec,
     ranks: &RankArgs,
+    outputs: Outputs,
 ) -> Result<()> {
-    precheck(spec)?;
-    let mut outputs: Option<Outputs> = None;
+    // Made up front (a `--serve` page is up before the first frame); a run that receives
+    // nothing drops them unfinished, which removes every file they had begun.
+    let mut outputs: Option<Outputs> = Some(outputs);
     let mut n = 0u64;
     let mut decimator = gradtone_sound::Decimator::new(ranks.steps_per_frame);
     let mut merger = world.filter(|&w| w > 1).map(|w| {
@@ -512,11 +528,22 @@ fn run(
         );
     }
     match (result, outputs) {
+        (Ok(()), Some(outputs)) if n == 0 => {
+            drop(outputs);
+            bail!(
+                "no frames from {}: nothing was written (see the messages above)",
+                shorten(&spec.title, MAX_MESSAGE_CHARS)
+            )
+        }
         (Ok(()), Some(outputs)) => {
             let lines = outputs.finish()?;
             eprintln!("{n} frames");
             for l in lines {
-                println!("wrote {l}");
+                if spec.summary_to_stderr {
+                    eprintln!("wrote {l}");
+                } else {
+                    println!("wrote {l}");
+                }
             }
             Ok(())
         }

@@ -7,6 +7,7 @@ mod experiments;
 mod gan;
 mod listen;
 mod outputs;
+mod run;
 mod sweep;
 
 use std::ops::ControlFlow;
@@ -57,6 +58,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Sonify a live stream of metrics: stdin, a growing file, UDP or OSC (see docs/stream-format.md).
     Listen(listen::ListenArgs),
+    /// Run a training command and hear it: `gradtone run [FLAGS] -- python train.py …`. The
+    /// command's output is untouched; its gradtone hook reaches this listener through
+    /// GRADTONE_TO; the exit status is the command's.
+    Run(run::RunArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +212,23 @@ pub(crate) struct SinkArgs {
     /// Write the values as scalars and the sound as audio clips into TensorBoard event files in DIR.
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
+    /// Serve a live page (the sound, the chart, the alarms) on [IP:]PORT: 127.0.0.1:8737 when
+    /// no value is given, 0 for any free port. Any address but loopback needs a token (a random
+    /// one is printed in the URL). Remote use: README "Hear it from anywhere".
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+    serve: Option<String>,
+    /// The token the page's URL must carry (default: none on loopback, random elsewhere).
+    #[arg(long, value_name = "TOKEN", requires = "serve")]
+    serve_token: Option<String>,
+    /// Serve without a token (allowed on loopback only).
+    #[arg(long, requires = "serve", conflicts_with = "serve_token")]
+    serve_no_token: bool,
+    /// Wait for a browser to open the page before the first step (hear it from the start).
+    #[arg(long, requires = "serve")]
+    serve_wait: bool,
+    /// Keep serving this many seconds after the run ends (default 0; `render`: until Ctrl-C).
+    #[arg(long, value_name = "SECONDS", requires = "serve")]
+    serve_linger: Option<f64>,
 }
 
 impl SinkArgs {
@@ -238,7 +260,25 @@ impl SinkArgs {
             title: title.to_string(),
             no_plateau: false,
             absolute_pitch: false,
+            serve: self.serve_spec(),
+            summary_to_stderr: false,
         }
+    }
+
+    /// The `--serve*` flags; an address that does not parse is reported by `Outputs::create`.
+    fn serve_spec(&self) -> Option<outputs::ServeSpec> {
+        let addr = self.serve.clone()?;
+        Some(outputs::ServeSpec {
+            addr,
+            token: match (&self.serve_token, self.serve_no_token) {
+                (Some(t), _) => gradtone_serve::Token::Given(t.clone()),
+                (None, true) => gradtone_serve::Token::Off,
+                (None, false) => gradtone_serve::Token::Auto,
+            },
+            wait: self.serve_wait,
+            linger: self.serve_linger,
+            stop: interrupt_flag_as_is(),
+        })
     }
 }
 
@@ -388,12 +428,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Render(args) => listen::render(&args),
         Command::Listen(args) => listen::listen(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }
 
 /// The flag that Ctrl-C sets: the loop finishes its step, the files are finalised. One
 /// process-wide flag (a handler can be installed only once), cleared for each new run.
 pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = interrupt_flag_as_is();
+    flag.store(false, Ordering::SeqCst);
+    flag
+}
+
+/// The Ctrl-C flag, installing the handler if needed, without clearing it.
+pub(crate) fn interrupt_flag_as_is() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     let flag = FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
@@ -403,7 +451,6 @@ pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
         }
         flag
     });
-    flag.store(false, Ordering::SeqCst);
     flag.clone()
 }
 

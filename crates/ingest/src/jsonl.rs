@@ -414,6 +414,8 @@ impl Visitor<'_> for Num<'_> {
 /// ```
 pub struct JsonlReader<R: BufRead> {
     reader: R,
+    /// Where lines that are not frames go (see [`JsonlReader::pass_through`]).
+    echo: Option<Box<dyn std::io::Write + Send>>,
     lines: LineBuf,
     line_no: u64,
     tally: Tally,
@@ -441,12 +443,85 @@ impl<R: BufRead> JsonlReader<R> {
     pub fn new(reader: R, name: &str) -> Self {
         JsonlReader {
             reader,
+            echo: None,
             lines: LineBuf::new(MAX_LINE_BYTES),
             line_no: 0,
             tally: Tally::new(name.to_string()),
             error: None,
             done: false,
         }
+    }
+}
+
+impl<R: BufRead> JsonlReader<R> {
+    /// Writes every line that is not a frame to `out`, unchanged (a training script's own
+    /// prints, when its stdout is piped in), instead of counting it as malformed. Only a line
+    /// that looks like a damaged frame (`{"…` with a `"step"`) is still reported. Overlong
+    /// lines are skipped unread, as always.
+    ///
+    /// ```
+    /// use gradtone_ingest::{FrameSource, JsonlReader};
+    /// let text = "epoch 1 | loss 0.5\n{\"step\":0,\"values\":{\"fc1\":0.5}}\n";
+    /// let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// struct W(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// impl std::io::Write for W {
+    ///     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(b) }
+    ///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// }
+    /// let mut src = JsonlReader::new(text.as_bytes(), "stdin").pass_through(Box::new(W(out.clone())));
+    /// assert_eq!(src.by_ref().count(), 1);
+    /// assert_eq!(src.diagnostics().malformed, 0);
+    /// assert_eq!(&*out.lock().unwrap(), b"epoch 1 | loss 0.5\n");
+    /// ```
+    pub fn pass_through(mut self, out: Box<dyn std::io::Write + Send>) -> Self {
+        self.echo = Some(out);
+        self
+    }
+
+    /// With pass-through on: the line's record, or `None` after echoing it.
+    fn echo_or_parse(&mut self, last: bool) -> Option<Record> {
+        let raw = self.lines.line();
+        let body = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let parsed = if is_blank(body) {
+            None
+        } else {
+            let r = parse_bytes(body);
+            let damaged_frame = r.is_err() && {
+                let t = body.trim_ascii_start();
+                let t = t.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(t);
+                t.starts_with(b"{\"") && body.windows(6).any(|w| w == b"\"step\"")
+            };
+            match r {
+                Ok(rec) => Some(Ok(rec)),
+                Err(e) if damaged_frame => Some(Err(e)),
+                Err(_) => None,
+            }
+        };
+        match parsed {
+            Some(Ok(rec)) => {
+                let line_no = self.line_no;
+                self.tally
+                    .version(rec.version, format_args!("line {line_no}"));
+                self.tally.diag.frames += 1;
+                return Some(rec);
+            }
+            Some(Err(e)) => {
+                let line_no = self.line_no;
+                self.tally.malformed(format_args!("line {line_no}"), &e);
+            }
+            None => {}
+        }
+        if let Some(out) = &mut self.echo {
+            let ok = out
+                .write_all(raw)
+                .and_then(|()| if last { Ok(()) } else { out.write_all(b"\n") })
+                .and_then(|()| out.flush());
+            if ok.is_err() {
+                // Our stdout is gone (a closed pipe): the frames still matter, the echo stops.
+                self.echo = None;
+            }
+        }
+        None
     }
 }
 
@@ -511,6 +586,12 @@ impl<R: BufRead> FrameSource for JsonlReader<R> {
                 return None;
             }
             self.line_no += 1;
+            if self.echo.is_some() && got == Got::Line {
+                match self.echo_or_parse(last) {
+                    Some(rec) => return Some(rec),
+                    None => continue,
+                }
+            }
             let rec = handle_line(&mut self.tally, got, self.lines.line(), self.line_no, last);
             if rec.is_some() {
                 return rec;

@@ -48,7 +48,12 @@ pub(crate) struct Receiver {
     waited: Duration,
     /// Set when `recv` ended because of the idle timeout.
     pub(crate) idle_ended: bool,
+    /// Datagrams read since the stop flag was raised.
+    drained: usize,
 }
+
+/// Datagrams still read after the stop flag, at most.
+const DRAIN_MAX: usize = 1 << 16;
 
 /// The hint for a source that timed out without receiving anything.
 pub(crate) fn nothing_received(name: &str, idle: Option<Duration>) -> String {
@@ -75,6 +80,7 @@ impl Receiver {
             opts,
             waited: Duration::ZERO,
             idle_ended: false,
+            drained: 0,
         })
     }
 
@@ -130,7 +136,16 @@ impl Receiver {
                 .as_ref()
                 .is_some_and(|s| s.load(Ordering::Relaxed))
             {
-                return Ok(None);
+                // Stopped: what already arrived is still read (a sender that just exited has
+                // its last steps queued here), up to a bound in case the sender goes on.
+                self.drained += 1;
+                if self.drained > DRAIN_MAX || self.socket.set_nonblocking(true).is_err() {
+                    return Ok(None);
+                }
+                return match self.socket.recv_from(&mut self.buf) {
+                    Ok((n, _from)) => Ok(Some(&self.buf[..n])),
+                    Err(_) => Ok(None),
+                };
             }
             // Checked before receiving, so that a flood of garbage cannot hold the stream open
             // past the timeout, and a datagram once received is always handed on (counted).

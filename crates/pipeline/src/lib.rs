@@ -12,12 +12,15 @@
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gradtone_export::OscSender;
 use gradtone_export::sink::MidiFile;
 use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Sink, SinkError};
 use gradtone_live::{LiveConfig, LivePlayer, Pace};
 use gradtone_plot::PlotFile;
+use gradtone_serve::{ServeOptions, ServeSink, Server};
 use gradtone_sound::alarm::WithAlarms;
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::sink::{CsvFile, WavFile};
@@ -98,6 +101,26 @@ pub struct OutputSpec {
     /// Without a sound config: `cents` pitch in absolute mode (the same norm, the same pitch
     /// across the whole file), so a sweep's parts can be compared by ear.
     pub absolute_pitch: bool,
+    /// Serve the live page (`--serve`).
+    pub serve: Option<ServeSpec>,
+    /// For the caller: print the "wrote …" summary on stderr (`gradtone run`, whose stdout is
+    /// the command's).
+    pub summary_to_stderr: bool,
+}
+
+/// The live page's settings (`--serve`).
+#[derive(Clone, Debug, Default)]
+pub struct ServeSpec {
+    /// `--serve`'s value (see [`gradtone_serve::parse_addr`]).
+    pub addr: String,
+    /// Token policy.
+    pub token: gradtone_serve::Token,
+    /// Wait for a browser before the first frame.
+    pub wait: bool,
+    /// Seconds to keep serving after the run (infinite: until `stop`); `None`: 0.
+    pub linger: Option<f64>,
+    /// Raised to stop waiting for a browser or lingering (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
 }
 
 impl OutputSpec {
@@ -163,6 +186,42 @@ pub struct Outputs {
     buf: Vec<f32>,
     legend_shown: bool,
     frames_seen: u64,
+    served: Option<std::net::SocketAddr>,
+}
+
+/// Starts the live page's server (and waits for a browser if asked).
+fn start_server(
+    spec: &ServeSpec,
+    title: &str,
+    (rate, channels): (u32, u16),
+    config: &SoundConfig,
+) -> Result<ServeSink, PipelineError> {
+    let failed = |source: SinkError| PipelineError::Open {
+        what: "live page".into(),
+        source,
+    };
+    let addr = gradtone_serve::parse_addr(&spec.addr).map_err(|e| failed(e.into()))?;
+    let mut opts = ServeOptions::new(addr, rate, channels);
+    opts.token = spec.token.clone();
+    opts.title = if title.is_empty() {
+        "gradtone".into()
+    } else {
+        title.to_string()
+    };
+    let server = Server::start(opts).map_err(|e| failed(e.into()))?;
+    eprintln!("serving the live page at {}", server.url());
+    if spec.wait {
+        eprintln!("waiting for a browser to open it (Ctrl-C to go on without one)…");
+        server.wait_for_client(&spec.stop, None);
+        spec.stop.store(false, Ordering::SeqCst);
+    }
+    let linger = spec.linger.unwrap_or(0.0);
+    Ok(ServeSink::new(
+        server,
+        config.grouping.clone(),
+        linger,
+        Arc::clone(&spec.stop),
+    ))
 }
 
 impl Outputs {
@@ -212,7 +271,16 @@ impl Outputs {
             let plot = PlotFile::new(p, &spec.title, (rate, channels), grouping);
             sinks.push(Box::new(plot));
         }
-        Ok(Self::with_sinks(mapping, config, sinks))
+        // Last: every file is checked before a port is taken or a browser is waited for.
+        let mut served = None;
+        if let Some(sv) = &spec.serve {
+            let sink = start_server(sv, &spec.title, (rate, channels), &config)?;
+            served = Some(sink.local_addr());
+            sinks.push(Box::new(sink));
+        }
+        let mut out = Self::with_sinks(mapping, config, sinks);
+        out.served = served;
+        Ok(out)
     }
 
     /// Outputs made of `sinks` and the mapping `config` names: for sinks made by the caller.
@@ -237,12 +305,18 @@ impl Outputs {
             buf: Vec::new(),
             legend_shown: false,
             frames_seen: 0,
+            served: None,
         }
     }
 
     /// Adds a sink to a running pipeline (it gets the steps from now on).
     pub fn add_sink(&mut self, sink: Box<dyn Sink>) {
         self.sinks.push(sink);
+    }
+
+    /// The address the live page is served on, if it is.
+    pub fn served_addr(&self) -> Option<std::net::SocketAddr> {
+        self.served
     }
 
     /// The sample rate (Hz) and channel count of the sound every sink gets.

@@ -52,10 +52,10 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::Mapping;
-use gradtone_frame::{Frame, Named};
-pub use gradtone_frame::{AlarmEvent, AlarmKind};
 use crate::stats::{RunningMedian, median_of};
 use crate::synth::sin_cycles;
+pub use gradtone_frame::{AlarmEvent, AlarmKind};
+use gradtone_frame::{Frame, Named};
 
 /// Alarm settings (the `[alarms]` table of the config file).
 #[derive(Clone, Debug, PartialEq, Deserialize)]

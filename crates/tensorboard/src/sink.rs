@@ -86,4 +86,12 @@ impl Sink for TensorBoardSink {
             path.display()
         ))
     }
+
+    // An abandoned run (nothing received, or its source failed) leaves no event file behind
+    // that TensorBoard would list as a run.
+    fn discard(self: Box<Self>) {
+        let path = self.writer.path().to_path_buf();
+        drop(self);
+        let _ = std::fs::remove_file(path);
+    }
 }

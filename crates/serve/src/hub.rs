@@ -1,0 +1,349 @@
+//! The broadcast hub: what the run has sent so far (decimated chart history, recent audio,
+//! alarms) for late joiners, and a bounded log of live messages that each client thread
+//! follows with its own cursor. Training only appends under a short lock; all socket writes
+//! happen on the client threads.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tungstenite::{Bytes, Message};
+
+/// Bytes of audio message header: sample offset, server time (ms), step, all f64 LE.
+pub const AUDIO_HEADER: usize = 24;
+
+/// Live messages kept for slow clients, at most (bytes); a client further behind skips ahead.
+const LOG_BYTES: usize = 8 << 20;
+
+/// One chart point: a step's loss and voice values.
+#[derive(Clone, Debug)]
+pub(crate) struct Point {
+    pub step: u64,
+    pub loss: Option<f64>,
+    pub values: Vec<f64>,
+}
+
+impl Point {
+    /// Two neighbouring points as one: the first step, each value's max (a spike stays visible,
+    /// NaN and infinities win over finite numbers).
+    fn merge(&self, other: &Point) -> Point {
+        let worst = |a: f64, b: f64| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        };
+        Point {
+            step: self.step,
+            loss: match (self.loss, other.loss) {
+                (Some(a), Some(b)) => Some(worst(a, b)),
+                (a, b) => a.or(b),
+            },
+            values: self
+                .values
+                .iter()
+                .zip(&other.values)
+                .map(|(&a, &b)| worst(a, b))
+                .collect(),
+        }
+    }
+}
+
+/// An alarm as the page shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Alarm {
+    pub step: u64,
+    pub kind: String,
+    pub message: String,
+}
+
+pub(crate) struct State {
+    pub title: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub names: Vec<String>,
+    pub loss_name: Option<String>,
+    pub points: Vec<Point>,
+    /// Steps per chart point (doubles at each decimation).
+    pub stride: u64,
+    pub chart_cap: usize,
+    pub alarms: VecDeque<Alarm>,
+    pub alarms_dropped: u64,
+    /// Recent audio messages (already encoded) and their total samples.
+    pub audio: VecDeque<(Bytes, usize)>,
+    pub audio_samples: usize,
+    pub audio_cap: usize,
+    /// Interleaved samples pushed so far: the next audio message's offset.
+    pub audio_offset: u64,
+    pub log: VecDeque<(u64, Message, usize)>,
+    pub log_bytes: usize,
+    pub next_seq: u64,
+    pub done: bool,
+    pub closed: bool,
+    pub clients: usize,
+    pub clients_total: u64,
+}
+
+/// The shared state and the condition that wakes client threads.
+pub(crate) struct Hub {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+pub(crate) fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// A JSON number, or the strings `"nan"`/`"inf"`/`"-inf"` (JSON has no non-finite numbers).
+pub(crate) fn num(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        serde_json::json!(v)
+    } else if v.is_nan() {
+        serde_json::json!("nan")
+    } else if v > 0.0 {
+        serde_json::json!("inf")
+    } else {
+        serde_json::json!("-inf")
+    }
+}
+
+fn point_json(p: &Point) -> serde_json::Value {
+    serde_json::json!({
+        "step": p.step,
+        "loss": p.loss.map(num),
+        "v": p.values.iter().map(|&v| num(v)).collect::<Vec<_>>(),
+    })
+}
+
+fn alarm_json(a: &Alarm) -> serde_json::Value {
+    serde_json::json!({"step": a.step, "kind": a.kind, "message": a.message})
+}
+
+impl Hub {
+    pub fn new(
+        title: String,
+        sample_rate: u32,
+        channels: u16,
+        chart_cap: usize,
+        audio_cap: usize,
+    ) -> Self {
+        Hub {
+            state: Mutex::new(State {
+                title,
+                sample_rate,
+                channels,
+                names: Vec::new(),
+                loss_name: None,
+                points: Vec::new(),
+                stride: 1,
+                chart_cap: chart_cap.max(16),
+                alarms: VecDeque::new(),
+                alarms_dropped: 0,
+                audio: VecDeque::new(),
+                audio_samples: 0,
+                audio_cap,
+                audio_offset: 0,
+                log: VecDeque::new(),
+                log_bytes: 0,
+                next_seq: 0,
+                done: false,
+                closed: false,
+                clients: 0,
+                clients_total: 0,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// The state; a client thread that panicked while holding it leaves data that is still
+    /// consistent enough to serve (appends only), so a poisoned lock is taken over.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, st: &mut State, msg: Message) {
+        let len = msg.len();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.log.push_back((seq, msg, len));
+        st.log_bytes += len;
+        // Keep at least a few messages so a burst bigger than the cap still reaches clients.
+        while st.log_bytes > LOG_BYTES && st.log.len() > 4 {
+            if let Some((_, _, n)) = st.log.pop_front() {
+                st.log_bytes -= n;
+            }
+        }
+        self.wake.notify_all();
+    }
+
+    /// A step's chart point. `names` are the voices' names (sent again only when they change).
+    pub fn push_point(&self, step: u64, loss: Option<(&str, f64)>, names: &[&str], values: &[f64]) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        let names_changed = st.names.len() != names.len()
+            || st.names.iter().zip(names).any(|(a, b)| a != b)
+            || st.loss_name.as_deref() != loss.map(|l| l.0);
+        if names_changed {
+            st.names = names.iter().map(|s| s.to_string()).collect();
+            st.loss_name = loss.map(|l| l.0.to_string());
+            let m = serde_json::json!({"t": "names", "names": st.names, "loss": st.loss_name});
+            self.publish(&mut st, Message::text(m.to_string()));
+        }
+        let p = Point {
+            step,
+            loss: loss.map(|l| l.1),
+            values: values.to_vec(),
+        };
+        let m = serde_json::json!({"t": "point", "p": point_json(&p)});
+        st.points.push(p);
+        if st.points.len() >= st.chart_cap {
+            // Halve the history: memory stays bounded however long the run, the shape stays.
+            let merged: Vec<Point> = st
+                .points
+                .chunks(2)
+                .map(|c| {
+                    if c.len() == 2 {
+                        c[0].merge(&c[1])
+                    } else {
+                        c[0].clone()
+                    }
+                })
+                .collect();
+            st.points = merged;
+            st.stride *= 2;
+        }
+        self.publish(&mut st, Message::text(m.to_string()));
+    }
+
+    pub fn push_alarm(&self, step: u64, kind: &str, message: &str) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        let a = Alarm {
+            step,
+            kind: kind.to_string(),
+            message: message.to_string(),
+        };
+        let m = serde_json::json!({"t": "alarm", "a": alarm_json(&a)});
+        st.alarms.push_back(a);
+        if st.alarms.len() > 1000 {
+            st.alarms.pop_front();
+            st.alarms_dropped += 1;
+        }
+        self.publish(&mut st, Message::text(m.to_string()));
+    }
+
+    pub fn push_audio(&self, step: u64, samples: &[f32]) {
+        if samples.is_empty() {
+            return;
+        }
+        // Encoded before the lock: training holds it only to append.
+        let mut buf = vec![0u8; AUDIO_HEADER + samples.len() * 4];
+        buf[8..16].copy_from_slice(&now_ms().to_le_bytes());
+        buf[16..24].copy_from_slice(&(step as f64).to_le_bytes());
+        for (b, s) in buf[AUDIO_HEADER..].chunks_exact_mut(4).zip(samples) {
+            b.copy_from_slice(&s.to_le_bytes());
+        }
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        buf[..8].copy_from_slice(&(st.audio_offset as f64).to_le_bytes());
+        st.audio_offset += samples.len() as u64;
+        let bytes = Bytes::from(buf);
+        st.audio.push_back((bytes.clone(), samples.len()));
+        st.audio_samples += samples.len();
+        while st.audio_samples > st.audio_cap {
+            match st.audio.pop_front() {
+                Some((_, n)) => st.audio_samples -= n,
+                None => break,
+            }
+        }
+        self.publish(&mut st, Message::Binary(bytes));
+    }
+
+    pub fn finish(&self) {
+        let mut st = self.lock();
+        if !st.done && !st.closed {
+            st.done = true;
+            self.publish(&mut st, Message::text(r#"{"t":"done"}"#));
+        }
+    }
+
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+
+    /// What a client joining now is sent first: the hello (settings and chart history), the
+    /// recent audio, and the cursor from which it follows the live log.
+    pub fn join(&self) -> (Message, Vec<Message>, u64) {
+        let (st_points, mut hello, audio, cursor) = {
+            let mut st = self.lock();
+            st.clients += 1;
+            st.clients_total += 1;
+            let hello = serde_json::json!({
+                "t": "hello",
+                "title": st.title,
+                "rate": st.sample_rate,
+                "channels": st.channels,
+                "names": st.names,
+                "loss": st.loss_name,
+                "stride": st.stride,
+                "chart_cap": st.chart_cap,
+                "done": st.done,
+                "alarms": st.alarms.iter().map(alarm_json).collect::<Vec<_>>(),
+                "alarms_dropped": st.alarms_dropped,
+                "audio_cap": st.audio_cap,
+            });
+            let audio: Vec<Message> = st
+                .audio
+                .iter()
+                .map(|(b, _)| Message::Binary(b.clone()))
+                .collect();
+            (st.points.clone(), hello, audio, st.next_seq)
+        };
+        // Serialised outside the lock: a join never stalls the training thread for long.
+        hello["points"] = st_points.iter().map(point_json).collect();
+        (Message::text(hello.to_string()), audio, cursor)
+    }
+
+    pub fn leave(&self) {
+        let mut st = self.lock();
+        st.clients = st.clients.saturating_sub(1);
+    }
+
+    /// The live messages after `cursor` (advancing it), waiting up to `timeout` for some;
+    /// `None` once the server is closed.
+    pub fn next(&self, cursor: &mut u64, timeout: Duration) -> Option<Vec<Message>> {
+        let mut st = self.lock();
+        if st.next_seq <= *cursor && !st.closed {
+            st = self
+                .wake
+                .wait_timeout_while(st, timeout, |s| s.next_seq <= *cursor && !s.closed)
+                .map_or_else(|p| p.into_inner().0, |r| r.0);
+        }
+        // Closing: what was published (the run's end) still goes out, then the client ends.
+        if st.closed && st.next_seq <= *cursor {
+            return None;
+        }
+        let first = st.log.front().map_or(st.next_seq, |m| m.0);
+        // A client that fell behind the log skips to what is kept (the page fills the gap
+        // with silence, by the audio offsets).
+        let from = (*cursor).max(first);
+        let out = st
+            .log
+            .iter()
+            .skip((from - first) as usize)
+            .map(|(_, m, _)| m.clone())
+            .collect();
+        *cursor = st.next_seq;
+        Some(out)
+    }
+}

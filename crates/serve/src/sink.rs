@@ -1,0 +1,123 @@
+//! The live page as a [`Sink`]: each frame becomes a chart point (voices grouped as the mapping
+//! groups them, named as in the console legend) with its alarms, and the rendered sound streams
+//! to the page's audio.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+use gradtone_sound::grouping::{Grouping, GroupingConfig};
+
+use crate::Server;
+
+/// A started [`Server`] fed by the pipeline.
+pub struct ServeSink {
+    server: Server,
+    config: GroupingConfig,
+    grouping: Option<Grouping>,
+    linger: f64,
+    stop: Arc<AtomicBool>,
+    names: Vec<String>,
+    values: Vec<f64>,
+}
+
+impl ServeSink {
+    /// Feeds `server`, grouping values into voices by `config` (as the `cents`/`depth`
+    /// mappings do). When the run finishes the page stays up `linger` seconds (forever when
+    /// infinite) or until `stop` is raised (Ctrl-C).
+    pub fn new(server: Server, config: GroupingConfig, linger: f64, stop: Arc<AtomicBool>) -> Self {
+        ServeSink {
+            server,
+            config,
+            grouping: None,
+            linger,
+            stop,
+            names: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The address the page is served on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+}
+
+impl Sink for ServeSink {
+    fn describe(&self) -> String {
+        format!("live page {}", self.server.url())
+    }
+
+    fn audio(&mut self, step: u64, samples: &[f32]) -> Result<(), SinkError> {
+        self.server.push_audio(step, samples);
+        Ok(())
+    }
+
+    fn frame(&mut self, frame: &Frame, alarms: &[AlarmEvent]) -> Result<(), SinkError> {
+        let names = frame.values.iter().map(|v| v.name.as_str());
+        self.values.clear();
+        self.values.extend(frame.values.iter().map(|v| v.value));
+        if frame.values.len() > self.config.max_voices {
+            if !self.grouping.as_ref().is_some_and(|g| g.matches(names)) {
+                let names: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
+                let g = Grouping::new(&names, &self.config);
+                self.names = g.legend().iter().map(|(n, _)| n.clone()).collect();
+                self.grouping = Some(g);
+            }
+            if let Some(g) = &self.grouping {
+                self.values = g.aggregate(&self.values);
+            }
+        } else if self.grouping.is_some()
+            || self.names.len() != frame.values.len()
+            || !self
+                .names
+                .iter()
+                .zip(&frame.values)
+                .all(|(a, b)| *a == b.name)
+        {
+            self.grouping = None;
+            self.names = frame.values.iter().map(|v| v.name.clone()).collect();
+        }
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let loss = frame.losses.first().map(|l| (l.name.as_str(), l.value));
+        self.server
+            .push_point(frame.step, loss, &names, &self.values);
+        for e in alarms {
+            self.server.push_alarm(e.step, e.kind.name(), &e.message);
+        }
+        Ok(())
+    }
+
+    // A page nobody watches must not fail the run.
+    fn essential(&self) -> bool {
+        false
+    }
+
+    fn finish(self: Box<Self>) -> Result<String, SinkError> {
+        self.server.finish();
+        let url = self.server.url().to_string();
+        if self.linger > 0.0 {
+            let until = if self.linger.is_finite() {
+                format!("for {} s more", self.linger)
+            } else {
+                "until Ctrl-C".into()
+            };
+            eprintln!("run finished, outputs final; still serving {url} {until} (Ctrl-C to stop)");
+            let deadline = self
+                .linger
+                .is_finite()
+                .then(|| Instant::now() + Duration::from_secs_f64(self.linger));
+            while !self.stop.load(Ordering::SeqCst) && deadline.is_none_or(|d| Instant::now() < d) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let st = self.server.stats();
+        self.server.close();
+        Ok(format!(
+            "{url} (served {} browser{})",
+            st.clients_total,
+            if st.clients_total == 1 { "" } else { "s" }
+        ))
+    }
+}
