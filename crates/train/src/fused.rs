@@ -143,7 +143,7 @@ struct State {
 
 #[derive(Clone)]
 enum ColsStore {
-    Rows(Arc<Vec<f32>>),
+    Rows(Arc<kernels::Buf>),
     Patches(FlexTensor),
 }
 
