@@ -34,13 +34,21 @@ pub struct Buf(Vec<f32>);
 impl Buf {
     /// `len` zeros.
     pub fn zeros(len: usize) -> Self {
+        let mut b = Self::any(len);
+        b.fill(0.0);
+        b
+    }
+
+    /// `len` floats of any value (a recycled buffer's old contents): for buffers the caller
+    /// overwrites whole, so no pass is spent zeroing them.
+    pub fn any(len: usize) -> Self {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
         let mut v = match pool.iter().position(|b| b.capacity() >= len) {
             Some(i) => pool.swap_remove(i),
             None => Vec::new(),
         };
         drop(pool);
-        v.clear();
+        v.truncate(len);
         v.resize(len, 0.0);
         Buf(v)
     }
@@ -265,7 +273,7 @@ pub fn forward(g: &Geom, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward
     let mut cols = match g.image {
         Some(_) => {
             assert_eq!(input.len(), g.n * g.image_len(), "fused conv: input shape");
-            Buf::zeros(g.n * l * kk)
+            Buf::any(g.n * l * kk)
         }
         None => {
             assert_eq!(input.len(), g.n * l * kk, "fused conv: patches shape");
@@ -290,7 +298,7 @@ pub fn forward(g: &Geom, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward
         };
         // y = cols · Wᵀ + b, bias first so the product accumulates onto it.
         let rows = (i1 - i0) * l;
-        let mut y = Buf::zeros(rows * o);
+        let mut y = Buf::any(rows * o);
         for row in y.chunks_exact_mut(o) {
             row.copy_from_slice(bias);
         }
@@ -483,7 +491,7 @@ pub fn backward(
                     }
                     // dcolsᵀ `[kk, m]` for these images, so col2im adds whole output rows.
                     let m = (i1 - i0) * l;
-                    let mut dcols = Buf::zeros(kk * m);
+                    let mut dcols = Buf::any(kk * m);
                     matmul(&mut dcols, 1, m, dy_rows(i0, i1), w, false);
                     col2im(g, i1 - i0, &dcols, dx);
                 };
