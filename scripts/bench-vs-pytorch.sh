@@ -19,6 +19,7 @@ bin=target/release/gradtone
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A torch rust
 for b in 10 64 256; do torch[$b]=""; rust[$b]=""; done
 for r in $(seq "$rounds"); do
@@ -28,13 +29,13 @@ for r in $(seq "$rounds"); do
         | tr ' ' '\n' | sed -n 's/^ms_per_step=//p')
     g=$("$bin" bench --batch "$b" --steps "$steps" --data "$shared/data/mnist-20k" \
         | sed -n 's/.*RESULT batch=[0-9]* ms_per_step=\([0-9.]*\).*/\1/p')
-    echo "round $r batch $b: pytorch $t ms, gradtone $g ms" >&2
+    echo "round $r batch $b: pytorch $t ms, gradtone $g ms (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     torch[$b]="${torch[$b]} $t"; rust[$b]="${rust[$b]} $g"
   done
 done
 med() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo
-echo "$(date -u +%F) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds A B A B, medians"
+echo "$(date -u +%F) on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), load $load_start at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end, $rounds rounds A B A B, medians"
 echo
 echo "| batch | PyTorch ms/step | gradtone ms/step | ratio |"
 echo "|---:|---:|---:|---:|"

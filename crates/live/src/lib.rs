@@ -24,6 +24,8 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 mod pulse;
 mod queue;
+#[cfg(target_os = "linux")]
+mod resample;
 mod sink;
 
 use queue::{QueueParams, QueueWriter};
@@ -44,7 +46,8 @@ pub enum Pace {
 /// Settings for [`LivePlayer::open`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveConfig {
-    /// Sample rate of the pushed samples, Hz (the server resamples if the device differs).
+    /// Sample rate of the pushed samples, Hz. The stream itself runs at the default sink's
+    /// rate: the audio thread converts, so the sound server does not resample.
     pub sample_rate: u32,
     /// Interleaved channels of the pushed samples (1 to 8).
     pub channels: u16,
@@ -54,6 +57,11 @@ pub struct LiveConfig {
     pub latency_ms: u32,
     /// Bound on the audio queued ahead of the device, ms. Default 500.
     pub max_lead_ms: u32,
+    /// Whether [`LivePlayer::finish`] plays out the queued audio before it returns (up to
+    /// `max_lead_ms` plus the device latency) or stops at once. `None` (the default): play it
+    /// out in [`Pace::Realtime`], where every step's sound is the point; stop at once in
+    /// [`Pace::Live`], so listening never holds the process at the end of a run.
+    pub drain_on_finish: Option<bool>,
 }
 
 impl Default for LiveConfig {
@@ -65,6 +73,7 @@ impl Default for LiveConfig {
             pace: Pace::Realtime,
             latency_ms: 40,
             max_lead_ms: 500,
+            drain_on_finish: None,
         }
     }
 }
@@ -204,15 +213,27 @@ impl LivePlayer {
         self.writer.push(samples)
     }
 
-    /// Plays out what is queued (bounded wait), then closes.
+    /// Closes the player: plays out what is queued first (bounded wait) when
+    /// [`LiveConfig::drain_on_finish`] says so, else stops at once (what was still queued then
+    /// counts as dropped).
     pub fn finish(mut self) -> Result<LiveStats, LiveError> {
+        let drain = self
+            .cfg
+            .drain_on_finish
+            .unwrap_or(self.cfg.pace == Pace::Realtime);
         let queued = self.writer.queued() as f64
             / (f64::from(self.cfg.sample_rate) * f64::from(self.cfg.channels));
-        let bound = Duration::from_secs_f64(queued)
-            + Duration::from_millis(u64::from(self.cfg.latency_ms))
-            + FINISH_MARGIN;
+        let bound = if drain {
+            Duration::from_secs_f64(queued) + Duration::from_millis(u64::from(self.cfg.latency_ms))
+        } else {
+            Duration::ZERO
+        } + FINISH_MARGIN;
         let shared = std::sync::Arc::clone(self.writer.shared());
         shared.close_producer();
+        if !drain {
+            // The audio thread sends its report and ends within one poll interval.
+            shared.request_stop();
+        }
         let Some(running) = self.running.take() else {
             return Err(LiveError::Stream {
                 reason: "player already finished".into(),
@@ -239,7 +260,8 @@ impl LivePlayer {
         let c = shared.counters();
         Ok(LiveStats {
             samples_played: c.played,
-            samples_dropped: c.dropped,
+            // Without draining, what the audio thread never took is dropped too.
+            samples_dropped: c.dropped + self.writer.queued() as u64,
             underruns: c.underruns,
             gaps: c.gaps,
             first_sample_latency: report.first_sample_latency,

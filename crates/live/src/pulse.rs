@@ -14,12 +14,13 @@ use std::time::{Duration, Instant, SystemTime};
 use pulseaudio::protocol::stream::{BufferAttr, StreamFlags};
 use pulseaudio::protocol::{
     self, AuthParams, AuthReply, ChannelMap, ChannelPosition, ChannelVolume, Command,
-    CreatePlaybackStreamReply, Descriptor, DescriptorFlags, LatencyParams, PlaybackLatency,
-    PlaybackStreamParams, Prop, Props, SampleFormat, SampleSpec, SetClientNameReply, TagStructRead,
-    TagStructReader,
+    CreatePlaybackStreamReply, Descriptor, DescriptorFlags, GetSinkInfo, LatencyParams,
+    PlaybackLatency, PlaybackStreamParams, Prop, Props, SampleFormat, SampleSpec,
+    SetClientNameReply, SinkInfo, TagStructRead, TagStructReader,
 };
 
 use crate::queue::{QueueReader, Shared};
+use crate::resample::Resampler;
 use crate::{BackendReport, LiveConfig, LiveError, Running};
 
 /// What [`crate::LivePlayer::backend_name`] says for this backend.
@@ -44,6 +45,7 @@ const COOKIE_LEN: usize = 256;
 const SEQ_AUTH: u32 = 0;
 const SEQ_NAME: u32 = 1;
 const SEQ_CREATE: u32 = 2;
+const SEQ_SINK: u32 = 3;
 const SEQ_TIMING: u32 = 10;
 const SEQ_FIRST_TIMING: u32 = 11;
 const SEQ_DRAIN: u32 = 12;
@@ -139,7 +141,7 @@ pub(crate) fn start(
             break;
         }
     }
-    let Some((conn, created)) = opened else {
+    let Some((conn, created, rate)) = opened else {
         return Err(LiveError::NoDevice {
             reason: format!("no PulseAudio server reachable ({})", failures.join("; ")),
         });
@@ -151,8 +153,10 @@ pub(crate) fn start(
         credit: created.requested_bytes as usize,
         channels: usize::from(cfg.channels),
         frame_bytes,
-        block_frames: frames_in(cfg.sample_rate, BLOCK),
-        byte_rate: f64::from(cfg.sample_rate) * frame_bytes as f64,
+        block_frames: frames_in(rate, BLOCK),
+        byte_rate: f64::from(rate) * frame_bytes as f64,
+        resampler: (rate != cfg.sample_rate)
+            .then(|| Resampler::new(cfg.sample_rate, rate, usize::from(cfg.channels))),
         latency: Duration::from_millis(u64::from(cfg.latency_ms)),
         shared: Arc::clone(reader.shared()),
     };
@@ -178,12 +182,13 @@ fn frames_in(rate: u32, d: Duration) -> usize {
     ((f64::from(rate) * d.as_secs_f64()).round() as usize).max(1)
 }
 
-/// Connects to one server and sets up a playback stream, all before `deadline`.
+/// Connects to one server and sets up a playback stream at the default sink's rate, all
+/// before `deadline`; returns the stream's rate too.
 fn open_stream(
     path: &std::path::Path,
     cfg: &LiveConfig,
     deadline: Instant,
-) -> io::Result<(Conn, CreatePlaybackStreamReply)> {
+) -> io::Result<(Conn, CreatePlaybackStreamReply, u32)> {
     let mut conn = Conn::connect(path)?;
     let auth = AuthParams {
         version: protocol::MAX_VERSION,
@@ -206,9 +211,21 @@ fn open_stream(
     let _: SetClientNameReply =
         conn.roundtrip(SEQ_NAME, &Command::SetClientName(props), deadline)?;
 
+    // Play at the sink's own rate (we convert in the audio thread), so the server does not
+    // resample in its process; keep ours if the sink cannot be asked or its rate is odd.
+    let sink = GetSinkInfo {
+        index: None,
+        name: Some(protocol::DEFAULT_SINK.to_owned()),
+    };
+    let rate = conn
+        .roundtrip::<SinkInfo>(SEQ_SINK, &Command::GetSinkInfo(sink), deadline)
+        .map(|info| info.sample_spec.sample_rate)
+        .ok()
+        .filter(|r| (8_000..=384_000).contains(r))
+        .unwrap_or(cfg.sample_rate);
     let channels = u8::try_from(cfg.channels).unwrap_or(u8::MAX);
     let frame_bytes = u32::from(cfg.channels) * 4;
-    let bytes_for = |d: Duration| frames_in(cfg.sample_rate, d) as u32 * frame_bytes;
+    let bytes_for = |d: Duration| frames_in(rate, d) as u32 * frame_bytes;
     let target = bytes_for(Duration::from_millis(u64::from(cfg.latency_ms)));
     let mut props = Props::new();
     props.set(Prop::MediaName, c"training");
@@ -217,7 +234,7 @@ fn open_stream(
             // The queue holds f32, so the server gets it as is; it converts for the device.
             format: SampleFormat::Float32Le,
             channels,
-            sample_rate: cfg.sample_rate,
+            sample_rate: rate,
         },
         channel_map: channel_map(channels),
         sink_name: Some(protocol::DEFAULT_SINK.to_owned()),
@@ -238,7 +255,7 @@ fn open_stream(
     };
     let created: CreatePlaybackStreamReply =
         conn.roundtrip(SEQ_CREATE, &Command::CreatePlaybackStream(params), deadline)?;
-    Ok((conn, created))
+    Ok((conn, created, rate))
 }
 
 /// PulseAudio channel positions for `n` interleaved channels (WAVE order beyond stereo).
@@ -449,6 +466,8 @@ struct Stream {
     byte_rate: f64,
     latency: Duration,
     shared: Arc<Shared>,
+    /// Converts the pushed rate to the stream's when they differ.
+    resampler: Option<Resampler>,
 }
 
 impl Stream {
@@ -478,7 +497,10 @@ impl Stream {
                 while self.credit >= self.frame_bytes {
                     let frames = (self.credit / self.frame_bytes).min(self.block_frames);
                     let out = &mut block[..frames * self.channels];
-                    let fill = reader.fill(out);
+                    let fill = match &mut self.resampler {
+                        Some(r) => r.fill(&mut reader, out),
+                        None => reader.fill(out),
+                    };
                     let sent = self.conn.send_audio(self.channel, out)?;
                     if fill.audio > 0 && first_audio_at.is_none() {
                         first_audio_at = Some(written);

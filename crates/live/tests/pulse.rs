@@ -314,6 +314,8 @@ fn live_pace_never_blocks_and_plays_only_the_newest_audio() {
         sample_rate: 48_000,
         pace: Pace::Live,
         max_lead_ms: 200,
+        // Asked to play out the queue: the newest tone must be heard to the end.
+        drain_on_finish: Some(true),
         ..LiveConfig::default()
     };
     let Some(mut player) = open_or_skip(cfg) else {
@@ -375,5 +377,32 @@ fn live_pace_never_blocks_and_plays_only_the_newest_audio() {
     assert!(
         (last - 880.0).abs() <= 2.0,
         "last tone {last:.1} Hz, want the newest (880)"
+    );
+}
+
+#[test]
+fn live_pace_finish_does_not_wait_for_the_queue_unless_asked() {
+    let _turn = SINK.lock().unwrap_or_else(|e| e.into_inner());
+    // The default for Pace::Live: no play-out at the end, so a run is not held by its sound.
+    let cfg = LiveConfig {
+        sample_rate: 48_000,
+        pace: Pace::Live,
+        ..LiveConfig::default()
+    };
+    assert_eq!(cfg.drain_on_finish, None);
+    let Some(mut player) = open_or_skip(cfg) else {
+        return;
+    };
+    // 0.45 s queued (under the 500 ms lead: nothing skipped while pushing), then finish.
+    let audio = vec![0.1f32; 21_600];
+    let pushed = player.push(&audio).expect("push");
+    assert_eq!(pushed.dropped_samples, 0);
+    let stats = player.finish().expect("finish");
+    println!("finish without play-out: {stats:?}");
+    // Most of the queue was still waiting when finish returned: it was dropped, not played.
+    assert_eq!(stats.samples_played + stats.samples_dropped, 21_600);
+    assert!(
+        stats.samples_dropped > 10_800,
+        "finish played out the queue: {stats:?}"
     );
 }

@@ -7,7 +7,9 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod fused;
 pub mod gan;
+mod kernels;
 pub mod model;
 pub mod params;
 pub mod preset;

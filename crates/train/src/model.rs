@@ -1,20 +1,20 @@
 //! The 2019 seed network in Burn: conv 1→20 5×5, max-pool 2, conv 20→50 5×5, max-pool 2,
 //! fc 800→500, fc 500→10, ReLU, log-softmax.
 //!
-//! conv1 is computed as one matrix product over the images' 5×5 patches, which the host lays out
-//! while it builds the batch ([`SeedNet::input`]): the images need no gradient, so this is
-//! exactly conv1, and its forward and weight gradient become two plain GEMMs instead of Burn
-//! `flex`'s convolution and its batch-for-channel weight-gradient convolution (11.5 of 45.5 ms
-//! per step at batch 64, `gradtone bench --profile`).
+//! Each conv → max-pool 2×2 → relu block is one fused op with its own backward
+//! ([`crate::fused`]): im2col + one GEMM per batch half, a branch-free pool with a `u8` argmax,
+//! and GEMMs + col2im back, instead of Burn `flex`'s per-image convolution, generic pool and
+//! convolution-shaped gradients (65–80 % of a step before). conv1's patches are laid out by the
+//! host while it builds the batch ([`SeedNet::input`]): the images need no gradient, so the op
+//! skips its input gradient there.
 
 use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use gradtone_mnist::IMAGE_LEN;
 
+use crate::fused::{conv_pool_relu, patch_conv_pool_relu};
 use crate::params::{ParamTensor, SeedParams};
 
 /// Layer names in order, as they appear in frames and CSV columns.
@@ -25,7 +25,8 @@ const SIDE: usize = 28;
 const K: usize = 5;
 const OUT: usize = SIDE - K + 1;
 
-/// conv1 (1→20, 5×5, valid) as `W · patches + b` over patch columns ([`SeedNet::input`]).
+/// conv1 (1→20, 5×5, valid) → max-pool 2 → relu, over host-built patch columns
+/// ([`SeedNet::input`]).
 #[derive(Module, Debug)]
 pub struct PatchConv {
     /// `[20, 25]`: PyTorch's `[20, 1, 5, 5]` weight, rows flattened in the same order.
@@ -35,12 +36,25 @@ pub struct PatchConv {
 }
 
 impl PatchConv {
-    /// Patches `[25, n·576]` → feature maps `[20, n, 24, 24]` (channel-major).
+    /// Patches `[25, n·576]` → pooled, relu'd maps `[n, 20, 12, 12]`.
     pub fn forward(&self, patches: Tensor<2>) -> Tensor<4> {
-        let [_, cols] = patches.dims();
-        let [out, _] = self.weight.dims();
-        let y = self.weight.val().matmul(patches) + self.bias.val().reshape([out, 1]);
-        y.reshape([out, cols / (OUT * OUT), OUT, OUT])
+        patch_conv_pool_relu(patches, self.weight.val(), self.bias.val(), OUT)
+    }
+}
+
+/// conv2 (20→50, 5×5, valid) → max-pool 2 → relu.
+#[derive(Module, Debug)]
+pub struct ConvPool {
+    /// `[50, 20, 5, 5]`, PyTorch's layout.
+    pub(crate) weight: Param<Tensor<4>>,
+    /// `[50]`.
+    pub(crate) bias: Param<Tensor<1>>,
+}
+
+impl ConvPool {
+    /// Maps `[n, 20, 12, 12]` → `[n, 50, 4, 4]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv_pool_relu(x, self.weight.val(), self.bias.val())
     }
 }
 
@@ -70,16 +84,14 @@ pub fn patches(images: &[f32]) -> Vec<f32> {
 #[derive(Module, Debug)]
 pub struct SeedNet {
     pub(crate) conv1: PatchConv,
-    pub(crate) conv2: Conv2d,
+    pub(crate) conv2: ConvPool,
     pub(crate) fc1: Linear,
     pub(crate) fc2: Linear,
-    pub(crate) pool: MaxPool2d,
 }
 
 impl SeedNet {
     /// Builds the network on `device` from PyTorch-layout parameters.
     pub fn from_params(p: &SeedParams, device: &Device) -> Self {
-        let mut conv2 = Conv2dConfig::new([20, 50], [5, 5]).init(device);
         let mut fc1 = LinearConfig::new(800, 500).init(device);
         let mut fc2 = LinearConfig::new(500, 10).init(device);
         let t = |name: &str| -> &ParamTensor {
@@ -91,20 +103,20 @@ impl SeedNet {
             weight: Param::from_tensor(tensor::<4>(t("conv1.weight"), device).reshape([20, K * K])),
             bias: Param::from_tensor(tensor::<1>(t("conv1.bias"), device)),
         };
-        conv2.weight = Param::from_tensor(tensor::<4>(t("conv2.weight"), device));
-        conv2.bias = Some(Param::from_tensor(tensor::<1>(t("conv2.bias"), device)));
+        let conv2 = ConvPool {
+            weight: Param::from_tensor(tensor::<4>(t("conv2.weight"), device)),
+            bias: Param::from_tensor(tensor::<1>(t("conv2.bias"), device)),
+        };
         // Burn stores Linear weights [in, out]; PyTorch [out, in].
         fc1.weight = Param::from_tensor(tensor::<2>(t("fc1.weight"), device).transpose());
         fc1.bias = Some(Param::from_tensor(tensor::<1>(t("fc1.bias"), device)));
         fc2.weight = Param::from_tensor(tensor::<2>(t("fc2.weight"), device).transpose());
         fc2.bias = Some(Param::from_tensor(tensor::<1>(t("fc2.bias"), device)));
-        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
         Self {
             conv1,
             conv2,
             fc1,
             fc2,
-            pool,
         }
     }
 
@@ -119,11 +131,8 @@ impl SeedNet {
 
     /// Log-probabilities `[n, 10]` of a batch given as [`SeedNet::input`].
     pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        // relu(pool(x)) = pool(relu(x)) (relu is monotonic), with the same gradient, on a
-        // quarter of the elements. conv1's maps are channel-major [20, N, 24, 24]; pooling
-        // treats N as channels, and one transpose brings them to conv2's [N, 20, 12, 12].
-        let x = relu(self.pool.forward(self.conv1.forward(input)));
-        let x = relu(self.pool.forward(self.conv2.forward(x.swap_dims(0, 1))));
+        let x = self.conv1.forward(input);
+        let x = self.conv2.forward(x);
         let [n, _, _, _] = x.dims();
         let x = relu(self.fc1.forward(x.reshape([n, 800])));
         log_softmax(self.fc2.forward(x), 1)
@@ -158,7 +167,7 @@ impl SeedNet {
             };
             vec![
                 sq(&self.conv1.bias, grads),
-                optional(&self.conv2.bias),
+                sq(&self.conv2.bias, grads),
                 optional(&self.fc1.bias),
                 optional(&self.fc2.bias),
             ]

@@ -102,23 +102,17 @@ pub fn profile(batch: usize, reps: usize, data: &Dataset, device: &Device) -> Pr
         }),
         backward_ms: 0.0,
     });
-    parts.push(fwd_bwd("conv1 1→20 5×5 (+bias), one GEMM", reps, || {
-        net.conv1.forward(x.clone()).sum()
-    }));
-    let a1 = leaf([20, n, 24, 24], &ad);
-    parts.push(fwd_bwd("max-pool 2 (24→12) + relu", reps, || {
-        relu(net.pool.forward(a1.clone())).sum()
-    }));
-    let a2 = leaf([20, n, 12, 12], &ad);
     parts.push(fwd_bwd(
-        "conv2 20→50 5×5 (+bias), from channel-major",
+        "conv1 1→20 5×5 → max-pool 2 → relu (fused, host patches)",
         reps,
-        || net.conv2.forward(a2.clone().swap_dims(0, 1)).sum(),
+        || net.conv1.forward(x.clone()).sum(),
     ));
-    let a3 = leaf([n, 50, 8, 8], &ad);
-    parts.push(fwd_bwd("max-pool 2 (8→4) + relu", reps, || {
-        relu(net.pool.forward(a3.clone())).sum()
-    }));
+    let a2 = leaf([n, 20, 12, 12], &ad);
+    parts.push(fwd_bwd(
+        "conv2 20→50 5×5 → max-pool 2 → relu (fused)",
+        reps,
+        || net.conv2.forward(a2.clone()).sum(),
+    ));
     let a4 = leaf([n, 800], &ad);
     parts.push(fwd_bwd("fc1 800→500 + relu", reps, || {
         relu(net.fc1.forward(a4.clone())).sum()

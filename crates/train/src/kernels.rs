@@ -1,0 +1,620 @@
+//! CPU kernels of the fused `relu(max_pool_2×2(conv(x, W) + b))` block ([`crate::fused`]): the
+//! trainer crate's only `unsafe` code (the calls into the `gemm` crate) lives here.
+//!
+//! Layouts (all `f32`, row-major):
+//! - images `x`: NCHW `[n, c, h, w]`; weights `W`: `[o, kk]` with `kk = c·k·k` (PyTorch's
+//!   `[o, c, k, k]` flattened); bias `[o]`;
+//! - im2col patches ("cols"), one row per conv output pixel: `[n·l, kk]` (`l = oh·ow`), or the
+//!   host-built transposed form `[kk, n·l]` ([`Cols::Patches`], conv1);
+//! - conv output before pooling `y`: `[n·l, o]` (pixel-major, channels innermost);
+//! - pooled output: NCHW `[n, o, ph, pw]`; argmax: `[n, ph, pw, o]` as `u8` (0..4 = position in
+//!   the 2×2 window, row-major; [`DEAD`] where relu cut the gradient).
+//!
+//! Threads: every parallel step is one fixed 2-way split (by images, or by weight rows) run
+//! through `rayon::join`, and `gemm` runs with `Parallelism::None` inside, so each output
+//! element is computed by the same code in the same order whatever the thread count: results
+//! are identical run to run and on 1 or 2 threads. Sums across images (bias and weight
+//! gradients) run in one fixed order.
+
+use std::sync::Mutex;
+
+use gemm::Parallelism;
+
+/// Recycled `f32` buffers. The big per-step buffers (patches, conv outputs and their
+/// gradients, megabytes each) come back warm instead of as fresh pages that the kernel must
+/// fault in and zero on every step (a third of a step at batch 64 without this, `perf`).
+static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+/// Buffers kept at most (the most one step holds at once, with room to spare).
+const POOL_MAX: usize = 12;
+
+/// A zeroed buffer of `len` floats, recycled when one is free; returns to the pool on drop.
+#[derive(Debug, Default, PartialEq)]
+pub struct Buf(Vec<f32>);
+
+impl Buf {
+    /// `len` zeros.
+    pub fn zeros(len: usize) -> Self {
+        let mut b = Self::any(len);
+        b.fill(0.0);
+        b
+    }
+
+    /// `len` floats of any value (a recycled buffer's old contents): for buffers the caller
+    /// overwrites whole, so no pass is spent zeroing them.
+    pub fn any(len: usize) -> Self {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = match pool.iter().position(|b| b.capacity() >= len) {
+            Some(i) => pool.swap_remove(i),
+            None => Vec::new(),
+        };
+        drop(pool);
+        v.truncate(len);
+        v.resize(len, 0.0);
+        Buf(v)
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        if v.capacity() == 0 {
+            return;
+        }
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < POOL_MAX {
+            pool.push(v);
+        }
+    }
+}
+
+/// Argmax marker of a pooled element whose relu output is 0: no gradient flows back.
+pub const DEAD: u8 = u8::MAX;
+
+/// Shape of one fused conv–pool block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geom {
+    /// Images in the batch.
+    pub n: usize,
+    /// Output channels.
+    pub o: usize,
+    /// Patch length `c·k·k`.
+    pub kk: usize,
+    /// Conv output height and width (before pooling).
+    pub oh: usize,
+    /// Conv output width.
+    pub ow: usize,
+    /// The input image shape `(c, h, w, k)` when the op builds its own patches.
+    pub image: Option<(usize, usize, usize, usize)>,
+}
+
+impl Geom {
+    /// Geometry for NCHW images `[n, c, h, w]` and a `[o, c, k, k]` kernel (valid, stride 1).
+    pub fn image(n: usize, c: usize, h: usize, w: usize, o: usize, k: usize) -> Self {
+        Self {
+            n,
+            o,
+            kk: c * k * k,
+            oh: h + 1 - k,
+            ow: w + 1 - k,
+            image: Some((c, h, w, k)),
+        }
+    }
+    /// Geometry for host-built patches `[kk, n·side²]`.
+    pub fn patches(n: usize, kk: usize, side: usize, o: usize) -> Self {
+        Self {
+            n,
+            o,
+            kk,
+            oh: side,
+            ow: side,
+            image: None,
+        }
+    }
+    /// Conv output pixels per image.
+    pub fn l(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Pooled height.
+    pub fn ph(&self) -> usize {
+        self.oh / 2
+    }
+    /// Pooled width.
+    pub fn pw(&self) -> usize {
+        self.ow / 2
+    }
+    /// Elements of the pooled output.
+    pub fn out_len(&self) -> usize {
+        self.n * self.o * self.ph() * self.pw()
+    }
+    /// Elements of the input images (0 for patches).
+    fn image_len(&self) -> usize {
+        self.image.map_or(0, |(c, h, w, _)| c * h * w)
+    }
+}
+
+/// The patch matrix of a batch.
+#[derive(Clone, Copy, Debug)]
+pub enum Cols<'a> {
+    /// `[n·l, kk]`: one row per output pixel (built by [`forward`] from images).
+    Rows(&'a [f32]),
+    /// `[kk, n·l]`: built on the host (conv1's [`crate::model::patches`]).
+    Patches(&'a [f32]),
+}
+
+impl<'a> Cols<'a> {
+    /// The rows of images `i0..i1` as a matrix view `[(i1 − i0)·l, kk]`.
+    fn rows(self, g: &Geom, i0: usize, i1: usize) -> View<'a> {
+        let (l, nl) = (g.l(), g.n * g.l());
+        match self {
+            Cols::Rows(d) => View {
+                data: &d[i0 * l * g.kk..],
+                rows: (i1 - i0) * l,
+                cols: g.kk,
+                rs: g.kk,
+                cs: 1,
+            },
+            Cols::Patches(d) => View {
+                data: &d[i0 * l..],
+                rows: (i1 - i0) * l,
+                cols: g.kk,
+                rs: 1,
+                cs: nl,
+            },
+        }
+    }
+}
+
+/// A read-only strided matrix over a slice.
+#[derive(Clone, Copy, Debug)]
+struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl View<'_> {
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, `dst` strided by `(rs, cs)`, single-threaded.
+fn matmul(dst: &mut [f32], rs: usize, cs: usize, lhs: View, rhs: View, accumulate: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "matmul: inner dimensions differ");
+    assert!(lhs.fits() && rhs.fits(), "matmul: operand out of bounds");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        (m - 1) * rs + (n - 1) * cs < dst.len(),
+        "matmul: destination out of bounds"
+    );
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst[i * rs + j * cs] = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: the three bounds checks above keep every element gemm touches inside its slice
+    // (for m, n, k > 0: max offset (rows−1)·rs + (cols−1)·cs); `dst` is borrowed mutably, so it
+    // aliases neither operand. `Parallelism::None`: callers split work across threads themselves.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            cs as isize,
+            rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+/// Where the batch is split in two for the 2-way parallel steps (by images).
+fn half(n: usize) -> usize {
+    n.div_ceil(2)
+}
+
+/// What the forward pass returns.
+#[derive(Debug)]
+pub struct Forward {
+    /// Pooled, relu'd output `[n, o, ph, pw]`.
+    pub out: Vec<f32>,
+    /// Argmax `[n, ph, pw, o]` ([`DEAD`] where relu gave 0).
+    pub argmax: Vec<u8>,
+    /// The im2col rows `[n·l, kk]` the op built from images (empty for host patches).
+    pub cols: Buf,
+}
+
+/// Forward pass: `relu(max_pool_2×2(conv(x, W) + b))`. `input` is NCHW images when
+/// `g.image` is set, else host patches `[kk, n·l]`.
+pub fn forward(g: &Geom, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward {
+    assert_eq!(weight.len(), g.o * g.kk, "fused conv: weight shape");
+    assert_eq!(bias.len(), g.o, "fused conv: bias shape");
+    let (l, kk, o) = (g.l(), g.kk, g.o);
+    let pooled = g.ph() * g.pw();
+    let mut out = vec![0.0f32; g.out_len()];
+    let mut argmax = vec![0u8; g.n * pooled * o];
+    let mut cols = match g.image {
+        Some(_) => {
+            assert_eq!(input.len(), g.n * g.image_len(), "fused conv: input shape");
+            Buf::any(g.n * l * kk)
+        }
+        None => {
+            assert_eq!(input.len(), g.n * l * kk, "fused conv: patches shape");
+            Buf::default()
+        }
+    };
+    let split = half(g.n);
+    let (out_a, out_b) = out.split_at_mut(split * o * pooled);
+    let (arg_a, arg_b) = argmax.split_at_mut(split * pooled * o);
+    let cols_split = if g.image.is_some() { split * l * kk } else { 0 };
+    let (cols_a, cols_b) = cols.split_at_mut(cols_split);
+    let task = |i0: usize, i1: usize, out: &mut [f32], arg: &mut [u8], cols: &mut [f32]| {
+        if i0 == i1 {
+            return;
+        }
+        let src = match g.image {
+            Some(_) => {
+                im2col(g, &input[i0 * g.image_len()..i1 * g.image_len()], cols);
+                Cols::Rows(cols).rows(g, 0, i1 - i0)
+            }
+            None => Cols::Patches(input).rows(g, i0, i1),
+        };
+        // y = cols · Wᵀ + b, bias first so the product accumulates onto it.
+        let rows = (i1 - i0) * l;
+        let mut y = Buf::any(rows * o);
+        for row in y.chunks_exact_mut(o) {
+            row.copy_from_slice(bias);
+        }
+        let wt = View {
+            data: weight,
+            rows: kk,
+            cols: o,
+            rs: 1,
+            cs: kk,
+        };
+        matmul(&mut y, o, 1, src, wt, true);
+        pool_relu(g, i1 - i0, &y, out, arg);
+    };
+    rayon::join(
+        || task(0, split, out_a, arg_a, cols_a),
+        || task(split, g.n, out_b, arg_b, cols_b),
+    );
+    Forward { out, argmax, cols }
+}
+
+/// im2col of `imgs` (NCHW, whole images) into `cols` rows `[imgs·l, kk]`.
+fn im2col(g: &Geom, imgs: &[f32], cols: &mut [f32]) {
+    let Some((c, h, w, k)) = g.image else { return };
+    let (ow, kk) = (g.ow, g.kk);
+    for (img, dst) in imgs
+        .chunks_exact(c * h * w)
+        .zip(cols.chunks_exact_mut(g.l() * kk))
+    {
+        for (p, row) in dst.chunks_exact_mut(kk).enumerate() {
+            let (y, x) = (p / ow, p % ow);
+            for (ck, part) in row.chunks_exact_mut(k).enumerate() {
+                let (ci, ki) = (ck / k, ck % k);
+                let start = ci * h * w + (y + ki) * w + x;
+                part.copy_from_slice(&img[start..start + k]);
+            }
+        }
+    }
+}
+
+/// 2×2 max-pool (stride 2, floor) + relu of `y` `[imgs·l, o]` into NCHW `out` and `arg`.
+/// Ties keep the first maximum in row-major order and NaN wins (the last NaN), as PyTorch's
+/// and Burn's pools do; relu keeps NaN (both frameworks do) and marks zeros [`DEAD`].
+fn pool_relu(g: &Geom, imgs: usize, y: &[f32], out: &mut [f32], arg: &mut [u8]) {
+    let (o, ow, l, ph, pw) = (g.o, g.ow, g.l(), g.ph(), g.pw());
+    let mut best = vec![0.0f32; o];
+    for img in 0..imgs {
+        for py in 0..ph {
+            for px in 0..pw {
+                let r = img * l + 2 * py * ow + 2 * px;
+                let rows = [r, r + 1, r + ow, r + ow + 1].map(|r| &y[r * o..(r + 1) * o]);
+                let a = &mut arg[((img * ph + py) * pw + px) * o..][..o];
+                best.copy_from_slice(rows[0]);
+                a.fill(0);
+                for (i, row) in rows.iter().enumerate().skip(1) {
+                    for ((m, ai), &v) in best.iter_mut().zip(a.iter_mut()).zip(row.iter()) {
+                        let take = v > *m || v.is_nan();
+                        *m = if take { v } else { *m };
+                        *ai = if take { i as u8 } else { *ai };
+                    }
+                }
+                for (oc, (&m, ai)) in best.iter().zip(a.iter_mut()).enumerate() {
+                    let live = m > 0.0 || m.is_nan();
+                    out[((img * o + oc) * ph + py) * pw + px] = if live { m } else { 0.0 };
+                    if !live {
+                        *ai = DEAD;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which gradients to compute.
+#[derive(Clone, Copy, Debug)]
+pub struct Needs {
+    /// Input (images or patches).
+    pub x: bool,
+    /// Weight.
+    pub w: bool,
+    /// Bias.
+    pub b: bool,
+}
+
+/// Gradients of the fused block (each present when asked for).
+#[derive(Debug, Default)]
+pub struct Grads {
+    /// Input gradient: NCHW images, or `[kk, n·l]` for host patches.
+    pub x: Option<Vec<f32>>,
+    /// Weight gradient `[o, kk]`.
+    pub w: Option<Vec<f32>>,
+    /// Bias gradient `[o]`.
+    pub b: Option<Vec<f32>>,
+}
+
+/// Backward pass from the output gradient `grad` `[n, o, ph, pw]`: unpool (u8 argmax) into
+/// `dy` `[n·l, o]`, then `db = Σ dy`, `dW = dyᵀ · cols`, `dcols = dy · W` → col2im.
+pub fn backward(
+    g: &Geom,
+    cols: Cols,
+    weight: &[f32],
+    argmax: &[u8],
+    grad: &[f32],
+    needs: Needs,
+) -> Grads {
+    let (l, kk, o, ph, pw) = (g.l(), g.kk, g.o, g.ph(), g.pw());
+    let pooled = ph * pw;
+    assert_eq!(
+        grad.len(),
+        g.out_len(),
+        "fused conv backward: gradient shape"
+    );
+    assert_eq!(
+        argmax.len(),
+        g.out_len(),
+        "fused conv backward: argmax shape"
+    );
+    let mut grads = Grads::default();
+    if needs.b {
+        // Only argmax positions carry gradient: sum those, images then positions, in order.
+        let mut db = vec![0.0f32; o];
+        for img in 0..g.n {
+            for (oc, acc) in db.iter_mut().enumerate() {
+                let gs = &grad[(img * o + oc) * pooled..][..pooled];
+                for (p, &gv) in gs.iter().enumerate() {
+                    if argmax[(img * pooled + p) * o + oc] != DEAD {
+                        *acc += gv;
+                    }
+                }
+            }
+        }
+        grads.b = Some(db);
+    }
+    if !needs.x && !needs.w {
+        return grads;
+    }
+    let split = half(g.n);
+    let mut dy = Buf::zeros(g.n * l * o);
+    {
+        let (dy_a, dy_b) = dy.split_at_mut(split * l * o);
+        rayon::join(
+            || unpool(g, 0, split, argmax, grad, dy_a),
+            || unpool(g, split, g.n, argmax, grad, dy_b),
+        );
+    }
+    let nl = g.n * l;
+    let dy_rows = |i0: usize, i1: usize| View {
+        data: &dy[i0 * l * o..],
+        rows: (i1 - i0) * l,
+        cols: o,
+        rs: o,
+        cs: 1,
+    };
+    let dw = needs.w.then(|| {
+        // dW = dyᵀ · cols, split by weight rows (output channels): each half is one GEMM over
+        // the whole batch, so every element sums over images in the same order.
+        let mut dw = vec![0.0f32; o * kk];
+        let all = cols.rows(g, 0, g.n);
+        let osplit = o.div_ceil(2);
+        let (dw_a, dw_b) = dw.split_at_mut(osplit * kk);
+        let dyt = |o0: usize, o1: usize| View {
+            data: &dy[o0..],
+            rows: o1 - o0,
+            cols: nl,
+            rs: 1,
+            cs: o,
+        };
+        rayon::join(
+            || matmul(dw_a, kk, 1, dyt(0, osplit), all, false),
+            || matmul(dw_b, kk, 1, dyt(osplit, o), all, false),
+        );
+        dw
+    });
+    grads.w = dw;
+    if needs.x {
+        let w = View {
+            data: weight,
+            rows: o,
+            cols: kk,
+            rs: kk,
+            cs: 1,
+        };
+        grads.x = Some(match g.image {
+            Some(_) => {
+                let len = g.image_len();
+                let mut dx = vec![0.0f32; g.n * len];
+                let (dx_a, dx_b) = dx.split_at_mut(split * len);
+                let task = |i0: usize, i1: usize, dx: &mut [f32]| {
+                    if i0 == i1 {
+                        return;
+                    }
+                    // dcolsᵀ `[kk, m]` for these images, so col2im adds whole output rows.
+                    let m = (i1 - i0) * l;
+                    let mut dcols = Buf::any(kk * m);
+                    matmul(&mut dcols, 1, m, dy_rows(i0, i1), w, false);
+                    col2im(g, i1 - i0, &dcols, dx);
+                };
+                rayon::join(|| task(0, split, dx_a), || task(split, g.n, dx_b));
+                dx
+            }
+            None => {
+                // Host patches `[kk, n·l]`: dpatches = (dy · W)ᵀ, no col2im.
+                let mut dp = vec![0.0f32; kk * nl];
+                matmul(&mut dp, 1, nl, dy_rows(0, g.n), w, false);
+                dp
+            }
+        });
+    }
+    grads
+}
+
+/// Scatters the pooled gradient of images `i0..i1` to their argmax pixels in `dy` (zeroed).
+fn unpool(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], dy: &mut [f32]) {
+    let (o, ow, l, ph, pw) = (g.o, g.ow, g.l(), g.ph(), g.pw());
+    let pooled = ph * pw;
+    for img in i0..i1 {
+        let base = (img - i0) * l;
+        for py in 0..ph {
+            for px in 0..pw {
+                let p = py * pw + px;
+                let r = base + 2 * py * ow + 2 * px;
+                let rows = [r, r + 1, r + ow, r + ow + 1];
+                let a = &argmax[(img * pooled + p) * o..][..o];
+                for (oc, &ai) in a.iter().enumerate() {
+                    if ai != DEAD {
+                        dy[rows[ai as usize] * o + oc] = grad[(img * o + oc) * pooled + p];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `dcols` `[kk, imgs·l]` back onto the NCHW image gradient `dx` of `imgs` images.
+fn col2im(g: &Geom, imgs: usize, dcols: &[f32], dx: &mut [f32]) {
+    let Some((c, h, w, k)) = g.image else { return };
+    let (oh, ow, l) = (g.oh, g.ow, g.l());
+    let m = imgs * l;
+    for (j, img) in dx.chunks_exact_mut(c * h * w).enumerate().take(imgs) {
+        for ci in 0..c {
+            for ki in 0..k {
+                for kj in 0..k {
+                    let src = &dcols[((ci * k + ki) * k + kj) * m + j * l..][..l];
+                    for y in 0..oh {
+                        let dst = &mut img[ci * h * w + (y + ki) * w + kj..][..ow];
+                        for (d, &s) in dst.iter_mut().zip(&src[y * ow..(y + 1) * ow]) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One 2×2 window through the pool: (output, argmax).
+    fn pool1(v: [f32; 4]) -> (f32, u8) {
+        let g = Geom::patches(1, 1, 2, 1);
+        let y: Vec<f32> = v.to_vec(); // [l = 4, o = 1]
+        let (mut out, mut arg) = (vec![0.0], vec![0u8]);
+        pool_relu(&g, 1, &y, &mut out, &mut arg);
+        (out[0], arg[0])
+    }
+
+    #[test]
+    fn pool_ties_take_the_first_maximum_and_nan_wins() {
+        assert_eq!(pool1([2.0, 2.0, 1.0, 2.0]), (2.0, 0));
+        assert_eq!(pool1([1.0, 3.0, 3.0, 0.5]), (3.0, 1));
+        assert_eq!(pool1([0.5, 0.5, 0.5, 0.7]), (0.7, 3));
+        let (v, a) = pool1([1.0, f32::NAN, 3.0, f32::NAN]);
+        assert!(v.is_nan());
+        assert_eq!(a, 3, "the last NaN wins");
+        let (v, a) = pool1([f32::NAN, 1.0, 2.0, 0.0]);
+        assert!(v.is_nan());
+        assert_eq!(a, 0);
+        // relu: zero and negative maxima pass no gradient.
+        assert_eq!(pool1([-1.0, -2.0, -1.0, -3.0]), (0.0, DEAD));
+        assert_eq!(pool1([0.0, -0.0, 0.0, -1.0]), (0.0, DEAD));
+    }
+
+    fn seeded(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = crate::rng::SplitMix64::new(seed);
+        (0..n).map(|_| r.next_f64() as f32 - 0.5).collect()
+    }
+
+    #[test]
+    fn one_or_two_threads_give_identical_bits() {
+        let g = Geom::image(5, 3, 10, 10, 4, 3);
+        let x = seeded(5 * 3 * 100, 1);
+        let w = seeded(4 * 27, 2);
+        let b = seeded(4, 3);
+        let gy = seeded(g.out_len(), 4);
+        let run = || {
+            let f = forward(&g, &x, &w, &b);
+            let all = Needs {
+                x: true,
+                w: true,
+                b: true,
+            };
+            let gr = backward(&g, Cols::Rows(&f.cols), &w, &f.argmax, &gy, all);
+            (f.out, gr.x, gr.w, gr.b)
+        };
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .map(|p| p.install(run));
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .map(|p| p.install(run));
+        let (one, two) = (one.ok(), two.ok());
+        assert!(one.is_some());
+        assert_eq!(one, two);
+        assert_eq!(one, Some(run()), "run to run");
+    }
+}
