@@ -3,10 +3,9 @@
 //! TensorBoard scalars and the plot.
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use gradtone_export::{MidiOptions, MidiWriter, OscSender};
 use gradtone_live::{LiveConfig, LivePlayer, Pace};
 use gradtone_sound::alarm::{AlarmEvent, AlarmKind, WithAlarms};
@@ -70,14 +69,16 @@ struct PlotSink {
 }
 
 /// All sinks of one run. Files are created (or their folders checked) up front, so a bad
-/// path fails before any work; after a failure, [`Outputs::discard`] removes what would look
-/// complete.
+/// path fails before any work. A sink that fails later (a full disk, a name it cannot take) is
+/// reported and closed; the other sinks go on and are finalised, and [`Outputs::finish`] then
+/// fails naming it. After a failure of the *source*, [`Outputs::discard`] removes what would
+/// look complete.
 pub struct Outputs {
     mapping: WithAlarms<Box<dyn Mapping + Send>>,
     config: SoundConfig,
     live: Option<LivePlayer>,
     wav: Option<(PathBuf, WavSink)>,
-    csv: Option<(PathBuf, Option<CsvWriter<BufWriter<File>>>)>,
+    csv: Option<(PathBuf, Option<CsvWriter<File>>)>,
     midi: Option<(PathBuf, Option<MidiWriter>)>,
     osc: Option<OscSender>,
     tensorboard: Option<TensorBoardSink>,
@@ -86,6 +87,10 @@ pub struct Outputs {
     buf: Vec<f32>,
     legend_shown: bool,
     frames_seen: u64,
+    /// Sinks that failed and were closed: "the CSV output (path): why".
+    failures: Vec<String>,
+    /// Whether the CSV's column limit was reported.
+    csv_overflow_told: bool,
 }
 
 /// Fails, naming the file, when `path`'s folder does not exist (checked before any work).
@@ -206,6 +211,8 @@ impl Outputs {
             buf: Vec::new(),
             legend_shown: false,
             frames_seen: 0,
+            failures: Vec::new(),
+            csv_overflow_told: false,
         })
     }
 
@@ -239,7 +246,7 @@ impl Outputs {
         {
             self.buf.extend(std::iter::repeat_n(s, ch));
         }
-        self.send_audio(step)?;
+        self.send_audio(step);
         if let Some(p) = &mut self.plot {
             p.markers.push(gradtone_plot::Marker {
                 step,
@@ -267,33 +274,60 @@ impl Outputs {
         self.buf.clear();
         self.mapping.render(frame, &mut self.buf);
         let events = self.mapping.take_events();
-        self.send_audio(frame.step)?;
+        self.send_audio(frame.step);
         if let Some((path, writer)) = &mut self.csv {
-            if writer.is_none() {
-                let losses: Vec<&str> = frame.losses.iter().map(|v| v.name.as_str()).collect();
-                let values: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
-                *writer =
-                    Some(CsvWriter::create(path, &losses, &values).with_context(|| {
-                        format!("cannot write the CSV file {}", path.display())
-                    })?);
-            }
-            if let Some(w) = writer {
-                w.write(frame)
-                    .with_context(|| format!("writing {}", path.display()))?;
+            let result = (|| -> Result<()> {
+                if writer.is_none() {
+                    let losses: Vec<&str> =
+                        frame.losses.iter().map(|v| v.name.as_str()).collect();
+                    let values: Vec<&str> =
+                        frame.values.iter().map(|v| v.name.as_str()).collect();
+                    *writer = Some(CsvWriter::create(path, &losses, &values)?);
+                }
+                if let Some(w) = writer {
+                    w.write(frame)?;
+                    if !self.csv_overflow_told
+                        && let (n, Some(first)) = w.overflow()
+                        && n > 0
+                    {
+                        self.csv_overflow_told = true;
+                        eprintln!(
+                            "warning: {}: more than {} distinct names; later ones (first: \
+                             {first:?}) are counted, not written (--tensorboard or the JSONL \
+                             stream keep them)",
+                            path.display(),
+                            gradtone_sound::csv::MAX_COLUMNS
+                        );
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                let what = format!("the CSV output {}", path.display());
+                self.csv = None;
+                self.fail(what, e);
             }
         }
         if let Some((path, writer)) = &mut self.midi {
-            if writer.is_none() {
-                let voices: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
-                *writer = Some(
-                    MidiWriter::create(path.as_path(), &voices, MidiOptions::default())
-                        .with_context(|| {
-                            format!("cannot write the MIDI file {}", path.display())
-                        })?,
-                );
-            }
-            if let Some(w) = writer {
-                w.push(frame);
+            let result = (|| -> Result<()> {
+                if writer.is_none() {
+                    let voices: Vec<&str> =
+                        frame.values.iter().map(|v| v.name.as_str()).collect();
+                    *writer = Some(MidiWriter::create(
+                        path.as_path(),
+                        &voices,
+                        MidiOptions::default(),
+                    )?);
+                }
+                if let Some(w) = writer {
+                    w.push(frame);
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                let what = format!("the MIDI output {}", path.display());
+                self.midi = None;
+                self.fail(what, e);
             }
         }
         if let Some(osc) = &mut self.osc {
@@ -305,13 +339,21 @@ impl Outputs {
         }
         if let Some(tb) = &mut self.tensorboard {
             let t = gradtone_tensorboard::wall_time_now();
-            for v in frame.values.iter().chain(&frame.losses) {
-                tb.writer.add_scalar(
-                    &format!("gradtone/{}", v.name),
-                    frame.step,
-                    v.value as f32,
-                    t,
-                )?;
+            let result = frame
+                .values
+                .iter()
+                .chain(&frame.losses)
+                .try_for_each(|v| {
+                    tb.writer.add_scalar(
+                        &format!("gradtone/{}", v.name),
+                        frame.step,
+                        v.value as f32,
+                        t,
+                    )
+                });
+            if let Err(e) = result {
+                self.tensorboard = None;
+                self.fail("the TensorBoard output".into(), e.into());
             }
         }
         if let Some(p) = &mut self.plot {
@@ -325,8 +367,16 @@ impl Outputs {
         Ok(events)
     }
 
+    /// Reports a sink's failure once; the sink is already closed, the others go on.
+    fn fail(&mut self, what: String, e: anyhow::Error) {
+        let why = crate::error_chain(&e);
+        eprintln!("error: {what} failed: {why}; the other outputs go on");
+        self.failures.push(format!("{what}: {why}"));
+    }
+
     /// The rendered samples in `self.buf` go to the speakers, the WAV, TensorBoard and the plot.
-    fn send_audio(&mut self, step: u64) -> Result<()> {
+    /// A sink that fails is closed and reported ([`Outputs::fail`]).
+    fn send_audio(&mut self, step: u64) {
         if let Some(player) = &mut self.live
             && let Err(e) = player.push(&self.buf)
         {
@@ -334,16 +384,22 @@ impl Outputs {
             eprintln!("note: {e}; live sound stopped, files continue");
             self.live = None;
         }
-        if let Some((path, sink)) = &mut self.wav {
-            sink.write(&self.buf)
-                .with_context(|| format!("writing {}", path.display()))?;
+        if let Some((path, sink)) = &mut self.wav
+            && let Err(e) = sink.write(&self.buf)
+        {
+            let what = format!("the WAV output {}", path.display());
+            self.wav = None;
+            self.fail(what, e.into());
         }
         if let Some(tb) = &mut self.tensorboard {
             tb.clip.extend_from_slice(&self.buf);
             tb.clip_steps += 1;
             tb.last_step = step;
-            if tb.clip_steps >= TB_CLIP_STEPS {
-                flush_clip(tb, self.mapping.sample_rate(), self.mapping.channels())?;
+            if tb.clip_steps >= TB_CLIP_STEPS
+                && let Err(e) = flush_clip(tb, self.mapping.sample_rate(), self.mapping.channels())
+            {
+                self.tensorboard = None;
+                self.fail("the TensorBoard output".into(), e);
             }
         }
         if let Some(p) = &mut self.plot {
@@ -351,12 +407,23 @@ impl Outputs {
             p.audio
                 .extend_from_slice(&self.buf[..self.buf.len().min(room)]);
         }
-        Ok(())
     }
 
     /// Plays out what the mapping still holds (an earcon's tail), then finalises every file;
-    /// returns a line per sink.
+    /// returns a line per sink. Each sink is finalised on its own: one that fails does not stop
+    /// the others. Fails (after finalising the others) when a sink failed during the run or
+    /// here, and when no frame arrived at all (then nothing is left behind: an empty WAV or CSV
+    /// would pass for a result).
     pub fn finish(mut self) -> Result<Vec<String>> {
+        if self.frames_seen == 0 {
+            if let Some(player) = self.live.take() {
+                let _ = player.finish();
+            }
+            self.discard();
+            bail!(
+                "no frames: the input held no training step to sonify, so nothing was written"
+            );
+        }
         self.buf.clear();
         // Silent earcons (the seed mapping's default) leave no tail: its length stays exact.
         if self.config.alarms.volume > 0.0 {
@@ -364,14 +431,15 @@ impl Outputs {
         }
         if !self.buf.is_empty() {
             let step = self.frames_seen;
-            self.send_audio(step)?;
+            self.send_audio(step);
         }
         let (rate, channels) = (
             f64::from(self.mapping.sample_rate()),
             f64::from(self.mapping.channels()),
         );
+        let mut failures = std::mem::take(&mut self.failures);
         let mut lines = Vec::new();
-        if let Some(player) = self.live {
+        if let Some(player) = self.live.take() {
             match player.finish() {
                 Ok(s) => lines.push(format!(
                     "live: {:.1} s played, {:.1} s skipped to keep up, {} underruns",
@@ -382,34 +450,48 @@ impl Outputs {
                 Err(e) => eprintln!("note: {e}"),
             }
         }
-        if let Some((path, sink)) = self.wav {
+        if let Some((path, sink)) = self.wav.take() {
             let n = sink.samples_written();
-            sink.finalize()
-                .with_context(|| format!("finalising {}", path.display()))?;
-            lines.push(format!(
-                "{} ({:.1} s of audio, {} mapping)",
-                path.display(),
-                n as f64 / rate / channels,
-                self.config.mapping
-            ));
-        }
-        if let Some((path, writer)) = self.csv {
-            if let Some(w) = writer {
-                w.finish()
-                    .with_context(|| format!("finalising {}", path.display()))?;
+            match sink.finalize() {
+                Ok(()) => lines.push(format!(
+                    "{} ({:.1} s of audio, {} mapping)",
+                    path.display(),
+                    n as f64 / rate / channels,
+                    self.config.mapping
+                )),
+                Err(e) => failures.push(format!("finalising {}: {e}", path.display())),
             }
-            lines.push(path.display().to_string());
         }
-        if let Some((path, Some(w))) = self.midi {
-            let s = w.finish()?;
-            lines.push(format!(
-                "{} ({} notes, {} alarms)",
-                path.display(),
-                s.notes,
-                s.alarms
-            ));
+        if let Some((path, writer)) = self.csv.take() {
+            let result = match writer {
+                Some(w) => {
+                    let (overflow, _) = w.overflow();
+                    w.finish().map(|_| overflow)
+                }
+                None => Ok(0),
+            };
+            match result {
+                Ok(0) => lines.push(path.display().to_string()),
+                Ok(n) => lines.push(format!(
+                    "{} ({n} values past {} columns not written)",
+                    path.display(),
+                    gradtone_sound::csv::MAX_COLUMNS
+                )),
+                Err(e) => failures.push(format!("finalising {}: {e}", path.display())),
+            }
         }
-        if let Some(osc) = self.osc {
+        if let Some((path, Some(w))) = self.midi.take() {
+            match w.finish() {
+                Ok(s) => lines.push(format!(
+                    "{} ({} notes, {} alarms)",
+                    path.display(),
+                    s.notes,
+                    s.alarms
+                )),
+                Err(e) => failures.push(format!("finalising {}: {e}", path.display())),
+            }
+        }
+        if let Some(osc) = self.osc.take() {
             let s = osc.stats();
             lines.push(format!(
                 "OSC to {}: {} frames, {} send errors",
@@ -418,17 +500,25 @@ impl Outputs {
                 s.send_errors
             ));
         }
-        if let Some(mut tb) = self.tensorboard {
-            if tb.clip_steps > 0 {
-                flush_clip(&mut tb, self.mapping.sample_rate(), self.mapping.channels())?;
+        if let Some(mut tb) = self.tensorboard.take() {
+            let result = (|| -> Result<PathBuf> {
+                if tb.clip_steps > 0 {
+                    flush_clip(&mut tb, self.mapping.sample_rate(), self.mapping.channels())?;
+                }
+                Ok(tb.writer.finish()?)
+            })();
+            match result {
+                Ok(path) => lines.push(format!(
+                    "{} (TensorBoard: scalars gradtone/*, audio gradtone/sound)",
+                    path.display()
+                )),
+                Err(e) => failures.push(format!(
+                    "finalising the TensorBoard output: {}",
+                    crate::error_chain(&e)
+                )),
             }
-            let path = tb.writer.finish()?;
-            lines.push(format!(
-                "{} (TensorBoard: scalars gradtone/*, audio gradtone/sound)",
-                path.display()
-            ));
         }
-        if let Some(p) = self.plot {
+        if let Some(p) = self.plot.take() {
             let input = gradtone_plot::PlotInput {
                 title: &self.title,
                 frames: &p.frames,
@@ -439,19 +529,33 @@ impl Outputs {
                     self.mapping.channels(),
                 )),
             };
-            gradtone_plot::render_png(&p.path, &input)?;
-            lines.push(p.path.display().to_string());
+            match gradtone_plot::render_png(&p.path, &input) {
+                Ok(()) => lines.push(p.path.display().to_string()),
+                Err(e) => failures.push(format!("{e}")),
+            }
         }
-        Ok(lines)
+        if failures.is_empty() {
+            return Ok(lines);
+        }
+        let kept = if lines.is_empty() {
+            "no other output".to_string()
+        } else {
+            format!("kept: {}", lines.join("; "))
+        };
+        Err(anyhow!(
+            "{} output(s) failed: {} ({kept})",
+            failures.len(),
+            failures.join("; ")
+        ))
     }
 
     /// Removes the files after a failure, so nothing incomplete passes for a finished result.
-    pub fn discard(self) {
-        if let Some((path, sink)) = self.wav {
+    pub fn discard(mut self) {
+        if let Some((path, sink)) = self.wav.take() {
             drop(sink);
             let _ = std::fs::remove_file(path);
         }
-        if let Some((path, writer)) = self.csv {
+        if let Some((path, writer)) = self.csv.take() {
             drop(writer);
             let _ = std::fs::remove_file(path);
         }
