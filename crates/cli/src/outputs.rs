@@ -278,10 +278,8 @@ impl Outputs {
         if let Some((path, writer)) = &mut self.csv {
             let result = (|| -> Result<()> {
                 if writer.is_none() {
-                    let losses: Vec<&str> =
-                        frame.losses.iter().map(|v| v.name.as_str()).collect();
-                    let values: Vec<&str> =
-                        frame.values.iter().map(|v| v.name.as_str()).collect();
+                    let losses: Vec<&str> = frame.losses.iter().map(|v| v.name.as_str()).collect();
+                    let values: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
                     *writer = Some(CsvWriter::create(path, &losses, &values)?);
                 }
                 if let Some(w) = writer {
@@ -311,8 +309,7 @@ impl Outputs {
         if let Some((path, writer)) = &mut self.midi {
             let result = (|| -> Result<()> {
                 if writer.is_none() {
-                    let voices: Vec<&str> =
-                        frame.values.iter().map(|v| v.name.as_str()).collect();
+                    let voices: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
                     *writer = Some(MidiWriter::create(
                         path.as_path(),
                         &voices,
@@ -339,18 +336,14 @@ impl Outputs {
         }
         if let Some(tb) = &mut self.tensorboard {
             let t = gradtone_tensorboard::wall_time_now();
-            let result = frame
-                .values
-                .iter()
-                .chain(&frame.losses)
-                .try_for_each(|v| {
-                    tb.writer.add_scalar(
-                        &format!("gradtone/{}", v.name),
-                        frame.step,
-                        v.value as f32,
-                        t,
-                    )
-                });
+            let result = frame.values.iter().chain(&frame.losses).try_for_each(|v| {
+                tb.writer.add_scalar(
+                    &format!("gradtone/{}", v.name),
+                    frame.step,
+                    v.value as f32,
+                    t,
+                )
+            });
             if let Err(e) = result {
                 self.tensorboard = None;
                 self.fail("the TensorBoard output".into(), e.into());
@@ -420,9 +413,7 @@ impl Outputs {
                 let _ = player.finish();
             }
             self.discard();
-            bail!(
-                "no frames: the input held no training step to sonify, so nothing was written"
-            );
+            bail!("no frames: the input held no training step to sonify, so nothing was written");
         }
         self.buf.clear();
         // Silent earcons (the seed mapping's default) leave no tail: its length stays exact.

@@ -483,9 +483,12 @@ fn write_number(out: &mut String, v: f64) {
 ///
 /// Each row holds, for each column, the frame's loss/value of that name, and an **empty cell**
 /// where the frame lacks it (missing is not NaN). A name first seen in a later frame becomes a
-/// new column at the end: the rows are written at once (a follower sees them), and
-/// [`finish`](Self::finish) rewrites the header with every column and pads the earlier rows
-/// (one linear pass, only when columns were added). Names beyond [`MAX_COLUMNS`] are counted in
+/// new column, placed after the name that precedes it in that frame, so that reading the file
+/// back lists each frame's names in the order the frame had them (mappings sound values in
+/// frame order) whenever the frames agree on one order. Rows are written at once (a follower
+/// sees them, new columns at the end of the row), and [`finish`](Self::finish) rewrites the
+/// file with every column in place and the earlier rows padded (one linear pass, only when
+/// columns were added). Names beyond [`MAX_COLUMNS`] are counted in
 /// [`overflow`](Self::overflow), never dropped without a word. Numbers use Rust's shortest
 /// round-trip formatting; non-finite ones are spelled `nan`, `inf`, `-inf` as Python does, so
 /// Python and [`CsvReader`] read back the exact same `f64`.
@@ -497,14 +500,18 @@ fn write_number(out: &mut String, v: f64) {
 /// w.write(&Frame::new(0).with_loss("loss", 2.5).with_value("conv1", f64::INFINITY))?;
 /// w.write(&Frame::new(1).with_value("conv1", f64::NAN).with_loss("r0/loss", 1.0))?;
 /// let text = String::from_utf8(w.finish()?.into_inner()).unwrap();
-/// assert_eq!(text, "step,loss,conv1,fc1,loss:r0/loss\n0,2.5,inf,,\n1,,nan,,1.0\n");
+/// // A new name is placed where its frame had it (first), the earlier row padded.
+/// assert_eq!(text, "step,loss:r0/loss,loss,conv1,fc1\n0,,2.5,inf,\n1,1.0,,nan,\n");
 /// # Ok::<(), gradtone_sound::SoundError>(())
 /// ```
 pub struct CsvWriter<W: Read + Write + Seek> {
     out: BufWriter<W>,
     path: PathBuf,
-    /// Every column after `step`, in order: (name, is a loss).
+    /// Every column after `step`, in the order they were added (as rows are written): (name,
+    /// is a loss).
     columns: Vec<(String, bool)>,
+    /// The final order of the columns (indices into `columns`).
+    order: Vec<usize>,
     loss_index: HashMap<String, usize>,
     value_index: HashMap<String, usize>,
     /// Columns in the header written at the start.
@@ -554,6 +561,7 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
             out: BufWriter::new(w),
             path,
             columns: Vec::new(),
+            order: Vec::new(),
             loss_index: HashMap::new(),
             value_index: HashMap::new(),
             header_columns: 0,
@@ -566,31 +574,51 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
     }
 
     fn start(&mut self, loss_names: &[&str], value_names: &[&str]) -> Result<(), SoundError> {
-        for n in loss_names {
-            self.column(n, true);
-        }
-        for n in value_names {
-            self.column(n, false);
+        for (names, loss) in [(loss_names, true), (value_names, false)] {
+            let mut prev = None;
+            for n in names {
+                prev = self.column(n, loss, prev).or(prev);
+            }
         }
         self.header_columns = self.columns.len();
-        self.line = self.header();
+        // The header is written in final order: the physical order is now that order.
+        let order = std::mem::take(&mut self.order);
+        let columns = std::mem::take(&mut self.columns);
+        self.columns = order.iter().map(|&i| columns[i].clone()).collect();
+        self.order = (0..self.columns.len()).collect();
+        for (i, (name, loss)) in self.columns.iter().enumerate() {
+            let index = if *loss {
+                &mut self.loss_index
+            } else {
+                &mut self.value_index
+            };
+            index.insert(name.clone(), i);
+        }
+        self.line = self.header(false);
         self.header_bytes = self.line.len() as u64;
         self.emit_line()
     }
 
-    /// The header line for the current columns.
-    fn header(&self) -> String {
+    /// The header line for the current columns (in `order` when `final_order`).
+    fn header(&self, final_order: bool) -> String {
         let mut h = String::from("step");
-        for (name, loss) in &self.columns {
+        let mut add = |i: usize| {
+            let (name, loss) = &self.columns[i];
             h.push(',');
             h.push_str(&header_name(name, *loss));
+        };
+        if final_order {
+            self.order.iter().for_each(|&i| add(i));
+        } else {
+            (0..self.columns.len()).for_each(add);
         }
         h.push('\n');
         h
     }
 
-    /// The column of `name`, added if new; `None` past [`MAX_COLUMNS`].
-    fn column(&mut self, name: &str, loss: bool) -> Option<usize> {
+    /// The column of `name`, added if new (placed after column `after`, the name before it in
+    /// its frame; first when `None`); `None` past [`MAX_COLUMNS`].
+    fn column(&mut self, name: &str, loss: bool, after: Option<usize>) -> Option<usize> {
         let index = if loss {
             &mut self.loss_index
         } else {
@@ -609,6 +637,21 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
         let i = self.columns.len();
         index.insert(name.to_string(), i);
         self.columns.push((name.to_string(), loss));
+        // New names arrive rarely (at most MAX_COLUMNS times): a linear search is fine.
+        let at = after
+            .and_then(|a| self.order.iter().position(|&c| c == a))
+            .map_or(0, |p| p + 1);
+        // The first value goes after the last loss rather than before every loss, so that a
+        // file without reordering keeps the plain `step,losses...,values...` layout.
+        let at = if after.is_none() && !loss {
+            self.order
+                .iter()
+                .rposition(|&c| self.columns[c].1)
+                .map_or(0, |p| p + 1)
+        } else {
+            at
+        };
+        self.order.insert(at, i);
         Some(i)
     }
 
@@ -641,12 +684,14 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
         use std::fmt::Write as _;
         self.row.clear();
         for (entries, loss) in [(&f.losses, true), (&f.values, false)] {
+            let mut prev = None;
             for n in entries {
-                if let Some(i) = self.column(&n.name, loss) {
+                if let Some(i) = self.column(&n.name, loss, prev) {
                     if self.row.len() <= i {
                         self.row.resize(i + 1, None);
                     }
                     self.row[i] = Some(n.value);
+                    prev = Some(i);
                 }
             }
         }
@@ -685,8 +730,8 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
             .open(&spill_path)
             .map_err(spill_err)?;
         let result = (|| -> Result<(), SoundError> {
-            let header = self.header();
-            let total = self.columns.len() + 1;
+            let header = self.header(true);
+            let order = &self.order;
             let w = self.out.get_mut();
             w.seek(SeekFrom::Start(self.header_bytes))
                 .and_then(|_| std::io::copy(w, &mut spill))
@@ -706,11 +751,13 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
                     if buf.last() == Some(&b'\n') {
                         buf.pop();
                     }
-                    // Row cells are numbers: no comma but the separators.
-                    let fields = buf.iter().filter(|&&b| b == b',').count() + 1;
-                    out.write_all(&buf)?;
-                    for _ in fields..total {
+                    // Row cells are numbers: no comma but the separators. Cells the row does
+                    // not have (columns added after it) are empty.
+                    let cells: Vec<&[u8]> = buf.split(|&b| b == b',').collect();
+                    out.write_all(cells[0])?;
+                    for &c in order {
                         out.write_all(b",")?;
+                        out.write_all(cells.get(c + 1).copied().unwrap_or_default())?;
                     }
                     out.write_all(b"\n")?;
                 }
@@ -731,7 +778,8 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
     /// Completes the file (rewriting the header if columns were added), flushes it and returns
     /// the underlying writer.
     pub fn finish(mut self) -> Result<W, SoundError> {
-        if self.columns.len() > self.header_columns {
+        let reordered = self.order.iter().enumerate().any(|(k, &c)| k != c);
+        if self.columns.len() > self.header_columns || reordered {
             self.rewrite()?;
         }
         self.flush()?;
@@ -922,9 +970,37 @@ mod tests {
             Frame::new(5).with_loss("loss", 1.5).with_value("a", 1.5),
         ];
         let text = write_all(&frames)?;
-        assert!(text.starts_with("step,loss,conv1,fc1,a,b\n"), "{text}");
+        assert!(text.starts_with("step,loss,b,a,conv1,fc1\n"), "{text}");
         let back = read_str(&text)?;
         assert_eq!(key(&back), key(&frames), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_layer_appearing_later_takes_its_place_in_frame_order() -> Result<(), SoundError> {
+        // fc1 is frozen at first (absent), then appears between conv1 and fc2: read back, every
+        // frame lists its values in its own order (mappings sound them in that order).
+        let mut frames = Vec::new();
+        for step in 0..6u64 {
+            let mut f = Frame::new(step)
+                .with_loss("loss", 1.0)
+                .with_value("conv1", 0.5);
+            if step >= 3 {
+                f = f.with_value("fc1", 0.25);
+            }
+            frames.push(f.with_value("fc2", 0.125));
+        }
+        frames.push(
+            Frame::new(6)
+                .with_loss("loss_l2", 0.5)
+                .with_loss("loss", 1.0),
+        );
+        let text = write_all(&frames)?;
+        assert!(
+            text.starts_with("step,loss_l2,loss,conv1,fc1,fc2\n"),
+            "{text}"
+        );
+        assert_eq!(key(&read_str(&text)?), key(&frames), "{text}");
         Ok(())
     }
 

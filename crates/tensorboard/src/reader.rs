@@ -318,7 +318,10 @@ impl<R: Read> Iterator for EventReader<R> {
                 if matches!(e, TbError::Io { .. }) {
                     self.done = true;
                 }
-                if let TbError::Damaged { resynced: false, .. } = e {
+                if let TbError::Damaged {
+                    resynced: false, ..
+                } = e
+                {
                     self.done = true;
                 }
                 Some(Err(e))

@@ -190,7 +190,9 @@ fn collect_runs(
     let mut files = Vec::new();
     let mut subdirs = Vec::new();
     for entry in entries {
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_file() && entry.file_name().to_string_lossy().contains("tfevents") {
             files.push(entry.path());
         } else if kind.is_dir() {

@@ -279,10 +279,17 @@ fn flipped_data_byte_is_reported_with_offset_and_reading_resyncs() {
     let s = read_scalars(&file, &[]).unwrap();
     assert_eq!(s.skipped, 1);
     assert_eq!(s.problems.len(), 1);
-    assert!(s.problems[0].contains(&format!("record at byte {victim}")), "{:?}", s.problems);
+    assert!(
+        s.problems[0].contains(&format!("record at byte {victim}")),
+        "{:?}",
+        s.problems
+    );
     let lost: usize = whole.points.values().map(Vec::len).sum::<usize>()
         - s.points.values().map(Vec::len).sum::<usize>();
-    assert!(lost <= 3, "only the damaged record's scalars are missing ({lost} lost)");
+    assert!(
+        lost <= 3,
+        "only the damaged record's scalars are missing ({lost} lost)"
+    );
 }
 
 #[test]
@@ -293,7 +300,11 @@ fn flipped_length_byte_is_skipped_and_reading_resyncs() {
     let victim = starts[5];
     bytes[victim] ^= 0x01;
     let items: Vec<_> = EventReader::new(bytes.as_slice(), "x").collect();
-    assert_eq!(items.len(), starts.len(), "one error for the record, the rest read");
+    assert_eq!(
+        items.len(),
+        starts.len(),
+        "one error for the record, the rest read"
+    );
     assert!(items[..5].iter().all(Result::is_ok));
     match &items[5] {
         Err(TbError::Damaged {
@@ -320,7 +331,12 @@ fn a_huge_claimed_length_is_skipped_and_the_rest_is_read() {
     let victim = starts[7];
     let good = EventReader::new(bytes.as_slice(), "x").count();
     // 200 fits in the file (its data checksum fails); the others run past its end.
-    for claim in [1u64 << 63, 1 << 30, 200, (bytes.len() - victim + 100) as u64] {
+    for claim in [
+        1u64 << 63,
+        1 << 30,
+        200,
+        (bytes.len() - victim + 100) as u64,
+    ] {
         let mut hostile = bytes[..victim].to_vec();
         let len = claim.to_le_bytes();
         hostile.extend_from_slice(&len);
@@ -338,7 +354,11 @@ fn a_huge_claimed_length_is_skipped_and_the_rest_is_read() {
             ),
             "claim {claim}: {errors:?}"
         );
-        assert_eq!(items.len() - 1, good, "claim {claim}: every real record read");
+        assert_eq!(
+            items.len() - 1,
+            good,
+            "claim {claim}: every real record read"
+        );
         let dir = temp_dir(&format!("huge-{claim}"));
         std::fs::write(dir.join("events.out.tfevents.1.h"), &hostile).unwrap();
         let s = read_scalars(&dir, &[]).unwrap();

@@ -325,7 +325,11 @@ pub fn batches(cfg: &RunConfig, n: usize) -> impl Iterator<Item = Vec<usize>> + 
         (b, true) => n / b,
         (b, false) => n.div_ceil(b),
     };
-    let total = if per_epoch == 0 { 0 } else { cfg.total_steps(n) };
+    let total = if per_epoch == 0 {
+        0
+    } else {
+        cfg.total_steps(n)
+    };
     let (batch, shuffle, drop_last, seed) = (cfg.batch, cfg.shuffle, cfg.drop_last, cfg.seed);
     (0u64..)
         .flat_map(move |epoch| {
