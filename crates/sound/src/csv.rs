@@ -34,7 +34,7 @@ use crate::frame::{Frame, Named};
 /// (as a bad row), so a file without line breaks cannot make the reader hold it all in memory.
 pub const MAX_ROW_BYTES: usize = 16 << 20;
 
-/// The most columns [`CsvWriter`] writes. A wide CSV repeats every column on every row, so a
+/// The most columns [`CsvWriter`] writes (and at most [`MAX_HEADER_BYTES`] of names). A wide CSV repeats every column on every row, so a
 /// stream whose names never repeat would grow the file with the square of its length: names
 /// beyond this many are counted ([`CsvWriter::overflow`]) and not written.
 pub const MAX_COLUMNS: usize = 4096;
@@ -76,8 +76,18 @@ enum Line {
     TooLong(usize),
 }
 
-/// Reads one line into `buf` (cleared first), holding at most `max` bytes of it.
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+/// The most bytes of header [`CsvWriter`] writes (names beyond are counted in
+/// [`CsvWriter::overflow`]): half of [`MAX_ROW_BYTES`], so its files always read back.
+pub const MAX_HEADER_BYTES: usize = MAX_ROW_BYTES / 2;
+
+/// Reads one line into `buf` (cleared first), holding at most `max` bytes of it. A `\r` before
+/// the `\n` is removed when `strip_cr`.
+fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+    strip_cr: bool,
+) -> std::io::Result<Line> {
     buf.clear();
     let mut len = 0usize;
     let mut any = false;
@@ -111,7 +121,7 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::i
         buf.clear();
         return Ok(Line::TooLong(len));
     }
-    if buf.last() == Some(&b'\r') {
+    if strip_cr && buf.last() == Some(&b'\r') {
         buf.pop();
     }
     Ok(Line::Text)
@@ -253,7 +263,8 @@ impl<R: BufRead> CsvReader<R> {
         let mut header = String::new();
         loop {
             let first = header.is_empty();
-            let line = match r.next_line()? {
+            // A `\r` that ends a header line inside an open quote belongs to the name.
+            let line = match r.next_line(false)? {
                 None if first => {
                     return Err(r.format_error("empty file: expected a header `step,...`".into()));
                 }
@@ -273,6 +284,9 @@ impl<R: BufRead> CsvReader<R> {
             if !quote_open(&header) {
                 break;
             }
+        }
+        if header.ends_with('\r') {
+            header.pop();
         }
         // A UTF-8 byte-order mark (spreadsheet exports) is not part of the first name.
         let header = header.trim_start_matches('\u{feff}');
@@ -316,15 +330,17 @@ impl<R: BufRead> CsvReader<R> {
 
     /// The next non-blank line (without line ending); `None` at the end; `Some(Err)` for a line
     /// that is too long or not UTF-8 (already skipped).
-    fn next_line(&mut self) -> Result<Option<Result<String, SoundError>>, SoundError> {
+    fn next_line(
+        &mut self,
+        strip_cr: bool,
+    ) -> Result<Option<Result<String, SoundError>>, SoundError> {
         loop {
-            let got =
-                read_line(&mut self.reader, &mut self.buf, MAX_ROW_BYTES).map_err(|source| {
-                    SoundError::Io {
-                        path: PathBuf::from(&self.source),
-                        source,
-                    }
-                })?;
+            let got = read_line(&mut self.reader, &mut self.buf, MAX_ROW_BYTES, strip_cr).map_err(
+                |source| SoundError::Io {
+                    path: PathBuf::from(&self.source),
+                    source,
+                },
+            )?;
             match got {
                 Line::Eof => return Ok(None),
                 Line::TooLong(len) => {
@@ -415,7 +431,7 @@ impl<R: BufRead> Iterator for CsvReader<R> {
         if self.done {
             return None;
         }
-        match self.next_line() {
+        match self.next_line(true) {
             Ok(None) => {
                 self.done = true;
                 None
@@ -522,6 +538,8 @@ pub struct CsvWriter<W: Read + Write + Seek> {
     line: String,
     overflow: u64,
     first_overflow: Option<String>,
+    /// Bytes of header the columns take so far.
+    header_len: usize,
 }
 
 impl CsvWriter<File> {
@@ -570,6 +588,7 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
             line: String::new(),
             overflow: 0,
             first_overflow: None,
+            header_len: "step\n".len(),
         }
     }
 
@@ -627,13 +646,15 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
         if let Some(&i) = index.get(name) {
             return Some(i);
         }
-        if self.columns.len() >= MAX_COLUMNS {
+        let len = header_name(name, loss).len() + 1;
+        if self.columns.len() >= MAX_COLUMNS || self.header_len + len > MAX_HEADER_BYTES {
             self.overflow += 1;
             if self.first_overflow.is_none() {
                 self.first_overflow = Some(clip(name, 60));
             }
             return None;
         }
+        self.header_len += len;
         let i = self.columns.len();
         index.insert(name.to_string(), i);
         self.columns.push((name.to_string(), loss));
@@ -1019,6 +1040,9 @@ mod tests {
             "",
             "\u{feff}bom",
             "ünï",
+            "cr\r",
+            "cr\r\nlf",
+            "\r",
         ];
         let mut frames = Vec::new();
         for (i, n) in names.iter().enumerate() {
