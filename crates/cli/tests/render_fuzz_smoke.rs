@@ -205,7 +205,7 @@ fn the_render_command_ends_cleanly_on_mutated_files() {
         (JSONL_SEED.as_bytes().to_vec(), "jsonl"),
         (tb_seed(&t), "tfevents"),
     ];
-    let mut rng = Rng(0x6269_6e);
+    let mut rng = Rng(0x0062_696e);
     for i in 0..24 {
         let (seed, ext) = &seeds[i % seeds.len()];
         let input = mutate(&mut rng, seed);

@@ -954,7 +954,10 @@ mod tests {
     }
 
     /// The frames as (step, losses, values) with NaN made comparable.
-    fn key(frames: &[Frame]) -> Vec<(u64, Vec<(String, u64)>, Vec<(String, u64)>)> {
+    /// (name, value bits) of a frame's losses or values.
+    type Entries = Vec<(String, u64)>;
+
+    fn key(frames: &[Frame]) -> Vec<(u64, Entries, Entries)> {
         let bits = |v: &[Named]| {
             v.iter()
                 .map(|n| {
