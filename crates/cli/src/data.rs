@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use gradtone_mnist::{Dataset, Source, Split};
+use gradtone_train::RunConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// MNIST location flags.
@@ -45,6 +46,26 @@ impl DataArgs {
         let mut progress = BarProgress(None);
         Ok(gradtone_mnist::load(&source, split, &mut progress)?)
     }
+}
+
+/// Fails, with what to change, when `cfg` makes no training step on a set of `n` images (batch
+/// 0, or a batch larger than the set with the last partial batch dropped): checked before any
+/// output file is created, so a degenerate plan never leaves an empty WAV.
+pub fn check_plan(cfg: &RunConfig, n: usize, what: &str) -> Result<()> {
+    if cfg.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    if n == 0 {
+        anyhow::bail!("{what}: the training set holds zero images");
+    }
+    if cfg.total_steps(n) == 0 {
+        anyhow::bail!(
+            "{what}: batch {} makes zero training steps on {n} images (the last partial batch is \
+             dropped); use --batch {n} or less, or --keep-last",
+            cfg.batch
+        );
+    }
+    Ok(())
 }
 
 /// Download progress on stderr.

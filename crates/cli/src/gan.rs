@@ -216,6 +216,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         None => None,
     };
     let train_set = args.data.load(gradtone_mnist::Split::Train)?;
+    if train_set.len() < cfg.batch {
+        bail!(
+            "--model gan: batch {} is larger than the training set ({} images): no full batch; \
+             use --batch {} or less",
+            cfg.batch,
+            train_set.len(),
+            train_set.len()
+        );
+    }
     let mut spec = args.sinks.spec(
         args.live.pace(),
         &format!(

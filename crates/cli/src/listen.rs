@@ -49,12 +49,13 @@ pub struct RankArgs {
 #[derive(Args, Debug)]
 pub struct RenderArgs {
     /// Input: a JSONL stream (`-` for stdin), a CSV (`step,loss,<name>...`), or a TensorBoard
-    /// event file or log folder.
+    /// event file or log folder (a `runs/` folder of several runs: each run's tags as `RUN/TAG`).
     input: PathBuf,
     /// WAV to write (same as --wav).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// TensorBoard input: scalar tags to sonify, `*` globs (default: everything).
+    /// TensorBoard input: scalar tags to sonify, `*` globs (default: everything); in a folder of
+    /// several runs, `RUN/*` picks one run.
     #[arg(long, value_name = "PATTERN")]
     tags: Vec<String>,
     #[command(flatten)]
@@ -207,6 +208,16 @@ pub fn render(args: &RenderArgs) -> Result<()> {
             args.tags.iter().map(String::as_str).collect()
         };
         let series = gradtone_tensorboard::read_scalars(&args.input, &patterns)?;
+        for p in &series.problems {
+            eprintln!("warning: {p}");
+        }
+        if series.skipped > 0 {
+            eprintln!(
+                "{}: {} damaged record(s) skipped, the rest read",
+                args.input.display(),
+                series.skipped
+            );
+        }
         if series.tags.is_empty() {
             bail!(
                 "{}: no scalar tags match {:?}",

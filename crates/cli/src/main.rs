@@ -413,9 +413,27 @@ impl ExperimentsArgs {
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// `e` and its causes, `: `-separated. Many library errors already print their cause in their
+/// own message (`cannot open x: No such file (os error 2)`) and also return it as `source()`;
+/// a cause whose text is already there is left out, so nothing is said twice.
+pub(crate) fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -574,6 +592,7 @@ fn train(args: TrainArgs) -> Result<()> {
         None => SeedParams::init(cfg.seed),
     };
     let train_set = args.data.load(gradtone_mnist::Split::Train)?;
+    data::check_plan(&cfg, train_set.len(), "gradtone train")?;
     let test_set = if args.no_eval {
         None
     } else {

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+use gradtone_sound::SoundError;
 use gradtone_sound::csv::CsvReader;
 
 use crate::diag::{Diagnostics, Reporter, Tally};
@@ -13,15 +14,17 @@ use crate::{FrameSource, frames_from_records};
 
 /// Opens a trajectory CSV file (`step,loss,<name>,...`, see [`gradtone_sound::csv`]).
 ///
-/// Unlike JSONL, a bad CSV row ends the stream with an error ([`FrameSource::take_error`]):
-/// after a ragged row the columns of later rows cannot be trusted.
+/// Like JSONL, a bad row (a cell that is not a number, a wrong number of cells, not UTF-8) is
+/// skipped, counted in [`Diagnostics::malformed`] and reported with its line; the rows after it
+/// are read as usual (each row stands alone). Only an I/O error ends the stream
+/// ([`FrameSource::take_error`]). A bad header is an error from `csv_source` itself.
 ///
 /// ```no_run
 /// use gradtone_ingest::{csv_source, FrameSource};
 /// let mut src = csv_source("trajectory.csv")?;
 /// let frames: Vec<_> = src.by_ref().collect();
-/// if let Some(e) = src.take_error() {
-///     eprintln!("stopped early: {e}");
+/// if let Some(s) = src.diagnostics().summary() {
+///     eprintln!("{s}");
 /// }
 /// # Ok::<(), gradtone_ingest::IngestError>(())
 /// ```
@@ -29,7 +32,7 @@ pub fn csv_source(path: impl AsRef<Path>) -> Result<CsvSource, IngestError> {
     let path = path.as_ref();
     Ok(CsvSource {
         inner: CsvReader::open(path)?,
-        tally: Tally::new(path.display().to_string()),
+        tally: Tally::new(path.display().to_string()).unit("row"),
         error: None,
     })
 }
@@ -50,15 +53,28 @@ impl CsvSource {
 
 impl FrameSource for CsvSource {
     fn next_record(&mut self) -> Option<Record> {
-        match self.inner.next()? {
-            Ok(frame) => {
-                self.tally.diag.frames += 1;
-                Some(Record::from_frame(frame))
-            }
-            Err(e) => {
-                // CsvReader ends after its first error.
-                self.error = Some(e.into());
-                None
+        loop {
+            match self.inner.next()? {
+                Ok(frame) => {
+                    self.tally.diag.frames += 1;
+                    return Some(Record::from_frame(frame));
+                }
+                Err(SoundError::Csv {
+                    line,
+                    column,
+                    message,
+                    ..
+                }) => self
+                    .tally
+                    .malformed(format_args!("line {line}, column {column}"), &message),
+                Err(SoundError::CsvFormat { line, message, .. }) => {
+                    self.tally.malformed(format_args!("line {line}"), &message)
+                }
+                Err(e) => {
+                    // An I/O error: CsvReader ends after it.
+                    self.error = Some(e.into());
+                    return None;
+                }
             }
         }
     }

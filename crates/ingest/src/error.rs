@@ -40,8 +40,8 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
-    /// A CSV trajectory file is malformed or unreadable (CSV rows cannot be skipped: the rows
-    /// after a bad one may be misaligned).
+    /// A CSV trajectory file cannot be opened, its header is malformed, or reading it failed
+    /// (a bad row is only skipped and counted).
     #[error(transparent)]
     Csv(#[from] gradtone_sound::SoundError),
 }

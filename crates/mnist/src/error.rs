@@ -40,6 +40,16 @@ impl fmt::Display for Failures<'_> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MnistError {
+    /// A split holds zero images: nothing to train or test on.
+    #[error(
+        "{} holds zero images: there is nothing to train or evaluate on; point --data at a \
+         folder whose files hold images",
+        path.display()
+    )]
+    Empty {
+        /// The images file.
+        path: PathBuf,
+    },
     /// The data folder does not exist.
     #[error("MNIST folder {} does not exist; it should hold {EXPECTED}", dir.display())]
     MissingDir {

@@ -101,8 +101,8 @@ fn find_file(dir: &Path, base: &str) -> Result<PathBuf, MnistError> {
 /// Loads one split from a folder holding `train-images-idx3-ubyte[.gz]`,
 /// `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`.
 ///
-/// Validates the magic numbers, the 28×28 image size, that image and label counts agree,
-/// that no file is truncated (or its gzip stream corrupt), and that labels are 0..=9.
+/// Validates the magic numbers, the 28×28 image size, that image and label counts agree and are
+/// not zero, that no file is truncated (or its gzip stream corrupt), and that labels are 0..=9.
 /// Checksums are not checked: a local folder may hold a subset.
 pub fn load_dir(dir: &Path, split: Split) -> Result<Dataset, MnistError> {
     if !dir.is_dir() {
@@ -124,6 +124,10 @@ pub fn load_dir(dir: &Path, split: Split) -> Result<Dataset, MnistError> {
     }
     let labels = read_idx(&labels_path)?;
     check_magic(&labels_path, &labels, LABELS_MAGIC)?;
+    if images.dims[0] == 0 {
+        // Every loop over the data would run zero steps (or, planned by epochs, forever).
+        return Err(MnistError::Empty { path: images_path });
+    }
 
     if images.dims[0] != labels.dims[0] {
         return Err(MnistError::CountMismatch {

@@ -313,3 +313,19 @@ fn gather_normalised_uses_the_lut_in_index_order() {
     assert!(x[784..1568].iter().all(|&v| v == zero));
     assert!(x[1568..].iter().all(|&v| v == full));
 }
+
+#[test]
+fn a_split_with_zero_images_is_an_error_naming_the_file() {
+    let dir = TempDir::new("empty");
+    dir.write("train-images-idx3-ubyte", &images(0));
+    dir.write("train-labels-idx1-ubyte", &labels(&[]));
+    match load_dir(dir.path(), Split::Train) {
+        Err(e @ MnistError::Empty { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("train-images-idx3-ubyte"), "{msg}");
+            assert!(msg.contains("zero images"), "{msg}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(d) => panic!("accepted a split of {} images", d.len()),
+    }
+}

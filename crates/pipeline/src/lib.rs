@@ -58,6 +58,10 @@ pub enum PipelineError {
         /// A line per failed output: what it was and why.
         failed: Vec<String>,
     },
+    /// The run ended before its first frame: every output was removed, since an empty WAV or
+    /// CSV would pass for a result.
+    #[error("no frames: the input held no training step to sonify, so nothing was written")]
+    NoFrames,
     /// Some outputs failed; the others were finished and kept.
     #[error("{} output(s) failed: {}; kept: {}", failed.len(), failed.join("; "),
         if finished.is_empty() { "nothing".to_string() } else { finished.join(", ") })]
@@ -437,8 +441,14 @@ impl Outputs {
 
     /// Plays out what the mapping still holds (an earcon's tail), then finishes every sink;
     /// returns a line per sink. Errs if any essential sink failed during the run or now: the
-    /// others are finished and kept all the same, and the error lists both.
+    /// others are finished and kept all the same, and the error lists both. A run without a
+    /// single frame is [`PipelineError::NoFrames`], and leaves nothing behind.
     pub fn finish(mut self) -> Result<Vec<String>, PipelineError> {
+        if self.frames_seen == 0 {
+            // Dropping discards every sink's partial output.
+            drop(self);
+            return Err(PipelineError::NoFrames);
+        }
         self.buf.clear();
         // Silent earcons (the seed mapping's default) leave no tail: its length stays exact.
         if self.config.alarms.volume > 0.0 {

@@ -1,13 +1,12 @@
 //! The sound crate's [`Sink`]s: the WAV file of the rendered audio and the CSV of the frames.
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
 
 use crate::SoundError;
-use crate::csv::CsvWriter;
+use crate::csv::{CsvWriter, MAX_COLUMNS};
 use crate::wav::{SampleFormat, WavSink};
 
 /// The run's audio as a WAV file, written as it comes (the header kept current).
@@ -70,7 +69,8 @@ impl Sink for WavFile {
 pub struct CsvFile {
     path: PathBuf,
     // Made at the first frame: the header needs the frame's names.
-    writer: Option<CsvWriter<BufWriter<File>>>,
+    writer: Option<CsvWriter<File>>,
+    overflow_told: bool,
 }
 
 impl CsvFile {
@@ -83,6 +83,7 @@ impl CsvFile {
         Ok(CsvFile {
             path: path.to_path_buf(),
             writer: None,
+            overflow_told: false,
         })
     }
 }
@@ -100,19 +101,44 @@ impl Sink for CsvFile {
         }
         if let Some(w) = &mut self.writer {
             w.write(frame)?;
+            if !self.overflow_told
+                && let (n, Some(first)) = w.overflow()
+                && n > 0
+            {
+                // Never silent: said once here, counted in the summary line.
+                self.overflow_told = true;
+                eprintln!(
+                    "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
+                     {first:?}) are counted, not written (--tensorboard or the JSONL stream keep \
+                     them)",
+                    self.path.display(),
+                );
+            }
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>) -> Result<String, SinkError> {
-        if let Some(w) = self.writer {
-            w.finish()?;
-        }
-        Ok(self.path.display().to_string())
+        let overflow = match self.writer {
+            Some(w) => {
+                let (n, _) = w.overflow();
+                w.finish()?;
+                n
+            }
+            None => 0,
+        };
+        Ok(if overflow == 0 {
+            self.path.display().to_string()
+        } else {
+            format!(
+                "{} ({overflow} values past {MAX_COLUMNS} columns not written)",
+                self.path.display()
+            )
+        })
     }
 
     fn discard(self: Box<Self>) {
-        let CsvFile { path, writer } = *self;
+        let CsvFile { path, writer, .. } = *self;
         drop(writer);
         let _ = std::fs::remove_file(path);
     }

@@ -34,6 +34,24 @@ pub enum TbError {
         /// Bytes that were there.
         got: u64,
     },
+    /// Bytes that are not a valid record (a bad length checksum, an impossible length) were
+    /// skipped up to the next valid record header, or to the end of the file.
+    #[error(
+        "{path}: record at byte {offset} is damaged ({why}); skipped {skipped} bytes{}",
+        if *resynced { " to the next valid record" } else { " to the end of the file" }
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset where the damage starts.
+        offset: u64,
+        /// Bytes skipped.
+        skipped: u64,
+        /// What is wrong.
+        why: String,
+        /// Whether a valid record header was found after the damage.
+        resynced: bool,
+    },
     /// A checksum does not match: the file is corrupt (or not an event file at all).
     #[error(
         "{path}: record at byte {offset}: {what} checksum mismatch (stored {stored:#010x}, \

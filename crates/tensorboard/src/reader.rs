@@ -37,17 +37,25 @@ pub fn frame_record(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&masked_crc32c(data).to_le_bytes());
 }
 
+/// The largest record [`EventReader`] accepts, in bytes. TensorBoard's records are small (a
+/// scalar is ~50 bytes, an audio clip a few MB); a length above this is damage, and the reader
+/// resyncs instead of reading that far.
+pub const MAX_RECORD_BYTES: u64 = 256 << 20;
+
 /// Iterates the records of an event file, one `Result<Event, TbError>` each.
 ///
-/// What happens after an error (every error names the file and the record's byte offset):
+/// Damage is skipped, never fatal (every error names the file and the byte offset):
 /// - **data checksum mismatch** ([`TbError::BadCrc`] with `what == "data"`) or a record whose
 ///   bytes are not an `Event` ([`TbError::Decode`]): the length header was verified, so the
-///   reader *resyncs*: it reports the error and goes on with the next record;
-/// - **length checksum mismatch, truncation, or an I/O error**: the framing is lost, so the
-///   reader reports the error once and then ends.
+///   reader reports the error and goes on with the next record;
+/// - **length checksum mismatch**, a length above [`MAX_RECORD_BYTES`], or a length that runs
+///   past the end of the file while a valid record follows: the reader reports it once
+///   ([`TbError::Damaged`]) and *resyncs* on the next offset where a 12-byte header (length and
+///   the masked CRC of the length) is valid;
+/// - a last record cut short (a writer still writing it): [`TbError::Truncated`], then the end.
 ///
-/// It never panics and never allocates more than the bytes it has actually read, whatever the
-/// input.
+/// Only an I/O error ends the reading early. It never panics, and never allocates more than the
+/// bytes it has actually read (at most one record, [`MAX_RECORD_BYTES`], plus a read buffer).
 ///
 /// ```no_run
 /// # fn main() -> Result<(), gradtone_tensorboard::TbError> {
@@ -60,7 +68,12 @@ pub fn frame_record(data: &[u8], out: &mut Vec<u8>) {
 pub struct EventReader<R> {
     inner: R,
     path: PathBuf,
-    offset: u64,
+    /// Bytes read but not consumed; `window[0]` is at file offset `base`.
+    window: Vec<u8>,
+    /// Index in `window` of the next byte to parse.
+    pos: usize,
+    base: u64,
+    eof: bool,
     done: bool,
 }
 
@@ -77,34 +90,64 @@ impl EventReader<BufReader<File>> {
     }
 }
 
+/// Bytes asked of the input at a time.
+const CHUNK: usize = 64 << 10;
+
+/// What the reader found at the current offset.
+enum Found {
+    /// A record's data, verified.
+    Record(Vec<u8>),
+    /// A clean end of input.
+    End,
+}
+
 impl<R: Read> EventReader<R> {
     /// Reads records from `inner`; `name` is the path used in error messages.
     pub fn new(inner: R, name: impl Into<PathBuf>) -> Self {
         EventReader {
             inner,
             path: name.into(),
-            offset: 0,
+            window: Vec::new(),
+            pos: 0,
+            base: 0,
+            eof: false,
             done: false,
         }
     }
 
     /// Byte offset of the next record to read.
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.base + self.pos as u64
     }
 
-    /// Fills `buf` as far as the input goes; returns how many bytes it got.
-    fn read_full(&mut self, buf: &mut [u8]) -> Result<usize, TbError> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.inner.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(source) => return Err(self.io_error(source)),
+    /// Makes at least `n` bytes available from `pos` if the input has them; returns how many
+    /// are available (fewer only at the end of input). Grows by what is actually read.
+    fn fill(&mut self, n: usize) -> Result<usize, TbError> {
+        if self.pos > CHUNK && self.pos * 2 > self.window.len() {
+            self.window.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+        while self.window.len() - self.pos < n && !self.eof {
+            let old = self.window.len();
+            let want = CHUNK.max(n - (old - self.pos));
+            self.window.resize(old + want.min(CHUNK * 16), 0);
+            let got = loop {
+                match self.inner.read(&mut self.window[old..]) {
+                    Ok(g) => break g,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(source) => {
+                        self.window.truncate(old);
+                        return Err(self.io_error(source));
+                    }
+                }
+            };
+            self.window.truncate(old + got);
+            if got == 0 {
+                self.eof = true;
             }
         }
-        Ok(got)
+        Ok((self.window.len() - self.pos).min(n))
     }
 
     fn io_error(&self, source: std::io::Error) -> TbError {
@@ -113,6 +156,129 @@ impl<R: Read> EventReader<R> {
             action: "read the event file",
             source,
         }
+    }
+
+    /// The record length if a valid header (length and its masked CRC) starts at window index
+    /// `at` (12 bytes must be there).
+    fn header_at(&self, at: usize) -> Option<u64> {
+        let h = &self.window[at..at + 12];
+        let stored = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        (stored == masked_crc32c(&h[..8])).then(|| {
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&h[..8]);
+            u64::from_le_bytes(len)
+        })
+    }
+
+    /// Moves `pos` to the next offset after the current one where a valid header with a
+    /// plausible length starts; `false` when the input ends first (then `pos` is at the end).
+    fn resync(&mut self) -> Result<bool, TbError> {
+        self.pos += 1;
+        loop {
+            if self.fill(12)? < 12 {
+                self.pos = self.window.len();
+                return Ok(false);
+            }
+            if self
+                .header_at(self.pos)
+                .is_some_and(|len| len <= MAX_RECORD_BYTES)
+            {
+                return Ok(true);
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// Reports damage at `start` after resyncing: the bytes skipped up to the next header.
+    fn damaged(&mut self, start: u64, why: String) -> Result<TbError, TbError> {
+        let found = self.resync()?;
+        Ok(TbError::Damaged {
+            path: self.path.clone(),
+            offset: start,
+            skipped: self.offset() - start,
+            why,
+            resynced: found,
+        })
+    }
+
+    /// The next record. `Err` items are reported by the iterator; the reader is positioned
+    /// after the damage (or `done` is set).
+    fn next_record(&mut self) -> Result<Found, TbError> {
+        let start = self.offset();
+        let got = self.fill(12)?;
+        if got == 0 {
+            return Ok(Found::End);
+        }
+        if got < 12 {
+            self.done = true;
+            return Err(self.truncated(start, "length header", 12, got as u64));
+        }
+        let Some(len) = self.header_at(self.pos) else {
+            let h = &self.window[self.pos..self.pos + 12];
+            let stored = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+            let computed = masked_crc32c(&h[..8]);
+            return Err(self.damaged(
+                start,
+                format!(
+                    "length checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+                ),
+            )?);
+        };
+        if len > MAX_RECORD_BYTES {
+            return Err(self.damaged(
+                start,
+                format!("its length field claims {len} bytes, more than the {MAX_RECORD_BYTES}-byte limit"),
+            )?);
+        }
+        // `len` is at most MAX_RECORD_BYTES: fits in usize on every platform gradtone runs on.
+        let need = 12 + len as usize + 4;
+        let got = self.fill(need)?;
+        if got < need {
+            // Either the file ends inside its last record (a writer still writing), or the
+            // length is damage and valid records follow: look for one.
+            let here = self.pos;
+            if self.resync()? {
+                let skipped = self.offset() - start;
+                return Err(TbError::Damaged {
+                    path: self.path.clone(),
+                    offset: start,
+                    skipped,
+                    why: format!(
+                        "its length field claims {len} bytes but only {} follow",
+                        got.saturating_sub(12)
+                    ),
+                    resynced: true,
+                });
+            }
+            self.pos = here;
+            self.done = true;
+            let (what, needed, have) = if got < 12 + len as usize {
+                ("data", len, got.saturating_sub(12) as u64)
+            } else {
+                ("data checksum", 4, (got - 12 - len as usize) as u64)
+            };
+            return Err(self.truncated(start, what, needed, have));
+        }
+        let data_at = self.pos + 12;
+        let data = &self.window[data_at..data_at + len as usize];
+        let f = &self.window[data_at + len as usize..data_at + len as usize + 4];
+        let stored = u32::from_le_bytes([f[0], f[1], f[2], f[3]]);
+        let computed = masked_crc32c(data);
+        if stored != computed {
+            // Most likely a damaged data byte under a good length, but the length could be
+            // wrong too: look for the next header from the next byte, not `len` bytes on.
+            self.resync()?;
+            return Err(TbError::BadCrc {
+                path: self.path.clone(),
+                offset: start,
+                what: "data",
+                stored,
+                computed,
+            });
+        }
+        let data = data.to_vec();
+        self.pos += need;
+        Ok(Found::Record(data))
     }
 
     fn truncated(&self, offset: u64, what: &'static str, needed: u64, got: u64) -> TbError {
@@ -124,66 +290,6 @@ impl<R: Read> EventReader<R> {
             got,
         }
     }
-
-    /// The next record's data. `Ok(None)` at a clean end of input. Sets `done` on errors that
-    /// lose the framing.
-    fn next_record(&mut self) -> Result<Option<Vec<u8>>, TbError> {
-        let start = self.offset;
-        let mut header = [0u8; 12];
-        let got = self.read_full(&mut header)?;
-        if got == 0 {
-            return Ok(None);
-        }
-        if got < header.len() {
-            return Err(self.truncated(start, "length header", 12, got as u64));
-        }
-        let (len_bytes, crc_bytes) = header.split_at(8);
-        let stored = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
-        let computed = masked_crc32c(len_bytes);
-        if stored != computed {
-            return Err(TbError::BadCrc {
-                path: self.path.clone(),
-                offset: start,
-                what: "length",
-                stored,
-                computed,
-            });
-        }
-        let mut len = [0u8; 8];
-        len.copy_from_slice(len_bytes);
-        let len = u64::from_le_bytes(len);
-
-        // `take` + `read_to_end` grows the buffer as bytes arrive, so a huge (but checksummed)
-        // length in a short file cannot make us allocate it up front.
-        let mut data = Vec::new();
-        (&mut self.inner)
-            .take(len)
-            .read_to_end(&mut data)
-            .map_err(|e| self.io_error(e))?;
-        if (data.len() as u64) < len {
-            return Err(self.truncated(start, "data", len, data.len() as u64));
-        }
-        let mut footer = [0u8; 4];
-        let got = self.read_full(&mut footer)?;
-        if got < footer.len() {
-            return Err(self.truncated(start, "data checksum", 4, got as u64));
-        }
-        // The framing is intact from here on: later errors resync at the next record.
-        self.offset = start + 12 + len + 4;
-        self.done = false;
-        let stored = u32::from_le_bytes(footer);
-        let computed = masked_crc32c(&data);
-        if stored != computed {
-            return Err(TbError::BadCrc {
-                path: self.path.clone(),
-                offset: start,
-                what: "data",
-                stored,
-                computed,
-            });
-        }
-        Ok(Some(data))
-    }
 }
 
 impl<R: Read> Iterator for EventReader<R> {
@@ -193,12 +299,13 @@ impl<R: Read> Iterator for EventReader<R> {
         if self.done {
             return None;
         }
-        let start = self.offset;
-        // Pessimistic: only a record whose framing checked out clears `done` again.
-        self.done = true;
+        let start = self.offset();
         match self.next_record() {
-            Ok(None) => None,
-            Ok(Some(data)) => {
+            Ok(Found::End) => {
+                self.done = true;
+                None
+            }
+            Ok(Found::Record(data)) => {
                 Some(
                     Event::decode(data.as_slice()).map_err(|source| TbError::Decode {
                         path: self.path.clone(),
@@ -207,7 +314,18 @@ impl<R: Read> Iterator for EventReader<R> {
                     }),
                 )
             }
-            Err(e) => Some(Err(e)),
+            Err(e) => {
+                if matches!(e, TbError::Io { .. }) {
+                    self.done = true;
+                }
+                if let TbError::Damaged {
+                    resynced: false, ..
+                } = e
+                {
+                    self.done = true;
+                }
+                Some(Err(e))
+            }
         }
     }
 }

@@ -19,7 +19,18 @@ pub struct ScalarSeries {
     pub tags: Vec<String>,
     /// step → `(tag, value)` for the tags present at that step, in [`tags`](Self::tags) order.
     pub points: BTreeMap<u64, Vec<(String, f64)>>,
+    /// Damaged records skipped (bad checksums, impossible lengths, undecodable events) and cut
+    /// tails, over all files.
+    pub skipped: u64,
+    /// The first [`MAX_PROBLEMS`] of those, each naming the file and byte offset.
+    pub problems: Vec<String>,
 }
+
+/// How many problems [`ScalarSeries::problems`] keeps (the rest are only counted).
+pub const MAX_PROBLEMS: usize = 20;
+
+/// How deep [`read_scalars`] looks for runs below the folder it is given.
+const MAX_RUN_DEPTH: usize = 6;
 
 impl ScalarSeries {
     /// One `(step, value)` per step where `tag` has a value.
@@ -52,58 +63,88 @@ impl ScalarSeries {
 /// Reads the scalars whose tags match any of `tag_patterns` (globs where `*` matches any run of
 /// characters, `/` included; an empty slice matches every tag).
 ///
-/// `path` is an event file, or a folder whose files with `tfevents` in their names are read in
-/// name (= creation time) order; sub-folders (other runs) are not read.
+/// `path` is an event file, or a folder. In a folder, the files with `tfevents` in their names
+/// are read in name (= creation time) order, and so are those of its sub-folders (a `runs/`
+/// folder that `SummaryWriter()` fills with one folder per run): when event files sit in more
+/// than one folder, each folder is a run and its tags are named `RUN/TAG` (`RUN` the folder's
+/// path below `path`, `.` for `path` itself), so every run is its own instrument; pick one with
+/// a pattern such as `RUN/*`. Patterns are matched against those names.
 ///
 /// Reads legacy `simple_value` scalars and TF2 tensor scalars (`DT_FLOAT` / `DT_DOUBLE`, in
 /// `float_val`/`double_val` or `tensor_content`) whose tag's plugin is `"scalars"` or, without
 /// plugin metadata, that hold one element. A later value for the same step and tag replaces an
 /// earlier one; events with negative steps are skipped.
 ///
-/// A file that ends inside a record (a writer still running) is read up to that record; any
-/// other damage (checksum mismatch, undecodable record) is an error.
+/// Damage never stops the read: damaged records are skipped (the reader resyncs on the next
+/// valid record, see [`EventReader`]), counted in [`ScalarSeries::skipped`] and described in
+/// [`ScalarSeries::problems`]; a file that ends inside a record (a writer still running) is
+/// read up to that record. Only a file or folder that cannot be opened or listed is an error.
 pub fn read_scalars(
     path: impl AsRef<Path>,
     tag_patterns: &[&str],
 ) -> Result<ScalarSeries, TbError> {
     let path = path.as_ref();
-    let files = if path.is_dir() {
-        event_files(path)?
+    let runs: Vec<(String, Vec<PathBuf>)> = if path.is_dir() {
+        let mut runs = Vec::new();
+        collect_runs(path, path, 0, &mut runs)?;
+        if runs.is_empty() {
+            return Err(TbError::NoEventFiles {
+                path: path.to_path_buf(),
+            });
+        }
+        runs
     } else {
-        vec![path.to_path_buf()]
+        vec![(String::new(), vec![path.to_path_buf()])]
     };
+    let prefixed = runs.len() > 1;
 
     // tag → (pattern rank, first appearance); step → tag → value
     let mut order: HashMap<String, (usize, usize)> = HashMap::new();
     let mut raw: BTreeMap<u64, HashMap<String, f64>> = BTreeMap::new();
     let mut plugins: HashMap<String, String> = HashMap::new();
+    let (mut skipped, mut problems) = (0u64, Vec::new());
 
-    for file in &files {
-        for event in EventReader::open(file)? {
-            let event = match event {
-                Ok(e) => e,
-                Err(TbError::Truncated { .. }) => break,
-                Err(e) => return Err(e),
-            };
-            let (Some(summary), Ok(step)) = (event.summary, u64::try_from(event.step)) else {
-                continue;
-            };
-            for value in &summary.value {
-                if let Some(plugin) = value.metadata.as_ref().and_then(|m| m.plugin_data.as_ref()) {
-                    plugins.insert(value.tag.clone(), plugin.plugin_name.clone());
-                }
-                let rank = if tag_patterns.is_empty() {
-                    Some(0)
-                } else {
-                    tag_patterns.iter().position(|p| glob_match(p, &value.tag))
+    for (run, files) in &runs {
+        for file in files {
+            for event in EventReader::open(file)? {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(e @ TbError::Io { .. }) => return Err(e),
+                    Err(e) => {
+                        skipped += 1;
+                        if problems.len() < MAX_PROBLEMS {
+                            problems.push(e.to_string());
+                        }
+                        continue;
+                    }
                 };
-                let Some(rank) = rank else { continue };
-                let Some(v) = scalar_of(value, plugins.get(&value.tag).map(String::as_str)) else {
+                let (Some(summary), Ok(step)) = (event.summary, u64::try_from(event.step)) else {
                     continue;
                 };
-                let seen = order.len();
-                order.entry(value.tag.clone()).or_insert((rank, seen));
-                raw.entry(step).or_default().insert(value.tag.clone(), v);
+                for value in &summary.value {
+                    let tag = if prefixed {
+                        format!("{}/{}", if run.is_empty() { "." } else { run }, value.tag)
+                    } else {
+                        value.tag.clone()
+                    };
+                    if let Some(plugin) =
+                        value.metadata.as_ref().and_then(|m| m.plugin_data.as_ref())
+                    {
+                        plugins.insert(tag.clone(), plugin.plugin_name.clone());
+                    }
+                    let rank = if tag_patterns.is_empty() {
+                        Some(0)
+                    } else {
+                        tag_patterns.iter().position(|p| glob_match(p, &tag))
+                    };
+                    let Some(rank) = rank else { continue };
+                    let Some(v) = scalar_of(value, plugins.get(&tag).map(String::as_str)) else {
+                        continue;
+                    };
+                    let seen = order.len();
+                    order.entry(tag.clone()).or_insert((rank, seen));
+                    raw.entry(step).or_default().insert(tag, v);
+                }
             }
         }
     }
@@ -120,7 +161,57 @@ pub fn read_scalars(
             (step, pts)
         })
         .collect();
-    Ok(ScalarSeries { tags, points })
+    Ok(ScalarSeries {
+        tags,
+        points,
+        skipped,
+        problems,
+    })
+}
+
+/// Adds `(run name, event files)` for `dir` and its sub-folders (not following symbolic links,
+/// at most [`MAX_RUN_DEPTH`] levels down), in name order.
+fn collect_runs(
+    root: &Path,
+    dir: &Path,
+    depth: usize,
+    runs: &mut Vec<(String, Vec<PathBuf>)>,
+) -> Result<(), TbError> {
+    let io = |source| TbError::Io {
+        path: dir.to_path_buf(),
+        action: "list the log folder",
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    let mut files = Vec::new();
+    let mut subdirs = Vec::new();
+    for entry in entries {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_file() && entry.file_name().to_string_lossy().contains("tfevents") {
+            files.push(entry.path());
+        } else if kind.is_dir() {
+            subdirs.push(entry.path());
+        }
+    }
+    if !files.is_empty() {
+        let name = dir
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        runs.push((name, files));
+    }
+    if depth < MAX_RUN_DEPTH {
+        for sub in subdirs {
+            collect_runs(root, &sub, depth + 1, runs)?;
+        }
+    }
+    Ok(())
 }
 
 /// The event files in `dir` (names containing `tfevents`), sorted by name.
@@ -295,6 +386,7 @@ mod tests {
         let s = ScalarSeries {
             tags: vec!["grad/a".into(), "train/Loss".into()],
             points,
+            ..ScalarSeries::default()
         };
         let f = s.to_frames();
         assert_eq!(f.len(), 2);

@@ -105,7 +105,11 @@ fn read_all(bytes: &[u8]) -> (usize, usize) {
                 err += 1;
                 last_fatal = matches!(
                     e,
-                    TbError::Truncated { .. } | TbError::BadCrc { what: "length", .. }
+                    TbError::Truncated { .. }
+                        | TbError::Damaged {
+                            resynced: false,
+                            ..
+                        }
                 );
                 assert!(e.to_string().contains("fuzz: record at byte"), "{e}");
             }

@@ -273,27 +273,98 @@ fn flipped_data_byte_is_reported_with_offset_and_reading_resyncs() {
         "{text}"
     );
 
-    // read_scalars refuses a corrupt file rather than silently dropping a step.
+    // read_scalars skips the damaged record, says where, and keeps every other step.
+    let whole = read_scalars(&file, &[]).unwrap();
     std::fs::write(&file, &bytes).unwrap();
-    assert!(matches!(
-        read_scalars(&file, &[]),
-        Err(TbError::BadCrc { .. })
-    ));
+    let s = read_scalars(&file, &[]).unwrap();
+    assert_eq!(s.skipped, 1);
+    assert_eq!(s.problems.len(), 1);
+    assert!(
+        s.problems[0].contains(&format!("record at byte {victim}")),
+        "{:?}",
+        s.problems
+    );
+    let lost: usize = whole.points.values().map(Vec::len).sum::<usize>()
+        - s.points.values().map(Vec::len).sum::<usize>();
+    assert!(
+        lost <= 3,
+        "only the damaged record's scalars are missing ({lost} lost)"
+    );
 }
 
 #[test]
-fn flipped_length_byte_stops_reading() {
+fn flipped_length_byte_is_skipped_and_reading_resyncs() {
     let file = sample_file("flip-len");
     let mut bytes = std::fs::read(&file).unwrap();
-    let victim = record_starts(&bytes)[5];
+    let starts = record_starts(&bytes);
+    let victim = starts[5];
     bytes[victim] ^= 0x01;
     let items: Vec<_> = EventReader::new(bytes.as_slice(), "x").collect();
-    assert_eq!(items.len(), 6);
+    assert_eq!(
+        items.len(),
+        starts.len(),
+        "one error for the record, the rest read"
+    );
     assert!(items[..5].iter().all(Result::is_ok));
-    assert!(matches!(
-        items[5],
-        Err(TbError::BadCrc { offset, what: "length", .. }) if offset == victim as u64
-    ));
+    match &items[5] {
+        Err(TbError::Damaged {
+            offset,
+            skipped,
+            resynced: true,
+            ..
+        }) => assert_eq!(
+            (*offset, *skipped),
+            (victim as u64, (starts[6] - victim) as u64)
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(items[6..].iter().all(Result::is_ok));
+}
+
+/// A record whose length claims 2^63 bytes, 1 GiB, or just more than the file holds: skipped,
+/// reported once with its offset, and the records after it are read (no allocation by claim).
+#[test]
+fn a_huge_claimed_length_is_skipped_and_the_rest_is_read() {
+    let file = sample_file("huge-len");
+    let bytes = std::fs::read(&file).unwrap();
+    let starts = record_starts(&bytes);
+    let victim = starts[7];
+    let good = EventReader::new(bytes.as_slice(), "x").count();
+    // 200 fits in the file (its data checksum fails); the others run past its end.
+    for claim in [
+        1u64 << 63,
+        1 << 30,
+        200,
+        (bytes.len() - victim + 100) as u64,
+    ] {
+        let mut hostile = bytes[..victim].to_vec();
+        let len = claim.to_le_bytes();
+        hostile.extend_from_slice(&len);
+        hostile.extend_from_slice(&masked_crc32c(&len).to_le_bytes());
+        hostile.extend_from_slice(&[0xAB; 40]);
+        hostile.extend_from_slice(&bytes[victim..]);
+        let items: Vec<_> = EventReader::new(hostile.as_slice(), "h").collect();
+        let errors: Vec<_> = items.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(errors.len(), 1, "claim {claim}: {errors:?}");
+        assert!(
+            matches!(
+                errors[0],
+                TbError::Damaged { offset, resynced: true, .. }
+                | TbError::BadCrc { offset, what: "data", .. } if *offset == victim as u64
+            ),
+            "claim {claim}: {errors:?}"
+        );
+        assert_eq!(
+            items.len() - 1,
+            good,
+            "claim {claim}: every real record read"
+        );
+        let dir = temp_dir(&format!("huge-{claim}"));
+        std::fs::write(dir.join("events.out.tfevents.1.h"), &hostile).unwrap();
+        let s = read_scalars(&dir, &[]).unwrap();
+        assert_eq!((s.skipped, s.points.len()), (1, 50), "claim {claim}");
+        assert!(s.problems[0].contains(&format!("record at byte {victim}")));
+    }
 }
 
 #[test]
@@ -335,16 +406,18 @@ fn garbage_is_an_error_not_a_panic() {
     assert_eq!(items.len(), 1);
     assert!(matches!(
         items[0],
-        Err(TbError::BadCrc {
+        Err(TbError::Damaged {
             offset: 0,
-            what: "length",
+            skipped: 10_000,
+            resynced: false,
             ..
         })
     ));
     let dir = temp_dir("garbage");
     let path = dir.join("events.out.tfevents.0.garbage");
     std::fs::write(&path, &garbage).unwrap();
-    assert!(read_scalars(&dir, &[]).is_err());
+    let s = read_scalars(&dir, &[]).unwrap();
+    assert_eq!((s.skipped, s.tags.len()), (1, 0));
 
     // A checksummed record whose data is not an Event: reported, and reading goes on.
     let mut bytes = Vec::new();
@@ -353,4 +426,39 @@ fn garbage_is_an_error_not_a_panic() {
     let items: Vec<_> = EventReader::new(bytes.as_slice(), "g").collect();
     assert!(matches!(items[0], Err(TbError::Decode { offset: 0, .. })));
     assert!(items[1].is_ok());
+}
+
+/// `runs/` as `SummaryWriter()` leaves it, one sub-folder per run: each run's tags become
+/// `RUN/TAG`, and a pattern picks one run.
+#[test]
+fn a_runs_folder_reads_every_run_as_its_own_instruments() {
+    let runs = temp_dir("runs").join("runs");
+    for (run, scale) in [("Nov29_lr0.1", 1.0f32), ("Nov29_lr1.0", 10.0)] {
+        let mut w = EventWriter::create(runs.join(run)).expect("create");
+        for step in 0..5u64 {
+            w.add_scalar("grad/fc1", step, scale * step as f32, 1.0)
+                .unwrap();
+            w.add_scalar("loss", step, 2.0, 1.0).unwrap();
+        }
+        w.finish().expect("finish");
+    }
+    let s = read_scalars(&runs, &[]).unwrap();
+    assert_eq!(
+        s.tags,
+        [
+            "Nov29_lr0.1/grad/fc1",
+            "Nov29_lr0.1/loss",
+            "Nov29_lr1.0/grad/fc1",
+            "Nov29_lr1.0/loss"
+        ]
+    );
+    let f = s.to_frames();
+    assert_eq!(f.len(), 5);
+    assert_eq!(f[3].value("Nov29_lr1.0/grad/fc1"), Some(30.0));
+    assert_eq!(f[3].losses.len(), 2, "each run's loss is a loss");
+    let one = read_scalars(&runs, &["Nov29_lr1.0/*"]).unwrap();
+    assert_eq!(one.tags, ["Nov29_lr1.0/grad/fc1", "Nov29_lr1.0/loss"]);
+    // One run's own folder reads as before: no prefix.
+    let alone = read_scalars(runs.join("Nov29_lr0.1"), &[]).unwrap();
+    assert_eq!(alone.tags, ["grad/fc1", "loss"]);
 }

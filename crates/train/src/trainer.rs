@@ -318,7 +318,18 @@ impl RunConfig {
 
 /// Batch index lists for a run: a fresh seeded permutation per epoch.
 pub fn batches(cfg: &RunConfig, n: usize) -> impl Iterator<Item = Vec<usize>> + use<> {
-    let total = cfg.total_steps(n);
+    // An epoch without a batch (no images, batch 0, or drop_last with batch > n) would make the
+    // endless epoch iterator below search forever for the steps it was asked for.
+    let per_epoch = match (cfg.batch, cfg.drop_last) {
+        (0, _) => 0,
+        (b, true) => n / b,
+        (b, false) => n.div_ceil(b),
+    };
+    let total = if per_epoch == 0 {
+        0
+    } else {
+        cfg.total_steps(n)
+    };
     let (batch, shuffle, drop_last, seed) = (cfg.batch, cfg.shuffle, cfg.drop_last, cfg.seed);
     (0u64..)
         .flat_map(move |epoch| {
@@ -416,5 +427,14 @@ mod tests {
         let drop = cfg(3, None, Some(2), true);
         assert_eq!(batches(&drop, 10).count(), 6);
         assert_eq!(cfg(3, Some(4), Some(2), true).total_steps(10), 4);
+    }
+
+    #[test]
+    fn batches_end_on_degenerate_sets() {
+        // No images, a batch larger than the set with drop_last, batch 0: no step, no hang.
+        assert_eq!(batches(&cfg(3, Some(5), None, true), 0).count(), 0);
+        assert_eq!(batches(&cfg(10, Some(5), None, true), 4).count(), 0);
+        assert_eq!(batches(&cfg(0, Some(5), None, false), 4).count(), 0);
+        assert_eq!(batches(&cfg(10, Some(5), None, false), 4).count(), 5);
     }
 }
