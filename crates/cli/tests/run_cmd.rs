@@ -29,23 +29,9 @@ fn script() -> String {
 }
 
 fn has_torch(test: &str) -> bool {
-    let ok = Command::new(python())
-        .args(["-c", "import torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("GRADTONE_REQUIRE_TORCH").is_ok_and(|v| v == "1") {
-            panic!(
-                "{test}: `{} -c 'import torch'` fails and GRADTONE_REQUIRE_TORCH=1",
-                python()
-            );
-        }
-        eprintln!(
-            "\n*** SKIPPED {test}: no torch in {} (set GRADTONE_PYTHON) ***\n",
-            python()
-        );
-    }
-    ok
+    let hint = format!("no torch in {} (set GRADTONE_PYTHON)", python());
+    let ok = gradtone_testkit::runs(&python(), &["-c", "import torch"]);
+    gradtone_testkit::require(test, "TORCH", ok, &hint)
 }
 
 /// Runs `cmd` with `stdin` fed in, PYTHONPATH at the hook.

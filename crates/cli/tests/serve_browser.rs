@@ -22,20 +22,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_gradtone");
 
 fn chromium(test: &str) -> Option<String> {
     let bin = std::env::var("GRADTONE_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let ok = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(bin);
-    }
-    if std::env::var("GRADTONE_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1") {
-        panic!(
-            "{test}: `{bin} --version` fails and GRADTONE_REQUIRE_CHROMIUM=1 (apt-get install chromium)"
-        );
-    }
-    eprintln!("\n*** SKIPPED {test}: no `{bin}` (apt-get install chromium) ***\n");
-    None
+    let ok = gradtone_testkit::runs(&bin, &["--version"]);
+    let hint = format!("no `{bin}` (apt-get install chromium)");
+    gradtone_testkit::require(test, "CHROMIUM", ok, &hint).then_some(bin)
 }
 
 /// Kills the process when dropped (a failing assertion must not leave a browser behind).

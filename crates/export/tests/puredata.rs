@@ -18,24 +18,9 @@ fn pd() -> String {
 }
 
 fn have_pd(test: &str) -> bool {
-    let ok = Command::new(pd())
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var("GRADTONE_REQUIRE_PD").is_ok_and(|v| v == "1") {
-        panic!(
-            "{test}: `{} -version` fails and GRADTONE_REQUIRE_PD=1 (apt-get install puredata-core)",
-            pd()
-        );
-    }
-    if !ok {
-        eprintln!(
-            "\n*** SKIPPED {test}: Pure Data (`pd`) not found (apt-get install puredata-core) ***\n"
-        );
-    }
-    ok
+    let ok = gradtone_testkit::runs(&pd(), &["-version"]);
+    let hint = "Pure Data (`pd`) not found (apt-get install puredata-core)";
+    gradtone_testkit::require(test, "PD", ok, hint)
 }
 
 #[test]

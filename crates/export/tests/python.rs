@@ -25,23 +25,9 @@ fn script(name: &str) -> PathBuf {
 
 /// Whether `module` imports; otherwise a loud skip (or a failure under `GRADTONE_REQUIRE_PY=1`).
 fn have_module(test: &str, module: &str, pip: &str) -> bool {
-    let ok = Command::new(python())
-        .args(["-c", &format!("import {module}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return true;
-    }
-    if std::env::var("GRADTONE_REQUIRE_PY").is_ok_and(|v| v == "1") {
-        panic!(
-            "{test}: `{} -c 'import {module}'` fails and GRADTONE_REQUIRE_PY=1 (pip install {pip})",
-            python()
-        );
-    }
-    eprintln!("\n*** SKIPPED {test}: python module {module} missing (pip install {pip}) ***\n");
-    false
+    let ok = gradtone_testkit::runs(&python(), &["-c", &format!("import {module}")]);
+    let hint = format!("python module {module} missing (pip install {pip})");
+    gradtone_testkit::require(test, "PY", ok, &hint)
 }
 
 /// Waits for `child` at most `limit`, killing it after; returns (success, stdout, stderr).

@@ -22,25 +22,9 @@ fn sclang() -> String {
 
 fn have_sclang(test: &str) -> bool {
     // `sclang -v` prints the version and exits without compiling the class library.
-    let ok = Command::new(sclang())
-        .arg("-v")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var("GRADTONE_REQUIRE_SC").is_ok_and(|v| v == "1") {
-        panic!(
-            "{test}: `{} -v` fails and GRADTONE_REQUIRE_SC=1 (apt-get install supercollider-language)",
-            sclang()
-        );
-    }
-    if !ok {
-        eprintln!(
-            "\n*** SKIPPED {test}: sclang not found (apt-get install --no-install-recommends supercollider-language) ***\n"
-        );
-    }
-    ok
+    let ok = gradtone_testkit::runs(&sclang(), &["-v"]);
+    let hint = "sclang not found (apt-get install --no-install-recommends supercollider-language)";
+    gradtone_testkit::require(test, "SC", ok, hint)
 }
 
 #[test]

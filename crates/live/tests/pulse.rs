@@ -23,14 +23,8 @@ static SINK: Mutex<()> = Mutex::new(());
 /// Returns false (after printing why) when the test cannot run here; panics instead when the
 /// environment demands a server.
 fn available_or_skip(why: &str) -> bool {
-    if std::env::var("GRADTONE_REQUIRE_PULSE").as_deref() == Ok("1") {
-        panic!("GRADTONE_REQUIRE_PULSE=1 but {why}");
-    }
-    eprintln!(
-        "\n*** SKIPPED pulse test: {why} (source .ci/pulse-start.sh to run it; \
-         GRADTONE_REQUIRE_PULSE=1 makes this an error) ***\n"
-    );
-    false
+    let hint = format!("{why} (source .ci/pulse-start.sh to run it)");
+    gradtone_testkit::require("pulse test", "PULSE", false, &hint)
 }
 
 /// Opens the player, or says why the test is skipped.

@@ -14,19 +14,9 @@ use gradtone_tensorboard::{AudioFormat, EventWriter, read_scalars};
 /// Whether `python3 -c "import tensorboard"` works; skips loudly (or panics under
 /// `GRADTONE_REQUIRE_PY=1`) when it does not.
 fn python_with_tensorboard(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import tensorboard, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("GRADTONE_REQUIRE_PY").is_ok_and(|v| v == "1") {
-            panic!("{test}: python3 cannot import tensorboard, and GRADTONE_REQUIRE_PY=1");
-        }
-        eprintln!(
-            "\n*** SKIPPED {test}: python3 cannot import tensorboard (pip install tensorboard) ***\n"
-        );
-    }
-    ok
+    let ok = gradtone_testkit::runs("python3", &["-c", "import tensorboard, numpy"]);
+    let hint = "python3 cannot import tensorboard (pip install tensorboard)";
+    gradtone_testkit::require(test, "PY", ok, hint)
 }
 
 fn run_script(script: &str, args: &[&Path]) -> String {

@@ -86,3 +86,53 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The one "skip unless required" rule for tests that need a tool from outside the workspace
+/// (Pure Data, a Python module, Chromium, torch, a sound server).
+///
+/// Returns `available`. When it is false the test skips *loudly* (a `SKIPPED` line naming `hint`,
+/// what to install) — unless `GRADTONE_REQUIRE_<what>=1`, which CI sets for every tool it
+/// installs, where the test fails instead: a test that CI can run never skips there.
+///
+/// # Panics
+/// When the tool is missing and `GRADTONE_REQUIRE_<what>=1`.
+pub fn require(test: &str, what: &str, available: bool, hint: &str) -> bool {
+    if available {
+        return true;
+    }
+    let var = format!("GRADTONE_REQUIRE_{what}");
+    if std::env::var(&var).is_ok_and(|v| v == "1") {
+        panic!("{test}: {hint}, and {var}=1 makes that a failure");
+    }
+    eprintln!("\n*** SKIPPED {test}: {hint} ({var}=1 makes this a failure) ***\n");
+    false
+}
+
+/// Whether `program args…` runs and exits 0 (its output discarded): the probe for [`require`].
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_passes_skips_or_fails() {
+        assert!(require("t", "TESTKIT_PROBE", true, "here"));
+        // SAFETY: this test is the only user of this variable.
+        unsafe { std::env::remove_var("GRADTONE_REQUIRE_TESTKIT_PROBE") };
+        assert!(!require("t", "TESTKIT_PROBE", false, "missing"));
+        unsafe { std::env::set_var("GRADTONE_REQUIRE_TESTKIT_PROBE", "1") };
+        let r = std::panic::catch_unwind(|| require("t", "TESTKIT_PROBE", false, "missing"));
+        unsafe { std::env::remove_var("GRADTONE_REQUIRE_TESTKIT_PROBE") };
+        assert!(r.is_err(), "a required tool that is missing fails the test");
+        assert!(runs("true", &[]) && !runs("false", &[]) && !runs("/no/such/tool", &[]));
+    }
+}
