@@ -13,6 +13,8 @@ pub const CLIP_STEPS: usize = 100;
 /// A run's scalars and sound in a TensorBoard log folder.
 pub struct TensorBoardSink {
     writer: EventWriter,
+    /// The log folder, when this sink created it (removed again on discard if left empty).
+    made_dir: Option<std::path::PathBuf>,
     rate: u32,
     channels: u16,
     clip: Vec<f32>,
@@ -23,8 +25,10 @@ pub struct TensorBoardSink {
 impl TensorBoardSink {
     /// Creates an event file in `dir` for audio of `rate` Hz and `channels` channels.
     pub fn create(dir: &Path, rate: u32, channels: u16) -> Result<Self, TbError> {
+        let made_dir = (!dir.exists()).then(|| dir.to_path_buf());
         Ok(TensorBoardSink {
             writer: EventWriter::create(dir)?,
+            made_dir,
             rate,
             channels,
             clip: Vec::new(),
@@ -91,7 +95,12 @@ impl Sink for TensorBoardSink {
     // that TensorBoard would list as a run.
     fn discard(self: Box<Self>) {
         let path = self.writer.path().to_path_buf();
+        let made_dir = self.made_dir.clone();
         drop(self);
         let _ = std::fs::remove_file(path);
+        if let Some(dir) = made_dir {
+            // Only an empty folder goes: anything else in it is not ours to delete.
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
