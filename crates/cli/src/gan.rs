@@ -5,51 +5,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use gradtone_sound::Frame;
 use gradtone_train::gan::{self, D_LAYERS, GanConfig, GanLoss, GanPreset, GanStats, TERMS};
 
 use crate::outputs::{Outputs, check_parent};
 use crate::{FrameDriver, TrainArgs};
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum GanPresetArg {
-    /// Adam 2e-4 both, β₁ 0.5, non-saturating loss: trains.
-    Balanced,
-    /// Saturating loss, discriminator 10× faster: it wins and the generator's gradient fades.
-    #[value(name = "d-wins")]
-    DWins,
-    /// Both learning rates 5e-3: the losses swing and the norms jump.
-    Unstable,
-    /// Generator 10× faster than the discriminator: samples lose diversity.
-    Collapse,
-}
-
-impl From<GanPresetArg> for GanPreset {
-    fn from(p: GanPresetArg) -> Self {
-        match p {
-            GanPresetArg::Balanced => GanPreset::Balanced,
-            GanPresetArg::DWins => GanPreset::DWins,
-            GanPresetArg::Unstable => GanPreset::Unstable,
-            GanPresetArg::Collapse => GanPreset::Collapse,
-        }
-    }
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum GanLossArg {
-    /// −log D(G(z)): strong gradients while the generator is losing.
-    NonSaturating,
-    /// log(1 − D(G(z))), the original minimax form: fades once the discriminator wins.
-    Saturating,
-}
-
 /// Flags of `train --model gan`.
 #[derive(Args, Debug, Clone)]
 pub struct GanArgs {
     /// GAN: starting point; the GAN flags below override its fields (batch 64, 2000 steps).
-    #[arg(long, value_enum, default_value_t = GanPresetArg::Balanced)]
-    gan_preset: GanPresetArg,
+    #[arg(long, value_enum, default_value_t = GanPreset::Balanced)]
+    gan_preset: GanPreset,
     /// GAN: generator learning rate (Adam).
     #[arg(long)]
     g_lr: Option<f64>,
@@ -58,7 +26,7 @@ pub struct GanArgs {
     d_lr: Option<f64>,
     /// GAN: the generator's loss form.
     #[arg(long, value_enum)]
-    gan_loss: Option<GanLossArg>,
+    gan_loss: Option<GanLoss>,
     /// GAN: write 64 generated digits (after the last step) to this PNG, and beside it
     /// <name>-progress.png: the same 10 codes' digits every --sample-every steps, a row each.
     #[arg(long, value_name = "FILE")]
@@ -86,7 +54,7 @@ fn config(args: &TrainArgs) -> Result<GanConfig> {
         }
     }
     let g = &args.gan;
-    let mut cfg = GanPreset::from(g.gan_preset).config(args.seed);
+    let mut cfg = g.gan_preset.config(args.seed);
     if let Some(s) = args.steps {
         cfg.steps = s;
     }
@@ -99,10 +67,8 @@ fn config(args: &TrainArgs) -> Result<GanConfig> {
     if let Some(lr) = g.d_lr {
         cfg.d_lr = lr;
     }
-    match g.gan_loss {
-        Some(GanLossArg::NonSaturating) => cfg.loss = GanLoss::NonSaturating,
-        Some(GanLossArg::Saturating) => cfg.loss = GanLoss::Saturating,
-        None => {}
+    if let Some(loss) = g.gan_loss {
+        cfg.loss = loss;
     }
     set_weights(&mut cfg, args.loss_weights.iter().flat_map(|w| &w.0))?;
     if cfg.batch == 0 || cfg.steps == 0 {
@@ -229,7 +195,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         args.live.pace(),
         &format!(
             "gradtone train --model gan ({}, D lr {} G lr {}, weights {:?})",
-            GanPreset::from(g.gan_preset).name(),
+            g.gan_preset.name(),
             cfg.d_lr,
             cfg.g_lr,
             cfg.weights
@@ -272,7 +238,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     println!(
         "{} GAN steps ({}), {:.1} ms/step",
         run.stats.len(),
-        GanPreset::from(g.gan_preset).name(),
+        g.gan_preset.name(),
         secs * 1e3 / run.stats.len().max(1) as f64
     );
     print!("{}", phases_table(&run.stats, 10));

@@ -18,22 +18,12 @@ use gradtone_sound::alarm::AlarmKind;
 use crate::outputs::Outputs;
 use crate::{LiveArgs, SinkArgs, interrupt_flag};
 
-/// How ranks of a distributed run are combined.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum MergeArg {
-    /// One voice per value: the mean across ranks.
-    #[default]
-    Mean,
-    /// Every rank's values as their own voices (`r0/fc1`, `r1/fc1`, ...).
-    PerRank,
-}
-
 /// Flags for streams that may carry several ranks.
 #[derive(Args, Debug, Clone)]
 pub struct RankArgs {
     /// Combine the ranks of a distributed run (frames with `rank`/`world`).
-    #[arg(long, value_enum, default_value_t = MergeArg::Mean)]
-    merge: MergeArg,
+    #[arg(long, value_enum, default_value_t = MergeMode::Mean)]
+    merge: MergeMode,
     /// Emit a step without the ranks that are this many steps behind (they raise a lag alarm).
     #[arg(long, default_value_t = 8)]
     max_lag: u64,
@@ -476,10 +466,7 @@ fn run(
         RankMerger::new(MergeOptions {
             world: w,
             lag: ranks.max_lag,
-            mode: match ranks.merge {
-                MergeArg::Mean => MergeMode::Mean,
-                MergeArg::PerRank => MergeMode::PerRank,
-            },
+            mode: ranks.merge,
             disagreement_factor: ranks.disagreement,
         })
     });

@@ -64,37 +64,6 @@ enum Command {
     Run(run::RunArgs),
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum PresetArg {
-    /// SGD lr 0.01, batch 10, momentum 0.5.
-    #[value(name = "sgd_lr0.01_bs10")]
-    SgdLr001,
-    /// SGD lr 0.1, batch 10, momentum 0.5.
-    #[value(name = "sgd_lr0.1_bs10")]
-    SgdLr01,
-    /// SGD lr 1.0, batch 10, momentum 0.5: diverges.
-    #[value(name = "sgd_lr1.0_bs10")]
-    SgdLr1,
-    /// SGD lr 1.0, batch 256, momentum 0.5: diverges.
-    #[value(name = "sgd_lr1.0_bs256")]
-    SgdLr1Bs256,
-    /// Adam lr 0.01, batch 10.
-    #[value(name = "adam_lr0.01_bs10")]
-    AdamLr001,
-}
-
-impl From<PresetArg> for Preset {
-    fn from(p: PresetArg) -> Self {
-        match p {
-            PresetArg::SgdLr001 => Preset::SgdLr001,
-            PresetArg::SgdLr01 => Preset::SgdLr01,
-            PresetArg::SgdLr1 => Preset::SgdLr1,
-            PresetArg::SgdLr1Bs256 => Preset::SgdLr1Bs256,
-            PresetArg::AdamLr001 => Preset::AdamLr001,
-        }
-    }
-}
-
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub(crate) enum ModelArg {
     /// The 2019 seed CNN classifier (loss terms: nll, and l2 when weighted).
@@ -140,24 +109,6 @@ enum OptimArg {
     Adam,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum FormatArg {
-    /// 16-bit integer PCM.
-    #[default]
-    Pcm16,
-    /// 32-bit IEEE float.
-    Float32,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-enum PaceArg {
-    /// The sound follows the newest step; training never waits (older sound is skipped).
-    #[default]
-    Live,
-    /// Every step's sound plays in full; training waits for it (the 2019 feel).
-    Realtime,
-}
-
 /// Live playback flags.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct LiveArgs {
@@ -165,16 +116,13 @@ pub(crate) struct LiveArgs {
     #[arg(long)]
     no_live: bool,
     /// When training is faster than its sound: skip to the newest step (live), or wait (realtime).
-    #[arg(long, value_enum, default_value_t = PaceArg::Live)]
-    pace: PaceArg,
+    #[arg(long, value_enum, default_value_t = gradtone_live::Pace::Live)]
+    pace: gradtone_live::Pace,
 }
 
 impl LiveArgs {
     pub(crate) fn pace(&self) -> Option<gradtone_live::Pace> {
-        (!self.no_live).then_some(match self.pace {
-            PaceArg::Live => gradtone_live::Pace::Live,
-            PaceArg::Realtime => gradtone_live::Pace::Realtime,
-        })
+        (!self.no_live).then_some(self.pace)
     }
 }
 
@@ -195,8 +143,8 @@ pub(crate) struct SinkArgs {
     #[arg(long, value_name = "FILE")]
     wav: Option<PathBuf>,
     /// WAV sample format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Pcm16)]
-    wav_format: FormatArg,
+    #[arg(long, value_enum, default_value_t = SampleFormat::Pcm16)]
+    wav_format: SampleFormat,
     /// Write one row per step (step,loss,<values>...) to this CSV file.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
@@ -233,10 +181,7 @@ pub(crate) struct SinkArgs {
 
 impl SinkArgs {
     fn format(&self) -> SampleFormat {
-        match self.wav_format {
-            FormatArg::Pcm16 => SampleFormat::Pcm16,
-            FormatArg::Float32 => SampleFormat::Float32,
-        }
+        self.wav_format
     }
 
     /// The output spec of these flags, with live playback `live` and a plot title.
@@ -293,7 +238,7 @@ pub(crate) struct TrainArgs {
     loss_weights: Option<LossWeights>,
     /// Start from one of the five original settings; the flags below override its fields.
     #[arg(long, value_enum, default_value = "sgd_lr0.1_bs10")]
-    preset: PresetArg,
+    preset: Preset,
     /// Optimiser.
     #[arg(long, value_enum)]
     optim: Option<OptimArg>,
@@ -339,7 +284,7 @@ pub(crate) struct TrainArgs {
 
 impl TrainArgs {
     fn run_config(&self) -> Result<RunConfig> {
-        let mut cfg = Preset::from(self.preset).config(self.seed);
+        let mut cfg = self.preset.config(self.seed);
         let momentum = match cfg.optim {
             Optim::Sgd { momentum } => momentum,
             Optim::Adam => 0.5,
@@ -394,8 +339,8 @@ struct ExperimentsArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     steps: Option<u64>,
     /// WAV sample format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Pcm16)]
-    wav_format: FormatArg,
+    #[arg(long, value_enum, default_value_t = SampleFormat::Pcm16)]
+    wav_format: SampleFormat,
     #[command(flatten)]
     data: DataArgs,
 }

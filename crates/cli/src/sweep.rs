@@ -15,7 +15,8 @@ use gradtone_train::{Preset, SeedParams};
 
 use crate::data::DataArgs;
 use crate::outputs::{OutputSpec, Outputs};
-use crate::{FormatArg, ModelArg, gan, train_with_outputs};
+use crate::{ModelArg, gan, train_with_outputs};
+use gradtone_sound::SampleFormat;
 
 /// `gradtone sweep` flags.
 #[derive(Args, Debug)]
@@ -40,8 +41,8 @@ pub struct SweepArgs {
     #[arg(long)]
     out: PathBuf,
     /// WAV sample format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Pcm16)]
-    wav_format: FormatArg,
+    #[arg(long, value_enum, default_value_t = SampleFormat::Pcm16)]
+    wav_format: SampleFormat,
     /// TOML sound configuration (default: cents mapping with absolute pitch, so the same norm
     /// has the same pitch in every setting).
     #[arg(long, value_name = "FILE")]

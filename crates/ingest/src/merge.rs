@@ -17,6 +17,7 @@ pub const MAX_PENDING_BYTES: usize = 64 << 20;
 
 /// What a merged frame's values are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum MergeMode {
     /// Every rank's values as their own voices, named `r{rank}/{name}` (losses likewise), ranks
     /// in order.

@@ -32,6 +32,7 @@ use queue::{QueueParams, QueueWriter};
 
 /// How [`LivePlayer::push`] behaves when training produces sound faster than it plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Pace {
     /// One step's sound per step: when the queue holds more than ~`max_lead` of audio, `push`
     /// waits (training slows to the sound's speed: the original's feel).

@@ -8,6 +8,7 @@ use crate::error::SoundError;
 
 /// How [`WavSink`] stores samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SampleFormat {
     /// 16-bit signed integer PCM (plays everywhere). Samples go through [`to_pcm16`].
     #[default]

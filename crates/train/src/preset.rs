@@ -4,16 +4,22 @@ use crate::trainer::{Optim, RunConfig};
 
 /// One of the original experiment's five settings (SGD momentum 0.5 throughout, 201 steps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Preset {
     /// SGD lr 0.01, batch 10: trains slowly and steadily.
+    #[cfg_attr(feature = "clap", value(name = "sgd_lr0.01_bs10"))]
     SgdLr001,
     /// SGD lr 0.1, batch 10: trains fast; the good setting.
+    #[cfg_attr(feature = "clap", value(name = "sgd_lr0.1_bs10"))]
     SgdLr01,
     /// SGD lr 1.0, batch 10: explodes within a few steps, then NaN or dead ReLUs.
+    #[cfg_attr(feature = "clap", value(name = "sgd_lr1.0_bs10"))]
     SgdLr1,
     /// SGD lr 1.0, batch 256: explodes too, with smoother gradients.
+    #[cfg_attr(feature = "clap", value(name = "sgd_lr1.0_bs256"))]
     SgdLr1Bs256,
     /// Adam lr 0.01, batch 10: trains for some seeds, dies for others.
+    #[cfg_attr(feature = "clap", value(name = "adam_lr0.01_bs10"))]
     AdamLr001,
 }
 

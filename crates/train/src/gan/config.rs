@@ -2,6 +2,7 @@
 
 /// The generator's loss form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum GanLoss {
     /// `−log D(G(z))`: strong gradients while the generator is losing (the usual choice).
     NonSaturating,
@@ -33,11 +34,13 @@ pub struct GanConfig {
 
 /// Named starting points that show the healthy run and the classic failure modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum GanPreset {
     /// Adam 2e-4 / 2e-4, β₁ 0.5, non-saturating: trains.
     Balanced,
     /// Saturating loss, discriminator 10× faster than the generator: the discriminator wins
     /// and the generator's gradient fades.
+    #[cfg_attr(feature = "clap", value(name = "d-wins"))]
     DWins,
     /// Both learning rates 25× too high (5e-3): the losses swing, the norms jump.
     Unstable,
