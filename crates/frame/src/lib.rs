@@ -14,4 +14,4 @@ pub mod stats;
 
 pub use alarm::{AlarmEvent, AlarmKind};
 pub use frame::{Decimator, Frame, Named};
-pub use sink::{Sink, SinkError};
+pub use sink::{Sink, SinkError, remove_partial};

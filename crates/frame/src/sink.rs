@@ -1,5 +1,7 @@
 //! [`Sink`]: where a run's frames, alarms and sound go.
 
+use std::path::Path;
+
 use crate::{AlarmEvent, Frame};
 
 /// A sink's error: each sink crate keeps its own error type (`thiserror`) and boxes it here, so
@@ -48,4 +50,34 @@ pub trait Sink: Send {
     /// Abandons the output after a failure, removing any file that would pass for a complete
     /// result. The default removes nothing.
     fn discard(self: Box<Self>) {}
+}
+
+/// Removes a sink's partial output at `path` — only if it is a regular file. Output paths come
+/// from the user and gradtone may run as root: `--csv /dev/full` or a link must never make a
+/// discard delete a device node or what a link points to.
+pub fn remove_partial(path: &Path) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_partial_takes_regular_files_only() {
+        let dir = std::env::temp_dir().join(format!("gradtone-frame-rp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("partial.csv");
+        std::fs::write(&file, "step\n").unwrap();
+        remove_partial(&file);
+        assert!(!file.exists(), "a regular file goes");
+        remove_partial(&dir);
+        assert!(dir.is_dir(), "a folder stays");
+        remove_partial(Path::new("/dev/null"));
+        assert!(Path::new("/dev/null").exists(), "a device stays");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, remove_partial};
 
 use crate::SoundError;
 use crate::csv::{CsvWriter, MAX_COLUMNS};
@@ -61,7 +61,7 @@ impl Sink for WavFile {
     fn discard(self: Box<Self>) {
         let WavFile { sink, path, .. } = *self;
         drop(sink);
-        let _ = std::fs::remove_file(path);
+        remove_partial(&path);
     }
 }
 
@@ -140,6 +140,6 @@ impl Sink for CsvFile {
     fn discard(self: Box<Self>) {
         let CsvFile { path, writer, .. } = *self;
         drop(writer);
-        let _ = std::fs::remove_file(path);
+        remove_partial(&path);
     }
 }

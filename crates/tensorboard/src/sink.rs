@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, remove_partial};
 
 use crate::{EventWriter, TbError, wall_time_now};
 
@@ -97,7 +97,7 @@ impl Sink for TensorBoardSink {
         let path = self.writer.path().to_path_buf();
         let made_dir = self.made_dir.clone();
         drop(self);
-        let _ = std::fs::remove_file(path);
+        remove_partial(&path);
         if let Some(dir) = made_dir {
             // Only an empty folder goes: anything else in it is not ours to delete.
             let _ = std::fs::remove_dir(dir);
