@@ -19,40 +19,12 @@ use std::ops::ControlFlow;
 
 use gradtone_mnist::Split;
 use gradtone_sound::Frame;
-use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent};
+use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent, onset_of_trouble};
 use gradtone_train::{Preset, SeedParams};
 
 /// The onset of trouble: `(step, why)`.
 fn onset(frames: &[Frame]) -> Option<(u64, &'static str)> {
-    let first = frames.first()?;
-    let total = |f: &Frame| {
-        f.values
-            .iter()
-            .map(|n| n.value * n.value)
-            .sum::<f64>()
-            .sqrt()
-    };
-    let (t0, l0) = (total(first), first.loss());
-    frames.iter().find_map(|f| {
-        let non_finite = f
-            .values
-            .iter()
-            .chain(&f.losses)
-            .any(|n| !n.value.is_finite());
-        let zeros = f.values.iter().filter(|n| n.value == 0.0).count();
-        let why = if non_finite {
-            "non-finite"
-        } else if total(f) > 5.0 * t0 {
-            "norm > 5× step 0"
-        } else if l0.zip(f.loss()).is_some_and(|(a, b)| b > 2.0 * a) {
-            "loss > 2× step 0"
-        } else if !f.values.is_empty() && 2 * zeros >= f.values.len() {
-            "half the layers 0"
-        } else {
-            return None;
-        };
-        Some((f.step, why))
-    })
+    onset_of_trouble(frames).map(|(i, why)| (frames[i].step, why))
 }
 
 /// The first step where a run really diverges, whatever its preset: a non-finite value or

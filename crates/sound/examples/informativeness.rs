@@ -30,7 +30,7 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use gradtone_sound::alarm::{AlarmKind, earcon};
+use gradtone_sound::alarm::{AlarmKind, earcon, onset_of_trouble};
 use gradtone_sound::analysis::{Spectrum, rms};
 use gradtone_sound::csv::read_frames;
 use gradtone_sound::mapping::{self, CentsMapping};
@@ -444,40 +444,18 @@ pub fn outcome_truth(frames: &[Frame]) -> Outcome {
     }
 }
 
-/// Ground truth trouble, the onset as the alarms are judged against it (issue 13): the first
-/// step with a non-finite norm or loss, a total norm `√Σv²` above 5× step 0's, a loss above 2×
-/// step 0's, or at least half the norms exactly 0. Returns the step index and which of
+/// Ground truth trouble, the onset as the alarms are judged against it (issue 13; see
+/// `gradtone_sound::alarm::onset_of_trouble`). Returns the step index and which of
 /// `"non_finite"`, `"explosion"`, `"divergence"`, `"dead"`.
 pub fn first_trouble(frames: &[Frame]) -> Option<(usize, &'static str)> {
-    let total = |f: &Frame| {
-        f.values
-            .iter()
-            .map(|n| n.value * n.value)
-            .sum::<f64>()
-            .sqrt()
-    };
-    let first = frames.first()?;
-    let (t0, l0) = (total(first), first.loss());
-    frames.iter().enumerate().find_map(|(i, f)| {
-        let why = if f
-            .values
-            .iter()
-            .chain(&f.losses)
-            .any(|n| !n.value.is_finite())
-        {
-            "non_finite"
-        } else if total(f) > 5.0 * t0 {
-            "explosion"
-        } else if l0.zip(f.loss()).is_some_and(|(a, b)| b > 2.0 * a) {
-            "divergence"
-        } else if !f.values.is_empty()
-            && 2 * f.values.iter().filter(|n| n.value == 0.0).count() >= f.values.len()
-        {
-            "dead"
-        } else {
-            return None;
+    onset_of_trouble(frames).map(|(i, why)| {
+        let kind = match why {
+            "non-finite" => "non_finite",
+            "norm > 5× step 0" => "explosion",
+            "loss > 2× step 0" => "divergence",
+            _ => "dead",
         };
-        Some((i, why))
+        (i, kind)
     })
 }
 
