@@ -1,6 +1,7 @@
 //! `gradtone`: hear neural-network training. Thin wiring of the library crates: sources
 //! (the Burn trainer, CSV files) → frames → a mapping → sinks (WAV, CSV).
 
+mod alloc;
 mod bench;
 mod data;
 mod experiments;
@@ -23,11 +24,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::DataArgs;
 use crate::outputs::Outputs;
-
-// Training frees and re-allocates the same multi-megabyte buffers every step: mimalloc reuses
-// them where glibc's malloc unmaps them and page-faults them back in (see `gradtone bench`).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Hear neural-network training: each step's per-layer gradient norms become sound.
 #[derive(Parser, Debug)]
@@ -356,6 +352,7 @@ impl ExperimentsArgs {
 }
 
 fn main() {
+    alloc::keep_freed_pages();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {}", error_chain(&e));

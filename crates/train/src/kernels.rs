@@ -43,7 +43,13 @@ impl Buf {
     /// overwrites whole, so no pass is spent zeroing them.
     pub fn any(len: usize) -> Self {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v = match pool.iter().position(|b| b.capacity() >= len) {
+        // Best fit: steps repeat the same sizes, so each request finds its own buffer back
+        // (already the right length: no zero-fill) and big buffers stay for big requests.
+        let fit = (pool.iter().enumerate())
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| (b.len() != len, b.capacity()))
+            .map(|(i, _)| i);
+        let mut v = match fit {
             Some(i) => pool.swap_remove(i),
             None => Vec::new(),
         };
@@ -245,10 +251,70 @@ fn matmul(dst: &mut [f32], rs: usize, cs: usize, lhs: View, rhs: View, accumulat
     }
 }
 
+/// Images per cache-sized chunk inside a thread's half of the batch (conv2 at 8 images: 1 MB
+/// of patches and of their gradient; L2 holds 1–2 MB per core on the machines measured).
+const CHUNK: usize = 8;
+
 /// Where the batch is split in two for the 2-way parallel steps (by images).
 fn half(n: usize) -> usize {
     n.div_ceil(2)
 }
+
+/// Defines `$name`, which runs `$body` (an `#[inline(always)]` fn) compiled for the widest
+/// vector unit the CPU has (AVX-512, AVX2, else the SSE2 baseline), so the pool, unpool,
+/// im2col and col2im loops vectorise 16 or 8 wide. They only compare, copy and add element
+/// by element, so every width gives the same bits.
+macro_rules! widest {
+    ($(#[$doc:meta])* fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F, checked just above.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, checked just above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+widest!(
+    /// [`im2col_any`] at the widest vector width.
+    fn im2col = im2col_any(g: &Geom, imgs: &[f32], cols: &mut [f32])
+);
+widest!(
+    /// [`pool_relu_any`] at the widest vector width.
+    fn pool_relu = pool_relu_any(g: &Geom, imgs: usize, y: &[f32], out: &mut [f32], arg: &mut [u8])
+);
+widest!(
+    /// [`unpool_any`] at the widest vector width.
+    fn unpool = unpool_any(
+        g: &Geom,
+        i0: usize,
+        i1: usize,
+        argmax: &[u8],
+        grad: &[f32],
+        dy: &mut [f32],
+    )
+);
+widest!(
+    /// [`col2im_any`] at the widest vector width.
+    fn col2im = col2im_any(g: &Geom, imgs: usize, dcols: &[f32], dx: &mut [f32])
+);
 
 /// What the forward pass returns.
 #[derive(Debug)]
@@ -285,32 +351,43 @@ pub fn forward(g: &Geom, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward
     let (arg_a, arg_b) = argmax.split_at_mut(split * pooled * o);
     let cols_split = if g.image.is_some() { split * l * kk } else { 0 };
     let (cols_a, cols_b) = cols.split_at_mut(cols_split);
+    let wt = View {
+        data: weight,
+        rows: kk,
+        cols: o,
+        rs: 1,
+        cs: kk,
+    };
+    let pooled_len = o * pooled;
     let task = |i0: usize, i1: usize, out: &mut [f32], arg: &mut [u8], cols: &mut [f32]| {
-        if i0 == i1 {
-            return;
-        }
-        let src = match g.image {
-            Some(_) => {
-                im2col(g, &input[i0 * g.image_len()..i1 * g.image_len()], cols);
-                Cols::Rows(cols).rows(g, 0, i1 - i0)
+        // A few images at a time, so their patches and conv outputs are still in cache when
+        // the GEMM and the pool read them (chunking by rows leaves each sum's order as is).
+        let mut y = Buf::any(CHUNK.min(i1 - i0) * l * o);
+        for c0 in (i0..i1).step_by(CHUNK) {
+            let c1 = (c0 + CHUNK).min(i1);
+            let (a, b) = (c0 - i0, c1 - i0);
+            let src = match g.image {
+                Some(_) => {
+                    let cols = &mut cols[a * l * kk..b * l * kk];
+                    im2col(g, &input[c0 * g.image_len()..c1 * g.image_len()], cols);
+                    Cols::Rows(cols).rows(g, 0, c1 - c0)
+                }
+                None => Cols::Patches(input).rows(g, c0, c1),
+            };
+            // y = cols · Wᵀ + b, bias first so the product accumulates onto it.
+            let y = &mut y[..(c1 - c0) * l * o];
+            for row in y.chunks_exact_mut(o) {
+                row.copy_from_slice(bias);
             }
-            None => Cols::Patches(input).rows(g, i0, i1),
-        };
-        // y = cols · Wᵀ + b, bias first so the product accumulates onto it.
-        let rows = (i1 - i0) * l;
-        let mut y = Buf::any(rows * o);
-        for row in y.chunks_exact_mut(o) {
-            row.copy_from_slice(bias);
+            matmul(y, o, 1, src, wt, true);
+            pool_relu(
+                g,
+                c1 - c0,
+                y,
+                &mut out[a * pooled_len..b * pooled_len],
+                &mut arg[a * pooled_len..b * pooled_len],
+            );
         }
-        let wt = View {
-            data: weight,
-            rows: kk,
-            cols: o,
-            rs: 1,
-            cs: kk,
-        };
-        matmul(&mut y, o, 1, src, wt, true);
-        pool_relu(g, i1 - i0, &y, out, arg);
     };
     rayon::join(
         || task(0, split, out_a, arg_a, cols_a),
@@ -320,8 +397,20 @@ pub fn forward(g: &Geom, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward
 }
 
 /// im2col of `imgs` (NCHW, whole images) into `cols` rows `[imgs·l, kk]`.
-fn im2col(g: &Geom, imgs: &[f32], cols: &mut [f32]) {
+#[inline(always)]
+fn im2col_any(g: &Geom, imgs: &[f32], cols: &mut [f32]) {
     let Some((c, h, w, k)) = g.image else { return };
+    // The seed network's 5×5 kernel gets a copy of constant length (a few moves, not a
+    // `memcpy` call per five floats).
+    if k == 5 {
+        im2col_k(g, imgs, cols, (c, h, w), 5);
+    } else {
+        im2col_k(g, imgs, cols, (c, h, w), k);
+    }
+}
+
+#[inline(always)]
+fn im2col_k(g: &Geom, imgs: &[f32], cols: &mut [f32], (c, h, w): (usize, usize, usize), k: usize) {
     let (ow, kk) = (g.ow, g.kk);
     for (img, dst) in imgs
         .chunks_exact(c * h * w)
@@ -329,10 +418,13 @@ fn im2col(g: &Geom, imgs: &[f32], cols: &mut [f32]) {
     {
         for (p, row) in dst.chunks_exact_mut(kk).enumerate() {
             let (y, x) = (p / ow, p % ow);
-            for (ck, part) in row.chunks_exact_mut(k).enumerate() {
-                let (ci, ki) = (ck / k, ck % k);
-                let start = ci * h * w + (y + ki) * w + x;
-                part.copy_from_slice(&img[start..start + k]);
+            let mut parts = row.chunks_exact_mut(k);
+            for plane in img.chunks_exact(h * w) {
+                for line in plane[y * w + x..].chunks(w).take(k) {
+                    if let Some(part) = parts.next() {
+                        part.copy_from_slice(&line[..k]);
+                    }
+                }
             }
         }
     }
@@ -341,31 +433,44 @@ fn im2col(g: &Geom, imgs: &[f32], cols: &mut [f32]) {
 /// 2×2 max-pool (stride 2, floor) + relu of `y` `[imgs·l, o]` into NCHW `out` and `arg`.
 /// Ties keep the first maximum in row-major order and NaN wins (the last NaN), as PyTorch's
 /// and Burn's pools do; relu keeps NaN (both frameworks do) and marks zeros [`DEAD`].
-fn pool_relu(g: &Geom, imgs: usize, y: &[f32], out: &mut [f32], arg: &mut [u8]) {
+///
+/// The max and its position are kept in `f32` lanes (the position as a float index), which the
+/// compiler vectorises; a `u8`/`f32` mix in one loop stays scalar.
+#[inline(always)]
+fn pool_relu_any(g: &Geom, imgs: usize, y: &[f32], out: &mut [f32], arg: &mut [u8]) {
     let (o, ow, l, ph, pw) = (g.o, g.ow, g.l(), g.ph(), g.pw());
-    let mut best = vec![0.0f32; o];
+    let pooled = ph * pw;
+    // One image's pooled values, pixel-major `[pooled, o]`, before the NCHW transpose.
+    let mut best = vec![0.0f32; pooled * o];
+    let mut idx = vec![0.0f32; o];
     for img in 0..imgs {
         for py in 0..ph {
             for px in 0..pw {
                 let r = img * l + 2 * py * ow + 2 * px;
                 let rows = [r, r + 1, r + ow, r + ow + 1].map(|r| &y[r * o..(r + 1) * o]);
-                let a = &mut arg[((img * ph + py) * pw + px) * o..][..o];
-                best.copy_from_slice(rows[0]);
-                a.fill(0);
+                let p = py * pw + px;
+                let m = &mut best[p * o..(p + 1) * o];
+                m.copy_from_slice(rows[0]);
+                idx.fill(0.0);
                 for (i, row) in rows.iter().enumerate().skip(1) {
-                    for ((m, ai), &v) in best.iter_mut().zip(a.iter_mut()).zip(row.iter()) {
+                    for ((m, d), &v) in m.iter_mut().zip(idx.iter_mut()).zip(row.iter()) {
                         let take = v > *m || v.is_nan();
                         *m = if take { v } else { *m };
-                        *ai = if take { i as u8 } else { *ai };
+                        *d = if take { i as f32 } else { *d };
                     }
                 }
-                for (oc, (&m, ai)) in best.iter().zip(a.iter_mut()).enumerate() {
-                    let live = m > 0.0 || m.is_nan();
-                    out[((img * o + oc) * ph + py) * pw + px] = if live { m } else { 0.0 };
-                    if !live {
-                        *ai = DEAD;
-                    }
+                let a = &mut arg[((img * ph + py) * pw + px) * o..][..o];
+                for ((ai, &d), m) in a.iter_mut().zip(idx.iter()).zip(m.iter_mut()) {
+                    let live = *m > 0.0 || m.is_nan();
+                    *ai = if live { d as i32 as u8 } else { DEAD };
+                    *m = if live { *m } else { 0.0 };
                 }
+            }
+        }
+        let dst = &mut out[img * o * pooled..(img + 1) * o * pooled];
+        for (oc, plane) in dst.chunks_exact_mut(pooled).enumerate() {
+            for (p, v) in plane.iter_mut().enumerate() {
+                *v = best[p * o + oc];
             }
         }
     }
@@ -418,13 +523,16 @@ pub fn backward(
     let mut grads = Grads::default();
     if needs.b {
         // Only argmax positions carry gradient: sum those, images then positions, in order.
+        // Each channel still sums images then positions in order; the loops run channels
+        // innermost so the argmax is read contiguously.
         let mut db = vec![0.0f32; o];
         for img in 0..g.n {
-            for (oc, acc) in db.iter_mut().enumerate() {
-                let gs = &grad[(img * o + oc) * pooled..][..pooled];
-                for (p, &gv) in gs.iter().enumerate() {
-                    if argmax[(img * pooled + p) * o + oc] != DEAD {
-                        *acc += gv;
+            let gi = &grad[img * o * pooled..][..o * pooled];
+            for p in 0..pooled {
+                let a = &argmax[(img * pooled + p) * o..][..o];
+                for (oc, (acc, &ai)) in db.iter_mut().zip(a).enumerate() {
+                    if ai != DEAD {
+                        *acc += gi[oc * pooled + p];
                     }
                 }
             }
@@ -435,7 +543,12 @@ pub fn backward(
         return grads;
     }
     let split = half(g.n);
-    let mut dy = Buf::zeros(g.n * l * o);
+    // Unpooling writes every pixel of every 2×2 window; only odd edges need zeros first.
+    let mut dy = if g.oh % 2 == 0 && g.ow % 2 == 0 {
+        Buf::any(g.n * l * o)
+    } else {
+        Buf::zeros(g.n * l * o)
+    };
     {
         let (dy_a, dy_b) = dy.split_at_mut(split * l * o);
         rayon::join(
@@ -452,23 +565,53 @@ pub fn backward(
         cs: 1,
     };
     let dw = needs.w.then(|| {
-        // dW = dyᵀ · cols, split by weight rows (output channels): each half is one GEMM over
-        // the whole batch, so every element sums over images in the same order.
+        // Each half is one GEMM over the whole batch, so every element sums over images in
+        // the same order whatever the thread count.
         let mut dw = vec![0.0f32; o * kk];
-        let all = cols.rows(g, 0, g.n);
-        let osplit = o.div_ceil(2);
-        let (dw_a, dw_b) = dw.split_at_mut(osplit * kk);
-        let dyt = |o0: usize, o1: usize| View {
-            data: &dy[o0..],
-            rows: o1 - o0,
-            cols: nl,
-            rs: 1,
-            cs: o,
-        };
-        rayon::join(
-            || matmul(dw_a, kk, 1, dyt(0, osplit), all, false),
-            || matmul(dw_b, kk, 1, dyt(osplit, o), all, false),
-        );
+        match cols {
+            Cols::Rows(c) => {
+                // dWᵀ = colsᵀ · dy, split by patch position: colsᵀ is column-major, so gemm
+                // reads it in place (dyᵀ · cols would repack the whole batch's dy).
+                let mut dwt = Buf::any(kk * o);
+                let jsplit = kk.div_ceil(2);
+                let (a, b) = dwt.split_at_mut(jsplit * o);
+                let dy_all = dy_rows(0, g.n);
+                let colst = |j0: usize, j1: usize| View {
+                    data: &c[j0..],
+                    rows: j1 - j0,
+                    cols: nl,
+                    rs: 1,
+                    cs: kk,
+                };
+                rayon::join(
+                    || matmul(a, o, 1, colst(0, jsplit), dy_all, false),
+                    || matmul(b, o, 1, colst(jsplit, kk), dy_all, false),
+                );
+                for (j, row) in dwt.chunks_exact(o).enumerate() {
+                    for (oc, &v) in row.iter().enumerate() {
+                        dw[oc * kk + j] = v;
+                    }
+                }
+            }
+            Cols::Patches(_) => {
+                // dW = dyᵀ · patchesᵀ, split by output channel (the host patches `[kk, n·l]`
+                // are already the layout gemm wants on this side).
+                let all = cols.rows(g, 0, g.n);
+                let osplit = o.div_ceil(2);
+                let (dw_a, dw_b) = dw.split_at_mut(osplit * kk);
+                let dyt = |o0: usize, o1: usize| View {
+                    data: &dy[o0..],
+                    rows: o1 - o0,
+                    cols: nl,
+                    rs: 1,
+                    cs: o,
+                };
+                rayon::join(
+                    || matmul(dw_a, kk, 1, dyt(0, osplit), all, false),
+                    || matmul(dw_b, kk, 1, dyt(osplit, o), all, false),
+                );
+            }
+        }
         dw
     });
     grads.w = dw;
@@ -486,14 +629,16 @@ pub fn backward(
                 let mut dx = vec![0.0f32; g.n * len];
                 let (dx_a, dx_b) = dx.split_at_mut(split * len);
                 let task = |i0: usize, i1: usize, dx: &mut [f32]| {
-                    if i0 == i1 {
-                        return;
+                    // dcolsᵀ `[kk, m]` for a few images at a time (still in cache for
+                    // col2im), laid out so col2im adds whole output rows.
+                    let mut dcols = Buf::any(kk * CHUNK.min(i1 - i0) * l);
+                    for c0 in (i0..i1).step_by(CHUNK) {
+                        let c1 = (c0 + CHUNK).min(i1);
+                        let m = (c1 - c0) * l;
+                        let dcols = &mut dcols[..kk * m];
+                        matmul(dcols, 1, m, dy_rows(c0, c1), w, false);
+                        col2im(g, c1 - c0, dcols, &mut dx[(c0 - i0) * len..(c1 - i0) * len]);
                     }
-                    // dcolsᵀ `[kk, m]` for these images, so col2im adds whole output rows.
-                    let m = (i1 - i0) * l;
-                    let mut dcols = Buf::any(kk * m);
-                    matmul(&mut dcols, 1, m, dy_rows(i0, i1), w, false);
-                    col2im(g, i1 - i0, &dcols, dx);
                 };
                 rayon::join(|| task(0, split, dx_a), || task(split, g.n, dx_b));
                 dx
@@ -509,21 +654,28 @@ pub fn backward(
     grads
 }
 
-/// Scatters the pooled gradient of images `i0..i1` to their argmax pixels in `dy` (zeroed).
-fn unpool(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], dy: &mut [f32]) {
+/// Scatters the pooled gradient of images `i0..i1` into `dy`: each 2×2 window's pixels get
+/// the gradient at their argmax and 0 elsewhere (pixels outside every window are untouched).
+#[inline(always)]
+fn unpool_any(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], dy: &mut [f32]) {
     let (o, ow, l, ph, pw) = (g.o, g.ow, g.l(), g.ph(), g.pw());
     let pooled = ph * pw;
+    let mut gw = vec![0.0f32; o];
     for img in i0..i1 {
         let base = (img - i0) * l;
+        let gi = &grad[img * o * pooled..][..o * pooled];
         for py in 0..ph {
             for px in 0..pw {
                 let p = py * pw + px;
-                let r = base + 2 * py * ow + 2 * px;
-                let rows = [r, r + 1, r + ow, r + ow + 1];
+                for (oc, v) in gw.iter_mut().enumerate() {
+                    *v = gi[oc * pooled + p];
+                }
                 let a = &argmax[(img * pooled + p) * o..][..o];
-                for (oc, &ai) in a.iter().enumerate() {
-                    if ai != DEAD {
-                        dy[rows[ai as usize] * o + oc] = grad[(img * o + oc) * pooled + p];
+                let r = base + 2 * py * ow + 2 * px;
+                for (i, r) in [r, r + 1, r + ow, r + ow + 1].into_iter().enumerate() {
+                    let row = &mut dy[r * o..(r + 1) * o];
+                    for ((d, &ai), &v) in row.iter_mut().zip(a).zip(&gw) {
+                        *d = if ai as usize == i { v } else { 0.0 };
                     }
                 }
             }
@@ -532,9 +684,29 @@ fn unpool(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], dy: &mut 
 }
 
 /// Adds `dcols` `[kk, imgs·l]` back onto the NCHW image gradient `dx` of `imgs` images.
-fn col2im(g: &Geom, imgs: usize, dcols: &[f32], dx: &mut [f32]) {
+#[inline(always)]
+fn col2im_any(g: &Geom, imgs: usize, dcols: &[f32], dx: &mut [f32]) {
     let Some((c, h, w, k)) = g.image else { return };
-    let (oh, ow, l) = (g.oh, g.ow, g.l());
+    // The seed network's conv2 (5×5 kernel, 8 output columns) with constant loop bounds: the
+    // row adds become single vector adds.
+    if (k, g.ow) == (5, 8) {
+        col2im_k(g, imgs, dcols, dx, (c, h, w), 5, 8);
+    } else {
+        col2im_k(g, imgs, dcols, dx, (c, h, w), k, g.ow);
+    }
+}
+
+#[inline(always)]
+fn col2im_k(
+    g: &Geom,
+    imgs: usize,
+    dcols: &[f32],
+    dx: &mut [f32],
+    (c, h, w): (usize, usize, usize),
+    k: usize,
+    ow: usize,
+) {
+    let (oh, l) = (g.oh, g.l());
     let m = imgs * l;
     for (j, img) in dx.chunks_exact_mut(c * h * w).enumerate().take(imgs) {
         for ci in 0..c {
