@@ -103,6 +103,8 @@ fn matches_burn_on_random_data() {
     check(&random(4, 20, 12, 50, 5, 2));
     // One image: one half of the split is empty.
     check(&random(1, 3, 8, 5, 3, 3));
+    // Several cache chunks per half (19 + 18 images), the last ones partial.
+    check(&random(37, 20, 12, 50, 5, 4));
 }
 
 #[test]
@@ -147,7 +149,7 @@ fn check_nan_patterns(c: &Case) {
 fn host_patches_match_conv1() {
     // conv1 from host-built patches (as the trainer feeds it) equals Burn's conv2d on images.
     let d = Device::flex().autodiff();
-    let n = 3;
+    let n = 19; // several cache chunks per half
     let images = seeded(n * 784, 6);
     let c = Case {
         x: images.clone(),
