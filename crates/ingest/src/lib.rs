@@ -7,6 +7,11 @@
 //! - [`follow`]: like `tail -f`, keeps reading lines appended to a file.
 //! - [`UdpSource`]: JSONL lines in UDP datagrams.
 //! - [`OscSource`]: Open Sound Control messages over UDP (`docs/osc.md`).
+//!
+//!   [`listen_addr`] turns what a user typed into the address either binds.
+//!
+//! [`open`] picks the reader a path names (stdin, CSV, JSONL); [`command::spawn`] runs a
+//! training command with its frames coming back over loopback UDP (`gradtone run`).
 //! - [`csv_source`]: trajectory CSV files, via [`gradtone_sound::csv::CsvReader`].
 //!
 //! Sources never stop on bad content: a malformed line is skipped, counted and reported (with its
@@ -32,6 +37,10 @@ mod merge;
 mod osc;
 mod udp;
 
+mod addr;
+pub mod command;
+mod open;
+
 pub use crate::csv::{CsvSource, csv_source};
 pub use diag::{Diagnostics, MAX_MESSAGE_CHARS, MAX_REPORTED, Reporter, shorten};
 pub use error::{IngestError, LineError};
@@ -43,6 +52,9 @@ pub use merge::{
 };
 pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscDecoder, OscSource, frame_packet};
 pub use udp::{UdpOptions, UdpSource};
+
+pub use addr::{AddrError, listen_addr};
+pub use open::{BoxedSource, open};
 
 /// What every source offers beyond `Iterator<Item = Frame>`.
 ///
