@@ -7,11 +7,6 @@
 //! - [`follow`]: like `tail -f`, keeps reading lines appended to a file.
 //! - [`UdpSource`]: JSONL lines in UDP datagrams.
 //! - [`OscSource`]: Open Sound Control messages over UDP (`docs/osc.md`).
-//!
-//!   [`listen_addr`] turns what a user typed into the address either binds.
-//!
-//! [`open`] picks the reader a path names (stdin, CSV, JSONL); [`command::spawn`] runs a
-//! training command with its frames coming back over loopback UDP (`gradtone run`).
 //! - [`csv_source`]: trajectory CSV files, via [`gradtone_sound::csv::CsvReader`].
 //!
 //! Sources never stop on bad content: a malformed line is skipped, counted and reported (with its
@@ -20,6 +15,10 @@
 //!
 //! [`RankMerger`] combines the frames of the ranks of a distributed run into one frame per step,
 //! and flags lagging ranks and ranks whose gradient norms disagree with the others.
+//!
+//! [`open`] picks the reader a path names (stdin, CSV, JSONL); [`listen_addr`] turns what a
+//! user typed into the address a UDP or OSC source binds; [`command::spawn`] runs a training
+//! command with its frames coming back over loopback UDP (`gradtone run`).
 //!
 //! Everything a file or a peer sends is bounded by what was actually received, never by a number
 //! it claims: lines of at most [`MAX_LINE_BYTES`], `rank < world ≤` [`MAX_WORLD`], OSC nesting of
