@@ -4,10 +4,8 @@
 
 use anyhow::{Context, Result};
 use gradtone_mnist::Split;
-use gradtone_sound::Frame;
 use gradtone_train::gan::GanPreset;
-use gradtone_train::gan::report::term_norm;
-use gradtone_train::sweep::{Plan, Row, late_mean, ratios, report, table, verdict};
+use gradtone_train::sweep::{Plan, Row, cnn_columns, gan_columns, report, table, verdict};
 use gradtone_train::{Preset, SeedParams};
 
 use crate::args::{ModelArg, SweepArgs};
@@ -46,18 +44,16 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         eprintln!("{label}");
         let result = (|| -> Result<(Row, bool)> {
             outputs.begin_part(i, &format!("{term}={w}"), offset)?;
-            let (frames, extra, interrupted) = if gan {
+            let (row, interrupted) = if gan {
                 let mut cfg = GanPreset::Balanced.config(args.seed);
                 cfg.steps = steps;
                 cfg.set_weights([(term.clone(), w)].iter())?;
                 let run = gan::run_with_outputs(&cfg, &train, &mut outputs, &label, offset, steps)?;
-                let extra = vec![
-                    format!("{:.3}", late_mean(&run.stats, |s| s.p_real)),
-                    format!("{:.3}", late_mean(&run.stats, |s| s.p_fake)),
-                    format!("{:.3}", late_mean(&run.stats, |s| s.diversity)),
-                    format!("{:.3}", late_mean(&run.stats, |s| term_norm(s, 2))),
-                ];
-                (run.frames, extra, run.interrupted)
+                let extra = gan_columns(&run.stats);
+                (
+                    Row::new(&plan, w, offset, &run.frames, extra),
+                    run.interrupted,
+                )
             } else {
                 let mut cfg = Preset::SgdLr01.config(args.seed);
                 cfg.steps = Some(steps);
@@ -65,26 +61,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 let params = SeedParams::init(args.seed);
                 let (frames, trainer, interrupted) =
                     train_with_outputs(&cfg, &params, &train, &mut outputs, &label, offset)?;
-                let nll = |f: &Frame| {
-                    f.losses
-                        .iter()
-                        .find(|l| l.name == "loss_nll")
-                        .map_or(f64::NAN, |l| l.value)
-                };
-                let mut extra = vec![format!("{:.4}", late_mean(&frames, nll))];
-                if let Some(test) = &test {
-                    extra.push(format!("{:.4}", trainer.accuracy(test)));
-                }
-                (frames, extra, interrupted)
-            };
-            let (ratio, late_ratio) = ratios(&frames, term, other);
-            let row = Row {
-                weight: w,
-                first_step: offset,
-                steps: frames.len(),
-                ratio,
-                late_ratio,
-                extra,
+                let extra = cnn_columns(&frames, test.as_ref().map(|t| trainer.accuracy(t)));
+                (Row::new(&plan, w, offset, &frames, extra), interrupted)
             };
             Ok((row, interrupted))
         })();

@@ -7,6 +7,9 @@ use std::fmt::Write as _;
 use gradtone_sound::Frame;
 use gradtone_sound::mapping::instrument_of;
 
+use crate::gan::GanStats;
+use crate::gan::report::term_norm;
+
 /// Why a sweep cannot be run as asked (messages name `gradtone sweep`'s flags).
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -120,6 +123,53 @@ pub struct Row {
     pub late_ratio: f64,
     /// Model-specific columns, already formatted.
     pub extra: Vec<String>,
+}
+
+impl Row {
+    /// The row of a setting at `weight` whose frames begin at `first_step`: its step count and
+    /// gradient-norm ratios of `plan`'s terms, and the `extra` columns.
+    pub fn new(
+        plan: &Plan,
+        weight: f64,
+        first_step: u64,
+        frames: &[Frame],
+        extra: Vec<String>,
+    ) -> Row {
+        let (ratio, late_ratio) = ratios(frames, &plan.term, plan.other);
+        Row {
+            weight,
+            first_step,
+            steps: frames.len(),
+            ratio,
+            late_ratio,
+            extra,
+        }
+    }
+}
+
+/// The GAN's extra columns ([`Plan::extra_heads`]): late means of D(real), D(fake), diversity
+/// and ‖∇g_adv‖, to 3 decimals.
+pub fn gan_columns(stats: &[GanStats]) -> Vec<String> {
+    vec![
+        format!("{:.3}", late_mean(stats, |s| s.p_real)),
+        format!("{:.3}", late_mean(stats, |s| s.p_fake)),
+        format!("{:.3}", late_mean(stats, |s| s.diversity)),
+        format!("{:.3}", late_mean(stats, |s| term_norm(s, 2))),
+    ]
+}
+
+/// The CNN's extra columns: the late mean of the `loss_nll` loss (NaN where a frame has none)
+/// and the test accuracy when there is one, to 4 decimals.
+pub fn cnn_columns(frames: &[Frame], accuracy: Option<f64>) -> Vec<String> {
+    let nll = |f: &Frame| {
+        f.losses
+            .iter()
+            .find(|l| l.name == "loss_nll")
+            .map_or(f64::NAN, |l| l.value)
+    };
+    let mut extra = vec![format!("{:.4}", late_mean(frames, nll))];
+    extra.extend(accuracy.map(|a| format!("{a:.4}")));
+    extra
 }
 
 /// Whole-network norm of one instrument's values in a frame: `√Σ v²`.
@@ -271,6 +321,27 @@ mod tests {
         assert!((all - 4.0).abs() < 1e-12, "{all}");
         assert!((late - 12.0).abs() < 1e-12, "{late}");
         assert!(ratios(&[], "l2", "nll").0.is_nan());
+    }
+
+    #[test]
+    fn rows_and_columns_of_a_setting() {
+        let plan = Plan::new(false, None, &[], None).unwrap();
+        let frames: Vec<Frame> = (0..5).map(|i| frame(i, 1.0, 2.0)).collect();
+        let extra = cnn_columns(&frames, Some(0.875));
+        assert_eq!(extra, ["1.0000", "0.8750"]);
+        assert_eq!(cnn_columns(&frames, None), ["1.0000"]);
+        let r = Row::new(&plan, 0.01, 10, &frames, extra);
+        assert_eq!((r.weight, r.first_step, r.steps), (0.01, 10, 5));
+        assert!((r.ratio - 0.5).abs() < 1e-12 && (r.late_ratio - 0.5).abs() < 1e-12);
+        let g = GanStats {
+            losses: [1.0; 3],
+            norms: [[1.0; 3], [1.0; 3], [3.0, 4.0, 0.0]],
+            d_total: [1.0; 3],
+            p_real: 0.75,
+            p_fake: 0.25,
+            diversity: 0.5,
+        };
+        assert_eq!(gan_columns(&[g]), ["0.750", "0.250", "0.500", "5.000"]);
     }
 
     #[test]
