@@ -1,24 +1,10 @@
-//! Where MNIST comes from: `--data DIR` / `GRADTONE_MNIST_DIR`, or the download cache.
-
-use std::path::PathBuf;
+//! Loading MNIST from where `DataArgs` says, with a download progress bar.
 
 use anyhow::{Context, Result};
-use clap::Args;
 use gradtone_mnist::{Dataset, Source, Split};
-use gradtone_train::RunConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// MNIST location flags.
-#[derive(Args, Debug, Clone)]
-pub struct DataArgs {
-    /// Use MNIST from this folder (train-images-idx3-ubyte[.gz] ...; no checksum check, subsets
-    /// welcome) instead of downloading the full dataset into the cache.
-    #[arg(long, value_name = "DIR", env = gradtone_mnist::DATA_ENV)]
-    pub data: Option<PathBuf>,
-    /// Download cache folder (default: the platform cache dir, e.g. ~/.cache/gradtone/mnist).
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-}
+use crate::args::DataArgs;
 
 impl DataArgs {
     fn source(&self) -> Result<Source> {
@@ -46,26 +32,6 @@ impl DataArgs {
         let mut progress = BarProgress(None);
         Ok(gradtone_mnist::load(&source, split, &mut progress)?)
     }
-}
-
-/// Fails, with what to change, when `cfg` makes no training step on a set of `n` images (batch
-/// 0, or a batch larger than the set with the last partial batch dropped): checked before any
-/// output file is created, so a degenerate plan never leaves an empty WAV.
-pub fn check_plan(cfg: &RunConfig, n: usize, what: &str) -> Result<()> {
-    if cfg.batch == 0 {
-        anyhow::bail!("--batch must be at least 1");
-    }
-    if n == 0 {
-        anyhow::bail!("{what}: the training set holds zero images");
-    }
-    if cfg.total_steps(n) == 0 {
-        anyhow::bail!(
-            "{what}: batch {} makes zero training steps on {n} images (the last partial batch is \
-             dropped); use --batch {n} or less, or --keep-last",
-            cfg.batch
-        );
-    }
-    Ok(())
 }
 
 /// Download progress on stderr.

@@ -1,22 +1,16 @@
 //! `gradtone experiments`: the five settings of the 2019 article, side by side.
 
-use std::fmt::Write as _;
-
 use anyhow::{Context, Result, bail};
 use gradtone_mnist::Split;
+use gradtone_train::experiments::{Row, summary_markdown};
 use gradtone_train::summary::RunStats;
 use gradtone_train::{Preset, SeedParams};
 
+use crate::args::ExperimentsArgs;
 use crate::outputs::{OutputSpec, Outputs};
-use crate::{ExperimentsArgs, train_with_outputs};
+use crate::train::train_with_outputs;
 
-/// One finished setting.
-struct Row {
-    preset: Preset,
-    stats: RunStats,
-    accuracy: f64,
-}
-
+/// `gradtone experiments`.
 pub fn run(args: &ExperimentsArgs) -> Result<()> {
     let train = args.data.load(Split::Train)?;
     let test = args.data.load(Split::Test)?;
@@ -31,7 +25,7 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
         let spec = OutputSpec {
             mapping: Some("seed".into()),
             wav: Some(args.out.join(format!("{}.wav", preset.name()))),
-            wav_format: args.format(),
+            wav_format: args.wav_format,
             csv: Some(args.out.join(format!("{}.csv", preset.name()))),
             title: format!("{} (seed {})", preset.name(), args.seed),
             ..OutputSpec::default()
@@ -65,7 +59,7 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
         let mut informed = Outputs::create(&OutputSpec {
             mapping: Some(gradtone_sound::mapping::DEFAULT_MAPPING.into()),
             wav: Some(args.out.join(format!("{stem}.wav"))),
-            wav_format: args.format(),
+            wav_format: args.wav_format,
             plot: Some(args.out.join(format!("{}.png", preset.name()))),
             title: format!("{} (seed {})", preset.name(), args.seed),
             ..OutputSpec::default()
@@ -100,62 +94,4 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
     std::fs::write(&path, md).with_context(|| format!("cannot write {}", path.display()))?;
     println!("wrote 5 WAVs, 5 CSVs and {}", path.display());
     Ok(())
-}
-
-fn fmt(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.4}")
-    } else {
-        "-".into()
-    }
-}
-
-fn opt_step(s: Option<u64>) -> String {
-    s.map_or("-".into(), |s| s.to_string())
-}
-
-fn summary_markdown(rows: &[Row], seed: u64, n_train: usize, n_test: usize) -> String {
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# gradtone experiments: the five settings of the 2019 article\n\n\
-         Seed {seed}, {n_train} training images, test accuracy on {n_test} test images. \
-         Norms are L2 norms of each layer's weight gradient; medians and maxima over finite steps.\n"
-    );
-    let layers = rows
-        .first()
-        .map(|r| {
-            r.stats
-                .values
-                .iter()
-                .map(|v| v.name.clone())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let mut header = String::from(
-        "| setting | steps | final loss | test acc | first non-finite step | all-zero steps |",
-    );
-    let mut rule = String::from("|---|---:|---:|---:|---:|---:|");
-    for l in &layers {
-        let _ = write!(header, " {l} median | {l} max |");
-        rule.push_str("---:|---:|");
-    }
-    let _ = writeln!(md, "{header}\n{rule}");
-    for r in rows {
-        let _ = write!(
-            md,
-            "| {} | {} | {} | {:.4} | {} | {} |",
-            r.preset.name(),
-            r.stats.steps,
-            r.stats.final_loss.map_or("-".into(), fmt),
-            r.accuracy,
-            opt_step(r.stats.first_non_finite),
-            r.stats.all_zero_steps
-        );
-        for v in &r.stats.values {
-            let _ = write!(md, " {} | {} |", fmt(v.median), fmt(v.max));
-        }
-        md.push('\n');
-    }
-    md
 }

@@ -2,172 +2,26 @@
 //! frames through the same sinks as `train`.
 
 use std::io::IsTerminal;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
+use anyhow::{Result, bail};
 use gradtone_ingest::{
-    FollowOptions, FrameSource, JsonlReader, MAX_MESSAGE_CHARS, MergeMode, MergeOptions, OscSource,
-    RankMerger, UdpOptions, UdpSource, shorten,
+    BoxedSource, FollowOptions, MAX_MESSAGE_CHARS, MergeOptions, OscSource, RankMerger, UdpOptions,
+    UdpSource, listen_addr, shorten,
 };
 use gradtone_sound::Frame;
 use gradtone_sound::alarm::AlarmKind;
 
+use crate::args::{ListenArgs, RankArgs, RenderArgs};
+use crate::interrupt_flag;
 use crate::outputs::Outputs;
-use crate::{LiveArgs, SinkArgs, interrupt_flag};
-
-/// Flags for streams that may carry several ranks.
-#[derive(Args, Debug, Clone)]
-pub struct RankArgs {
-    /// Combine the ranks of a distributed run (frames with `rank`/`world`).
-    #[arg(long, value_enum, default_value_t = MergeMode::Mean)]
-    merge: MergeMode,
-    /// Emit a step without the ranks that are this many steps behind (they raise a lag alarm).
-    #[arg(long, default_value_t = 8)]
-    max_lag: u64,
-    /// A rank whose norm differs from the other ranks' median by this factor raises an alarm.
-    #[arg(long, default_value_t = 10.0)]
-    disagreement: f64,
-    /// Sound the mean of every N steps as one (non-finite values win): hear a million-step run in minutes.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    steps_per_frame: usize,
-}
-
-/// `gradtone render`.
-#[derive(Args, Debug)]
-pub struct RenderArgs {
-    /// Input: a JSONL stream (`-` for stdin), a CSV (`step,loss,<name>...`), or a TensorBoard
-    /// event file or log folder (a `runs/` folder of several runs: each run's tags as `RUN/TAG`).
-    input: PathBuf,
-    /// WAV to write (same as --wav).
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// TensorBoard input: scalar tags to sonify, `*` globs (default: everything); in a folder of
-    /// several runs, `RUN/*` picks one run.
-    #[arg(long, value_name = "PATTERN")]
-    tags: Vec<String>,
-    #[command(flatten)]
-    ranks: RankArgs,
-    #[command(flatten)]
-    sinks: SinkArgs,
-}
-
-/// `gradtone listen`.
-#[derive(Args, Debug)]
-pub struct ListenArgs {
-    /// A JSONL file to read (`-` or nothing: stdin).
-    input: Option<PathBuf>,
-    /// Keep reading lines appended to the file, like `tail -f`, until Ctrl-C (a file that does
-    /// not exist yet is waited for: the hook creates it at its first step).
-    #[arg(long)]
-    follow: bool,
-    /// Receive JSONL datagrams on this address: `9999` (127.0.0.1), `localhost:9999`,
-    /// `[::1]:9999`, `HOST:9999`. Loopback unless --allow-remote.
-    #[arg(long, value_name = "[HOST:]PORT", conflicts_with_all = ["input", "osc"])]
-    udp: Option<String>,
-    /// Receive OSC messages (`/gradtone/frame`, docs/osc.md) on this address (as --udp).
-    #[arg(long, value_name = "[HOST:]PORT", conflicts_with_all = ["input", "udp"])]
-    osc: Option<String>,
-    /// Let --udp/--osc bind an address other than loopback (e.g. 0.0.0.0:9999). Datagrams carry
-    /// no authentication: any machine that can reach the port can send frames.
-    #[arg(long)]
-    allow_remote: bool,
-    /// Stop after this many seconds without a frame (UDP, OSC, --follow), counted from the last
-    /// frame, or from the start while none has arrived (then nothing is written and the exit
-    /// status is 1).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    idle_timeout: Option<f64>,
-    #[command(flatten)]
-    ranks: RankArgs,
-    #[command(flatten)]
-    sinks: SinkArgs,
-    #[command(flatten)]
-    live: LiveArgs,
-}
-
-/// A positive, finite number of seconds.
-fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 && x < 1e9 => Ok(x),
-        _ => Err(format!("{s:?} is not a number of seconds above 0")),
-    }
-}
-
-/// `PORT`, `HOST:PORT`, `[IPv6]:PORT` → the address to bind. A bare port is 127.0.0.1; a host
-/// name resolving to several addresses prefers IPv4 loopback (what `localhost` senders use).
-/// Anything but loopback needs `allow_remote`.
-fn socket_addr(s: &str, allow_remote: bool) -> Result<SocketAddr> {
-    let s = s.trim();
-    let usage = "give PORT, HOST:PORT or [IPv6]:PORT, e.g. 9999, localhost:9999, [::1]:9999";
-    let addr = if let Ok(port) = s.parse::<u16>() {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    } else if let Ok(a) = s.parse::<SocketAddr>() {
-        a
-    } else {
-        let Some((host, port)) = s.rsplit_once(':') else {
-            bail!("{:?} is not an address: {usage}", shorten(s, 60));
-        };
-        let port: u16 = port.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "{:?}: the port {:?} is not a number from 0 to 65535 ({usage})",
-                shorten(s, 60),
-                shorten(port, 20)
-            )
-        })?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            bail!("{:?} has no host: {usage}", shorten(s, 60));
-        }
-        let found: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve the host {:?}", shorten(host, 60)))?
-            .collect();
-        let pick = found
-            .iter()
-            .find(|a| a.is_ipv4() && a.ip().is_loopback())
-            .or_else(|| found.iter().find(|a| a.ip().is_loopback()))
-            .or_else(|| found.first());
-        match pick {
-            Some(a) => *a,
-            None => bail!("the host {:?} has no address", shorten(host, 60)),
-        }
-    };
-    if !addr.ip().is_loopback() && !allow_remote {
-        bail!(
-            "refusing to listen on {addr}: it is not loopback, and any machine that can reach it \
-             could send frames. Add --allow-remote to accept them, or listen on 127.0.0.1 and \
-             run gradtone where the training runs"
-        );
-    }
-    Ok(addr)
-}
 
 fn is_tensorboard(p: &Path) -> bool {
     p.is_dir()
         || p.file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with("events.out.tfevents"))
-}
-
-/// Pulls frames from a source and ends with its diagnostics.
-type Source = Box<dyn FrameSource + Send>;
-
-fn file_source(path: &Path) -> Result<Source> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    Ok(if path == Path::new("-") {
-        // A training script piped in keeps its prints: every line that is not a frame goes
-        // on to our stdout unchanged.
-        Box::new(
-            JsonlReader::new(std::io::BufReader::new(std::io::stdin()), "stdin")
-                .pass_through(Box::new(std::io::stdout())),
-        )
-    } else if ext.eq_ignore_ascii_case("csv") {
-        Box::new(gradtone_ingest::csv_source(path)?)
-    } else {
-        Box::new(JsonlReader::open(path)?)
-    })
 }
 
 pub fn render(args: &RenderArgs) -> Result<()> {
@@ -230,7 +84,7 @@ pub fn render(args: &RenderArgs) -> Result<()> {
             Outputs::create(&spec)?,
         );
     }
-    let source = file_source(&args.input)?;
+    let source = gradtone_ingest::open(&args.input)?;
     run_source(source, &sinks.spec(None, &title), &args.ranks)
 }
 
@@ -242,15 +96,15 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
         stop: Some(stop.clone()),
         ..UdpOptions::default()
     };
-    let (source, title): (Source, String) = if let Some(a) = &args.udp {
-        let src = UdpSource::bind(socket_addr(a, args.allow_remote)?, udp_opts)?;
+    let (source, title): (BoxedSource, String) = if let Some(a) = &args.udp {
+        let src = UdpSource::bind(listen_addr(a, args.allow_remote)?, udp_opts)?;
         eprintln!(
             "listening for JSONL datagrams on udp://{} (Ctrl-C to stop)",
             src.local_addr()
         );
         (Box::new(src), format!("udp {a}"))
     } else if let Some(a) = &args.osc {
-        let src = OscSource::bind(socket_addr(a, args.allow_remote)?, udp_opts)?;
+        let src = OscSource::bind(listen_addr(a, args.allow_remote)?, udp_opts)?;
         eprintln!(
             "listening for OSC on udp://{} (Ctrl-C to stop)",
             src.local_addr()
@@ -274,14 +128,14 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
                 }
                 (Box::new(src), p.display().to_string())
             }
-            Some(p) => (file_source(p)?, p.display().to_string()),
+            Some(p) => (gradtone_ingest::open(p)?, p.display().to_string()),
             None => {
                 if std::io::stdin().is_terminal() {
                     eprintln!(
                         "reading JSONL frames from stdin (pipe a training script in: python train.py | gradtone listen)"
                     );
                 }
-                (file_source(Path::new("-"))?, "stdin".into())
+                (gradtone_ingest::open(Path::new("-"))?, "stdin".into())
             }
         }
     };
@@ -297,11 +151,11 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
 }
 
 pub(crate) fn run_source(
-    mut source: Source,
+    mut source: BoxedSource,
     spec: &crate::outputs::OutputSpec,
     ranks: &RankArgs,
 ) -> Result<()> {
-    precheck(spec)?;
+    spec.precheck()?;
     source.set_reporter(Box::new(|m: &str| eprintln!("warning: {m}")));
     // Opened before the first frame arrives: the page (--serve) is up and its URL printed while
     // the stream is still silent.
@@ -334,35 +188,6 @@ pub(crate) fn run_source(
         }
     });
     run(frames, world, spec, ranks, outputs)
-}
-
-/// Fails, naming the file, when an output cannot be written where asked: checked before the
-/// first frame (which may be hours away for a listener), though files are only created then.
-fn precheck(spec: &crate::outputs::OutputSpec) -> Result<()> {
-    let files = [
-        (&spec.wav, "WAV file"),
-        (&spec.csv, "CSV file"),
-        (&spec.plot, "plot"),
-        (&spec.midi, "MIDI file"),
-    ];
-    for (path, what) in files {
-        if let Some(p) = path {
-            crate::outputs::check_parent(p, what)?;
-            if p.is_dir() {
-                bail!("cannot write the {what} {}: it is a folder", p.display());
-            }
-        }
-    }
-    if let Some(d) = &spec.tensorboard
-        && d.exists()
-        && !d.is_dir()
-    {
-        bail!(
-            "cannot write TensorBoard logs into {}: it is a file, not a folder",
-            d.display()
-        );
-    }
-    Ok(())
 }
 
 /// `[1, 2, 3, 7]` → `"1-3, 7"`, cut short for the console.

@@ -16,6 +16,10 @@
 //! [`RankMerger`] combines the frames of the ranks of a distributed run into one frame per step,
 //! and flags lagging ranks and ranks whose gradient norms disagree with the others.
 //!
+//! [`open`] picks the reader a path names (stdin, CSV, JSONL); [`listen_addr`] turns what a
+//! user typed into the address a UDP or OSC source binds; [`command::spawn`] runs a training
+//! command with its frames coming back over loopback UDP (`gradtone run`).
+//!
 //! Everything a file or a peer sends is bounded by what was actually received, never by a number
 //! it claims: lines of at most [`MAX_LINE_BYTES`], `rank < world ≤` [`MAX_WORLD`], OSC nesting of
 //! at most a few levels, messages quoting the input cut to [`MAX_MESSAGE_CHARS`], the first
@@ -32,6 +36,10 @@ mod merge;
 mod osc;
 mod udp;
 
+mod addr;
+pub mod command;
+mod open;
+
 pub use crate::csv::{CsvSource, csv_source};
 pub use diag::{Diagnostics, MAX_MESSAGE_CHARS, MAX_REPORTED, Reporter, shorten};
 pub use error::{IngestError, LineError};
@@ -43,6 +51,9 @@ pub use merge::{
 };
 pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscDecoder, OscSource, frame_packet};
 pub use udp::{UdpOptions, UdpSource};
+
+pub use addr::{AddrError, listen_addr};
+pub use open::{BoxedSource, open};
 
 /// What every source offers beyond `Iterator<Item = Frame>`.
 ///

@@ -9,7 +9,15 @@
 //!
 //! A new output is one `impl Sink` beside its code, plus the line in [`Outputs::create`] that
 //! opens it from its [`OutputSpec`] field.
+//!
+//! [`driver::FrameDriver`] feeds a training loop's frames to the outputs; [`serve_cost`]
+//! measures what the live page costs a loop.
 #![warn(missing_docs)]
+
+pub mod driver;
+pub mod serve_cost;
+
+pub use driver::{FrameDriver, RunProgress};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +51,17 @@ pub enum PipelineError {
         /// Its missing folder.
         folder: PathBuf,
     },
+    /// A file output's path is a folder.
+    #[error("cannot write the {what} {}: it is a folder", path.display())]
+    IsFolder {
+        /// What the file is (`"WAV file"`).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// The TensorBoard log folder's path is a file.
+    #[error("cannot write TensorBoard logs into {}: it is a file, not a folder", .0.display())]
+    NotAFolder(PathBuf),
     /// A sink could not be opened.
     #[error("cannot open the {what}")]
     Open {
@@ -62,6 +81,12 @@ pub enum PipelineError {
     /// CSV would pass for a result.
     #[error("no frames: the input held no training step to sonify, so nothing was written")]
     NoFrames,
+    /// Outputs asked to serve the page have no server address.
+    #[error("no server")]
+    NoServer,
+    /// The test client of [`serve_cost`] could not connect.
+    #[error(transparent)]
+    Probe(Box<dyn std::error::Error + Send + Sync>),
     /// Some outputs failed; the others were finished and kept.
     #[error("{} output(s) failed: {}; kept: {}", failed.len(), failed.join("; "),
         if finished.is_empty() { "nothing".to_string() } else { finished.join(", ") })]
@@ -149,6 +174,37 @@ impl OutputSpec {
             config.alarms.volume = 0.0;
         }
         Ok(config)
+    }
+
+    /// Fails, naming the file, when an output cannot be written where asked (its folder
+    /// missing, a folder where a file should be, a file where the TensorBoard folder should
+    /// be): for a listener to check before its first frame, which may be hours away, though
+    /// [`Outputs::create`] makes the files only then.
+    pub fn precheck(&self) -> Result<(), PipelineError> {
+        let files = [
+            (&self.wav, "WAV file"),
+            (&self.csv, "CSV file"),
+            (&self.plot, "plot"),
+            (&self.midi, "MIDI file"),
+        ];
+        for (path, what) in files {
+            if let Some(p) = path {
+                check_parent(p, what)?;
+                if p.is_dir() {
+                    return Err(PipelineError::IsFolder {
+                        what,
+                        path: p.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(d) = &self.tensorboard
+            && d.exists()
+            && !d.is_dir()
+        {
+            return Err(PipelineError::NotAFolder(d.clone()));
+        }
+        Ok(())
     }
 }
 

@@ -192,3 +192,35 @@ fn a_missing_folder_fails_before_any_work() {
         "{msg}"
     );
 }
+
+#[test]
+fn precheck_names_the_output_that_cannot_be_written() {
+    let dir = TempDir::new("pipeline-precheck");
+    std::fs::write(dir.join("file"), b"x").unwrap();
+    let check = |s: OutputSpec| s.precheck().map_err(|e| e.to_string());
+    let ok = OutputSpec {
+        wav: Some(dir.join("ok.wav")),
+        tensorboard: Some(dir.join("tb")),
+        ..OutputSpec::default()
+    };
+    assert_eq!(check(ok.clone()), Ok(()));
+    let err = check(OutputSpec {
+        csv: Some(dir.path().to_path_buf()),
+        ..ok.clone()
+    })
+    .unwrap_err();
+    assert!(err.starts_with("cannot write the CSV file ") && err.ends_with(": it is a folder"));
+    let err = check(OutputSpec {
+        midi: Some(dir.join("no/such/folder/x.mid")),
+        ..ok.clone()
+    })
+    .unwrap_err();
+    assert!(err.contains("does not exist"), "{err}");
+    let err = check(OutputSpec {
+        tensorboard: Some(dir.join("file")),
+        ..ok
+    })
+    .unwrap_err();
+    assert!(err.ends_with("it is a file, not a folder"), "{err}");
+    assert!(!dir.join("ok.wav").exists(), "a precheck creates nothing");
+}

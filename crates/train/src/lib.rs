@@ -6,7 +6,9 @@
 //! The trainer is one source of frames among several; the sound side never depends on it.
 #![warn(missing_docs)]
 
+pub mod bench;
 mod error;
+pub mod experiments;
 pub mod fused;
 pub mod gan;
 mod kernels;
@@ -17,12 +19,13 @@ pub mod profile;
 pub mod reference;
 pub mod rng;
 pub mod summary;
+pub mod sweep;
 pub mod trainer;
 
-pub use error::TrainError;
+pub use error::{ConfigError, TrainError};
 pub use model::{LAYERS, SeedNet};
 pub use params::SeedParams;
-pub use preset::Preset;
+pub use preset::{OptimKind, Preset, RunOverrides};
 pub use trainer::{Optim, Readback, RunConfig, StepStats, TermStats, Trainer, batches, run};
 
 /// A Burn compute device (re-exported so callers need not depend on Burn).

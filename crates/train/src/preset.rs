@@ -1,5 +1,6 @@
 //! The five settings of the 2019 experiment.
 
+use crate::ConfigError;
 use crate::trainer::{Optim, RunConfig};
 
 /// One of the original experiment's five settings (SGD momentum 0.5 throughout, 201 steps).
@@ -70,5 +71,150 @@ impl Preset {
             drop_last: true,
             l2: 0.0,
         }
+    }
+}
+
+/// An optimiser without its settings, to pick one by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum OptimKind {
+    /// SGD with momentum (PyTorch semantics: dampening 0).
+    Sgd,
+    /// Adam (betas 0.9/0.999, eps 1e-8, as PyTorch).
+    Adam,
+}
+
+/// Changes to a preset's configuration; `None` (and `false`, and no weight) keeps the
+/// preset's value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunOverrides {
+    /// Optimiser; SGD keeps the preset's momentum (0.5 after Adam).
+    pub optim: Option<OptimKind>,
+    /// Learning rate.
+    pub lr: Option<f64>,
+    /// SGD momentum (ignored for Adam).
+    pub momentum: Option<f64>,
+    /// Batch size.
+    pub batch: Option<usize>,
+    /// Step limit; `Some(0)`: none (epochs decide).
+    pub steps: Option<usize>,
+    /// Epoch limit.
+    pub epochs: Option<usize>,
+    /// Go through the training set in file order.
+    pub no_shuffle: bool,
+    /// Keep each epoch's last incomplete batch.
+    pub keep_last: bool,
+    /// `name=weight` pairs: `l2`, and `nll` at 1 only.
+    pub loss_weights: Vec<(String, f64)>,
+}
+
+impl Preset {
+    /// This setting with `seed`, changed by `o`; fails on a loss term the CNN does not have,
+    /// an NLL weight other than 1, or a batch size of 0.
+    pub fn config_with(self, seed: u64, o: &RunOverrides) -> Result<RunConfig, ConfigError> {
+        let mut cfg = self.config(seed);
+        let momentum = match cfg.optim {
+            Optim::Sgd { momentum } => momentum,
+            Optim::Adam => 0.5,
+        };
+        match o.optim {
+            Some(OptimKind::Adam) => cfg.optim = Optim::Adam,
+            Some(OptimKind::Sgd) => cfg.optim = Optim::Sgd { momentum },
+            None => {}
+        }
+        if let (Some(m), Optim::Sgd { momentum }) = (o.momentum, &mut cfg.optim) {
+            *momentum = m;
+        }
+        cfg.lr = o.lr.unwrap_or(cfg.lr);
+        cfg.batch = o.batch.unwrap_or(cfg.batch);
+        if let Some(s) = o.steps {
+            cfg.steps = (s > 0).then_some(s);
+        }
+        if o.epochs.is_some() {
+            cfg.epochs = o.epochs;
+        }
+        cfg.shuffle = !o.no_shuffle;
+        cfg.drop_last = !o.keep_last;
+        for (name, w) in &o.loss_weights {
+            match name.as_str() {
+                "l2" => cfg.l2 = *w,
+                "nll" if *w == 1.0 => {}
+                "nll" => return Err(ConfigError::NllWeight(*w)),
+                other => return Err(ConfigError::CnnTerm(other.to_string())),
+            }
+        }
+        if cfg.batch == 0 {
+            return Err(ConfigError::ZeroBatch);
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_change_the_preset() {
+        let o = RunOverrides {
+            optim: Some(OptimKind::Sgd),
+            momentum: Some(0.9),
+            steps: Some(0),
+            epochs: Some(2),
+            keep_last: true,
+            loss_weights: vec![("nll".into(), 1.0), ("l2".into(), 1e-3)],
+            ..RunOverrides::default()
+        };
+        let cfg = Preset::AdamLr001.config_with(4, &o).unwrap();
+        assert_eq!(cfg.optim, Optim::Sgd { momentum: 0.9 });
+        assert_eq!((cfg.lr, cfg.batch, cfg.seed), (0.01, 10, 4));
+        assert_eq!((cfg.steps, cfg.epochs), (None, Some(2)));
+        assert!(cfg.shuffle && !cfg.drop_last);
+        assert_eq!(cfg.l2, 1e-3);
+        let adam = RunOverrides {
+            optim: Some(OptimKind::Adam),
+            momentum: Some(0.9),
+            ..RunOverrides::default()
+        };
+        assert_eq!(
+            Preset::SgdLr01.config_with(1, &adam).unwrap().optim,
+            Optim::Adam
+        );
+    }
+
+    #[test]
+    fn overrides_refuse_what_the_cnn_cannot_train() {
+        let w = |name: &str, w: f64| RunOverrides {
+            loss_weights: vec![(name.into(), w)],
+            ..RunOverrides::default()
+        };
+        let err = |o: &RunOverrides| Preset::SgdLr01.config_with(1, o).unwrap_err();
+        assert_eq!(err(&w("nll", 2.0)), ConfigError::NllWeight(2.0));
+        assert_eq!(
+            err(&w("d_real", 1.0)).to_string(),
+            "--loss-weights: the cnn has the terms nll and l2, not \"d_real\" (for d_real/d_fake/g_adv use --model gan)"
+        );
+        let zero = RunOverrides {
+            batch: Some(0),
+            ..RunOverrides::default()
+        };
+        assert_eq!(err(&zero), ConfigError::ZeroBatch);
+    }
+
+    #[test]
+    fn a_plan_without_steps_is_refused() {
+        let mut cfg = Preset::SgdLr1Bs256.config(1);
+        cfg.epochs = Some(1);
+        assert_eq!(cfg.check_plan(256), Ok(()));
+        assert_eq!(
+            cfg.check_plan(100).unwrap_err().to_string(),
+            "batch 256 makes zero training steps on 100 images (the last partial batch is \
+             dropped); use --batch 100 or less, or --keep-last"
+        );
+        assert_eq!(cfg.check_plan(0), Err(ConfigError::NoImages));
+        cfg.drop_last = false;
+        assert_eq!(cfg.check_plan(100), Ok(()));
+        cfg.batch = 0;
+        assert_eq!(cfg.check_plan(100), Err(ConfigError::ZeroBatch));
     }
 }

@@ -40,6 +40,36 @@ pub struct Profile {
     pub parts: Vec<Part>,
 }
 
+impl Profile {
+    /// The profile in words and a markdown table: the whole step, the parts' sum, and each
+    /// part's forward and backward time and share of the sum. Starts with a blank line.
+    pub fn report(&self) -> String {
+        let sum: f64 = self
+            .parts
+            .iter()
+            .map(|x| x.forward_ms + x.backward_ms)
+            .sum();
+        let mut out = format!(
+            "\nbatch {}: whole step {:.2} ms; parts timed alone add up to {:.2} ms\n",
+            self.batch, self.step_ms, sum
+        );
+        out.push_str(
+            "| part | forward ms | backward ms | share of the parts |\n|---|---:|---:|---:|\n",
+        );
+        for part in &self.parts {
+            let t = part.forward_ms + part.backward_ms;
+            out.push_str(&format!(
+                "| {} | {:.3} | {:.3} | {:.1} % |\n",
+                part.name,
+                part.forward_ms,
+                part.backward_ms,
+                100.0 * t / sum.max(1e-12)
+            ));
+        }
+        out
+    }
+}
+
 fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm-up: first-touch allocations, thread pool start
     let mut v: Vec<f64> = (0..reps.max(1))
@@ -177,4 +207,36 @@ fn grads_clone(grads: &GradientsParams, module: &SeedNet) -> GradientsParams {
     };
     module.visit(&mut v);
     v.to
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_gives_each_part_its_share() {
+        let p = Profile {
+            batch: 10,
+            step_ms: 4.0,
+            parts: vec![
+                Part {
+                    name: "conv1",
+                    forward_ms: 1.0,
+                    backward_ms: 2.0,
+                },
+                Part {
+                    name: "optimiser",
+                    forward_ms: 0.0,
+                    backward_ms: 1.0,
+                },
+            ],
+        };
+        assert_eq!(
+            p.report(),
+            "\nbatch 10: whole step 4.00 ms; parts timed alone add up to 4.00 ms\n\
+             | part | forward ms | backward ms | share of the parts |\n|---|---:|---:|---:|\n\
+             | conv1 | 1.000 | 2.000 | 75.0 % |\n\
+             | optimiser | 0.000 | 1.000 | 25.0 % |\n"
+        );
+    }
 }

@@ -79,6 +79,30 @@ impl RunStats {
     }
 }
 
+impl RunStats {
+    /// Indented lines for the console: each value's median and maximum, the first non-finite
+    /// step and the dead steps when there are any.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        for v in &self.values {
+            out.push_str(&format!(
+                "  {:6} median {:.4}  max {:.4}\n",
+                v.name, v.median, v.max
+            ));
+        }
+        if let Some(s) = self.first_non_finite {
+            out.push_str(&format!("  first non-finite value at step {s}\n"));
+        }
+        if self.all_zero_steps > 0 {
+            out.push_str(&format!(
+                "  {} steps with every weight gradient exactly 0 (dead)\n",
+                self.all_zero_steps
+            ));
+        }
+        out
+    }
+}
+
 /// Median of an already sorted slice (mean of the middle two for even lengths; NaN if empty).
 pub fn median_sorted(v: &[f64]) -> f64 {
     match v.len() {
@@ -113,5 +137,10 @@ mod tests {
         assert_eq!(s.values[1].first_non_finite, Some(1));
         assert_eq!(s.values[1].median, 0.0);
         assert_eq!(s.final_loss, Some(0.25));
+        assert_eq!(
+            s.report(),
+            "  a      median 0.5000  max 3.0000\n  b      median 0.0000  max 2.0000\n  \
+             first non-finite value at step 1\n  2 steps with every weight gradient exactly 0 (dead)\n"
+        );
     }
 }

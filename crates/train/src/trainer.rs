@@ -314,6 +314,26 @@ impl RunConfig {
             (None, None) => per_epoch,
         }
     }
+
+    /// Fails, with what to change, when this config makes no training step on a set of `n`
+    /// images (batch 0, or a batch larger than the set with the last partial batch dropped):
+    /// for callers to check before creating any output, so that a degenerate plan never
+    /// leaves an empty WAV.
+    pub fn check_plan(&self, n: usize) -> Result<(), crate::ConfigError> {
+        if self.batch == 0 {
+            return Err(crate::ConfigError::ZeroBatch);
+        }
+        if n == 0 {
+            return Err(crate::ConfigError::NoImages);
+        }
+        if self.total_steps(n) == 0 {
+            return Err(crate::ConfigError::NoSteps {
+                batch: self.batch,
+                images: n,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Batch index lists for a run: a fresh seeded permutation per epoch.

@@ -1,5 +1,8 @@
 //! What a GAN run is: loss form, weights, learning rates, and the named presets.
 
+use super::TERMS;
+use crate::ConfigError;
+
 /// The generator's loss form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -99,5 +102,93 @@ impl GanPreset {
                 ..base
             },
         }
+    }
+}
+
+/// Changes to a preset's configuration; `None` (or no weight) keeps the preset's value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GanOverrides {
+    /// Steps.
+    pub steps: Option<usize>,
+    /// Batch size.
+    pub batch: Option<usize>,
+    /// Generator learning rate.
+    pub g_lr: Option<f64>,
+    /// Discriminator learning rate.
+    pub d_lr: Option<f64>,
+    /// The generator's loss form.
+    pub loss: Option<GanLoss>,
+    /// `name=weight` pairs, names from [`TERMS`].
+    pub weights: Vec<(String, f64)>,
+}
+
+impl GanPreset {
+    /// This preset with `seed`, changed by `o`; fails on an unknown term, or a batch size or
+    /// step count of 0.
+    pub fn config_with(self, seed: u64, o: &GanOverrides) -> Result<GanConfig, ConfigError> {
+        let mut cfg = self.config(seed);
+        cfg.steps = o.steps.unwrap_or(cfg.steps);
+        cfg.batch = o.batch.unwrap_or(cfg.batch);
+        cfg.g_lr = o.g_lr.unwrap_or(cfg.g_lr);
+        cfg.d_lr = o.d_lr.unwrap_or(cfg.d_lr);
+        cfg.loss = o.loss.unwrap_or(cfg.loss);
+        cfg.set_weights(&o.weights)?;
+        if cfg.batch == 0 || cfg.steps == 0 {
+            return Err(ConfigError::GanZero);
+        }
+        Ok(cfg)
+    }
+}
+
+impl GanConfig {
+    /// Applies `name=weight` pairs (names: [`TERMS`]), in order.
+    pub fn set_weights<'a>(
+        &mut self,
+        weights: impl IntoIterator<Item = &'a (String, f64)>,
+    ) -> Result<(), ConfigError> {
+        for (name, w) in weights {
+            let Some(i) = TERMS.iter().position(|t| t == name) else {
+                return Err(ConfigError::GanTerm(name.clone()));
+            };
+            self.weights[i] = *w;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_change_the_preset_and_unknown_terms_fail() {
+        let o = GanOverrides {
+            steps: Some(5),
+            g_lr: Some(0.1),
+            weights: vec![("d_fake".into(), 2.0)],
+            ..GanOverrides::default()
+        };
+        let cfg = GanPreset::Balanced.config_with(3, &o).unwrap();
+        assert_eq!((cfg.steps, cfg.batch, cfg.g_lr, cfg.seed), (5, 64, 0.1, 3));
+        assert_eq!(cfg.weights, [1.0, 2.0, 1.0]);
+        let bad = GanOverrides {
+            weights: vec![("l2".into(), 1.0)],
+            ..GanOverrides::default()
+        };
+        assert_eq!(
+            GanPreset::Balanced
+                .config_with(1, &bad)
+                .unwrap_err()
+                .to_string(),
+            "--loss-weights: the gan has the terms d_real, d_fake, g_adv, not \"l2\""
+        );
+        let zero = GanOverrides {
+            batch: Some(0),
+            ..GanOverrides::default()
+        };
+        assert_eq!(
+            GanPreset::Balanced.config_with(1, &zero),
+            Err(ConfigError::GanZero)
+        );
     }
 }

@@ -25,16 +25,17 @@
 //! real ones).
 //!
 //! The parts: [`model`] (the two networks), [`config`] (weights, learning rates, presets),
-//! [`trainer`] (one step and its statistics), [`watch`] (alarms from the statistics) and
-//! [`run`] (the loop over the data).
+//! [`trainer`] (one step and its statistics), [`watch`] (alarms from the statistics),
+//! [`run`] (the loop over the data) and [`report`] (diagnostics CSV, phases table).
 
 pub mod config;
 pub mod model;
+pub mod report;
 pub mod run;
 pub mod trainer;
 pub mod watch;
 
-pub use config::{GanConfig, GanLoss, GanPreset};
+pub use config::{GanConfig, GanLoss, GanOverrides, GanPreset};
 pub use model::{Discriminator, Generator, mean_softplus};
 pub use run::{GanStep, run_gan};
 pub use trainer::{GanStats, GanTrainer, real_batch};

@@ -1,0 +1,22 @@
+//! `gradtone run` flags.
+
+use std::ffi::OsString;
+
+use clap::Args;
+
+use super::{LiveArgs, RankArgs, SinkArgs};
+
+/// `gradtone run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub ranks: RankArgs,
+    #[command(flatten)]
+    pub sinks: SinkArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// The command and its arguments, after `--` (e.g. `-- python train.py --epochs 3`, or
+    /// `-- torchrun --nproc-per-node 4 train.py`: every rank reaches this one listener).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
