@@ -23,7 +23,9 @@ pub use error::TrainError;
 pub use model::{LAYERS, SeedNet};
 pub use params::SeedParams;
 pub use preset::Preset;
-pub use trainer::{Optim, Readback, RunConfig, StepStats, TermStats, Trainer, batches, run};
+pub use trainer::{
+    BatchPlan, Optim, Readback, RunConfig, StepStats, TermStats, Trainer, batches, run,
+};
 
 /// A Burn compute device (re-exported so callers need not depend on Burn).
 pub use burn::tensor::Device;

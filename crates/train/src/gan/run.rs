@@ -27,18 +27,15 @@ pub fn run_gan(
 ) -> GanTrainer {
     let mut t = GanTrainer::new(cfg, device);
     let mut watch = GanWatch::default();
-    let run = crate::RunConfig {
-        optim: crate::Optim::Adam,
-        lr: cfg.g_lr,
+    let plan = crate::BatchPlan {
         batch: cfg.batch,
         steps: Some(cfg.steps),
         epochs: None,
         seed: cfg.seed,
         shuffle: true,
         drop_last: true,
-        l2: 0.0,
     };
-    for (step, idx) in crate::batches(&run, train.len()).enumerate() {
+    for (step, idx) in crate::batches(plan, train.len()).enumerate() {
         let x = real_batch(train, &idx);
         let z = t.codes(idx.len());
         let stats = t.step(x, z);
