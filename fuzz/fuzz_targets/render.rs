@@ -8,7 +8,8 @@ use std::io::Cursor;
 
 use gradtone_ingest::{FrameSource, JsonlReader, MergeOptions, RankMerger};
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::csv::{CsvReader, CsvWriter};
+use gradtone_ingest::csv::CsvReader;
+use gradtone_sound::csv::CsvWriter;
 use gradtone_sound::{Frame, Mapping, mapping};
 use libfuzzer_sys::fuzz_target;
 

@@ -10,8 +10,9 @@ use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use gradtone_ingest::JsonlReader;
+use gradtone_ingest::csv::CsvReader;
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::csv::{CsvReader, CsvWriter};
+use gradtone_sound::csv::CsvWriter;
 use gradtone_sound::{Frame, Mapping, Named, mapping};
 use gradtone_testkit::TempDir;
 

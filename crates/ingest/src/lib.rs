@@ -7,7 +7,8 @@
 //! - [`follow`]: like `tail -f`, keeps reading lines appended to a file.
 //! - [`UdpSource`]: JSONL lines in UDP datagrams.
 //! - [`OscSource`]: Open Sound Control messages over UDP (`docs/osc.md`).
-//! - [`csv_source`]: trajectory CSV files, via [`gradtone_sound::csv::CsvReader`].
+//! - [`csv_source`]: trajectory CSV files, via [`csv::CsvReader`] ([`csv::read_frames`] reads a
+//!   whole file).
 //!
 //! Sources never stop on bad content: a malformed line is skipped, counted and reported (with its
 //! line number) in [`Diagnostics`]. Only I/O errors end a stream early; they are kept for
@@ -22,7 +23,7 @@
 //! [`MAX_REPORTED`] problems reported and the rest counted (`docs/stream-format.md`, "Limits").
 #![warn(missing_docs)]
 
-mod csv;
+pub mod csv;
 mod diag;
 mod error;
 mod follow;
@@ -36,7 +37,7 @@ pub use crate::csv::{CsvSource, csv_source};
 pub use diag::{Diagnostics, MAX_MESSAGE_CHARS, MAX_REPORTED, Reporter, shorten};
 pub use error::{IngestError, LineError};
 pub use follow::{FollowOptions, FollowReader, follow};
-pub use gradtone_sound::{Frame, Named};
+pub use gradtone_frame::{Frame, Named};
 pub use jsonl::{JsonlReader, MAX_LINE_BYTES, Record, parse_line, parse_record};
 pub use merge::{
     MAX_PENDING_BYTES, MAX_WORLD, MergeMode, MergeOptions, Merged, MergedFrame, RankMerger,
@@ -75,8 +76,8 @@ pub trait FrameSource: Iterator<Item = Frame> {
 macro_rules! frames_from_records {
     ($t:ty $(, $g:ident : $b:path)?) => {
         impl$(<$g: $b>)? Iterator for $t {
-            type Item = gradtone_sound::Frame;
-            fn next(&mut self) -> Option<gradtone_sound::Frame> {
+            type Item = gradtone_frame::Frame;
+            fn next(&mut self) -> Option<gradtone_frame::Frame> {
                 crate::FrameSource::next_record(self).map(|r| r.frame)
             }
         }

@@ -30,9 +30,9 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
+use gradtone_ingest::csv::read_frames;
 use gradtone_sound::alarm::{AlarmKind, earcon, onset_of_trouble};
 use gradtone_sound::analysis::{Spectrum, rms};
-use gradtone_sound::csv::read_frames;
 use gradtone_sound::mapping::{self, CentsMapping};
 use gradtone_sound::{AlarmEvent, Frame, Mapping, SeedMapping, SoundConfig, SoundError};
 
@@ -496,7 +496,12 @@ pub struct Run {
 }
 
 /// Reads `<dir>/<setting>_seed<seed>.csv`, renders it with `variant` and analyses the audio.
-pub fn analyse(dir: &Path, setting: usize, seed: u32, variant: Variant) -> Result<Run, SoundError> {
+pub fn analyse(
+    dir: &Path,
+    setting: usize,
+    seed: u32,
+    variant: Variant,
+) -> Result<Run, Box<dyn Error>> {
     let path = dir.join(format!("{}_seed{seed}.csv", SETTINGS[setting]));
     let frames = read_frames(&path)?;
     let (audio, events) = render(&frames, variant)?;

@@ -2,7 +2,7 @@
 //!
 //! A training source emits one [`Frame`] per step (per-layer gradient norms, losses). A
 //! [`Mapping`] turns frames into samples; [`SeedMapping`] is the original 2019 mapping,
-//! sample-exact with the PyTorch reference. [`csv`] reads and writes trajectory files, [`wav`]
+//! sample-exact with the PyTorch reference. [`csv`] writes trajectory files (`gradtone-ingest` reads them), [`wav`]
 //! streams audio to disk, and [`analysis`] measures audio (tone power, dominant frequency).
 //!
 //! Beyond the original: [`synth`] is a band-limited, click-free, never-clipping oscillator bank;

@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
+use gradtone_ingest::csv::read_frames;
 use gradtone_sound::alarm::{
     AlarmConfig, AlarmDetector, AlarmEvent, AlarmKind, WithAlarms, earcon,
 };
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak};
-use gradtone_sound::csv::read_frames;
 use gradtone_sound::{Frame, Mapping, SeedMapping, SoundConfig, mapping};
 
 fn trajectories(test: &str) -> Option<PathBuf> {
