@@ -15,7 +15,8 @@
 //! [`FrameSource::take_error`].
 //!
 //! [`RankMerger`] combines the frames of the ranks of a distributed run into one frame per step,
-//! and flags lagging ranks and ranks whose gradient norms disagree with the others.
+//! and flags lagging ranks and ranks whose gradient norms disagree with the others;
+//! [`RankAlarms`] is the pipeline watch that turns those findings into alarms.
 //!
 //! Everything a file or a peer sends is bounded by what was actually received, never by a number
 //! it claims: lines of at most [`MAX_LINE_BYTES`], `rank < world ≤` [`MAX_WORLD`], OSC nesting of
@@ -31,6 +32,7 @@ mod jsonl;
 mod lines;
 mod merge;
 mod osc;
+mod rank_alarms;
 mod udp;
 
 pub use crate::csv::{CsvSource, csv_source};
@@ -43,6 +45,7 @@ pub use merge::{
     MAX_PENDING_BYTES, MAX_WORLD, MergeMode, MergeOptions, Merged, MergedFrame, RankMerger,
 };
 pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscDecoder, OscSource, frame_packet};
+pub use rank_alarms::RankAlarms;
 pub use udp::{UdpOptions, UdpSource};
 
 /// What every source offers beyond `Iterator<Item = Frame>`.

@@ -31,7 +31,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use gradtone_ingest::csv::read_frames;
-use gradtone_sound::alarm::{AlarmKind, earcon, onset_of_trouble};
+use gradtone_sound::alarm::{AlarmDetector, AlarmKind, Watch, earcon, onset_of_trouble};
 use gradtone_sound::analysis::{Spectrum, rms};
 use gradtone_sound::mapping::{self, CentsMapping};
 use gradtone_sound::{AlarmEvent, Frame, Mapping, SeedMapping, SoundConfig, SoundError};
@@ -109,9 +109,11 @@ pub fn render(frames: &[Frame], variant: Variant) -> Result<(Audio, Vec<AlarmEve
         (1, Mapping::sample_rate(&m))
     } else {
         let mut m = mapping::with_alarms(&config)?;
+        let mut detector = AlarmDetector::new(&config.alarms);
         for f in frames {
-            m.render(f, &mut out);
-            events.extend(m.take_events());
+            let alarms = detector.observe(f);
+            m.play(f, &alarms, &mut out);
+            events.extend(alarms);
         }
         m.flush(&mut out); // the rest of a ringing earcon
         (usize::from(m.channels().max(1)), m.sample_rate())
@@ -656,7 +658,8 @@ pub fn alarm_delay(run: &Run) -> Option<i64> {
 pub fn detector_score(run: &Run) -> (usize, usize, usize) {
     let mut used = vec![false; run.detections.len()];
     let mut found = 0;
-    // Only the first alarm of a step sounds (see `WithAlarms`); the others are silent by design.
+    // Only the first gradient alarm of a step sounds (see `WithAlarms`); the others are silent
+    // by design.
     let sounded: Vec<&AlarmEvent> = run
         .events
         .iter()

@@ -30,7 +30,7 @@ pub mod wav;
 pub use alarm::{AlarmEvent, AlarmKind, WithAlarms};
 pub use config::SoundConfig;
 pub use error::SoundError;
-pub use gradtone_frame::{Decimator, Frame, Named};
+pub use gradtone_frame::{Decimator, Frame, Latch, Named, Shared, Watch};
 pub use seed::SeedMapping;
 pub use wav::{SampleFormat, WavSink};
 
