@@ -4,7 +4,8 @@
 
 use std::io::Cursor;
 
-use gradtone_sound::csv::{CsvReader, CsvWriter};
+use gradtone_ingest::csv::CsvReader;
+use gradtone_sound::csv::CsvWriter;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

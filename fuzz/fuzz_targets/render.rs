@@ -6,10 +6,12 @@
 
 use std::io::Cursor;
 
+use gradtone_ingest::csv::CsvReader;
 use gradtone_ingest::{FrameSource, JsonlReader, MergeOptions, RankMerger};
+use gradtone_sound::alarm::AlarmDetector;
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::csv::{CsvReader, CsvWriter};
-use gradtone_sound::{Frame, Mapping, mapping};
+use gradtone_sound::csv::CsvWriter;
+use gradtone_sound::{Frame, Watch, mapping};
 use libfuzzer_sys::fuzz_target;
 
 fn sonify(frames: &[Frame]) {
@@ -17,11 +19,12 @@ fn sonify(frames: &[Frame]) {
     let Ok(mut m) = mapping::with_alarms(&config) else {
         panic!("the default mapping builds");
     };
+    let mut detector = AlarmDetector::new(&config.alarms);
     let mut buf = Vec::new();
     for f in frames {
         buf.clear();
-        m.render(f, &mut buf);
-        let _ = m.take_events();
+        let alarms = detector.observe(f);
+        m.play(f, &alarms, &mut buf);
         assert!(buf.iter().all(|s| s.is_finite()), "a non-finite sample");
     }
     buf.clear();

@@ -2,7 +2,7 @@
 //! pictures of its generated digits and a diagnostics CSV (D(real), D(fake), diversity).
 
 use anyhow::{Context, Result, bail};
-use gradtone_sound::Frame;
+use gradtone_sound::{Frame, Shared};
 use gradtone_train::gan::report::{SAMPLE_SEED, phases_table, progress_path, write_diagnostics};
 use gradtone_train::gan::{self, GanConfig, GanStats};
 
@@ -23,8 +23,8 @@ pub(crate) struct GanRun {
     pub interrupted: bool,
 }
 
-/// Trains `cfg` with every frame going to `outputs` (steps numbered from `step_offset`), GAN
-/// alarms raised into the sound.
+/// Trains `cfg` with every frame going to `outputs` (steps numbered from `step_offset`), watched
+/// by a [`gan::GanWatch`] added to them.
 pub(crate) fn run_with_outputs(
     cfg: &GanConfig,
     train: &gradtone_mnist::Dataset,
@@ -35,14 +35,14 @@ pub(crate) fn run_with_outputs(
 ) -> Result<GanRun> {
     let mut driver = crate::driver(cfg.steps, label);
     let (mut stats, mut progress) = (Vec::new(), Vec::new());
+    let watch = Shared::new(gan::GanWatch::default());
+    outputs.add_watch(Box::new(watch.clone()));
     let trainer = gan::run_gan(cfg, train, &gradtone_train::default_device(), |t, s| {
         let step = step_offset + s.step;
         if s.step % sample_every as u64 == 0 {
             progress.extend(t.samples(10, SAMPLE_SEED));
         }
-        for (kind, message) in s.alarms {
-            outputs.raise(step, kind, message);
-        }
+        watch.lock().note(s.step, &s.stats);
         let message = format!(
             "D(real) {:.2} D(fake) {:.2}",
             s.stats.p_real, s.stats.p_fake

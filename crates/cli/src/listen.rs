@@ -7,11 +7,10 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
 use gradtone_ingest::{
-    BoxedSource, FollowOptions, MAX_MESSAGE_CHARS, MergeOptions, OscSource, RankMerger, UdpOptions,
-    UdpSource, listen_addr, shorten,
+    BoxedSource, FollowOptions, MAX_MESSAGE_CHARS, MergeOptions, OscSource, RankAlarms, RankMerger,
+    UdpOptions, UdpSource, listen_addr, shorten,
 };
-use gradtone_sound::Frame;
-use gradtone_sound::alarm::AlarmKind;
+use gradtone_sound::{Frame, Shared};
 
 use crate::args::{ListenArgs, RankArgs, RenderArgs};
 use crate::interrupt_flag;
@@ -190,78 +189,6 @@ pub(crate) fn run_source(
     run(frames, world, spec, ranks, outputs)
 }
 
-/// `[1, 2, 3, 7]` → `"1-3, 7"`, cut short for the console.
-fn rank_list(ranks: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < ranks.len() {
-        let mut j = i;
-        while j + 1 < ranks.len() && ranks[j + 1] == ranks[j] + 1 {
-            j += 1;
-        }
-        parts.push(if j > i {
-            format!("{}-{}", ranks[i], ranks[j])
-        } else {
-            ranks[i].to_string()
-        });
-        i = j + 1;
-    }
-    shorten(&parts.join(", "), MAX_MESSAGE_CHARS).into_owned()
-}
-
-/// Rank alarms, sounded when what is wrong changes rather than at every step (a dead rank in a
-/// week-long run must not ring and print at every step), with the repeats counted.
-#[derive(Default)]
-struct RankAlarms {
-    lagging: Vec<u32>,
-    disagreeing: Vec<u32>,
-    repeats: u64,
-}
-
-impl RankAlarms {
-    fn on_step(&mut self, m: &gradtone_ingest::MergedFrame, max_lag: u64, out: &mut Outputs) {
-        let step = m.frame.step;
-        if !m.lagging.is_empty() {
-            if m.lagging != self.lagging {
-                let msg = format!(
-                    "ALARM rank: step {step}: rank(s) {} not heard from for {max_lag} steps",
-                    rank_list(&m.lagging)
-                );
-                out.raise(step, AlarmKind::Rank, msg);
-            } else {
-                self.repeats += 1;
-            }
-        }
-        self.lagging.clone_from(&m.lagging);
-        let mut ranks: Vec<u32> = m.disagreeing.iter().map(|(r, _)| *r).collect();
-        ranks.dedup();
-        if !ranks.is_empty() {
-            if ranks != self.disagreeing {
-                let shown: Vec<String> = m
-                    .disagreeing
-                    .iter()
-                    .take(4)
-                    .map(|(r, name)| format!("rank {r} on {}", shorten(name, 40)))
-                    .collect();
-                let more = m.disagreeing.len().saturating_sub(shown.len());
-                let more = if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                };
-                let msg = format!(
-                    "ALARM rank: step {step}: disagrees with the others: {}{more}",
-                    shown.join(", ")
-                );
-                out.raise(step, AlarmKind::Rank, msg);
-            } else {
-                self.repeats += 1;
-            }
-        }
-        self.disagreeing = ranks;
-    }
-}
-
 /// The sinks, created at the first frame so that a run which receives nothing writes nothing.
 fn sinks<'a>(
     outputs: &'a mut Option<Outputs>,
@@ -279,8 +206,12 @@ fn run(
     world: Option<u32>,
     spec: &crate::outputs::OutputSpec,
     ranks: &RankArgs,
-    outputs: Outputs,
+    mut outputs: Outputs,
 ) -> Result<()> {
+    let alarms = Shared::new(RankAlarms::new(ranks.max_lag));
+    if world.is_some_and(|w| w > 1) {
+        outputs.add_watch(Box::new(alarms.clone()));
+    }
     // Made up front (a `--serve` page is up before the first frame); a run that receives
     // nothing drops them unfinished, which removes every file they had begun.
     let mut outputs: Option<Outputs> = Some(outputs);
@@ -295,15 +226,13 @@ fn run(
             disagreement_factor: ranks.disagreement,
         })
     });
-    let max_lag = ranks.max_lag;
-    let mut alarms = RankAlarms::default();
-    let mut drain = |merger: &mut RankMerger,
-                     outputs: &mut Option<Outputs>,
-                     decimator: &mut gradtone_sound::Decimator,
-                     n: &mut u64|
+    let drain = |merger: &mut RankMerger,
+                 outputs: &mut Option<Outputs>,
+                 decimator: &mut gradtone_sound::Decimator,
+                 n: &mut u64|
      -> Result<()> {
         while let Some(m) = merger.pop() {
-            alarms.on_step(&m, max_lag, sinks(outputs, spec)?);
+            alarms.lock().note(&m);
             if let Some(f) = decimator.push(m.frame) {
                 emit(sinks(outputs, spec)?, &f, n)?;
             }
@@ -344,10 +273,10 @@ fn run(
             );
         }
     }
-    if alarms.repeats > 0 {
+    let repeats = alarms.lock().repeats();
+    if repeats > 0 {
         eprintln!(
-            "rank alarms: {} repeats of an alarm already raised were not sounded again",
-            alarms.repeats
+            "rank alarms: {repeats} repeats of an alarm already raised were not sounded again"
         );
     }
     match (result, outputs) {

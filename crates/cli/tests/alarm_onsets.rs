@@ -19,7 +19,7 @@ use std::ops::ControlFlow;
 
 use gradtone_mnist::Split;
 use gradtone_sound::Frame;
-use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent, onset_of_trouble};
+use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent, Watch, onset_of_trouble};
 use gradtone_train::{Preset, SeedParams};
 
 /// The onset of trouble: `(step, why)`.

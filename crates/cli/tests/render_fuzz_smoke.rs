@@ -10,9 +10,11 @@ use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use gradtone_ingest::JsonlReader;
+use gradtone_ingest::csv::CsvReader;
+use gradtone_sound::alarm::AlarmDetector;
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::csv::{CsvReader, CsvWriter};
-use gradtone_sound::{Frame, Mapping, Named, mapping};
+use gradtone_sound::csv::CsvWriter;
+use gradtone_sound::{Frame, Named, Watch, mapping};
 use gradtone_testkit::TempDir;
 
 /// SplitMix64: a tiny seeded generator, so a failure reproduces.
@@ -102,12 +104,14 @@ fn same(a: &[Named], b: &[Named]) -> bool {
 
 /// Frames → sound (finite samples) and → CSV → frames (identical).
 fn sonify_and_round_trip(frames: &[Frame]) {
-    let mut m = mapping::with_alarms(&SoundConfig::default()).expect("default mapping");
+    let config = SoundConfig::default();
+    let mut m = mapping::with_alarms(&config).expect("default mapping");
+    let mut detector = AlarmDetector::new(&config.alarms);
     let mut buf = Vec::new();
     for f in frames {
         buf.clear();
-        m.render(f, &mut buf);
-        let _ = m.take_events();
+        let alarms = detector.observe(f);
+        m.play(f, &alarms, &mut buf);
         assert!(buf.iter().all(|s| s.is_finite()), "non-finite sample");
     }
     let mut w = CsvWriter::new(Cursor::new(Vec::new()), &[], &[]).expect("writer");

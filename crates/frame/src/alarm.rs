@@ -18,21 +18,21 @@ pub enum AlarmKind {
     /// The loss stopped improving.
     Plateau,
     /// A rank of a distributed run lags behind or disagrees with the others. Not fired by
-    /// the gradient detector: raised from outside with `WithAlarms::raise` by whoever merges ranks.
+    /// the gradient detector: by the watch of whoever merges ranks.
     Rank,
     /// One weighted loss term overwhelms another (a GAN's discriminator wins, a regulariser
-    /// drowns the task). Raised from outside, by whoever knows what the terms mean.
+    /// drowns the task). Fired by a watch that knows what the terms mean (a GAN's).
     Imbalance,
-    /// The model's outputs lost their diversity (a GAN's mode collapse). Raised from outside.
+    /// The model's outputs lost their diversity (a GAN's mode collapse). Fired by a GAN's watch.
     Collapse,
     /// A norm swings up and down from step to step instead of settling (an adversarial game
-    /// that oscillates). Raised from outside.
+    /// that oscillates). Fired by a GAN's watch.
     Oscillation,
 }
 
 impl AlarmKind {
-    /// The kinds the gradient detector fires, in detector order (the others are raised from
-    /// outside).
+    /// The kinds the gradient detector fires, in detector order (other watches fire the
+    /// others).
     pub const ALL: [AlarmKind; 6] = [
         AlarmKind::NonFinite,
         AlarmKind::Explosion,

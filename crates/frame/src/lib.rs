@@ -1,17 +1,20 @@
 //! The frame core of gradtone: what flows through the pipeline, with no dependency at all.
 //!
-//! A source (a trainer, a stream reader) emits one [`Frame`] per training step. Watches turn
+//! A source (a trainer, a stream reader) emits one [`Frame`] per training step. [`Watch`]es turn
 //! frames into [`AlarmEvent`]s; a mapping turns frames and events into samples; [`Sink`]s take
 //! all three (a WAV file, a CSV, the speakers, a browser page…). Every crate of the pipeline
 //! speaks these nouns, so a source or a sink depends on this small crate, not on the synthesiser.
 #![warn(missing_docs)]
 
 mod alarm;
+pub mod csv_format;
 mod frame;
 pub mod naming;
 mod sink;
 pub mod stats;
+mod watch;
 
 pub use alarm::{AlarmEvent, AlarmKind};
 pub use frame::{Decimator, Frame, Named};
 pub use sink::{Sink, SinkError, remove_partial};
+pub use watch::{Latch, Shared, Watch};

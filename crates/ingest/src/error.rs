@@ -43,7 +43,7 @@ pub enum IngestError {
     /// A CSV trajectory file cannot be opened, its header is malformed, or reading it failed
     /// (a bad row is only skipped and counted).
     #[error(transparent)]
-    Csv(#[from] gradtone_sound::SoundError),
+    Csv(#[from] crate::csv::CsvError),
 }
 
 /// Why one JSONL line was rejected. The line is skipped and counted; the stream goes on.

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use gradtone_sound::{Frame, Named};
+use gradtone_frame::{Frame, Named};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::diag::{Diagnostics, Reporter, Tally};

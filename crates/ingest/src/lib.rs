@@ -7,14 +7,16 @@
 //! - [`follow`]: like `tail -f`, keeps reading lines appended to a file.
 //! - [`UdpSource`]: JSONL lines in UDP datagrams.
 //! - [`OscSource`]: Open Sound Control messages over UDP (`docs/osc.md`).
-//! - [`csv_source`]: trajectory CSV files, via [`gradtone_sound::csv::CsvReader`].
+//! - [`csv_source`]: trajectory CSV files, via [`csv::CsvReader`] ([`csv::read_frames`] reads a
+//!   whole file).
 //!
 //! Sources never stop on bad content: a malformed line is skipped, counted and reported (with its
 //! line number) in [`Diagnostics`]. Only I/O errors end a stream early; they are kept for
 //! [`FrameSource::take_error`].
 //!
 //! [`RankMerger`] combines the frames of the ranks of a distributed run into one frame per step,
-//! and flags lagging ranks and ranks whose gradient norms disagree with the others.
+//! and flags lagging ranks and ranks whose gradient norms disagree with the others;
+//! [`RankAlarms`] is the pipeline watch that turns those findings into alarms.
 //!
 //! [`open`] picks the reader a path names (stdin, CSV, JSONL); [`listen_addr`] turns what a
 //! user typed into the address a UDP or OSC source binds; [`command::spawn`] runs a training
@@ -26,7 +28,7 @@
 //! [`MAX_REPORTED`] problems reported and the rest counted (`docs/stream-format.md`, "Limits").
 #![warn(missing_docs)]
 
-mod csv;
+pub mod csv;
 mod diag;
 mod error;
 mod follow;
@@ -34,6 +36,7 @@ mod jsonl;
 mod lines;
 mod merge;
 mod osc;
+mod rank_alarms;
 mod udp;
 
 mod addr;
@@ -44,12 +47,13 @@ pub use crate::csv::{CsvSource, csv_source};
 pub use diag::{Diagnostics, MAX_MESSAGE_CHARS, MAX_REPORTED, Reporter, shorten};
 pub use error::{IngestError, LineError};
 pub use follow::{FollowOptions, FollowReader, follow};
-pub use gradtone_sound::{Frame, Named};
+pub use gradtone_frame::{Frame, Named};
 pub use jsonl::{JsonlReader, MAX_LINE_BYTES, Record, parse_line, parse_record};
 pub use merge::{
     MAX_PENDING_BYTES, MAX_WORLD, MergeMode, MergeOptions, Merged, MergedFrame, RankMerger,
 };
 pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscDecoder, OscSource, frame_packet};
+pub use rank_alarms::RankAlarms;
 pub use udp::{UdpOptions, UdpSource};
 
 pub use addr::{AddrError, listen_addr};
@@ -86,8 +90,8 @@ pub trait FrameSource: Iterator<Item = Frame> {
 macro_rules! frames_from_records {
     ($t:ty $(, $g:ident : $b:path)?) => {
         impl$(<$g: $b>)? Iterator for $t {
-            type Item = gradtone_sound::Frame;
-            fn next(&mut self) -> Option<gradtone_sound::Frame> {
+            type Item = gradtone_frame::Frame;
+            fn next(&mut self) -> Option<gradtone_frame::Frame> {
                 crate::FrameSource::next_record(self).map(|r| r.frame)
             }
         }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use gradtone_sound::{Frame, Named};
+use gradtone_frame::{Frame, Named};
 
 /// The most ranks a distributed run may have: a `world` above it is rejected by the parsers
 /// (the line or message is skipped and counted), and a rank at or beyond it is dropped by

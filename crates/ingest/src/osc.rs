@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use gradtone_sound::{Frame, Named};
+use gradtone_frame::{Frame, Named};
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 
 use crate::diag::{Diagnostics, Reporter, Tally};

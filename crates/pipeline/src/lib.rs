@@ -1,8 +1,10 @@
 //! The pipeline of a gradtone run, as a library: frames in; alarms, sound and every output out.
 //!
-//! [`Outputs`] owns the mapping (with its alarm watches) and the run's [`Sink`]s. Each
-//! [`Outputs::push`] renders the frame's sound, then hands the samples and the frame (with the
-//! alarms it fired) to every sink. Sinks are independent: one that fails is reported, its own
+//! [`Outputs`] owns the run's [`Watch`]es, the mapping and the [`Sink`]s. Each [`Outputs::push`]
+//! runs every watch on the frame (the gradient detector and any added with
+//! [`Outputs::add_watch`]: a GAN's, a rank merger's), has the mapping render the frame with the
+//! earcons of the alarms they fired, then hands the samples and the frame with its alarms to
+//! every sink. Sinks are independent: one that fails is reported, its own
 //! partial output removed, and the others go on; [`Outputs::finish`] completes every sink that
 //! is left. Dropping an unfinished `Outputs` (an error, a panic unwinding) discards every
 //! partial output, so nothing incomplete passes for a finished result.
@@ -25,11 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use gradtone_export::OscSender;
 use gradtone_export::sink::MidiFile;
-use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Sink, SinkError};
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, Watch};
 use gradtone_live::{LiveConfig, LivePlayer, Pace};
 use gradtone_plot::PlotFile;
 use gradtone_serve::{ServeOptions, ServeSink, Server};
-use gradtone_sound::alarm::WithAlarms;
+use gradtone_sound::alarm::{AlarmDetector, WithAlarms};
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::sink::{CsvFile, WavFile};
 use gradtone_sound::{Mapping, SampleFormat, SoundError, mapping};
@@ -236,9 +238,11 @@ fn open<S: Sink + 'static, E: Into<SinkError>>(
         })
 }
 
-/// A run's mapping and sinks. Files are created (or their folders checked) up front, so a bad
-/// path fails before any work.
+/// A run's watches, mapping and sinks. Files are created (or their folders checked) up front,
+/// so a bad path fails before any work.
 pub struct Outputs {
+    /// The added watches in the order added, then the gradient detector (when alarms are on).
+    watches: Vec<Box<dyn Watch + Send>>,
     mapping: WithAlarms<Box<dyn Mapping + Send>>,
     config: SoundConfig,
     sinks: Vec<Box<dyn Sink>>,
@@ -358,6 +362,7 @@ impl Outputs {
         sinks: Vec<Box<dyn Sink>>,
     ) -> Self {
         Outputs {
+            watches: gradient_watch(&config),
             mapping,
             config,
             sinks,
@@ -384,18 +389,19 @@ impl Outputs {
         (self.mapping.sample_rate(), self.mapping.channels())
     }
 
-    /// Raises an alarm found outside the mapping's detector (a lagging or disagreeing rank): its
-    /// earcon sounds in the next frame's audio and it is returned by the next [`Outputs::push`].
-    pub fn raise(&mut self, step: u64, kind: AlarmKind, message: String) {
-        self.mapping.raise(AlarmEvent {
-            step,
-            kind,
-            message,
-        });
+    /// Adds a watch: from the next [`Outputs::push`] on it judges every frame, before the
+    /// gradient detector (so its alarms come first in what `push` returns), after the watches
+    /// added before it. A watch that needs more than the frame carries is a
+    /// [`gradtone_frame::Shared`] its source also holds. With `alarms.enabled` off it still
+    /// sees every frame, but nothing it fires is reported or sounded.
+    pub fn add_watch(&mut self, watch: Box<dyn Watch + Send>) {
+        let at = self.watches.len() - usize::from(self.config.alarms.enabled);
+        self.watches.insert(at, watch);
     }
 
     /// Starts part `index` (0-based) of a file made of several runs (a sweep's settings): a
-    /// fresh mapping, so no statistics or alarm state carry over from the previous part, then
+    /// fresh mapping and gradient detector, so no statistics or alarm state carry over from the
+    /// previous part (the watches added for it are dropped: add the new part's after this), then
     /// `index + 1` marker pings and 300 ms of silence in the audio, and a part marker called
     /// `label` at `step`, the first step of the part.
     pub fn begin_part(
@@ -405,6 +411,7 @@ impl Outputs {
         step: u64,
     ) -> Result<(), PipelineError> {
         self.mapping = mapping::with_alarms(&self.config)?;
+        self.watches = gradient_watch(&self.config);
         let ch = usize::from(self.mapping.channels());
         let m = gradtone_sound::alarm::marker(
             index + 1,
@@ -427,7 +434,8 @@ impl Outputs {
         Ok(())
     }
 
-    /// Sends one frame to every sink; returns the alarms it fired (for the console).
+    /// Runs every watch on one frame, renders it with their alarms' earcons, and sends both to
+    /// every sink; returns the alarms (for the console), the added watches' first.
     ///
     /// A sink that fails is reported on stderr and dropped; the error returned here means that
     /// no essential sink is left.
@@ -441,9 +449,15 @@ impl Outputs {
                 eprint!("{legend}");
             }
         }
+        let mut events: Vec<AlarmEvent> = Vec::new();
+        for w in &mut self.watches {
+            events.extend(w.observe(frame));
+        }
+        if !self.config.alarms.enabled {
+            events.clear();
+        }
         self.buf.clear();
-        self.mapping.render(frame, &mut self.buf);
-        let events = self.mapping.take_events();
+        self.mapping.play(frame, &events, &mut self.buf);
         self.send_audio(frame.step)?;
         self.each_sink(|s| s.frame(frame, &events))?;
         Ok(events)
@@ -536,6 +550,15 @@ impl Outputs {
 
     /// Removes every partial output (what dropping an unfinished `Outputs` does).
     pub fn discard(self) {}
+}
+
+/// The built-in watch: the gradient detector, when `config.alarms` are on.
+fn gradient_watch(config: &SoundConfig) -> Vec<Box<dyn Watch + Send>> {
+    if config.alarms.enabled {
+        vec![Box::new(AlarmDetector::new(&config.alarms))]
+    } else {
+        Vec::new()
+    }
 }
 
 impl Drop for Outputs {

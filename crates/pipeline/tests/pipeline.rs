@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Sink, SinkError, Watch};
 use gradtone_pipeline::{OutputSpec, Outputs, PipelineError};
 use gradtone_sound::wav::read_wav;
 use gradtone_testkit::TempDir;
@@ -12,8 +12,10 @@ use gradtone_testkit::TempDir;
 #[derive(Default)]
 struct Seen {
     audio_samples: usize,
+    samples: Vec<f32>,
     frames: Vec<u64>,
     alarms: usize,
+    messages: Vec<String>,
     parts: Vec<String>,
     finished: bool,
     discarded: bool,
@@ -41,7 +43,9 @@ impl Sink for Probe {
         "probe".into()
     }
     fn audio(&mut self, _step: u64, samples: &[f32]) -> Result<(), SinkError> {
-        self.seen.lock().unwrap().audio_samples += samples.len();
+        let mut s = self.seen.lock().unwrap();
+        s.audio_samples += samples.len();
+        s.samples.extend_from_slice(samples);
         Ok(())
     }
     fn frame(&mut self, frame: &Frame, alarms: &[AlarmEvent]) -> Result<(), SinkError> {
@@ -51,6 +55,7 @@ impl Sink for Probe {
         let mut s = self.seen.lock().unwrap();
         s.frames.push(frame.step);
         s.alarms += alarms.len();
+        s.messages.extend(alarms.iter().map(|a| a.message.clone()));
         Ok(())
     }
     fn part(&mut self, _step: u64, label: &str) {
@@ -223,4 +228,111 @@ fn precheck_names_the_output_that_cannot_be_written() {
     .unwrap_err();
     assert!(err.ends_with("it is a file, not a folder"), "{err}");
     assert!(!dir.join("ok.wav").exists(), "a precheck creates nothing");
+}
+
+/// A watch that fires a collapse alarm at step `at`, and records every step it judged.
+struct ProbeWatch {
+    at: u64,
+    judged: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Watch for ProbeWatch {
+    fn observe(&mut self, frame: &Frame) -> Vec<AlarmEvent> {
+        self.judged.lock().unwrap().push(frame.step);
+        if frame.step == self.at {
+            vec![AlarmEvent::new(frame.step, AlarmKind::Collapse, "probe")]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Five steps of the seed mapping with its earcons on (a NaN at step 2 fires the gradient
+/// detector), with or without a probe watch; what the sink saw, what `push` returned, and the
+/// steps the watch judged.
+fn watched_run(watch: bool, enabled: bool) -> (Seen, Vec<String>, Vec<u64>) {
+    let spec = OutputSpec {
+        mapping: Some("seed".into()),
+        alarm_sounds: true,
+        ..OutputSpec::default()
+    };
+    let mut config = spec.sound_config().unwrap();
+    config.alarms.enabled = enabled;
+    let (p, seen) = probe(None, true);
+    let mut out = Outputs::from_sinks(config, vec![p]).unwrap();
+    let judged = Arc::new(Mutex::new(Vec::new()));
+    if watch {
+        out.add_watch(Box::new(ProbeWatch {
+            at: 2,
+            judged: Arc::clone(&judged),
+        }));
+    }
+    let mut returned = Vec::new();
+    for step in 0..5 {
+        let norm = if step == 2 { f64::NAN } else { 0.5 };
+        returned.extend(
+            out.push(&frame(step, norm))
+                .unwrap()
+                .into_iter()
+                .map(|a| a.message),
+        );
+    }
+    out.finish().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let judged = judged.lock().unwrap().clone();
+    (seen, returned, judged)
+}
+
+#[test]
+fn an_added_watch_judges_every_frame_and_its_alarms_reach_the_sinks_and_the_audio() {
+    let (plain, plain_returned, _) = watched_run(false, true);
+    let (watched, returned, judged) = watched_run(true, true);
+    assert_eq!(judged, [0, 1, 2, 3, 4]);
+    assert_eq!(plain_returned.len(), 1, "the NaN: {plain_returned:?}");
+    assert!(plain_returned[0].starts_with("step 2: ALARM non_finite"));
+    // The added watch's alarm first, then the gradient detector's; the sink gets the same.
+    assert_eq!(returned.len(), 2, "{returned:?}");
+    assert_eq!(returned[0], "step 2: ALARM collapse: probe");
+    assert_eq!(returned[1], plain_returned[0]);
+    assert_eq!(watched.messages, returned);
+    // The audio: the same up to step 2, where the collapse trill sounds before the siren.
+    let step_len = 2 * 441 + 882;
+    let at = 2 * step_len;
+    assert_eq!(plain.samples[..at], watched.samples[..at]);
+    assert_ne!(
+        plain.samples[at..at + step_len],
+        watched.samples[at..at + step_len]
+    );
+    assert!(
+        watched.samples.len() > plain.samples.len(),
+        "two earcons ring longer"
+    );
+    assert!(watched.samples.iter().all(|x| x.abs() <= 1.0));
+
+    // Alarms off: the watch still sees every frame, but nothing is reported or sounded.
+    let (quiet, quiet_returned, judged) = watched_run(true, false);
+    let (bare, _, _) = watched_run(false, false);
+    assert_eq!(judged, [0, 1, 2, 3, 4]);
+    assert!(quiet_returned.is_empty() && quiet.messages.is_empty());
+    assert_eq!(quiet.samples, bare.samples);
+}
+
+#[test]
+fn a_new_part_drops_the_watches_added_for_the_last() {
+    let config = OutputSpec::default().sound_config().unwrap();
+    let mut out = Outputs::from_sinks(config, Vec::new()).unwrap();
+    let judged = Arc::new(Mutex::new(Vec::new()));
+    out.add_watch(Box::new(ProbeWatch {
+        at: 1,
+        judged: Arc::clone(&judged),
+    }));
+    assert_eq!(out.push(&frame(0, 0.5)).unwrap().len(), 0);
+    assert_eq!(out.push(&frame(1, 0.5)).unwrap().len(), 1);
+    out.begin_part(1, "next", 2).unwrap();
+    assert!(
+        out.push(&frame(1, 0.5)).unwrap().is_empty(),
+        "the probe is gone"
+    );
+    assert_eq!(*judged.lock().unwrap(), [0, 1]);
+    out.discard();
 }

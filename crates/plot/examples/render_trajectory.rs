@@ -10,8 +10,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use gradtone_ingest::csv::read_frames;
 use gradtone_plot::{Marker, PlotInput, render_png};
-use gradtone_sound::{SeedMapping, csv::read_frames};
+use gradtone_sound::SeedMapping;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args_os().skip(1);

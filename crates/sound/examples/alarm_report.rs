@@ -13,9 +13,9 @@
 
 use std::error::Error;
 
+use gradtone_ingest::csv::read_frames;
 use gradtone_sound::Frame;
-use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent, onset_of_trouble};
-use gradtone_sound::csv::read_frames;
+use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent, Watch, onset_of_trouble};
 
 /// The onset of trouble by the definition: `(step, why)`.
 pub fn onset(frames: &[Frame]) -> Option<(u64, &'static str)> {

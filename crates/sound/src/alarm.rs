@@ -17,10 +17,11 @@
 //!
 //! A **trouble** alarm ([`AlarmKind::is_trouble`]) is every kind but the plateau.
 //!
-//! Four more kinds are raised from outside with [`WithAlarms::raise`], by whoever can see the
-//! condition: [`Rank`](AlarmKind::Rank) (knocks), [`Imbalance`](AlarmKind::Imbalance) (a slow
-//! up-and-down seesaw), [`Collapse`](AlarmKind::Collapse) (a trill that narrows to one note) and
-//! [`Oscillation`](AlarmKind::Oscillation) (a wide, fast vibrato).
+//! The detector is one [`Watch`] (frame in, alarms out) among others, fired by whoever can see
+//! the condition: [`Rank`](AlarmKind::Rank) (knocks) by the rank merger's watch,
+//! [`Imbalance`](AlarmKind::Imbalance) (a slow up-and-down seesaw),
+//! [`Collapse`](AlarmKind::Collapse) (a trill that narrows to one note) and
+//! [`Oscillation`](AlarmKind::Oscillation) (a wide, fast vibrato) by a GAN's.
 //!
 //! **Clipped gradients.** When a frame says the run clips ([`Frame::clip`]) and its total norm
 //! is above the threshold, the step's update was bounded: the explosion detector does not call
@@ -42,9 +43,9 @@
 //! that many — see [`AlarmDetector::tracked_names`]. Every other statistic is a window of fixed
 //! length.
 //!
-//! [`WithAlarms`] wraps any [`Mapping`] and mixes the earcon into the audio of the step where
-//! the alarm fires (ducking the music under it, so the sum stays within ±1); an earcon longer
-//! than a step carries on into the next steps' audio.
+//! [`WithAlarms`] wraps any [`Mapping`] and plays the alarms it is given: it mixes each one's
+//! earcon into the audio of the step where it fired (ducking the music under it, so the sum
+//! stays within ±1); an earcon longer than a step carries on into the next steps' audio.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -54,14 +55,15 @@ use serde::Deserialize;
 use crate::Mapping;
 use crate::stats::{RunningMedian, median_of};
 use crate::synth::sin_cycles;
+pub use gradtone_frame::Watch;
 pub use gradtone_frame::{AlarmEvent, AlarmKind};
-use gradtone_frame::{Frame, Named};
+use gradtone_frame::{Frame, Latch, Named};
 
 /// Alarm settings (the `[alarms]` table of the config file).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlarmConfig {
-    /// Whether mappings made by [`crate::mapping::with_alarms`] sound alarms at all (default
+    /// Whether the pipeline runs its watches (this detector and any other) at all (default
     /// true).
     pub enabled: bool,
     /// Earcon peak level, 0–1 (default 0.6); the music is ducked by the same amount under it.
@@ -319,32 +321,6 @@ impl Default for PlateauConfig {
     }
 }
 
-/// Once-per-episode latch: fires on the first true step, re-arms after `rearm` false steps.
-#[derive(Clone, Debug, Default)]
-struct Latch {
-    fired: bool,
-    calm: u32,
-}
-
-impl Latch {
-    fn update(&mut self, condition: bool, rearm: u32) -> bool {
-        if condition {
-            self.calm = 0;
-            if !self.fired {
-                self.fired = true;
-                return true;
-            }
-        } else if self.fired {
-            self.calm += 1;
-            if self.calm >= rearm {
-                self.fired = false;
-                self.calm = 0;
-            }
-        }
-        false
-    }
-}
-
 /// What the detector remembers about one value name.
 #[derive(Clone, Debug)]
 struct NameState {
@@ -472,8 +448,8 @@ impl AlarmDetector {
     }
 
     /// Feeds one frame; returns the alarms that fire at its step (in [`AlarmKind::ALL`] order).
-    /// Costs O(values in the frame).
-    pub fn observe(&mut self, frame: &Frame) -> Vec<AlarmEvent> {
+    /// Costs O(values in the frame). (The [`Watch`] implementation.)
+    fn judge(&mut self, frame: &Frame) -> Vec<AlarmEvent> {
         let mut events = Vec::new();
         let rearm = self.config.rearm_after;
         let now = self.frames;
@@ -901,6 +877,14 @@ impl AlarmDetector {
     }
 }
 
+impl Watch for AlarmDetector {
+    /// Feeds one frame; returns the alarms that fire at its step (in [`AlarmKind::ALL`] order).
+    /// Costs O(values in the frame).
+    fn observe(&mut self, frame: &Frame) -> Vec<AlarmEvent> {
+        self.judge(frame)
+    }
+}
+
 /// The loss that training minimises, which the divergence and plateau alarms watch: the one
 /// named `loss` (a weighted sum sent beside its terms), else the only one. Several losses and
 /// none called `loss` are the terms of a game or of an unsent sum (a GAN's `d_real`, `d_fake`,
@@ -1141,54 +1125,49 @@ pub fn marker(count: usize, sample_rate: u32, volume: f32) -> Earcon {
     b.out
 }
 
-/// A [`Mapping`] with alarms: renders `M`, runs an [`AlarmDetector`] on each frame, and mixes
-/// each alarm's [`earcon`] into the audio from the start of the step it fired at.
+/// A [`Mapping`] that plays alarms: renders `M` and mixes the [`earcon`] of each alarm it is
+/// given into the audio from the start of that step. It judges nothing: the watches (the
+/// [`AlarmDetector`] among them) decide what fires, and the pipeline hands their alarms here.
 ///
 /// Mixing ducks the music by the earcon's level: `out = music·(1 − level) + earcon`, so if
-/// the music stays within ±1 the sum does too. Of several alarms at one step only the most
-/// urgent (the first in [`AlarmKind::ALL`] order) sounds; alarms of later steps play after
-/// what is still ringing, 50 ms apart; an earcon outlasting the step continues in the next
-/// steps' audio (call
-/// [`WithAlarms::flush`] at the end of a stream for the rest).
+/// the music stays within ±1 the sum does too. Alarms of one step tell one story (a diverging
+/// step raises the norm and the loss alarms together): of the gradient alarms
+/// ([`AlarmKind::ALL`]) given at one step only the first, the most urgent, sounds, so that the
+/// next step's news is not queued behind a chain of earcons; every alarm of another kind (a
+/// rank's, a GAN's) sounds. Earcons play after what is still ringing, 50 ms apart; one
+/// outlasting the step continues in the next steps' audio (call [`WithAlarms::flush`] at the
+/// end of a stream for the rest).
 ///
 /// ```
-/// use gradtone_sound::alarm::{AlarmConfig, AlarmKind, WithAlarms};
-/// use gradtone_sound::{Frame, Mapping, SeedMapping};
-/// let mut m = WithAlarms::new(SeedMapping::new(), &AlarmConfig::default());
+/// use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmKind, Watch, WithAlarms};
+/// use gradtone_sound::{Frame, SeedMapping};
+/// let config = AlarmConfig::default();
+/// let (mut detector, mut m) = (AlarmDetector::new(&config), WithAlarms::new(SeedMapping::new(), &config));
 /// let mut out = Vec::new();
-/// m.render(&Frame::new(0).with_value("fc1", 1.0), &mut out);
-/// m.render(&Frame::new(1).with_value("fc1", f64::NAN), &mut out);
-/// let events = m.take_events();
-/// assert_eq!(events.len(), 1);
-/// assert_eq!((events[0].step, events[0].kind), (1, AlarmKind::NonFinite));
-/// assert!(events[0].message.contains("fc1 = NaN"));
+/// for f in [Frame::new(0).with_value("fc1", 1.0), Frame::new(1).with_value("fc1", f64::NAN)] {
+///     let alarms = detector.observe(&f);
+///     m.play(&f, &alarms, &mut out);
+///     if f.step == 1 {
+///         assert_eq!((alarms[0].step, alarms[0].kind), (1, AlarmKind::NonFinite));
+///         assert!(alarms[0].message.contains("fc1 = NaN"));
+///     }
+/// }
 /// ```
 pub struct WithAlarms<M> {
     inner: M,
-    detector: AlarmDetector,
-    enabled: bool,
     volume: f32,
     /// Earcon samples still to be mixed, with their levels.
     pending: VecDeque<(f32, f32)>,
-    events: Vec<AlarmEvent>,
 }
 
 impl<M: Mapping> WithAlarms<M> {
-    /// Wraps `inner`; with `config.enabled == false` it passes audio through and fires nothing.
+    /// Wraps `inner`; earcons peak at `config.volume`.
     pub fn new(inner: M, config: &AlarmConfig) -> Self {
         WithAlarms {
             inner,
-            detector: AlarmDetector::new(config),
-            enabled: config.enabled,
             volume: config.volume,
             pending: VecDeque::new(),
-            events: Vec::new(),
         }
-    }
-
-    /// The alarms fired since the last call, oldest first.
-    pub fn take_events(&mut self) -> Vec<AlarmEvent> {
-        std::mem::take(&mut self.events)
     }
 
     /// The wrapped mapping.
@@ -1206,6 +1185,34 @@ impl<M: Mapping> WithAlarms<M> {
         self.inner
     }
 
+    /// Sample rate of the output, Hz (the wrapped mapping's).
+    pub fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
+    }
+
+    /// Interleaved channels of the output (the wrapped mapping's).
+    pub fn channels(&self) -> u16 {
+        self.inner.channels()
+    }
+
+    /// Appends `frame`'s audio to `out` with the earcons of `alarms` (what the watches fired at
+    /// this step) mixed in, as the type's docs say.
+    pub fn play(&mut self, frame: &Frame, alarms: &[AlarmEvent], out: &mut Vec<f32>) {
+        let start = out.len();
+        self.inner.render(frame, out);
+        let mut gradient_sounded = false;
+        for event in alarms {
+            if AlarmKind::ALL.contains(&event.kind) {
+                if gradient_sounded {
+                    continue;
+                }
+                gradient_sounded = true;
+            }
+            self.queue(event.kind);
+        }
+        self.mix_pending(&mut out[start..]);
+    }
+
     /// Appends what is left of a ringing earcon (silence under it), so a stream's end does not
     /// cut it off.
     pub fn flush(&mut self, out: &mut Vec<f32>) {
@@ -1216,25 +1223,15 @@ impl<M: Mapping> WithAlarms<M> {
         }
     }
 
-    /// Raises an alarm found outside the detector (e.g. a lagging rank): its earcon is mixed
-    /// into the next rendered audio and the event is returned by the next
-    /// [`take_events`](Self::take_events). Ignored when alarms are disabled.
-    pub fn raise(&mut self, event: AlarmEvent) {
-        if self.enabled {
-            self.queue(event);
-        }
-    }
-
-    /// Queues an event's earcon after what is already ringing (50 ms apart) and records it.
-    fn queue(&mut self, event: AlarmEvent) {
+    /// Queues an earcon after what is already ringing (50 ms apart).
+    fn queue(&mut self, kind: AlarmKind) {
         let sr = self.inner.sample_rate();
         if !self.pending.is_empty() {
             let gap = (0.05 * sr as f32) as usize;
             self.pending.extend(std::iter::repeat_n((0.0, 0.0), gap));
         }
-        let e = earcon(event.kind, sr, self.volume);
+        let e = earcon(kind, sr, self.volume);
         self.pending.extend(e.samples.into_iter().zip(e.level));
-        self.events.push(event);
     }
 
     fn mix_pending(&mut self, out: &mut [f32]) {
@@ -1247,36 +1244,6 @@ impl<M: Mapping> WithAlarms<M> {
                 *x = *x * (1.0 - level) + s;
             }
         }
-    }
-}
-
-impl<M: Mapping> Mapping for WithAlarms<M> {
-    fn sample_rate(&self) -> u32 {
-        self.inner.sample_rate()
-    }
-
-    fn channels(&self) -> u16 {
-        self.inner.channels()
-    }
-
-    fn render(&mut self, frame: &Frame, out: &mut Vec<f32>) {
-        let start = out.len();
-        self.inner.render(frame, out);
-        if !self.enabled {
-            return;
-        }
-        // Alarms of one step tell one story (a diverging step raises the norm and the loss
-        // alarms together): only the most urgent, the first in `AlarmKind::ALL` order, sounds,
-        // so that the next step's news is not queued behind a chain of earcons. All are
-        // returned by `take_events`.
-        for (i, event) in self.detector.observe(frame).into_iter().enumerate() {
-            if i == 0 {
-                self.queue(event);
-            } else {
-                self.events.push(event);
-            }
-        }
-        self.mix_pending(&mut out[start..]);
     }
 }
 
@@ -1314,17 +1281,6 @@ pub fn onset_of_trouble(frames: &[Frame]) -> Option<(usize, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn latch_fires_once_per_episode() {
-        let mut l = Latch::default();
-        let seq = [true, true, false, true, false, false, false, true];
-        let fired: Vec<bool> = seq.iter().map(|&c| l.update(c, 3)).collect();
-        assert_eq!(
-            fired,
-            [true, false, false, false, false, false, false, true]
-        );
-    }
 
     #[test]
     fn sci_format() {

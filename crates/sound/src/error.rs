@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong reading frames or writing audio.
+/// Everything that can go wrong reading a configuration or writing audio and CSV.
 ///
 /// Each variant names the file (or stream) it is about, so a message printed on its own still
 /// tells the user where to look.
@@ -16,28 +16,6 @@ pub enum SoundError {
         /// The underlying I/O error.
         #[source]
         source: std::io::Error,
-    },
-    /// One field of a CSV row is wrong (e.g. not a number).
-    #[error("{file} line {line}, column {column}: {message}")]
-    Csv {
-        /// The CSV source's name, as given to the reader.
-        file: String,
-        /// 1-based line number (the header is line 1).
-        line: u64,
-        /// The column's header name.
-        column: String,
-        /// What is wrong with the field.
-        message: String,
-    },
-    /// A CSV line is wrong as a whole (bad header, wrong number of fields).
-    #[error("{file} line {line}: {message}")]
-    CsvFormat {
-        /// The CSV source's name, as given to the reader.
-        file: String,
-        /// 1-based line number (the header is line 1).
-        line: u64,
-        /// What is wrong with the line.
-        message: String,
     },
     /// A column name the CSV writer cannot write so that it reads back the same.
     #[error("CSV column name {name:?}: {reason}")]

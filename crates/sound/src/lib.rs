@@ -2,14 +2,15 @@
 //!
 //! A training source emits one [`Frame`] per step (per-layer gradient norms, losses). A
 //! [`Mapping`] turns frames into samples; [`SeedMapping`] is the original 2019 mapping,
-//! sample-exact with the PyTorch reference. [`csv`] reads and writes trajectory files, [`wav`]
+//! sample-exact with the PyTorch reference. [`csv`] writes trajectory files (`gradtone-ingest` reads them), [`wav`]
 //! streams audio to disk, and [`analysis`] measures audio (tone power, dominant frequency).
 //!
 //! Beyond the original: [`synth`] is a band-limited, click-free, never-clipping oscillator bank;
 //! [`mapping`] selects mappings by name (`seed`, `depth`, `cents`); [`config`] reads every
 //! setting from TOML; [`alarm`] detects divergence, explosion, dead gradients and plateaus and
 //! sounds them as earcons ([`alarm::WithAlarms`]); [`grouping`] folds hundreds of tensors into
-//! at most a dozen voices.
+//! at most a dozen voices; [`informativeness`] measures what a listener can tell from the audio
+//! alone.
 //!
 //! No ML dependency: this crate compiles in seconds.
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ pub mod config;
 pub mod csv;
 mod error;
 pub mod grouping;
+pub mod informativeness;
 pub mod mapping;
 pub mod seed;
 pub mod sink;
@@ -30,7 +32,7 @@ pub mod wav;
 pub use alarm::{AlarmEvent, AlarmKind, WithAlarms};
 pub use config::SoundConfig;
 pub use error::SoundError;
-pub use gradtone_frame::{Decimator, Frame, Named};
+pub use gradtone_frame::{Decimator, Frame, Latch, Named, Shared, Watch};
 pub use seed::SeedMapping;
 pub use wav::{SampleFormat, WavSink};
 

@@ -62,8 +62,8 @@ pub fn by_name(name: &str, config: &SoundConfig) -> Result<Box<dyn Mapping + Sen
     })
 }
 
-/// [`by_name`] with `config.mapping`, wrapped in [`WithAlarms`] with `config.alarms` (which
-/// passes audio through untouched when `alarms.enabled` is false).
+/// [`by_name`] with `config.mapping`, wrapped in [`WithAlarms`] to play alarms at
+/// `config.alarms.volume`.
 pub fn with_alarms(
     config: &SoundConfig,
 ) -> Result<WithAlarms<Box<dyn Mapping + Send>>, SoundError> {

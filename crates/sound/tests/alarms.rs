@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
+use gradtone_ingest::csv::read_frames;
 use gradtone_sound::alarm::{
-    AlarmConfig, AlarmDetector, AlarmEvent, AlarmKind, WithAlarms, earcon,
+    AlarmConfig, AlarmDetector, AlarmEvent, AlarmKind, Watch, WithAlarms, earcon,
 };
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak};
-use gradtone_sound::csv::read_frames;
 use gradtone_sound::{Frame, Mapping, SeedMapping, SoundConfig, mapping};
 
 fn trajectories(test: &str) -> Option<PathBuf> {
@@ -20,6 +20,29 @@ fn load(dir: &std::path::Path, run: &str) -> Vec<Frame> {
     match read_frames(&path) {
         Ok(frames) => frames,
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// What the pipeline does with one watch: the detector judges, the mapping plays its alarms.
+struct Alarmed<M> {
+    detector: AlarmDetector,
+    player: WithAlarms<M>,
+    events: Vec<AlarmEvent>,
+}
+
+impl<M: Mapping> Alarmed<M> {
+    fn new(inner: M, config: &AlarmConfig) -> Self {
+        Alarmed {
+            detector: AlarmDetector::new(config),
+            player: WithAlarms::new(inner, config),
+            events: Vec::new(),
+        }
+    }
+
+    fn render(&mut self, frame: &Frame, out: &mut Vec<f32>) {
+        let alarms = self.detector.observe(frame);
+        self.player.play(frame, &alarms, out);
+        self.events.extend(alarms);
     }
 }
 
@@ -361,7 +384,7 @@ fn with_alarms_mixes_the_earcon_at_the_firing_step_and_leaves_the_rest_alone() {
     // Only the siren, for a clean measurement (the divergence alarm, new, fires at step 1).
     cfg.explosion.enabled = false;
     cfg.divergence.enabled = false;
-    let mut wrapped = WithAlarms::new(SeedMapping::new(), &cfg);
+    let mut wrapped = Alarmed::new(SeedMapping::new(), &cfg);
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut step_start = 0;
     for f in &frames {
@@ -377,9 +400,8 @@ fn with_alarms_mixes_the_earcon_at_the_firing_step_and_leaves_the_rest_alone() {
         b[..step_start],
         "untouched before the alarm"
     );
-    let events = wrapped.take_events();
+    let events = &wrapped.events;
     assert_eq!(events.iter().map(|e| e.step).collect::<Vec<_>>(), [nan_at]);
-    assert!(wrapped.take_events().is_empty(), "taken");
     // The first 55 ms after the step starts carry the siren's 1500 Hz.
     let win = &b[step_start..step_start + 2425];
     let p = goertzel_power(win, 44_100, 1500.0);
@@ -391,13 +413,17 @@ fn with_alarms_mixes_the_earcon_at_the_firing_step_and_leaves_the_rest_alone() {
     // A stereo mapping from the config, alarms on: same story, both channels, never clipping.
     let mut sc = SoundConfig::default();
     sc.synth.volume = 1.0;
-    let mut m = mapping::with_alarms(&sc).expect("default config");
+    let mut m = Alarmed {
+        detector: AlarmDetector::new(&sc.alarms),
+        player: mapping::with_alarms(&sc).expect("default config"),
+        events: Vec::new(),
+    };
     let mut out = Vec::new();
     for f in &frames {
         m.render(f, &mut out);
     }
-    m.flush(&mut out);
-    let kinds: Vec<AlarmKind> = m.take_events().iter().map(|e| e.kind).collect();
+    m.player.flush(&mut out);
+    let kinds: Vec<AlarmKind> = m.events.iter().map(|e| e.kind).collect();
     // The loss diverges at step 1 with the norm (new: the divergence alarm).
     assert_eq!(
         kinds,
@@ -411,23 +437,17 @@ fn with_alarms_mixes_the_earcon_at_the_firing_step_and_leaves_the_rest_alone() {
     assert_eq!(out.len() % 2, 0);
 }
 
-/// A rank alarm raised from outside (the rank merger) knocks at 880 Hz in the next step's audio.
+/// A rank alarm (another watch's: the rank merger's) knocks at 880 Hz in its step's audio; of
+/// several alarms at one step, each of another watch sounds, but only the first gradient one.
 #[test]
-fn raised_rank_alarm_knocks_in_the_next_render() {
+fn played_rank_alarm_knocks_in_its_steps_audio() {
     let mut m = WithAlarms::new(SeedMapping::new(), &AlarmConfig::default());
     let frame = |s| Frame::new(s).with_value("fc1", 1.0).with_value("fc2", 1.0);
     let mut quiet = Vec::new();
-    m.render(&frame(0), &mut quiet);
-    m.raise(AlarmEvent {
-        step: 1,
-        kind: AlarmKind::Rank,
-        message: "rank 3 lags".into(),
-    });
+    m.play(&frame(0), &[], &mut quiet);
+    let rank = AlarmEvent::new(1, AlarmKind::Rank, "rank 3 lags");
     let mut knocked = Vec::new();
-    m.render(&frame(1), &mut knocked);
-    let events = m.take_events();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].kind, AlarmKind::Rank);
+    m.play(&frame(1), std::slice::from_ref(&rank), &mut knocked);
     // The seed tones sit at 300 Hz; the knock adds 880 Hz energy that the quiet step lacks.
     let (before, after) = (
         goertzel_power(&quiet[..1500], 44_100, 880.0),
@@ -438,18 +458,32 @@ fn raised_rank_alarm_knocks_in_the_next_render() {
         "880 Hz power {before} → {after}"
     );
     assert!(knocked.iter().all(|x| x.abs() <= 1.0));
-    // Disabled alarms ignore it.
-    let off = AlarmConfig {
-        enabled: false,
-        ..AlarmConfig::default()
+
+    // How long the earcons queued by one (silent) step ring.
+    let ringing = |alarms: &[AlarmEvent]| {
+        let mut m = WithAlarms::new(SeedMapping::new(), &AlarmConfig::default());
+        let mut out = Vec::new();
+        m.play(&Frame::new(0), alarms, &mut out);
+        m.flush(&mut out);
+        out.len()
     };
-    let mut m = WithAlarms::new(SeedMapping::new(), &off);
-    m.raise(AlarmEvent {
-        step: 1,
-        kind: AlarmKind::Rank,
-        message: "x".into(),
-    });
-    assert!(m.take_events().is_empty());
+    let ev = |kind| AlarmEvent::new(1, kind, "x");
+    let (nan, dead) = (ev(AlarmKind::NonFinite), ev(AlarmKind::Dead));
+    let two_gradient = ringing(&[nan.clone(), dead.clone()]);
+    assert_eq!(
+        two_gradient,
+        ringing(std::slice::from_ref(&nan)),
+        "one gradient alarm sounds"
+    );
+    assert!(
+        ringing(&[rank.clone(), nan.clone(), dead]) > two_gradient,
+        "the knock sounds too"
+    );
+    assert!(
+        ringing(&[rank.clone(), rank]) > ringing(&[ev(AlarmKind::Rank)]),
+        "every other alarm sounds"
+    );
+    assert!(two_gradient > ringing(&[]), "the siren rings past the step");
 }
 
 /// The seesaw rises an octave then falls; the collapse trill narrows to one held note; the
@@ -836,7 +870,7 @@ fn divergence_and_layer_death_are_heard_at_their_step() {
         cfg.divergence.enabled = kind == AlarmKind::Divergence;
         cfg.layer_dead.enabled = kind == AlarmKind::LayerDead;
         let mut plain = SeedMapping::new();
-        let mut wrapped = WithAlarms::new(SeedMapping::new(), &cfg);
+        let mut wrapped = Alarmed::new(SeedMapping::new(), &cfg);
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let mut starts = Vec::new();
         for f in &frames {
@@ -844,8 +878,7 @@ fn divergence_and_layer_death_are_heard_at_their_step() {
             plain.render(f, &mut a);
             wrapped.render(f, &mut b);
         }
-        let events = wrapped.take_events();
-        let e = events.first().expect("fired");
+        let e = wrapped.events.first().expect("fired");
         assert_eq!(e.kind, kind);
         let at = starts[frames.iter().position(|f| f.step == e.step).expect("step")];
         let n = (ms * 44.1) as usize;

@@ -1,5 +1,4 @@
-//! Informativeness, reduced: the analysis of `examples/informativeness.rs` (which this test
-//! includes as a module) on a few reference runs, with thresholds that a worse mapping, a
+//! Informativeness, reduced: `gradtone_sound::informativeness` on a few reference runs, with thresholds that a worse mapping, a
 //! softer earcon or a broken detector would fail. Needs `../shared`; skips loudly without it.
 //!
 //! Measured (release build of the example, all 15 runs): alarm delay 0 steps after the onset
@@ -7,16 +6,13 @@
 //! step after the first non-finite norm (cents; queued behind the sweep of step 1); outcome
 //! 13/15 (cents) and 15/15 (seed); music alone matches a trouble earcon's template at most 0.60.
 
-#[allow(dead_code)]
-#[path = "../examples/informativeness.rs"]
-mod informativeness;
-
 use std::path::{Path, PathBuf};
 
+use gradtone_ingest::csv::read_frames;
 use gradtone_sound::alarm::AlarmKind;
-use informativeness::{
+use gradtone_sound::informativeness::{
     MATCH_THRESHOLD, Outcome, Run, SEEDS, SETTINGS, Variant, analyse, first_alarm_heard,
-    loso_outcomes, loso_settings,
+    loso_outcomes, loso_settings, run_file,
 };
 
 fn trajectories(test: &str) -> Option<PathBuf> {
@@ -28,7 +24,14 @@ fn run(dir: &Path, setting: &str, seed: u32, variant: Variant) -> Run {
     let Some(index) = index else {
         panic!("unknown setting {setting}");
     };
-    match analyse(dir, index, seed, variant) {
+    let Some(file) = run_file(index, seed) else {
+        panic!("no run file for {setting}");
+    };
+    let frames = match read_frames(&dir.join(file)) {
+        Ok(f) => f,
+        Err(e) => panic!("{setting} seed {seed}: {e}"),
+    };
+    match analyse(&frames, index, seed, variant) {
         Ok(r) => r,
         Err(e) => panic!("{setting} seed {seed}: {e}"),
     }

@@ -2,8 +2,8 @@
 //! sample (within ±1 LSB, for libm differences in `sin`) on every step the clamp/noise decisions
 //! leave untouched.
 
+use gradtone_ingest::csv::read_frames;
 use gradtone_sound::analysis::peak;
-use gradtone_sound::csv::read_frames;
 use gradtone_sound::wav::to_pcm16;
 use gradtone_sound::{Mapping, SeedMapping};
 

@@ -146,14 +146,15 @@ pub fn sound_us(frames: &[Frame], mapping: &str) -> Result<f64, SoundError> {
         ..SoundConfig::default()
     };
     let mut m = gradtone_sound::mapping::with_alarms(&config)?;
+    let mut detector = gradtone_sound::alarm::AlarmDetector::new(&config.alarms);
     let mut buf = Vec::new();
     let mut us: Vec<f64> = frames
         .iter()
         .map(|f| {
             buf.clear();
             let t = Instant::now();
-            gradtone_sound::Mapping::render(&mut m, f, &mut buf);
-            let _ = m.take_events();
+            let alarms = gradtone_sound::Watch::observe(&mut detector, f);
+            m.play(f, &alarms, &mut buf);
             t.elapsed().as_secs_f64() * 1e6
         })
         .collect();

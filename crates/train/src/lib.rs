@@ -26,7 +26,9 @@ pub use error::{ConfigError, TrainError};
 pub use model::{LAYERS, SeedNet};
 pub use params::SeedParams;
 pub use preset::{OptimKind, Preset, RunOverrides};
-pub use trainer::{Optim, Readback, RunConfig, StepStats, TermStats, Trainer, batches, run};
+pub use trainer::{
+    BatchPlan, Optim, Readback, RunConfig, StepStats, TermStats, Trainer, batches, run,
+};
 
 /// A Burn compute device (re-exported so callers need not depend on Burn).
 pub use burn::tensor::Device;

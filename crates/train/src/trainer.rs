@@ -301,6 +301,50 @@ pub struct RunConfig {
 impl RunConfig {
     /// Total number of steps this config runs on `n` training images.
     pub fn total_steps(&self, n: usize) -> usize {
+        BatchPlan::from(self).total_steps(n)
+    }
+
+    /// [`BatchPlan::check_plan`] of this config's plan.
+    pub fn check_plan(&self, n: usize) -> Result<(), crate::ConfigError> {
+        BatchPlan::from(self).check_plan(n)
+    }
+}
+
+/// How a run draws its batches from the training set: what [`batches`] needs of a run's
+/// settings (a [`RunConfig`] gives its own; the GAN fills one in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPlan {
+    /// Batch size.
+    pub batch: usize,
+    /// Stop after this many steps.
+    pub steps: Option<usize>,
+    /// Stop after this many epochs (when `steps` is not reached first); `None` with `steps`: as
+    /// many epochs as the steps need.
+    pub epochs: Option<usize>,
+    /// Seeds every epoch's shuffle.
+    pub seed: u64,
+    /// Shuffle each epoch (seeded per epoch) or go in file order.
+    pub shuffle: bool,
+    /// Drop the last incomplete batch of an epoch (PyTorch's `drop_last`).
+    pub drop_last: bool,
+}
+
+impl From<&RunConfig> for BatchPlan {
+    fn from(cfg: &RunConfig) -> Self {
+        BatchPlan {
+            batch: cfg.batch,
+            steps: cfg.steps,
+            epochs: cfg.epochs,
+            seed: cfg.seed,
+            shuffle: cfg.shuffle,
+            drop_last: cfg.drop_last,
+        }
+    }
+}
+
+impl BatchPlan {
+    /// Total number of steps this plan runs on `n` training images.
+    pub fn total_steps(&self, n: usize) -> usize {
         let per_epoch = if self.drop_last {
             n / self.batch
         } else {
@@ -315,7 +359,7 @@ impl RunConfig {
         }
     }
 
-    /// Fails, with what to change, when this config makes no training step on a set of `n`
+    /// Fails, with what to change, when this plan makes no training step on a set of `n`
     /// images (batch 0, or a batch larger than the set with the last partial batch dropped):
     /// for callers to check before creating any output, so that a degenerate plan never
     /// leaves an empty WAV.
@@ -336,8 +380,9 @@ impl RunConfig {
     }
 }
 
-/// Batch index lists for a run: a fresh seeded permutation per epoch.
-pub fn batches(cfg: &RunConfig, n: usize) -> impl Iterator<Item = Vec<usize>> + use<> {
+/// Batch index lists for a run over `n` images: a fresh seeded permutation per epoch.
+pub fn batches(plan: impl Into<BatchPlan>, n: usize) -> impl Iterator<Item = Vec<usize>> {
+    let cfg = plan.into();
     // An epoch without a batch (no images, batch 0, or drop_last with batch > n) would make the
     // endless epoch iterator below search forever for the steps it was asked for.
     let per_epoch = match (cfg.batch, cfg.drop_last) {
@@ -380,7 +425,7 @@ pub fn run(
     mut on_step: impl FnMut(Frame) -> ControlFlow<()>,
 ) -> Trainer {
     let mut trainer = Trainer::new(params, cfg.optim, cfg.lr, device).with_l2(cfg.l2);
-    for (step, idx) in batches(cfg, train.len()).enumerate() {
+    for (step, idx) in batches(BatchPlan::from(cfg), train.len()).enumerate() {
         let (mut x, mut y) = (Vec::with_capacity(idx.len() * IMAGE_LEN), Vec::new());
         train.gather_normalised(&idx, &mut x, &mut y);
         let s = trainer.step(x, y, false);

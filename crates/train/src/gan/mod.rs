@@ -21,8 +21,9 @@
 //! the same as one over the concatenated batch, so the per-term norms come for free.
 //!
 //! [`GanWatch`] turns the statistics into alarms: the discriminator winning (its outputs pinned
-//! near 1 on real and 0 on fake) and mode collapse (generated digits varying far less than
-//! real ones).
+//! near 1 on real and 0 on fake), mode collapse (generated digits varying far less than real
+//! ones) and an oscillating game. It is a pipeline watch the training loop tells each step's
+//! statistics.
 //!
 //! The parts: [`model`] (the two networks), [`config`] (weights, learning rates, presets),
 //! [`trainer`] (one step and its statistics), [`watch`] (alarms from the statistics),

@@ -1,19 +1,16 @@
 //! The GAN's training loop over MNIST.
 
 use gradtone_mnist::Dataset;
-use gradtone_sound::alarm::AlarmKind;
 
-use super::{GanConfig, GanStats, GanTrainer, GanWatch, real_batch};
+use super::{GanConfig, GanStats, GanTrainer, real_batch};
 use burn::tensor::Device;
 
 /// One GAN step as the loop sees it.
 pub struct GanStep {
     /// The step index.
     pub step: u64,
-    /// What it measured.
+    /// What it measured (what a [`GanWatch`](super::GanWatch) is told).
     pub stats: GanStats,
-    /// Alarms [`GanWatch`] raised at this step.
-    pub alarms: Vec<(AlarmKind, String)>,
 }
 
 /// Trains a GAN on `train` for `cfg.steps` steps (batches drawn by a seeded shuffle, a new one
@@ -26,27 +23,20 @@ pub fn run_gan(
     mut on_step: impl FnMut(&GanTrainer, GanStep) -> std::ops::ControlFlow<()>,
 ) -> GanTrainer {
     let mut t = GanTrainer::new(cfg, device);
-    let mut watch = GanWatch::default();
-    let run = crate::RunConfig {
-        optim: crate::Optim::Adam,
-        lr: cfg.g_lr,
+    let plan = crate::BatchPlan {
         batch: cfg.batch,
         steps: Some(cfg.steps),
         epochs: None,
         seed: cfg.seed,
         shuffle: true,
         drop_last: true,
-        l2: 0.0,
     };
-    for (step, idx) in crate::batches(&run, train.len()).enumerate() {
+    for (step, idx) in crate::batches(plan, train.len()).enumerate() {
         let x = real_batch(train, &idx);
         let z = t.codes(idx.len());
-        let stats = t.step(x, z);
-        let alarms = watch.observe(step as u64, &stats);
         let s = GanStep {
             step: step as u64,
-            stats,
-            alarms,
+            stats: t.step(x, z),
         };
         if on_step(&t, s).is_break() {
             break;

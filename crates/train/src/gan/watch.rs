@@ -2,7 +2,8 @@
 
 use std::collections::VecDeque;
 
-use gradtone_sound::alarm::AlarmKind;
+use gradtone_sound::alarm::{AlarmEvent, AlarmKind, Watch};
+use gradtone_sound::{Frame, Latch};
 
 use super::GanStats;
 
@@ -22,7 +23,11 @@ use super::GanStats;
 ///   average over the last `2 × window` steps, where a settling game moves it by well under
 ///   0.1 (measured: balanced 0.03–0.07, learning rates 25× too high 0.23–0.29).
 ///
-/// An alarm re-arms after `window` calm steps.
+/// An alarm re-arms after `window` calm steps ([`Latch`]).
+///
+/// A [`Watch`]: the frame does not carry these statistics, so the training loop
+/// [`note`](GanWatch::note)s each step's before the pipeline runs the watch on its frame
+/// (shared through [`gradtone_sound::Shared`]); a frame with nothing noted fires nothing.
 #[derive(Clone, Debug)]
 pub struct GanWatch {
     /// Steps averaged (default 25).
@@ -44,8 +49,9 @@ pub struct GanWatch {
     /// `|Δ log10 ‖∇g_adv‖|` of the last `2 × window` steps, and the last log norm.
     jumps: VecDeque<f64>,
     last_log: Option<f64>,
-    fired: [bool; 3],
-    calm: [usize; 3],
+    latches: [Latch; 3],
+    /// The step (counted from the run's start) and statistics noted for the next frame.
+    noted: Option<(u64, GanStats)>,
 }
 
 impl Default for GanWatch {
@@ -62,15 +68,21 @@ impl Default for GanWatch {
             recent: VecDeque::new(),
             jumps: VecDeque::new(),
             last_log: None,
-            fired: [false; 3],
-            calm: [0; 3],
+            latches: Default::default(),
+            noted: None,
         }
     }
 }
 
 impl GanWatch {
-    /// Feeds one step; returns the alarms that fire at it, with a message.
-    pub fn observe(&mut self, step: u64, s: &GanStats) -> Vec<(AlarmKind, String)> {
+    /// Tells the watch what step `step` (counted from the run's start: the warmup and the
+    /// messages count from there) measured; judged when the pipeline observes the next frame.
+    pub fn note(&mut self, step: u64, stats: &GanStats) {
+        self.noted = Some((step, stats.clone()));
+    }
+
+    /// Judges one step's statistics; returns the alarms that fire at it, with a message.
+    fn judge(&mut self, step: u64, s: &GanStats) -> Vec<(AlarmKind, String)> {
         if self.recent.len() == self.window {
             self.recent.pop_front();
         }
@@ -131,26 +143,34 @@ impl GanWatch {
                     )
                 }),
         ];
+        let rearm = u32::try_from(self.window).unwrap_or(u32::MAX);
         let mut out = Vec::new();
         for (i, c) in conditions.into_iter().enumerate() {
-            match c {
-                Some(alarm) => {
-                    self.calm[i] = 0;
-                    if !self.fired[i] {
-                        self.fired[i] = true;
-                        out.push(alarm);
-                    }
-                }
-                None if self.fired[i] => {
-                    self.calm[i] += 1;
-                    if self.calm[i] >= self.window {
-                        self.fired[i] = false;
-                    }
-                }
-                None => {}
+            if self.latches[i].update(c.is_some(), rearm)
+                && let Some(alarm) = c
+            {
+                out.push(alarm);
             }
         }
         out
+    }
+}
+
+impl Watch for GanWatch {
+    /// The alarms the statistics [`note`](GanWatch::note)d for this frame fire, at the frame's
+    /// step.
+    fn observe(&mut self, frame: &Frame) -> Vec<AlarmEvent> {
+        let Some((step, stats)) = self.noted.take() else {
+            return Vec::new();
+        };
+        self.judge(step, &stats)
+            .into_iter()
+            .map(|(kind, message)| AlarmEvent {
+                step: frame.step,
+                kind,
+                message,
+            })
+            .collect()
     }
 }
 
@@ -188,14 +208,14 @@ mod tests {
             };
             // An untrained generator's modest diversity is no collapse: a second watcher that
             // sees 0.2 throughout stays quiet.
-            assert!(quiet.observe(step, &stats(0.6, 0.4, 0.2)).is_empty());
-            fired.extend(w.observe(step, &s).into_iter().map(|(k, _)| (step, k)));
+            assert!(quiet.judge(step, &stats(0.6, 0.4, 0.2)).is_empty());
+            fired.extend(w.judge(step, &s).into_iter().map(|(k, _)| (step, k)));
         }
         // Then 100 steps whose generator norm alternates 2 and 0.5 (0.6 decades a step).
         for step in 200..300u64 {
             let mut s = stats(0.6, 0.4, 1.0);
             s.norms[2] = [if step % 2 == 0 { 2.0 } else { 0.5 }; 3];
-            fired.extend(w.observe(step, &s).into_iter().map(|(k, _)| (step, k)));
+            fired.extend(w.judge(step, &s).into_iter().map(|(k, _)| (step, k)));
         }
         // The 25-step mean crosses the thresholds a few steps into each episode.
         assert_eq!(fired.len(), 3, "{fired:?}");
@@ -206,5 +226,32 @@ mod tests {
         assert!((30..60).contains(&fired[0].0), "{fired:?}");
         assert_eq!(fired[1].1, AlarmKind::Collapse);
         assert!((120..150).contains(&fired[1].0), "{fired:?}");
+    }
+
+    #[test]
+    fn as_a_watch_it_judges_what_was_noted_at_the_frames_step() {
+        let mut w = GanWatch {
+            warmup: 0,
+            window: 2,
+            ..GanWatch::default()
+        };
+        let frame = |step| Frame::new(step).with_value("g_adv/G.fc1", 1.0);
+        // Nothing noted: nothing judged, whatever the frame says.
+        assert!(w.observe(&frame(1000)).is_empty());
+        let mut fired = Vec::new();
+        for step in 0..4u64 {
+            w.note(step, &stats(0.99, 0.01, 1.0));
+            // A sweep's part: frames numbered on from 1000, the watch's own steps from 0.
+            fired.extend(w.observe(&frame(1000 + step)));
+        }
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!((fired[0].step, fired[0].kind), (1001, AlarmKind::Imbalance));
+        assert!(
+            fired[0]
+                .message
+                .starts_with("step 1: ALARM imbalance: the discriminator wins"),
+            "{}",
+            fired[0].message
+        );
     }
 }
