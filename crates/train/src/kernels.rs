@@ -544,7 +544,7 @@ pub fn backward(
     }
     let split = half(g.n);
     // Unpooling writes every pixel of every 2×2 window; only odd edges need zeros first.
-    let mut dy = if g.oh % 2 == 0 && g.ow % 2 == 0 {
+    let mut dy = if g.oh.is_multiple_of(2) && g.ow.is_multiple_of(2) {
         Buf::any(g.n * l * o)
     } else {
         Buf::zeros(g.n * l * o)
