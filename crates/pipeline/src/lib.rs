@@ -12,14 +12,17 @@
 //! A new output is one `impl Sink` beside its code, plus the line in [`Outputs::create`] that
 //! opens it from its [`OutputSpec`] field.
 //!
-//! [`driver::FrameDriver`] feeds a training loop's frames to the outputs; [`serve_cost`]
-//! measures what the live page costs a loop.
+//! [`driver::FrameDriver`] feeds a training loop's frames to the outputs; [`stream`] drives a
+//! stream of frames from any source (merging a distributed run's ranks) through them;
+//! [`serve_cost`] measures what the live page costs a loop.
 #![warn(missing_docs)]
 
 pub mod driver;
 pub mod serve_cost;
+pub mod stream;
 
 pub use driver::{FrameDriver, RunProgress};
+pub use stream::{RankOptions, StreamError};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

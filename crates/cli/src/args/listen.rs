@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use gradtone_ingest::MergeMode;
+use gradtone_pipeline::RankOptions;
 
 use super::{LiveArgs, SinkArgs};
 
@@ -22,6 +23,18 @@ pub struct RankArgs {
     /// Sound the mean of every N steps as one (non-finite values win): hear a million-step run in minutes.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub steps_per_frame: usize,
+}
+
+impl RankArgs {
+    /// The pipeline's options from the flags.
+    pub fn options(&self) -> RankOptions {
+        RankOptions {
+            merge: self.merge,
+            max_lag: self.max_lag,
+            disagreement: self.disagreement,
+            steps_per_frame: self.steps_per_frame,
+        }
+    }
 }
 
 /// `gradtone render`.

@@ -1,0 +1,224 @@
+//! A stream of frames from any source (a JSONL file or pipe, UDP, OSC, a followed file, a
+//! TensorBoard log's frames) through the ranks' merger and the step decimator into the
+//! [`Outputs`]: the loop behind `gradtone listen`, `render` and `run`.
+//!
+//! The console is part of the behaviour: the source's warnings and summary, each alarm, the
+//! ranks' counts, the frame count go to stderr; the outputs' summary lines to stdout (or stderr,
+//! [`OutputSpec::summary_to_stderr`]).
+
+use gradtone_frame::{Decimator, Frame, Shared};
+use gradtone_ingest::{
+    BoxedSource, IngestError, MAX_MESSAGE_CHARS, MAX_WORLD, MergeMode, MergeOptions, RankAlarms,
+    RankMerger, shorten,
+};
+
+use crate::{OutputSpec, Outputs, PipelineError};
+
+/// What can end a stream's run.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The source failed (an I/O error, a bad CSV row).
+    #[error(transparent)]
+    Source(#[from] IngestError),
+    /// The outputs failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Nothing arrived from the source (named here, shortened): nothing was written.
+    #[error("no frames from {0}: nothing was written (see the messages above)")]
+    NoFrames(String),
+}
+
+/// How the ranks of a distributed stream are merged, and how many steps make a frame.
+#[derive(Clone, Copy, Debug)]
+pub struct RankOptions {
+    /// What the merged values are.
+    pub merge: MergeMode,
+    /// A step is emitted without the ranks this many steps behind (they raise a lag alarm).
+    pub max_lag: u64,
+    /// A rank whose norm differs from the other ranks' median by this factor raises an alarm.
+    pub disagreement: f64,
+    /// The mean of every N steps is sounded as one frame.
+    pub steps_per_frame: usize,
+}
+
+impl Default for RankOptions {
+    /// Means, lag 8, disagreement factor 10, every step its own frame.
+    fn default() -> Self {
+        RankOptions {
+            merge: MergeMode::Mean,
+            max_lag: 8,
+            disagreement: 10.0,
+            steps_per_frame: 1,
+        }
+    }
+}
+
+/// Runs `source` through the outputs of `spec` until it ends; the rank count is read from
+/// the first frame's `rank`/`world`. The outputs are opened before the first frame (a
+/// `--serve` page is up while the stream is still silent); a stream that yields no frame, or
+/// fails, leaves no output behind.
+pub fn run_source(
+    mut source: BoxedSource,
+    spec: &OutputSpec,
+    ranks: &RankOptions,
+) -> Result<(), StreamError> {
+    spec.precheck()?;
+    source.set_reporter(Box::new(|m: &str| eprintln!("warning: {m}")));
+    let outputs = Outputs::create(spec)?;
+    // Distributed streams are recognised from their first frame's rank/world.
+    let first = source.next_record();
+    let world = first
+        .as_ref()
+        .and_then(|r| r.world.or(r.frame.rank.map(|k| k + 1)));
+    let mut first = first.map(|r| Ok(r.frame));
+    let mut ended = false;
+    // The source's I/O error (or a bad CSV row) arrives as the last item, before any file is
+    // finalised, so a broken input never leaves a complete-looking output.
+    let frames = std::iter::from_fn(move || {
+        if let Some(f) = first.take() {
+            return Some(f);
+        }
+        if ended {
+            return None;
+        }
+        match source.next_record() {
+            Some(r) => Some(Ok(r.frame)),
+            None => {
+                ended = true;
+                if let Some(s) = source.diagnostics().summary() {
+                    eprintln!("{s}");
+                }
+                source.take_error().map(|e| Err(e.into()))
+            }
+        }
+    });
+    run_frames(frames, world, spec, ranks, outputs)
+}
+
+/// The sinks, created at the first frame so that a run which receives nothing writes nothing.
+fn sinks<'a>(
+    outputs: &'a mut Option<Outputs>,
+    spec: &OutputSpec,
+) -> Result<&'a mut Outputs, PipelineError> {
+    Ok(match outputs {
+        Some(o) => o,
+        None => outputs.insert(Outputs::create(spec)?),
+    })
+}
+
+/// Drives `frames` (merging ranks when `world` is above 1) through `outputs`, made from
+/// `spec`, and finishes them; the first error discards them. No frame at all is
+/// [`StreamError::NoFrames`], with nothing written.
+pub fn run_frames(
+    frames: impl Iterator<Item = Result<Frame, StreamError>>,
+    world: Option<u32>,
+    spec: &OutputSpec,
+    ranks: &RankOptions,
+    mut outputs: Outputs,
+) -> Result<(), StreamError> {
+    let alarms = Shared::new(RankAlarms::new(ranks.max_lag));
+    if world.is_some_and(|w| w > 1) {
+        outputs.add_watch(Box::new(alarms.clone()));
+    }
+    // Made up front (a `--serve` page is up before the first frame); a run that receives
+    // nothing drops them unfinished, which removes every file they had begun.
+    let mut outputs: Option<Outputs> = Some(outputs);
+    let mut n = 0u64;
+    let mut decimator = Decimator::new(ranks.steps_per_frame);
+    let mut merger = world.filter(|&w| w > 1).map(|w| {
+        eprintln!("{w} ranks: merging ({:?})", ranks.merge);
+        RankMerger::new(MergeOptions {
+            world: w,
+            lag: ranks.max_lag,
+            mode: ranks.merge,
+            disagreement_factor: ranks.disagreement,
+        })
+    });
+    let drain = |merger: &mut RankMerger,
+                 outputs: &mut Option<Outputs>,
+                 decimator: &mut Decimator,
+                 n: &mut u64|
+     -> Result<(), StreamError> {
+        while let Some(m) = merger.pop() {
+            alarms.lock().note(&m);
+            if let Some(f) = decimator.push(m.frame) {
+                emit(sinks(outputs, spec)?, &f, n)?;
+            }
+        }
+        Ok(())
+    };
+    let result = (|| -> Result<(), StreamError> {
+        for f in frames {
+            let f = f?;
+            match &mut merger {
+                Some(m) => {
+                    m.push(f);
+                    drain(m, &mut outputs, &mut decimator, &mut n)?;
+                }
+                None => {
+                    if let Some(f) = decimator.push(f) {
+                        emit(sinks(&mut outputs, spec)?, &f, &mut n)?;
+                    }
+                }
+            }
+        }
+        if let Some(m) = &mut merger {
+            m.finish();
+            drain(m, &mut outputs, &mut decimator, &mut n)?;
+        }
+        if let Some(f) = decimator.finish() {
+            emit(sinks(&mut outputs, spec)?, &f, &mut n)?;
+        }
+        Ok(())
+    })();
+    if let Some(m) = &merger {
+        let (late, rejected) = (m.late_frames(), m.rejected_frames());
+        if late > 0 || rejected > 0 {
+            eprintln!(
+                "ranks: {late} frames arrived after their step was sounded, {rejected} with a \
+                 rank beyond {MAX_WORLD} (dropped)"
+            );
+        }
+    }
+    let repeats = alarms.lock().repeats();
+    if repeats > 0 {
+        eprintln!(
+            "rank alarms: {repeats} repeats of an alarm already raised were not sounded again"
+        );
+    }
+    let no_frames = || StreamError::NoFrames(shorten(&spec.title, MAX_MESSAGE_CHARS).into_owned());
+    match (result, outputs) {
+        (Ok(()), Some(outputs)) if n == 0 => {
+            drop(outputs);
+            Err(no_frames())
+        }
+        (Ok(()), Some(outputs)) => {
+            let lines = outputs.finish()?;
+            eprintln!("{n} frames");
+            for l in lines {
+                if spec.summary_to_stderr {
+                    eprintln!("wrote {l}");
+                } else {
+                    println!("wrote {l}");
+                }
+            }
+            Ok(())
+        }
+        // Nothing arrived: no empty WAV, CSV or picture passes for a result.
+        (Ok(()), None) => Err(no_frames()),
+        (Err(e), Some(outputs)) => {
+            outputs.discard();
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// One frame into the sinks; its alarms to the console.
+fn emit(outputs: &mut Outputs, f: &Frame, n: &mut u64) -> Result<(), StreamError> {
+    *n += 1;
+    for a in outputs.push(f)? {
+        eprintln!("alarm: {}", shorten(&a.message, 2 * MAX_MESSAGE_CHARS));
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The stream loop: a source's frames, merged and decimated, into every output; a stream with
+//! no frame, or one that fails, leaves nothing behind.
+
+use std::io::{BufReader, Cursor, Read};
+use std::sync::{Arc, Mutex};
+
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+use gradtone_ingest::{BoxedSource, JsonlReader};
+use gradtone_pipeline::stream::{run_frames, run_source};
+use gradtone_pipeline::{OutputSpec, Outputs, RankOptions, StreamError};
+use gradtone_sound::wav::read_wav;
+use gradtone_testkit::TempDir;
+
+/// A JSONL source over `text`.
+fn jsonl(text: &str) -> BoxedSource {
+    Box::new(JsonlReader::new(
+        Cursor::new(text.as_bytes().to_vec()),
+        "test",
+    ))
+}
+
+fn lines(steps: std::ops::Range<u64>) -> String {
+    steps
+        .map(|s| format!("{{\"step\":{s},\"values\":{{\"conv1\":0.5,\"fc1\":0.25}},\"losses\":{{\"loss\":2.0}}}}\n"))
+        .collect()
+}
+
+fn spec(dir: &TempDir) -> OutputSpec {
+    OutputSpec {
+        mapping: Some("seed".into()),
+        wav: Some(dir.join("run.wav")),
+        csv: Some(dir.join("run.csv")),
+        title: "test stream".into(),
+        ..OutputSpec::default()
+    }
+}
+
+fn csv_rows(dir: &TempDir) -> usize {
+    let csv = std::fs::read_to_string(dir.join("run.csv")).expect("the CSV was written");
+    csv.lines().count() - 1
+}
+
+#[test]
+fn every_frame_reaches_the_outputs() {
+    let dir = TempDir::new("stream-frames");
+    run_source(jsonl(&lines(0..5)), &spec(&dir), &RankOptions::default()).expect("a clean run");
+    assert_eq!(csv_rows(&dir), 5);
+    // 5 steps of the seed sound (2 layers × 441 + 882 samples each).
+    let (_, samples) = read_wav(&dir.join("run.wav")).unwrap();
+    assert_eq!(samples.len(), 5 * (2 * 441 + 882));
+}
+
+#[test]
+fn steps_are_decimated() {
+    let dir = TempDir::new("stream-decimate");
+    let ranks = RankOptions {
+        steps_per_frame: 3,
+        ..RankOptions::default()
+    };
+    run_source(jsonl(&lines(0..7)), &spec(&dir), &ranks).expect("a clean run");
+    assert_eq!(
+        csv_rows(&dir),
+        3,
+        "7 steps, 3 per frame: 2 full frames and a last partial one"
+    );
+}
+
+#[test]
+fn a_stream_without_frames_writes_nothing() {
+    let dir = TempDir::new("stream-empty");
+    let err = run_source(
+        jsonl("not a frame\n\n"),
+        &spec(&dir),
+        &RankOptions::default(),
+    )
+    .expect_err("no frames is an error");
+    assert!(
+        matches!(&err, StreamError::NoFrames(t) if t == "test stream"),
+        "{err}"
+    );
+    assert!(!dir.join("run.wav").exists());
+    assert!(!dir.join("run.csv").exists());
+}
+
+/// A reader that gives `data`, then fails.
+struct Failing(Cursor<Vec<u8>>);
+
+impl Read for Failing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::other("cable unplugged")),
+            n => Ok(n),
+        }
+    }
+}
+
+#[test]
+fn a_failing_source_leaves_no_output() {
+    let dir = TempDir::new("stream-fail");
+    let reader = BufReader::new(Failing(Cursor::new(lines(0..4).into_bytes())));
+    let source: BoxedSource = Box::new(JsonlReader::new(reader, "test"));
+    let err = run_source(source, &spec(&dir), &RankOptions::default())
+        .expect_err("the source's error ends the run");
+    assert!(matches!(err, StreamError::Source(_)), "{err}");
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        text += &format!(": {c}");
+        cause = c.source();
+    }
+    assert!(text.contains("cable unplugged"), "{text}");
+    assert!(!dir.join("run.wav").exists());
+    assert!(!dir.join("run.csv").exists());
+}
+
+/// A sink that counts frames and keeps alarm messages.
+struct Probe(Arc<Mutex<(Vec<u64>, Vec<String>)>>);
+
+impl Sink for Probe {
+    fn describe(&self) -> String {
+        "probe".into()
+    }
+    fn audio(&mut self, _step: u64, _samples: &[f32]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn frame(&mut self, frame: &Frame, alarms: &[AlarmEvent]) -> Result<(), SinkError> {
+        let mut s = self.0.lock().unwrap();
+        s.0.push(frame.step);
+        s.1.extend(alarms.iter().map(|a| a.message.clone()));
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> Result<String, SinkError> {
+        Ok("probe".into())
+    }
+}
+
+#[test]
+fn ranks_are_merged_and_a_disagreeing_one_raises_an_alarm() {
+    let spec = OutputSpec {
+        mapping: Some("seed".into()),
+        title: "ranks".into(),
+        ..OutputSpec::default()
+    };
+    let mut outputs = Outputs::create(&spec).unwrap();
+    let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+    outputs.add_sink(Box::new(Probe(Arc::clone(&seen))));
+    let mut frames = Vec::new();
+    for step in 0..6 {
+        for rank in 0..3u32 {
+            // Rank 2 is a thousand times louder from step 3.
+            let norm = if rank == 2 && step >= 3 { 500.0 } else { 0.5 };
+            let mut f = Frame::new(step)
+                .with_loss("loss", 2.0)
+                .with_value("conv1", norm)
+                .with_value("fc1", norm / 2.0);
+            f.rank = Some(rank);
+            frames.push(Ok::<_, StreamError>(f));
+        }
+    }
+    run_frames(
+        frames.into_iter(),
+        Some(3),
+        &spec,
+        &RankOptions::default(),
+        outputs,
+    )
+    .expect("a clean run");
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.0,
+        (0..6).collect::<Vec<_>>(),
+        "one merged frame per step"
+    );
+    assert!(
+        seen.1
+            .iter()
+            .any(|m| m.starts_with("ALARM rank: step 3: disagrees")),
+        "a rank alarm: {:?}",
+        seen.1
+    );
+}
