@@ -5,17 +5,14 @@
 
 use std::ops::Range;
 
-use plotters::coord::{CoordTranslate, Shift};
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
 use crate::series::{self, Decimated, Field, Scale, Series};
 use crate::spectrum::{self, Spectrogram};
 use crate::text::{self, Anchor};
-use crate::{HEIGHT, Marker, PlotInput, WIDTH};
+use crate::{Area, HEIGHT, Marker, PlotInput, R, WIDTH};
 use gradtone_sound::grouping::shorten;
-
-pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
-pub(crate) type R<T> = Result<T, String>;
 
 /// plotters' errors are generic over the backend; the caller only needs the text.
 fn s<E: std::fmt::Display>(e: E) -> String {

@@ -32,6 +32,11 @@ use std::path::Path;
 pub use error::PlotError;
 use gradtone_frame::Frame;
 use gradtone_sound::grouping::GroupingConfig;
+
+/// The bitmap every panel draws on, and the plotters results reduced to their text.
+pub(crate) type Area<'a> =
+    plotters::prelude::DrawingArea<plotters::prelude::BitMapBackend<'a>, plotters::coord::Shift>;
+pub(crate) type R<T> = Result<T, String>;
 pub use sink::PlotFile;
 
 /// Width of the picture, pixels.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use plotters::prelude::*;
 
-use crate::draw::{Area, R};
+use crate::{Area, R};
 
 /// DejaVu Sans, subset to Latin-1 and a few symbols (see assets/README.md): 23 KB.
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");

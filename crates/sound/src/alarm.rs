@@ -11,7 +11,7 @@
 //! | [`NonFinite`](AlarmKind::NonFinite) | any value or loss is NaN or ±∞ | fast two-tone siren, 1000/1500 Hz |
 //! | [`Explosion`](AlarmKind::Explosion) | the total norm `√Σ v²` > `factor` (10) × the median of the previous (up to `window` = 50) totals, from step `warmup` (1) on; or, in the first `early_steps` (10) steps, > `early_factor` (5) × the first step's; or two steps running > `persist_factor` (6) × the median before them | rising sweep 250 → 3000 Hz |
 //! | [`Divergence`](AlarmKind::Divergence) | the loss > `start_factor` (3) × its starting level; or the median of the last `smooth_steps` (3) losses > `smooth_factor` (2) × the starting level; or the median of the last `min_window` (25) losses > `min_factor` (4) × the lowest such median so far | a climbing four-note figure, 330 → 784 Hz |
-//! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 (checked per instrument when the names carry several, e.g. `g_adv/…`; see [`crate::mapping::instrument_of`]) | three low falling thuds |
+//! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 (checked per instrument when the names carry several, e.g. `g_adv/…`; see [`gradtone_frame::naming::instrument_of`]) | three low falling thuds |
 //! | [`LayerDead`](AlarmKind::LayerDead) | some layers that were alive drop below `epsilon` (or to exactly 0) while others still move | a glide falling away, 880 → 110 Hz, then a dull knock |
 //! | [`Plateau`](AlarmKind::Plateau) | the median loss of the last `window` (50) steps has not beaten its best by `min_improvement_pct` (1 %) for `patience` (100) steps; worded "rising" when it is above its best by more than that, else "flat" | soft double beep, 660 Hz |
 //!
@@ -516,14 +516,14 @@ impl AlarmDetector {
         let mut instruments: HashMap<&str, (usize, usize)> = HashMap::new();
         for n in &frame.values {
             let e = instruments
-                .entry(crate::mapping::instrument_of(&n.name))
+                .entry(gradtone_frame::naming::instrument_of(&n.name))
                 .or_default();
             e.0 += 1;
             e.1 += usize::from(is_dead(n.value));
         }
         let whole = |name: &str| {
             instruments
-                .get(crate::mapping::instrument_of(name))
+                .get(gradtone_frame::naming::instrument_of(name))
                 .is_some_and(|&(all, d)| all == d)
         };
         for n in &frame.values {
@@ -784,7 +784,7 @@ impl AlarmDetector {
         let mut index: HashMap<&str, usize> = HashMap::new();
         let mut instruments: Vec<(&str, Vec<&Named>)> = Vec::new();
         for n in &frame.values {
-            let inst = crate::mapping::instrument_of(&n.name);
+            let inst = gradtone_frame::naming::instrument_of(&n.name);
             let i = *index.entry(inst).or_insert_with(|| {
                 instruments.push((inst, Vec::new()));
                 instruments.len() - 1

@@ -24,6 +24,11 @@ use crate::alarm::AlarmConfig;
 use crate::grouping::GroupingConfig;
 use crate::synth::Timbre;
 
+/// Every mapping name `mapping::by_name` accepts.
+pub const NAMES: [&str; 3] = ["seed", "depth", "cents"];
+/// The mapping new users get.
+pub const DEFAULT_MAPPING: &str = "cents";
+
 /// All sound settings. See the [module docs](self) and each field.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -45,7 +50,7 @@ pub struct SoundConfig {
 impl Default for SoundConfig {
     fn default() -> Self {
         SoundConfig {
-            mapping: crate::mapping::DEFAULT_MAPPING.to_owned(),
+            mapping: DEFAULT_MAPPING.to_owned(),
             synth: SynthConfig::default(),
             depth: DepthConfig::default(),
             cents: CentsConfig::default(),
@@ -271,13 +276,13 @@ impl SoundConfig {
             }
         }
         let fin_pos = |x: f64| x.is_finite() && x > 0.0;
-        if !crate::mapping::NAMES.contains(&self.mapping.as_str()) {
+        if !NAMES.contains(&self.mapping.as_str()) {
             return Err((
                 "mapping",
                 format!(
                     "unknown mapping {:?}; use one of {}",
                     self.mapping,
-                    crate::mapping::NAMES.join(", ")
+                    NAMES.join(", ")
                 ),
             ));
         }

@@ -36,10 +36,8 @@ use crate::synth::{SAMPLE_RATE, Synth, Timbre, VoiceSettings};
 use crate::{Mapping, SeedMapping, SoundError};
 use gradtone_frame::Frame;
 
-/// Every mapping name [`by_name`] accepts.
-pub const NAMES: [&str; 3] = ["seed", "depth", "cents"];
-/// The mapping new users get.
-pub const DEFAULT_MAPPING: &str = "cents";
+// The names live with the configuration that validates them (config must not import mappings).
+pub use crate::config::{DEFAULT_MAPPING, NAMES};
 /// Smallest log10 range the auto-ranging spreads over (a constant norm must not blow up).
 const MIN_SPAN_DECADES: f64 = 0.1;
 
