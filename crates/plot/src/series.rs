@@ -402,27 +402,7 @@ mod tests {
     #[test]
     fn values_are_drawn_as_the_voices_heard() {
         // 27 tensors of a small Transformer, as the hook's group_by="tensor" names them.
-        let mut names = vec!["embed.weight".to_owned()];
-        for l in 0..2 {
-            for p in [
-                "self_attn.in_proj_weight",
-                "self_attn.in_proj_bias",
-                "self_attn.out_proj.weight",
-                "self_attn.out_proj.bias",
-                "linear1.weight",
-                "linear1.bias",
-                "linear2.weight",
-                "linear2.bias",
-                "norm1.weight",
-                "norm1.bias",
-                "norm2.weight",
-                "norm2.bias",
-            ] {
-                names.push(format!("transformer.layers.{l}.{p}"));
-            }
-        }
-        names.push("decoder.weight".into());
-        names.push("decoder.bias".into());
+        let names = gradtone_testkit::transformer_names();
         assert_eq!(names.len(), 27);
         let frames: Vec<Frame> = (0..5)
             .map(|s| {

@@ -7,6 +7,7 @@ use std::path::Path;
 use gradtone_plot::{HEIGHT, PlotInput, WIDTH, render_png};
 use gradtone_sound::Frame;
 use gradtone_sound::grouping::{Grouping, GroupingConfig};
+use gradtone_testkit::transformer_names;
 
 const LEGEND_W: u32 = 230;
 const TITLE_H: u32 = 36;
@@ -45,31 +46,6 @@ fn colours(
         }
     }
     out
-}
-
-fn transformer_names() -> Vec<String> {
-    let mut names = vec!["embed.weight".to_owned()];
-    for l in 0..2 {
-        for p in [
-            "self_attn.in_proj_weight",
-            "self_attn.in_proj_bias",
-            "self_attn.out_proj.weight",
-            "self_attn.out_proj.bias",
-            "linear1.weight",
-            "linear1.bias",
-            "linear2.weight",
-            "linear2.bias",
-            "norm1.weight",
-            "norm1.bias",
-            "norm2.weight",
-            "norm2.bias",
-        ] {
-            names.push(format!("transformer.layers.{l}.{p}"));
-        }
-    }
-    names.push("decoder.weight".into());
-    names.push("decoder.bias".into());
-    names
 }
 
 fn frames(names: &[String]) -> Vec<Frame> {

@@ -6,34 +6,9 @@ use gradtone_sound::config::SoundConfig;
 use gradtone_sound::mapping::{self, DepthMapping, voice_legend};
 use gradtone_sound::synth::Timbre;
 use gradtone_sound::{Frame, Mapping};
+use gradtone_testkit::transformer_names;
 
 const SR: u32 = 44_100;
-
-/// 27 per-tensor names of a small Transformer (as the hook's `group_by="tensor"` writes them).
-fn transformer_names() -> Vec<String> {
-    let mut names = vec!["embed.weight".to_owned()];
-    for l in 0..2 {
-        for p in [
-            "self_attn.in_proj_weight",
-            "self_attn.in_proj_bias",
-            "self_attn.out_proj.weight",
-            "self_attn.out_proj.bias",
-            "linear1.weight",
-            "linear1.bias",
-            "linear2.weight",
-            "linear2.bias",
-            "norm1.weight",
-            "norm1.bias",
-            "norm2.weight",
-            "norm2.bias",
-        ] {
-            names.push(format!("transformer.layers.{l}.{p}"));
-        }
-    }
-    names.push("decoder.weight".into());
-    names.push("decoder.bias".into());
-    names
-}
 
 #[test]
 fn seed_legend_says_every_value_plays_and_it_does() {

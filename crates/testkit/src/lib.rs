@@ -119,6 +119,33 @@ pub fn runs(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// 27 per-tensor names of a small Transformer, as the hook's `group_by="tensor"` writes them:
+/// the many-voices case the grouping, the legend and the plot are tested on.
+pub fn transformer_names() -> Vec<String> {
+    let mut names = vec!["embed.weight".to_owned()];
+    for l in 0..2 {
+        for p in [
+            "self_attn.in_proj_weight",
+            "self_attn.in_proj_bias",
+            "self_attn.out_proj.weight",
+            "self_attn.out_proj.bias",
+            "linear1.weight",
+            "linear1.bias",
+            "linear2.weight",
+            "linear2.bias",
+            "norm1.weight",
+            "norm1.bias",
+            "norm2.weight",
+            "norm2.bias",
+        ] {
+            names.push(format!("transformer.layers.{l}.{p}"));
+        }
+    }
+    names.push("decoder.weight".into());
+    names.push("decoder.bias".into());
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
