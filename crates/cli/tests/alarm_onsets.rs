@@ -7,10 +7,11 @@
 //!   step 0's, or at least half the layers exactly 0. These runs stop 10 steps after the onset
 //!   once an alarm has fired (what follows is not measured, and batch 256 is slow).
 //! - lr 0.01 and 0.1 (batch 10, 201 steps): no trouble alarm, and at most 2 plateau alarms over
-//!   the 16 runs — unless such a run really diverges (a non-finite value, or its loss above 2×
-//!   step 0's: with the fused kernels, `sgd_lr0.1_bs10` seed 3 reaches 4.9 and 5.9 from 2.3 at
-//!   steps 149–150 and ends at 85 % accuracy). Then its first trouble alarm must come at most 1
-//!   step after that, and none earlier.
+//!   the 16 runs — unless such a run really diverges (see [`diverges`]). Then its first trouble
+//!   alarm must come within 1 step of that, and none earlier. At lr 0.1 these runs are at the
+//!   edge of stability: a change of rounding in the weight gradients (a different summation
+//!   order, as PyTorch's own kernels have) tips single seeds into or out of a divergence, so
+//!   the test judges each run by what it did, not by a fixed list of seeds.
 //!
 //! Prints the Markdown table that the README shows (`cargo test --release -p gradtone --test
 //! alarm_onsets -- --nocapture`).
@@ -27,21 +28,42 @@ fn onset(frames: &[Frame]) -> Option<(u64, &'static str)> {
     onset_of_trouble(frames).map(|(i, why)| (frames[i].step, why))
 }
 
-/// The first step where a run really diverges, whatever its preset: a non-finite value or
-/// loss, or the loss above 2× step 0's (the loss-based part of [`onset`]; norms alone swing 5×
-/// on single batches of healthy runs).
+/// The first step where a run really diverges, whatever its preset:
+/// - a non-finite value or loss;
+/// - a sustained rise: the median of 3 consecutive losses above 2× step 0's (a single batch of
+///   10 images can spike to 2–3× its start and fall back; that is noise, not divergence);
+/// - a late divergence from below the start: the median of the last 25 losses above 4× the
+///   lowest such median before it (a run that had reached 0.12 and sits at 0.6 has lost most
+///   of what it learned, though it is still far below step 0's 2.3).
+///
+/// Norms alone do not count: they swing 5× on single batches of healthy runs.
 fn diverges(frames: &[Frame]) -> Option<u64> {
     let l0 = frames.first()?.loss()?;
-    frames
+    let losses: Vec<f64> = frames
         .iter()
-        .find(|f| {
-            f.values
-                .iter()
-                .chain(&f.losses)
-                .any(|n| !n.value.is_finite())
-                || f.loss().is_some_and(|l| l > 2.0 * l0)
-        })
-        .map(|f| f.step)
+        .map(|f| f.loss().unwrap_or(f64::NAN))
+        .collect();
+    let median = |w: &[f64]| {
+        let mut w = w.to_vec();
+        w.sort_by(f64::total_cmp);
+        w[w.len() / 2]
+    };
+    let mut lowest = f64::INFINITY;
+    frames.iter().enumerate().find_map(|(i, f)| {
+        let non_finite = f
+            .values
+            .iter()
+            .chain(&f.losses)
+            .any(|n| !n.value.is_finite());
+        let sustained = i >= 2 && median(&losses[i - 2..=i]) > 2.0 * l0;
+        let late = i >= 24 && {
+            let m = median(&losses[i - 24..=i]);
+            let up = m > 4.0 * lowest;
+            lowest = lowest.min(m);
+            up
+        };
+        (non_finite || sustained || late).then_some(f.step)
+    })
 }
 
 struct Outcome {

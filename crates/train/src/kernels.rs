@@ -27,9 +27,16 @@ static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 /// Buffers kept at most (the most one step holds at once, with room to spare).
 const POOL_MAX: usize = 12;
 
-/// A zeroed buffer of `len` floats, recycled when one is free; returns to the pool on drop.
-#[derive(Debug, Default, PartialEq)]
-pub struct Buf(Vec<f32>);
+/// A buffer of `len` floats, recycled when one is free; returns to the pool on drop.
+///
+/// The vector keeps its full length in the pool and `len` says how much of it this use
+/// sees, so a buffer is zero-filled only when it first grows, not each time a smaller
+/// request had it before.
+#[derive(Debug, Default)]
+pub struct Buf {
+    v: Vec<f32>,
+    len: usize,
+}
 
 impl Buf {
     /// `len` zeros.
@@ -43,40 +50,40 @@ impl Buf {
     /// overwrites whole, so no pass is spent zeroing them.
     pub fn any(len: usize) -> Self {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        // Best fit: steps repeat the same sizes, so each request finds its own buffer back
-        // (already the right length: no zero-fill) and big buffers stay for big requests.
+        // Best fit: steps repeat the same sizes, so big buffers stay for big requests.
         let fit = (pool.iter().enumerate())
-            .filter(|(_, b)| b.capacity() >= len)
-            .min_by_key(|(_, b)| (b.len() != len, b.capacity()))
+            .filter(|(_, b)| b.len() >= len)
+            .min_by_key(|(_, b)| b.len())
             .map(|(i, _)| i);
         let mut v = match fit {
             Some(i) => pool.swap_remove(i),
             None => Vec::new(),
         };
         drop(pool);
-        v.truncate(len);
-        v.resize(len, 0.0);
-        Buf(v)
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        Buf { v, len }
     }
 }
 
 impl std::ops::Deref for Buf {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        &self.0
+        &self.v[..self.len]
     }
 }
 
 impl std::ops::DerefMut for Buf {
     fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.0
+        &mut self.v[..self.len]
     }
 }
 
 impl Drop for Buf {
     fn drop(&mut self) {
-        let v = std::mem::take(&mut self.0);
-        if v.capacity() == 0 {
+        let v = std::mem::take(&mut self.v);
+        if v.is_empty() {
             return;
         }
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
@@ -498,8 +505,12 @@ pub struct Grads {
     pub b: Option<Vec<f32>>,
 }
 
-/// Backward pass from the output gradient `grad` `[n, o, ph, pw]`: unpool (u8 argmax) into
-/// `dy` `[n·l, o]`, then `db = Σ dy`, `dW = dyᵀ · cols`, `dcols = dy · W` → col2im.
+/// Backward pass from the output gradient `grad` `[n, o, ph, pw]`.
+///
+/// Each half of the batch runs on its own thread, a few images at a time so everything stays
+/// in cache: unpool (u8 argmax) into `dy` `[m, o]`, then `db += Σ dy`, `dW += dyᵀ · cols` and
+/// `dcols = dy · W` → col2im. The halves' bias and weight gradients are then added, first
+/// half first: the same fixed order of sums on one thread or two.
 pub fn backward(
     g: &Geom,
     cols: Cols,
@@ -508,8 +519,7 @@ pub fn backward(
     grad: &[f32],
     needs: Needs,
 ) -> Grads {
-    let (l, kk, o, ph, pw) = (g.l(), g.kk, g.o, g.ph(), g.pw());
-    let pooled = ph * pw;
+    let (kk, o) = (g.kk, g.o);
     assert_eq!(
         grad.len(),
         g.out_len(),
@@ -520,102 +530,58 @@ pub fn backward(
         g.out_len(),
         "fused conv backward: argmax shape"
     );
-    let mut grads = Grads::default();
-    if needs.b {
-        // Only argmax positions carry gradient: sum those, images then positions, in order.
-        // Each channel still sums images then positions in order; the loops run channels
-        // innermost so the argmax is read contiguously.
-        let mut db = vec![0.0f32; o];
-        for img in 0..g.n {
-            let gi = &grad[img * o * pooled..][..o * pooled];
-            for p in 0..pooled {
-                let a = &argmax[(img * pooled + p) * o..][..o];
-                for (oc, (acc, &ai)) in db.iter_mut().zip(a).enumerate() {
-                    if ai != DEAD {
-                        *acc += gi[oc * pooled + p];
-                    }
-                }
-            }
-        }
-        grads.b = Some(db);
-    }
-    if !needs.x && !needs.w {
-        return grads;
-    }
     let split = half(g.n);
-    // Unpooling writes every pixel of every 2×2 window; only odd edges need zeros first.
-    let mut dy = if g.oh.is_multiple_of(2) && g.ow.is_multiple_of(2) {
-        Buf::any(g.n * l * o)
-    } else {
-        Buf::zeros(g.n * l * o)
+    let len = g.image_len();
+    let mut dx = (needs.x).then(|| match g.image {
+        Some(_) => vec![0.0f32; g.n * len],
+        None => vec![0.0f32; kk * g.n * g.l()],
+    });
+    let (a, b) = {
+        let (dx_a, dx_b) = match dx.as_mut() {
+            Some(dx) if g.image.is_some() => {
+                let (a, b) = dx.split_at_mut(split * len);
+                (Some(a), Some(b))
+            }
+            _ => (None, None),
+        };
+        let task = |i0, i1, dx| backward_half(g, cols, weight, argmax, grad, needs, i0, i1, dx);
+        rayon::join(|| task(0, split, dx_a), || task(split, g.n, dx_b))
     };
-    {
-        let (dy_a, dy_b) = dy.split_at_mut(split * l * o);
-        rayon::join(
-            || unpool(g, 0, split, argmax, grad, dy_a),
-            || unpool(g, split, g.n, argmax, grad, dy_b),
-        );
-    }
-    let nl = g.n * l;
-    let dy_rows = |i0: usize, i1: usize| View {
-        data: &dy[i0 * l * o..],
-        rows: (i1 - i0) * l,
-        cols: o,
-        rs: o,
-        cs: 1,
-    };
+    let add =
+        |x: Vec<f32>, y: Vec<f32>| -> Vec<f32> { x.iter().zip(&y).map(|(p, q)| p + q).collect() };
     let dw = needs.w.then(|| {
-        // Each half is one GEMM over the whole batch, so every element sums over images in
-        // the same order whatever the thread count.
-        let mut dw = vec![0.0f32; o * kk];
+        let sum = add(a.dw, b.dw);
         match cols {
-            Cols::Rows(c) => {
-                // dWᵀ = colsᵀ · dy, split by patch position: colsᵀ is column-major, so gemm
-                // reads it in place (dyᵀ · cols would repack the whole batch's dy).
-                let mut dwt = Buf::any(kk * o);
-                let jsplit = kk.div_ceil(2);
-                let (a, b) = dwt.split_at_mut(jsplit * o);
-                let dy_all = dy_rows(0, g.n);
-                let colst = |j0: usize, j1: usize| View {
-                    data: &c[j0..],
-                    rows: j1 - j0,
-                    cols: nl,
-                    rs: 1,
-                    cs: kk,
-                };
-                rayon::join(
-                    || matmul(a, o, 1, colst(0, jsplit), dy_all, false),
-                    || matmul(b, o, 1, colst(jsplit, kk), dy_all, false),
-                );
-                for (j, row) in dwt.chunks_exact(o).enumerate() {
+            // Summed as dWᵀ `[kk, o]` (see `backward_half`): back to `[o, kk]`.
+            Cols::Rows(_) => {
+                let mut dw = vec![0.0f32; o * kk];
+                for (j, row) in sum.chunks_exact(o).enumerate() {
                     for (oc, &v) in row.iter().enumerate() {
                         dw[oc * kk + j] = v;
                     }
                 }
+                dw
             }
-            Cols::Patches(_) => {
-                // dW = dyᵀ · patchesᵀ, split by output channel (the host patches `[kk, n·l]`
-                // are already the layout gemm wants on this side).
-                let all = cols.rows(g, 0, g.n);
-                let osplit = o.div_ceil(2);
-                let (dw_a, dw_b) = dw.split_at_mut(osplit * kk);
-                let dyt = |o0: usize, o1: usize| View {
-                    data: &dy[o0..],
-                    rows: o1 - o0,
-                    cols: nl,
-                    rs: 1,
-                    cs: o,
-                };
-                rayon::join(
-                    || matmul(dw_a, kk, 1, dyt(0, osplit), all, false),
-                    || matmul(dw_b, kk, 1, dyt(osplit, o), all, false),
-                );
-            }
+            Cols::Patches(_) => sum,
         }
-        dw
     });
-    grads.w = dw;
-    if needs.x {
+    if let (Some(dp), None) = (dx.as_mut(), g.image) {
+        // Host patches: dpatches = (dy · W)ᵀ `[kk, n·l]`, from the whole unpooled gradient
+        // (not needed by the seed network, whose conv1 input needs no gradient).
+        let nl = g.n * g.l();
+        let mut dy = Buf::any(nl * o);
+        let (dy_a, dy_b) = dy.split_at_mut(split * g.l() * o);
+        rayon::join(
+            || unpool(g, 0, split, argmax, grad, dy_a),
+            || unpool(g, split, g.n, argmax, grad, dy_b),
+        );
+        let dy = View {
+            data: &dy,
+            rows: nl,
+            cols: o,
+            rs: o,
+            cs: 1,
+        };
         let w = View {
             data: weight,
             rows: o,
@@ -623,35 +589,129 @@ pub fn backward(
             rs: kk,
             cs: 1,
         };
-        grads.x = Some(match g.image {
-            Some(_) => {
-                let len = g.image_len();
-                let mut dx = vec![0.0f32; g.n * len];
-                let (dx_a, dx_b) = dx.split_at_mut(split * len);
-                let task = |i0: usize, i1: usize, dx: &mut [f32]| {
-                    // dcolsᵀ `[kk, m]` for a few images at a time (still in cache for
-                    // col2im), laid out so col2im adds whole output rows.
-                    let mut dcols = Buf::any(kk * CHUNK.min(i1 - i0) * l);
-                    for c0 in (i0..i1).step_by(CHUNK) {
-                        let c1 = (c0 + CHUNK).min(i1);
-                        let m = (c1 - c0) * l;
-                        let dcols = &mut dcols[..kk * m];
-                        matmul(dcols, 1, m, dy_rows(c0, c1), w, false);
-                        col2im(g, c1 - c0, dcols, &mut dx[(c0 - i0) * len..(c1 - i0) * len]);
-                    }
-                };
-                rayon::join(|| task(0, split, dx_a), || task(split, g.n, dx_b));
-                dx
-            }
-            None => {
-                // Host patches `[kk, n·l]`: dpatches = (dy · W)ᵀ, no col2im.
-                let mut dp = vec![0.0f32; kk * nl];
-                matmul(&mut dp, 1, nl, dy_rows(0, g.n), w, false);
-                dp
-            }
-        });
+        matmul(dp, 1, nl, dy, w, false);
     }
-    grads
+    Grads {
+        x: dx,
+        w: dw,
+        b: needs.b.then(|| add(a.db, b.db)),
+    }
+}
+
+/// One half's share of [`backward`]: its bias and weight gradient sums.
+struct HalfGrads {
+    db: Vec<f32>,
+    /// `dWᵀ` `[kk, o]` for patch rows, `dW` `[o, kk]` for host patches.
+    dw: Vec<f32>,
+}
+
+/// Images `i0..i1` of [`backward`], `CHUNK` at a time, in order; `dx` is their NCHW input
+/// gradient (images only).
+#[allow(clippy::too_many_arguments)]
+fn backward_half(
+    g: &Geom,
+    cols: Cols,
+    weight: &[f32],
+    argmax: &[u8],
+    grad: &[f32],
+    needs: Needs,
+    i0: usize,
+    i1: usize,
+    mut dx: Option<&mut [f32]>,
+) -> HalfGrads {
+    let (l, kk, o) = (g.l(), g.kk, g.o);
+    let len = g.image_len();
+    let mut db = vec![0.0f32; o];
+    let mut dw = vec![0.0f32; if needs.w { o * kk } else { 0 }];
+    let want_dx = dx.is_some();
+    if !needs.w && !want_dx {
+        if needs.b {
+            bias_sum(g, i0, i1, argmax, grad, &mut db);
+        }
+        return HalfGrads { db, dw };
+    }
+    // Unpooling writes every pixel of every 2×2 window; only odd edges need zeros first.
+    let even = g.oh.is_multiple_of(2) && g.ow.is_multiple_of(2);
+    let rows = CHUNK.min(i1 - i0) * l;
+    let mut dy = if even {
+        Buf::any(rows * o)
+    } else {
+        Buf::zeros(rows * o)
+    };
+    let mut dcols = Buf::any(if want_dx { kk * rows } else { 0 });
+    let w = View {
+        data: weight,
+        rows: o,
+        cols: kk,
+        rs: kk,
+        cs: 1,
+    };
+    for c0 in (i0..i1).step_by(CHUNK) {
+        let c1 = (c0 + CHUNK).min(i1);
+        let m = (c1 - c0) * l;
+        let dy = &mut dy[..m * o];
+        unpool(g, c0, c1, argmax, grad, dy);
+        if needs.b {
+            bias_sum(g, c0, c1, argmax, grad, &mut db);
+        }
+        let dy_rows = View {
+            data: dy,
+            rows: m,
+            cols: o,
+            rs: o,
+            cs: 1,
+        };
+        if needs.w {
+            match cols {
+                Cols::Rows(c) => {
+                    // dWᵀ += colsᵀ · dy: colsᵀ is column-major, so gemm reads it in place.
+                    let colst = View {
+                        data: &c[c0 * l * kk..],
+                        rows: kk,
+                        cols: m,
+                        rs: 1,
+                        cs: kk,
+                    };
+                    matmul(&mut dw, o, 1, colst, dy_rows, c0 > i0);
+                }
+                Cols::Patches(_) => {
+                    // dW += dyᵀ · patchesᵀ (host patches `[kk, n·l]`).
+                    let dyt = View {
+                        data: dy,
+                        rows: o,
+                        cols: m,
+                        rs: 1,
+                        cs: o,
+                    };
+                    matmul(&mut dw, kk, 1, dyt, cols.rows(g, c0, c1), c0 > i0);
+                }
+            }
+        }
+        if let (Some(dx), Some(_)) = (dx.as_deref_mut(), g.image) {
+            // dcolsᵀ `[kk, m]`, laid out so col2im adds whole output rows.
+            let dcols = &mut dcols[..kk * m];
+            matmul(dcols, 1, m, dy_rows, w, false);
+            col2im(g, c1 - c0, dcols, &mut dx[(c0 - i0) * len..(c1 - i0) * len]);
+        }
+    }
+    HalfGrads { db, dw }
+}
+
+/// Adds the pooled gradient of images `i0..i1` that reaches a conv output (argmax not
+/// [`DEAD`]) onto `db`, per channel, images then positions in order.
+fn bias_sum(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], db: &mut [f32]) {
+    let (o, pooled) = (g.o, g.ph() * g.pw());
+    for img in i0..i1 {
+        let gi = &grad[img * o * pooled..][..o * pooled];
+        for p in 0..pooled {
+            let a = &argmax[(img * pooled + p) * o..][..o];
+            for (oc, (acc, &ai)) in db.iter_mut().zip(a).enumerate() {
+                if ai != DEAD {
+                    *acc += gi[oc * pooled + p];
+                }
+            }
+        }
+    }
 }
 
 /// Scatters the pooled gradient of images `i0..i1` into `dy`: each 2×2 window's pixels get
