@@ -13,6 +13,7 @@ pub mod fused;
 pub mod gan;
 mod kernels;
 pub mod model;
+pub mod optim;
 pub mod params;
 pub mod preset;
 pub mod profile;

@@ -3,15 +3,13 @@
 use std::ops::ControlFlow;
 
 use burn::module::Module;
-use burn::optim::{
-    AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig,
-    momentum::MomentumConfig,
-};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gradtone_mnist::{Dataset, IMAGE_LEN};
 use gradtone_sound::Frame;
 
 use crate::model::{LAYERS, SeedNet};
+use crate::optim::{FusedSgd, Stepper};
 use crate::params::SeedParams;
 use crate::rng::SplitMix64;
 
@@ -28,23 +26,19 @@ pub enum Optim {
 }
 
 impl Optim {
-    /// A Burn optimiser configured as PyTorch's. Burn's own defaults differ: momentum
-    /// dampening 0.1 (PyTorch 0) and Adam epsilon 1e-5 (PyTorch 1e-8).
-    pub(crate) fn build(self) -> ModuleOptimizer {
+    /// The optimiser configured as PyTorch's. Burn's own defaults differ: momentum dampening
+    /// 0.1 (PyTorch 0) and Adam epsilon 1e-5 (PyTorch 1e-8).
+    /// SGD is [`FusedSgd`], bit-identical to Burn's and in place.
+    pub(crate) fn build(self) -> Stepper {
         match self {
-            Optim::Sgd { momentum } if momentum != 0.0 => SgdConfig::new()
-                .with_momentum(Some(
-                    MomentumConfig::new()
-                        .with_momentum(momentum)
-                        .with_dampening(0.0),
-                ))
-                .init(),
-            Optim::Sgd { .. } => SgdConfig::new().init(),
-            Optim::Adam => AdamConfig::new()
-                .with_beta_1(0.9)
-                .with_beta_2(0.999)
-                .with_epsilon(1e-8)
-                .init(),
+            Optim::Sgd { momentum } => Stepper::Sgd(FusedSgd::new(momentum)),
+            Optim::Adam => Stepper::Burn(
+                AdamConfig::new()
+                    .with_beta_1(0.9)
+                    .with_beta_2(0.999)
+                    .with_epsilon(1e-8)
+                    .init(),
+            ),
         }
     }
 }
@@ -89,7 +83,7 @@ pub enum Readback {
 pub struct Trainer {
     // `Option` because Burn's optimiser consumes the model and gives back the updated one.
     model: Option<SeedNet>,
-    optim: ModuleOptimizer,
+    optim: Stepper,
     lr: f64,
     /// Weight λ of the L2 term `λ·Σ‖W‖²` (0: plain NLL).
     l2: f64,
