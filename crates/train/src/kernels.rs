@@ -316,6 +316,7 @@ widest!(
         argmax: &[u8],
         grad: &[f32],
         dy: &mut [f32],
+        db: &mut [f32],
     )
 );
 widest!(
@@ -572,8 +573,8 @@ pub fn backward(
         let mut dy = Buf::any(nl * o);
         let (dy_a, dy_b) = dy.split_at_mut(split * g.l() * o);
         rayon::join(
-            || unpool(g, 0, split, argmax, grad, dy_a),
-            || unpool(g, split, g.n, argmax, grad, dy_b),
+            || unpool(g, 0, split, argmax, grad, dy_a, &mut []),
+            || unpool(g, split, g.n, argmax, grad, dy_b, &mut []),
         );
         let dy = View {
             data: &dy,
@@ -650,10 +651,8 @@ fn backward_half(
         let c1 = (c0 + CHUNK).min(i1);
         let m = (c1 - c0) * l;
         let dy = &mut dy[..m * o];
-        unpool(g, c0, c1, argmax, grad, dy);
-        if needs.b {
-            bias_sum(g, c0, c1, argmax, grad, &mut db);
-        }
+        let db = if needs.b { &mut db[..] } else { &mut [] };
+        unpool(g, c0, c1, argmax, grad, dy, db);
         let dy_rows = View {
             data: dy,
             rows: m,
@@ -706,9 +705,9 @@ fn bias_sum(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], db: &mu
         for p in 0..pooled {
             let a = &argmax[(img * pooled + p) * o..][..o];
             for (oc, (acc, &ai)) in db.iter_mut().zip(a).enumerate() {
-                if ai != DEAD {
-                    *acc += gi[oc * pooled + p];
-                }
+                // + 0.0 for a dead position leaves the sum's bits as skipping it would (the
+                // sum starts at +0.0, so it is never −0.0).
+                *acc += if ai != DEAD { gi[oc * pooled + p] } else { 0.0 };
             }
         }
     }
@@ -716,8 +715,18 @@ fn bias_sum(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], db: &mu
 
 /// Scatters the pooled gradient of images `i0..i1` into `dy`: each 2×2 window's pixels get
 /// the gradient at their argmax and 0 elsewhere (pixels outside every window are untouched).
+/// Unless `db` is empty, also adds the gradient that reaches a conv output onto the bias
+/// gradient `db` `[o]`, per channel images then positions in order, as [`bias_sum`] does.
 #[inline(always)]
-fn unpool_any(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], dy: &mut [f32]) {
+fn unpool_any(
+    g: &Geom,
+    i0: usize,
+    i1: usize,
+    argmax: &[u8],
+    grad: &[f32],
+    dy: &mut [f32],
+    db: &mut [f32],
+) {
     let (o, ow, l, ph, pw) = (g.o, g.ow, g.l(), g.ph(), g.pw());
     let pooled = ph * pw;
     let mut gw = vec![0.0f32; o];
@@ -731,6 +740,11 @@ fn unpool_any(g: &Geom, i0: usize, i1: usize, argmax: &[u8], grad: &[f32], dy: &
                     *v = gi[oc * pooled + p];
                 }
                 let a = &argmax[(img * pooled + p) * o..][..o];
+                if db.len() == o {
+                    for ((acc, &ai), &v) in db.iter_mut().zip(a).zip(&gw) {
+                        *acc += if ai != DEAD { v } else { 0.0 };
+                    }
+                }
                 let r = base + 2 * py * ow + 2 * px;
                 for (i, r) in [r, r + 1, r + ow, r + ow + 1].into_iter().enumerate() {
                     let row = &mut dy[r * o..(r + 1) * o];
