@@ -64,16 +64,14 @@ impl ConvPool {
 pub fn patches(images: &[f32]) -> Vec<f32> {
     let n = images.len() / IMAGE_LEN;
     let cols = n * OUT * OUT;
-    let mut out = vec![0.0f32; K * K * cols];
-    for (r, row) in out.chunks_exact_mut(cols).enumerate() {
+    // Appended in order rather than zeroed and then overwritten: at batch 256 this is 15 MB.
+    let mut out = Vec::with_capacity(K * K * cols);
+    for r in 0..K * K {
         let (ki, kj) = (r / K, r % K);
-        for (img, dst) in images
-            .chunks_exact(IMAGE_LEN)
-            .zip(row.chunks_exact_mut(OUT * OUT))
-        {
-            for (y, line) in dst.chunks_exact_mut(OUT).enumerate() {
+        for img in images.chunks_exact(IMAGE_LEN) {
+            for y in 0..OUT {
                 let start = (y + ki) * SIDE + kj;
-                line.copy_from_slice(&img[start..start + OUT]);
+                out.extend_from_slice(&img[start..start + OUT]);
             }
         }
     }

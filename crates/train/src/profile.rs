@@ -91,12 +91,17 @@ fn leaf<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::<D>::from_data(TensorData::new(v, shape), device).require_grad()
 }
 
-/// Times forward and forward+backward of `f` on a fresh graph each run; the scalar it returns
-/// is what `backward` starts from.
-fn fwd_bwd(name: &'static str, reps: usize, mut f: impl FnMut() -> Tensor<1>) -> Part {
+/// Times the forward pass alone (`fwd`, on the inner backend: no graph is recorded, so no op
+/// state is left behind unconsumed) and forward + backward (`f` on the autodiff backend; the
+/// scalar it returns is what `backward` starts from), each on fresh tensors every run.
+fn fwd_bwd(
+    name: &'static str,
+    reps: usize,
+    mut fwd: impl FnMut() -> Tensor<1>,
+    mut f: impl FnMut() -> Tensor<1>,
+) -> Part {
     let forward_ms = median_ms(reps, || {
-        let y = f();
-        read_f32(y.detach());
+        read_f32(fwd());
     });
     let total = median_ms(reps, || {
         let y = f();
@@ -132,25 +137,39 @@ pub fn profile(batch: usize, reps: usize, data: &Dataset, device: &Device) -> Pr
         }),
         backward_ms: 0.0,
     });
+    // The same weights on the inner backend, for the forward passes alone.
+    let plain = net.valid();
+    let (xi, yi) = (x.clone().inner(), y.clone().inner());
     parts.push(fwd_bwd(
         "conv1 1→20 5×5 → max-pool 2 → relu (fused, host patches)",
         reps,
+        || plain.conv1.forward(xi.clone()).sum(),
         || net.conv1.forward(x.clone()).sum(),
     ));
     let a2 = leaf([n, 20, 12, 12], &ad);
+    let a2i = a2.clone().inner();
     parts.push(fwd_bwd(
         "conv2 20→50 5×5 → max-pool 2 → relu (fused)",
         reps,
+        || plain.conv2.forward(a2i.clone()).sum(),
         || net.conv2.forward(a2.clone()).sum(),
     ));
     let a4 = leaf([n, 800], &ad);
-    parts.push(fwd_bwd("fc1 800→500 + relu", reps, || {
-        relu(net.fc1.forward(a4.clone())).sum()
-    }));
+    let a4i = a4.clone().inner();
+    parts.push(fwd_bwd(
+        "fc1 800→500 + relu",
+        reps,
+        || relu(plain.fc1.forward(a4i.clone())).sum(),
+        || relu(net.fc1.forward(a4.clone())).sum(),
+    ));
     let a5 = leaf([n, 500], &ad);
-    parts.push(fwd_bwd("fc2 500→10 + log-softmax + NLL", reps, || {
-        SeedNet::nll_loss(log_softmax(net.fc2.forward(a5.clone()), 1), y.clone())
-    }));
+    let a5i = a5.clone().inner();
+    parts.push(fwd_bwd(
+        "fc2 500→10 + log-softmax + NLL",
+        reps,
+        || SeedNet::nll_loss(log_softmax(plain.fc2.forward(a5i.clone()), 1), yi.clone()),
+        || SeedNet::nll_loss(log_softmax(net.fc2.forward(a5.clone()), 1), y.clone()),
+    ));
 
     // Norms and the optimiser need a whole step's gradients.
     let grads = SeedNet::nll_loss(net.forward(x.clone()), y.clone()).backward();
@@ -162,10 +181,10 @@ pub fn profile(batch: usize, reps: usize, data: &Dataset, device: &Device) -> Pr
         backward_ms: 0.0,
     });
     let grads = GradientsParams::from_grads(grads, &net);
-    let mut optim = Optim::Sgd { momentum: 0.5 }.build();
+    let mut optim = Optim::Sgd { momentum: 0.5 }.build(); // the fused, in-place SGD
     let mut model = Some(net.clone());
     parts.push(Part {
-        name: "optimiser step (SGD, momentum 0.5)",
+        name: "optimiser step (fused SGD, momentum 0.5)",
         forward_ms: median_ms(reps, || {
             let m = model
                 .take()
