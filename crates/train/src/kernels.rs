@@ -1,5 +1,6 @@
 //! CPU kernels of the fused `relu(max_pool_2×2(conv(x, W) + b))` block ([`crate::fused`]): the
-//! trainer crate's only `unsafe` code (the calls into the `gemm` crate) lives here.
+//! trainer crate's only `unsafe` code (the calls into the `gemm` crate, the vector widths'
+//! dispatch, and [`filled_in_two`]'s one `set_len`) lives here.
 //!
 //! Layouts (all `f32`, row-major):
 //! - images `x`: NCHW `[n, c, h, w]`; weights `W`: `[o, kk]` with `kk = c·k·k` (PyTorch's
@@ -16,6 +17,7 @@
 //! are identical run to run and on 1 or 2 threads. Sums across images (bias and weight
 //! gradients) run in one fixed order.
 
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use gemm::Parallelism;
@@ -256,6 +258,52 @@ fn matmul(dst: &mut [f32], rs: usize, cs: usize, lhs: View, rhs: View, accumulat
             Parallelism::None,
         );
     }
+}
+
+/// Appends floats, in order, into memory not yet initialised (a fresh vector's spare
+/// capacity), so a buffer that is overwritten whole is never zeroed first.
+pub struct Filler<'a> {
+    buf: &'a mut [MaybeUninit<f32>],
+    at: usize,
+}
+
+impl Filler<'_> {
+    /// Appends `values`.
+    ///
+    /// # Panics
+    /// If they do not fit in what is left.
+    pub fn extend(&mut self, values: &[f32]) {
+        let dst = &mut self.buf[self.at..self.at + values.len()];
+        for (d, &v) in dst.iter_mut().zip(values) {
+            d.write(v);
+        }
+        self.at += values.len();
+    }
+}
+
+/// A vector of `len` floats, its first `split` written by `fill(0, …)` and the rest by
+/// `fill(1, …)` on two threads, each appending in order.
+///
+/// # Panics
+/// If a part does not write exactly its share (so nothing uninitialised is ever read).
+pub fn filled_in_two(
+    len: usize,
+    split: usize,
+    fill: impl Fn(usize, &mut Filler) + Sync,
+) -> Vec<f32> {
+    assert!(split <= len, "filled_in_two: split {split} beyond {len}");
+    let mut v = Vec::<f32>::with_capacity(len);
+    let (a, b) = v.spare_capacity_mut()[..len].split_at_mut(split);
+    let part = |i: usize, buf: &mut [MaybeUninit<f32>]| {
+        let mut f = Filler { buf, at: 0 };
+        fill(i, &mut f);
+        assert_eq!(f.at, f.buf.len(), "filled_in_two: part {i} left a gap");
+    };
+    rayon::join(|| part(0, a), || part(1, b));
+    // SAFETY: both parts wrote every element of their share (a `Filler` writes in order, from
+    // the start, and each was checked to have reached its end), so all `len` are initialised.
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// Images per cache-sized chunk inside a thread's half of the batch (conv2 at 8 images: 1 MB
@@ -826,6 +874,32 @@ mod tests {
         // relu: zero and negative maxima pass no gradient.
         assert_eq!(pool1([-1.0, -2.0, -1.0, -3.0]), (0.0, DEAD));
         assert_eq!(pool1([0.0, -0.0, 0.0, -1.0]), (0.0, DEAD));
+    }
+
+    #[test]
+    fn filled_in_two_keeps_both_parts_in_order() {
+        let v = filled_in_two(7, 3, |part, f| {
+            if part == 0 {
+                f.extend(&[1.0, 2.0]);
+                f.extend(&[3.0]);
+            } else {
+                f.extend(&[4.0, 5.0, 6.0, 7.0]);
+            }
+        });
+        assert_eq!(v, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+        assert!(filled_in_two(0, 0, |_, _| {}).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "left a gap")]
+    fn filled_in_two_refuses_a_gap() {
+        filled_in_two(4, 2, |_, f| f.extend(&[1.0]));
+    }
+
+    #[test]
+    #[should_panic]
+    fn filled_in_two_refuses_an_overflow() {
+        filled_in_two(4, 2, |_, f| f.extend(&[1.0, 2.0, 3.0]));
     }
 
     fn seeded(n: usize, seed: u64) -> Vec<f32> {
