@@ -372,6 +372,75 @@ widest!(
     fn col2im = col2im_any(g: &Geom, imgs: usize, dcols: &[f32], dx: &mut [f32])
 );
 
+widest!(
+    /// [`sgd_momentum_any`] at the widest vector width.
+    fn sgd_momentum_wide = sgd_momentum_any(p: &mut [f32], v: &mut [f32], g: &[f32], lr: f32, mu: f32)
+);
+widest!(
+    /// [`sgd_any`] at the widest vector width.
+    fn sgd_wide = sgd_any(p: &mut [f32], g: &[f32], lr: f32)
+);
+
+/// `v ← g·1 + v·μ; p ← p − v·lr`, element by element in `f32` (the order of Burn's and
+/// PyTorch's momentum SGD), at the widest vector width: the same bits at every width.
+///
+/// # Panics
+/// If the three slices differ in length.
+pub fn sgd_momentum(p: &mut [f32], v: &mut [f32], g: &[f32], lr: f32, mu: f32) {
+    assert!(
+        p.len() == v.len() && p.len() == g.len(),
+        "sgd_momentum: parameter, velocity and gradient lengths differ"
+    );
+    // Big tensors (fc1's 400k weights) in two halves on two threads: the pass is bound by
+    // memory, and each core brings its own bandwidth. Element-wise, so the bits do not change.
+    if p.len() < PARALLEL_MIN {
+        return sgd_momentum_wide(p, v, g, lr, mu);
+    }
+    let at = p.len() / 2;
+    let ((p0, p1), (v0, v1), (g0, g1)) = (p.split_at_mut(at), v.split_at_mut(at), g.split_at(at));
+    rayon::join(
+        || sgd_momentum_wide(p0, v0, g0, lr, mu),
+        || sgd_momentum_wide(p1, v1, g1, lr, mu),
+    );
+}
+
+/// Below this many parameters, an update runs on one thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// `p ← p − g·lr`, element by element in `f32`, at the widest vector width.
+///
+/// # Panics
+/// If the slices differ in length.
+pub fn sgd(p: &mut [f32], g: &[f32], lr: f32) {
+    assert_eq!(
+        p.len(),
+        g.len(),
+        "sgd: parameter and gradient lengths differ"
+    );
+    if p.len() < PARALLEL_MIN {
+        return sgd_wide(p, g, lr);
+    }
+    let at = p.len() / 2;
+    let ((p0, p1), (g0, g1)) = (p.split_at_mut(at), g.split_at(at));
+    rayon::join(|| sgd_wide(p0, g0, lr), || sgd_wide(p1, g1, lr));
+}
+
+#[inline(always)]
+fn sgd_momentum_any(p: &mut [f32], v: &mut [f32], g: &[f32], lr: f32, mu: f32) {
+    for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
+        // `g·1` is `g` exactly; kept to mirror Burn's order of operations.
+        *v = g * 1.0 + *v * mu;
+        *p -= *v * lr;
+    }
+}
+
+#[inline(always)]
+fn sgd_any(p: &mut [f32], g: &[f32], lr: f32) {
+    for (p, &g) in p.iter_mut().zip(g) {
+        *p -= g * lr;
+    }
+}
+
 /// What the forward pass returns.
 #[derive(Debug)]
 pub struct Forward {

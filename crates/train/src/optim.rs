@@ -20,6 +20,8 @@ use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{DType, Tensor, TensorData};
 
+use crate::kernels;
+
 /// The in-place SGD update as a backend extension, implemented for `Flex` (the optimiser runs
 /// on the inner backend, outside autodiff).
 #[backend_extension(Flex)]
@@ -87,10 +89,7 @@ impl SgdBackend for Flex {
             "sgd_step: parameter and gradient shapes differ"
         );
         // Burn multiplies by the learning rate as an `f32` scalar.
-        let lr = lr as f32;
-        for (p, &g) in mut_f32s(&mut p).iter_mut().zip(f32s(&g)) {
-            *p -= g * lr;
-        }
+        kernels::sgd(mut_f32s(&mut p), f32s(&g), lr as f32);
         p
     }
 
@@ -107,16 +106,9 @@ impl SgdBackend for Flex {
             "sgd_momentum_step: parameter, gradient and velocity shapes differ"
         );
         // Burn keeps μ as `f32` and multiplies by `1 − dampening` = 1 and by lr as `f32`
-        // scalars; `g·1` is `g` exactly, kept to mirror its order of operations.
+        // scalars.
         let (lr, mu) = (lr as f32, momentum as f32);
-        for ((p, v), &g) in mut_f32s(&mut p)
-            .iter_mut()
-            .zip(mut_f32s(&mut v).iter_mut())
-            .zip(f32s(&g))
-        {
-            *v = g * 1.0 + *v * mu;
-            *p -= *v * lr;
-        }
+        kernels::sgd_momentum(mut_f32s(&mut p), mut_f32s(&mut v), f32s(&g), lr, mu);
         (p, v)
     }
 }
