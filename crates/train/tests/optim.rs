@@ -1,6 +1,7 @@
 //! The fused in-place SGD against Burn's own `Sgd` (momentum 0 and 0.5, dampening 0): the same
 //! bits over several steps, with NaN, infinities and signed zeros in the gradients, on
-//! parameters of rank 1, 2 and 4, one of them without a gradient on some steps.
+//! parameters of rank 1, 2 and 4, one of them without a gradient on some steps, and one big
+//! enough (76,800) to be updated on two threads.
 
 use burn::module::{Module, Param};
 use burn::optim::momentum::MomentumConfig;
@@ -14,7 +15,10 @@ struct Net {
     w: Param<Tensor<2>>,
     b: Param<Tensor<1>>,
     k: Param<Tensor<4>>,
+    big: Param<Tensor<2>>,
 }
+
+const BIG: [usize; 2] = [256, 300];
 
 fn seeded(n: usize, seed: u64) -> Vec<f32> {
     let mut r = SplitMix64::new(seed);
@@ -34,6 +38,7 @@ fn net(d: &Device) -> Net {
         w: param(w, [3, 4], d),
         b: param(seeded(5, 2), [5], d),
         k: param(seeded(2 * 3 * 2 * 2, 3), [2, 3, 2, 2], d),
+        big: param(seeded(BIG[0] * BIG[1], 4), BIG, d),
     }
 }
 
@@ -62,6 +67,12 @@ fn grads(net: &Net, s: u64, d: &Device) -> GradientsParams {
     let k = Tensor::<4>::from_data(TensorData::new(seeded(24, 30 + s), [3, 2, 2, 2]), &inner);
     // A strided gradient (a transposed view), as a layer's backward can hand over.
     g.register(net.k.id, k.swap_dims(0, 1));
+    let mut big = seeded(BIG[0] * BIG[1], 40 + s);
+    big[BIG[0] * BIG[1] / 2] = f32::MIN_POSITIVE / 4.0; // subnormal, at the split
+    g.register(
+        net.big.id,
+        Tensor::<2>::from_data(TensorData::new(big, BIG), &inner),
+    );
     g
 }
 
@@ -75,6 +86,7 @@ fn bits(net: &Net) -> Vec<u32> {
         v(net.w.val().flatten(0, 1)),
         v(net.b.val()),
         v(net.k.val().flatten(0, 3)),
+        v(net.big.val().flatten(0, 1)),
     ]
     .concat()
     .iter()
