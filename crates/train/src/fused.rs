@@ -131,20 +131,14 @@ fn flex(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape))
 }
 
-/// What the backward needs: the patches (own im2col rows, or the host patches tensor), the
-/// weight, the argmax and the geometry.
+/// What the backward needs: the input (images, whose patches the backward rebuilds a chunk at
+/// a time, or the host patches), the weight, the argmax and the geometry.
 #[derive(Clone)]
 struct State {
     geom: Geom,
-    cols: ColsStore,
+    input: FlexTensor,
     weight: FlexTensor,
     argmax: Arc<Vec<u8>>,
-}
-
-#[derive(Clone)]
-enum ColsStore {
-    Rows(Arc<kernels::Buf>),
-    Patches(FlexTensor),
 }
 
 impl std::fmt::Debug for State {
@@ -168,10 +162,7 @@ fn forward(
     let out = flex(f.out, [geom.n, geom.o, geom.ph(), geom.pw()]);
     let state = keep.then(|| State {
         geom,
-        cols: match geom.image {
-            Some(_) => ColsStore::Rows(Arc::new(f.cols)),
-            None => ColsStore::Patches(input),
-        },
+        input,
         weight,
         argmax: Arc::new(f.argmax),
     });
@@ -207,9 +198,9 @@ impl Backward<Flex, 3> for ConvPoolBackward {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let s = ops.state;
         let g = s.geom;
-        let cols = match &s.cols {
-            ColsStore::Rows(v) => Cols::Rows(v),
-            ColsStore::Patches(t) => Cols::Patches(f32s(t)),
+        let cols = match g.image {
+            Some(_) => Cols::Images(f32s(&s.input)),
+            None => Cols::Patches(f32s(&s.input)),
         };
         let needs = Needs {
             x: node_x.is_some(),
@@ -221,11 +212,7 @@ impl Backward<Flex, 3> for ConvPoolBackward {
             FlexTensor::from_data(TensorData::new(v, like.shape()))
         };
         if let (Some(node), Some(dx)) = (node_x, r.x) {
-            let shape = match (g.image, &s.cols) {
-                (Some((c, h, w, _)), _) => vec![g.n, c, h, w],
-                (None, ColsStore::Patches(p)) => p.shape().to_vec(),
-                (None, ColsStore::Rows(_)) => unreachable!("rows are built from images"),
-            };
+            let shape = s.input.shape().to_vec();
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
         }
         if let (Some(node), Some(dw)) = (node_w, r.w) {

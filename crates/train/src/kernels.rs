@@ -160,35 +160,38 @@ impl Geom {
     }
 }
 
-/// The patch matrix of a batch.
+/// Where the patch matrix of a batch comes from.
 #[derive(Clone, Copy, Debug)]
 pub enum Cols<'a> {
-    /// `[n·l, kk]`: one row per output pixel (built by [`forward`] from images).
-    Rows(&'a [f32]),
+    /// The NCHW images: the op builds the im2col rows `[m, kk]` itself, a chunk of images at a
+    /// time, in the forward and again in the backward. Rebuilding them costs less than keeping
+    /// them: at batch 256 the whole batch's rows are 33 MB, written once and read once through
+    /// main memory, while a chunk's stay in L2.
+    Images(&'a [f32]),
     /// `[kk, n·l]`: built on the host (conv1's [`crate::model::patches`]).
     Patches(&'a [f32]),
 }
 
-impl<'a> Cols<'a> {
-    /// The rows of images `i0..i1` as a matrix view `[(i1 − i0)·l, kk]`.
-    fn rows(self, g: &Geom, i0: usize, i1: usize) -> View<'a> {
-        let (l, nl) = (g.l(), g.n * g.l());
-        match self {
-            Cols::Rows(d) => View {
-                data: &d[i0 * l * g.kk..],
-                rows: (i1 - i0) * l,
-                cols: g.kk,
-                rs: g.kk,
-                cs: 1,
-            },
-            Cols::Patches(d) => View {
-                data: &d[i0 * l..],
-                rows: (i1 - i0) * l,
-                cols: g.kk,
-                rs: 1,
-                cs: nl,
-            },
-        }
+/// The im2col rows `[m, kk]` of a chunk, as a matrix view.
+fn rows_view<'a>(g: &Geom, rows: &'a [f32], m: usize) -> View<'a> {
+    View {
+        data: rows,
+        rows: m,
+        cols: g.kk,
+        rs: g.kk,
+        cs: 1,
+    }
+}
+
+/// The host patches of images `i0..i1` as a matrix view `[(i1 − i0)·l, kk]`.
+fn patches_view<'a>(g: &Geom, patches: &'a [f32], i0: usize, i1: usize) -> View<'a> {
+    let (l, nl) = (g.l(), g.n * g.l());
+    View {
+        data: &patches[i0 * l..],
+        rows: (i1 - i0) * l,
+        cols: g.kk,
+        rs: 1,
+        cs: nl,
     }
 }
 
@@ -448,8 +451,6 @@ pub struct Forward {
     pub out: Vec<f32>,
     /// Argmax `[n, ph, pw, o]` ([`DEAD`] where relu gave 0).
     pub argmax: Vec<u8>,
-    /// The im2col rows `[n·l, kk]` the op built from images (empty for host patches).
-    pub cols: Buf,
 }
 
 /// Forward pass: `relu(max_pool_2×2(conv(x, W) + b))`. `input` is NCHW images when
@@ -461,21 +462,13 @@ pub fn forward(g: &Geom, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward
     let pooled = g.ph() * g.pw();
     let mut out = vec![0.0f32; g.out_len()];
     let mut argmax = vec![0u8; g.n * pooled * o];
-    let mut cols = match g.image {
-        Some(_) => {
-            assert_eq!(input.len(), g.n * g.image_len(), "fused conv: input shape");
-            Buf::any(g.n * l * kk)
-        }
-        None => {
-            assert_eq!(input.len(), g.n * l * kk, "fused conv: patches shape");
-            Buf::default()
-        }
-    };
+    match g.image {
+        Some(_) => assert_eq!(input.len(), g.n * g.image_len(), "fused conv: input shape"),
+        None => assert_eq!(input.len(), g.n * l * kk, "fused conv: patches shape"),
+    }
     let split = half(g.n);
     let (out_a, out_b) = out.split_at_mut(split * o * pooled);
     let (arg_a, arg_b) = argmax.split_at_mut(split * pooled * o);
-    let cols_split = if g.image.is_some() { split * l * kk } else { 0 };
-    let (cols_a, cols_b) = cols.split_at_mut(cols_split);
     let wt = View {
         data: weight,
         rows: kk,
@@ -484,20 +477,25 @@ pub fn forward(g: &Geom, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward
         cs: kk,
     };
     let pooled_len = o * pooled;
-    let task = |i0: usize, i1: usize, out: &mut [f32], arg: &mut [u8], cols: &mut [f32]| {
+    let task = |i0: usize, i1: usize, out: &mut [f32], arg: &mut [u8]| {
         // A few images at a time, so their patches and conv outputs are still in cache when
         // the GEMM and the pool read them (chunking by rows leaves each sum's order as is).
         let mut y = Buf::any(CHUNK.min(i1 - i0) * l * o);
+        let mut rows = Buf::any(if g.image.is_some() {
+            CHUNK.min(i1 - i0) * l * kk
+        } else {
+            0
+        });
         for c0 in (i0..i1).step_by(CHUNK) {
             let c1 = (c0 + CHUNK).min(i1);
             let (a, b) = (c0 - i0, c1 - i0);
             let src = match g.image {
                 Some(_) => {
-                    let cols = &mut cols[a * l * kk..b * l * kk];
-                    im2col(g, &input[c0 * g.image_len()..c1 * g.image_len()], cols);
-                    Cols::Rows(cols).rows(g, 0, c1 - c0)
+                    let rows = &mut rows[..(c1 - c0) * l * kk];
+                    im2col(g, &input[c0 * g.image_len()..c1 * g.image_len()], rows);
+                    rows_view(g, rows, (c1 - c0) * l)
                 }
-                None => Cols::Patches(input).rows(g, c0, c1),
+                None => patches_view(g, input, c0, c1),
             };
             // y = cols · Wᵀ + b, bias first so the product accumulates onto it.
             let y = &mut y[..(c1 - c0) * l * o];
@@ -515,10 +513,10 @@ pub fn forward(g: &Geom, input: &[f32], weight: &[f32], bias: &[f32]) -> Forward
         }
     };
     rayon::join(
-        || task(0, split, out_a, arg_a, cols_a),
-        || task(split, g.n, out_b, arg_b, cols_b),
+        || task(0, split, out_a, arg_a),
+        || task(split, g.n, out_b, arg_b),
     );
-    Forward { out, argmax, cols }
+    Forward { out, argmax }
 }
 
 /// im2col of `imgs` (NCHW, whole images) into `cols` rows `[imgs·l, kk]`.
@@ -671,7 +669,7 @@ pub fn backward(
         let sum = add(a.dw, b.dw);
         match cols {
             // Summed as dWᵀ `[kk, o]` (see `backward_half`): back to `[o, kk]`.
-            Cols::Rows(_) => {
+            Cols::Images(_) => {
                 let mut dw = vec![0.0f32; o * kk];
                 for (j, row) in sum.chunks_exact(o).enumerate() {
                     for (oc, &v) in row.iter().enumerate() {
@@ -757,6 +755,11 @@ fn backward_half(
         Buf::zeros(rows * o)
     };
     let mut dcols = Buf::any(if want_dx { kk * rows } else { 0 });
+    // The chunk's im2col rows, rebuilt from the images (see [`Cols::Images`]).
+    let mut patch_rows = Buf::any(match (cols, needs.w) {
+        (Cols::Images(_), true) => rows * kk,
+        _ => 0,
+    });
     let w = View {
         data: weight,
         rows: o,
@@ -779,10 +782,12 @@ fn backward_half(
         };
         if needs.w {
             match cols {
-                Cols::Rows(c) => {
+                Cols::Images(x) => {
+                    let c = &mut patch_rows[..m * kk];
+                    im2col(g, &x[c0 * len..c1 * len], c);
                     // dWᵀ += colsᵀ · dy: colsᵀ is column-major, so gemm reads it in place.
                     let colst = View {
-                        data: &c[c0 * l * kk..],
+                        data: c,
                         rows: kk,
                         cols: m,
                         rs: 1,
@@ -790,7 +795,7 @@ fn backward_half(
                     };
                     matmul(&mut dw, o, 1, colst, dy_rows, c0 > i0);
                 }
-                Cols::Patches(_) => {
+                Cols::Patches(p) => {
                     // dW += dyᵀ · patchesᵀ (host patches `[kk, n·l]`).
                     let dyt = View {
                         data: dy,
@@ -799,7 +804,7 @@ fn backward_half(
                         rs: 1,
                         cs: o,
                     };
-                    matmul(&mut dw, kk, 1, dyt, cols.rows(g, c0, c1), c0 > i0);
+                    matmul(&mut dw, kk, 1, dyt, patches_view(g, p, c0, c1), c0 > i0);
                 }
             }
         }
@@ -990,7 +995,7 @@ mod tests {
                 w: true,
                 b: true,
             };
-            let gr = backward(&g, Cols::Rows(&f.cols), &w, &f.argmax, &gy, all);
+            let gr = backward(&g, Cols::Images(&x), &w, &f.argmax, &gy, all);
             (f.out, gr.x, gr.w, gr.b)
         };
         let one = rayon::ThreadPoolBuilder::new()
