@@ -3,10 +3,11 @@
 //!
 //! Why: Burn `flex` runs the three ops separately (one small GEMM per image, a generic pool
 //! with i64 indices, a convolution-shaped weight gradient, a mostly single-threaded
-//! `conv_transpose2d` for the input gradient). Fused, the forward is im2col + one GEMM per
-//! batch half + a branch-free pool with a `u8` argmax kept for the backward, and the backward
-//! is unpool → GEMMs for the weight, bias and input gradients → col2im
-//! ([`crate::kernels`], the crate's only `unsafe` code).
+//! `conv_transpose2d` for the input gradient). Fused, each half of the batch runs on its own
+//! thread, a few images at a time: the forward is im2col + GEMM + a branch-free pool with a
+//! `u8` argmax kept for the backward; the backward is unpool (with the bias gradient) → the
+//! patches rebuilt → GEMMs for the weight and input gradients → col2im ([`crate::kernels`], the
+//! crate's only `unsafe` code).
 //!
 //! The op equals `relu(max_pool2d(conv2d(x, W) + b, 2, 2))` of Burn (and PyTorch): ties keep
 //! the first maximum, NaN wins, relu keeps NaN. Its tests check the output and all three
