@@ -148,6 +148,13 @@ impl Trainer {
 
     /// [`Trainer::step`] choosing what is read back (benchmarks measure the cost of the norms).
     pub fn step_with(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
+        // The step runs on a worker of rayon's pool, so the kernels' 2-way splits (a dozen
+        // `rayon::join`s a step) hand half the work to the other worker directly. Called from
+        // outside the pool, each join would put the caller to sleep and wake it again.
+        rayon::scope(|_| self.step_here(x, y, readback))
+    }
+
+    fn step_here(&mut self, x: Vec<f32>, y: Vec<i64>, readback: Readback) -> StepStats {
         if self.l2 != 0.0 {
             return self.step_two_terms(x, y, readback);
         }
