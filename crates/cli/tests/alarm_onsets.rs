@@ -30,6 +30,8 @@ fn onset(frames: &[Frame]) -> Option<(u64, &'static str)> {
 
 /// The first step where a run really diverges, whatever its preset:
 /// - a non-finite value or loss;
+/// - a loss spike: one loss above 3× step 0's (an instability that a listener should hear,
+///   even if the run recovers);
 /// - a sustained rise: the median of 3 consecutive losses above 2× step 0's (a single batch of
 ///   10 images can spike to 2–3× its start and fall back; that is noise, not divergence);
 /// - a late divergence from below the start: the median of the last 25 losses above 4× the
@@ -55,6 +57,7 @@ fn diverges(frames: &[Frame]) -> Option<u64> {
             .iter()
             .chain(&f.losses)
             .any(|n| !n.value.is_finite());
+        let spike = losses[i] > 3.0 * l0;
         let sustained = i >= 2 && median(&losses[i - 2..=i]) > 2.0 * l0;
         let late = i >= 24 && {
             let m = median(&losses[i - 24..=i]);
@@ -62,7 +65,7 @@ fn diverges(frames: &[Frame]) -> Option<u64> {
             lowest = lowest.min(m);
             up
         };
-        (non_finite || sustained || late).then_some(f.step)
+        (non_finite || spike || sustained || late).then_some(f.step)
     })
 }
 
