@@ -18,6 +18,7 @@
 
 use std::ops::ControlFlow;
 
+use gradtone_frame::stats;
 use gradtone_mnist::Split;
 use gradtone_sound::Frame;
 use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent, Watch, onset_of_trouble};
@@ -45,11 +46,7 @@ fn diverges(frames: &[Frame]) -> Option<u64> {
         .iter()
         .map(|f| f.loss().unwrap_or(f64::NAN))
         .collect();
-    let median = |w: &[f64]| {
-        let mut w = w.to_vec();
-        w.sort_by(f64::total_cmp);
-        w[w.len() / 2]
-    };
+    let median = |w: &[f64]| stats::median(&mut w.to_vec()).unwrap_or(f64::NAN);
     let mut lowest = f64::INFINITY;
     frames.iter().enumerate().find_map(|(i, f)| {
         let non_finite = f

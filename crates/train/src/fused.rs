@@ -114,8 +114,10 @@ fn patch_geom(p: &FlexTensor, w: &FlexTensor, b: &FlexTensor, side: usize) -> Ge
 }
 
 /// A contiguous `f32` copy-free view where possible.
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "the fused conv–pool op is f32 only");
+/// `t` as a contiguous `f32` tensor: itself when it already is, else a copy. The fused ops
+/// (this one and [`crate::optim`]'s SGD) are `f32` only.
+pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
+    assert_eq!(t.dtype(), DType::F32, "gradtone's fused ops are f32 only");
     if t.as_slice::<f32>().is_some() {
         t
     } else {
@@ -123,7 +125,8 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
     }
 }
 
-fn f32s(t: &FlexTensor) -> &[f32] {
+/// The elements of a tensor made contiguous by [`contiguous`].
+pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>()
         .unwrap_or_else(|| unreachable!("made contiguous f32 by `contiguous`"))
 }

@@ -67,8 +67,9 @@ pub fn patches(images: &[f32]) -> Vec<f32> {
     let cols = n * OUT * OUT;
     // Appended in order rather than zeroed and then overwritten (15 MB at batch 256), the 25
     // rows split between two threads.
+    let split = (K * K).div_ceil(2);
     let rows = |part: usize, out: &mut Filler| {
-        let range = if part == 0 { 0..13 } else { 13..K * K };
+        let range = if part == 0 { 0..split } else { split..K * K };
         for r in range {
             let (ki, kj) = (r / K, r % K);
             for img in images.chunks_exact(IMAGE_LEN) {
@@ -79,7 +80,7 @@ pub fn patches(images: &[f32]) -> Vec<f32> {
             }
         }
     };
-    filled_in_two(K * K * cols, 13 * cols, rows)
+    filled_in_two(K * K * cols, split * cols, rows)
 }
 
 /// The seed CNN.

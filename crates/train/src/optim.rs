@@ -18,8 +18,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
+use crate::fused::{contiguous, f32s};
 use crate::kernels;
 
 /// The in-place SGD update as a backend extension, implemented for `Flex` (the optimiser runs
@@ -42,42 +43,19 @@ pub trait SgdBackend: Backend {
 
 /// `t` as a uniquely owned, contiguous `f32` tensor: itself when it already is (the usual
 /// case: the graph that shared a parameter is gone after `backward`), else a copy.
-fn owned(mut t: FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "the fused SGD step is f32 only");
+fn owned(t: FlexTensor) -> FlexTensor {
+    let mut t = contiguous(t);
     let n = t.shape().num_elements();
-    let whole = t.as_slice::<f32>().is_some_and(|s| s.len() == n) && t.bytes().len() == n * 4;
-    if whole && t.try_storage_mut::<f32>().is_some() {
+    // A contiguous view can still be part of a bigger storage, which is not ours to write.
+    if t.bytes().len() == n * 4 && t.try_storage_mut::<f32>().is_some() {
         return t;
     }
-    let v: Vec<f32> = match t.as_slice::<f32>() {
-        Some(s) => s.to_vec(),
-        None => t
-            .to_contiguous()
-            .as_slice::<f32>()
-            .map(<[f32]>::to_vec)
-            .unwrap_or_default(),
-    };
-    FlexTensor::from_data(TensorData::new(v, t.shape()))
-}
-
-/// A readable contiguous `f32` view of `t` (a copy only when it is strided).
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "the fused SGD step is f32 only");
-    if t.as_slice::<f32>().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    }
+    FlexTensor::from_data(TensorData::new(f32s(&t).to_vec(), t.shape()))
 }
 
 fn mut_f32s(t: &mut FlexTensor) -> &mut [f32] {
     t.try_storage_mut::<f32>()
         .unwrap_or_else(|| unreachable!("made unique by `owned`"))
-}
-
-fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .unwrap_or_else(|| unreachable!("made contiguous by `contiguous`"))
 }
 
 impl SgdBackend for Flex {
