@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the hook's torch tests need into $PYTHON (default: python3, the interpreter that
 # pytest and the Rust tests spawning `python3` use): CPU-usable torch, Lightning, transformers
-# (+ accelerate, which its Trainer needs) and setuptools>=77 (the packaging test builds the wheel).
+# (+ accelerate, which its Trainer needs) and setuptools.
 # Everything is pinned; measured on the 2-core CI machine: about 3-4 minutes, ~2.5 GB download.
 #
 # Why --no-deps with explicit lists: every PyPI torch wheel for Linux x86_64 is a CUDA build.
