@@ -129,7 +129,9 @@ rc=$?
 set -e
 cat "$WORK/run.err" >&2
 [ "$rc" -eq 3 ] || fail "gradtone run exited $rc, want the script's 3"
-grep -q "^step $((STEPS - 1)) loss " "$WORK/run.out" || fail "the script's own output did not come through"
+# stdout is the script's alone: its STEPS lines, nothing of gradtone's.
+[ "$(grep -c '^step [0-9]* loss ' "$WORK/run.out")" -eq "$STEPS" ] && [ "$(wc -l <"$WORK/run.out")" -eq "$STEPS" ] \
+  || fail "stdout is not the script's $STEPS lines: $(head -c 2000 "$WORK/run.out")"
 "$PY" - "$WORK/run.csv" "$WORK/mine.json" "$STEPS" <<'PY' || fail "the CSV does not match the training (above)"
 import csv, json, math, sys
 path, mine_path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
