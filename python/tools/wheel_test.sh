@@ -70,7 +70,7 @@ print(f"wheel_test: executable {big} bytes unpacked; gradtone_hook and licenses 
 PY
 
 echo "== wheel_test: a fresh venv with the wheel, and no Rust on the PATH"
-"$PY" -m venv --system-site-packages "$WORK/venv"
+"$PY" -m venv --system-site-packages "$WORK/venv" || fail "$PY -m venv (Debian's python3 needs python3-venv)"
 VPY="$WORK/venv/bin/python"
 "$VPY" -m pip install -q --disable-pip-version-check --no-index --no-deps "$WHEEL" \
   || fail "pip install of the wheel into the venv"
