@@ -93,7 +93,10 @@ impl OutputFile {
         let target = resolve_link(path);
         match std::fs::metadata(&target) {
             Ok(m) if m.is_dir() => {
-                return Err(io::Error::new(io::ErrorKind::IsADirectory, "it is a folder"));
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "it is a folder",
+                ));
             }
             Ok(m) if !m.is_file() => {
                 // A device or a FIFO: written in place, never renamed or removed.
@@ -215,7 +218,8 @@ mod tests {
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("gradtone-frame-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("gradtone-frame-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -239,7 +243,12 @@ mod tests {
         // Dropped unplaced: the old file is as it was, the temporary file gone.
         let (out, mut f) = OutputFile::create(&path).unwrap();
         f.write_all(b"new").unwrap();
-        assert_eq!(listing(&dir).len(), 2, "written beside: {:?}", listing(&dir));
+        assert_eq!(
+            listing(&dir).len(),
+            2,
+            "written beside: {:?}",
+            listing(&dir)
+        );
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         drop(out);
         assert_eq!(listing(&dir), ["o.csv"]);
@@ -275,7 +284,12 @@ mod tests {
         std::os::unix::fs::symlink("real.wav", &link).unwrap();
         let (mut out, _f) = OutputFile::create(&link).unwrap();
         out.place().unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         let m = std::fs::metadata(&real).unwrap();
         assert_eq!((m.len(), m.permissions().mode() & 0o777), (0, 0o600));
         // A device is written in place; discarding never removes it.

@@ -89,6 +89,8 @@ pub struct PlotInput<'a> {
 /// [`PlotError::Io`] if the file cannot be written, [`PlotError::InvalidAudio`] for audio with
 /// zero channels or sample rate; every error names `path`.
 pub fn render_png(path: &Path, input: &PlotInput) -> Result<(), PlotError> {
+    // Checked before the file is made: a bad call writes nothing.
+    check_audio(path, input)?;
     let file = std::fs::File::create(path).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
         source,
@@ -106,20 +108,26 @@ pub fn render_png_into(
     path: &Path,
     input: &PlotInput,
 ) -> Result<(), PlotError> {
-    if let Some((_, sample_rate, channels)) = input.audio
-        && (sample_rate == 0 || channels == 0)
-    {
-        return Err(PlotError::InvalidAudio {
-            path: path.to_path_buf(),
-            sample_rate,
-            channels,
-        });
-    }
+    check_audio(path, input)?;
     let rgb = draw::render_rgb(input).map_err(|message| PlotError::Draw {
         path: path.to_path_buf(),
         message,
     })?;
     encode_png(file, path, &rgb, WIDTH, HEIGHT, png::ColorType::Rgb)
+}
+
+/// [`PlotError::InvalidAudio`] for audio with zero channels or sample rate.
+fn check_audio(path: &Path, input: &PlotInput) -> Result<(), PlotError> {
+    match input.audio {
+        Some((_, sample_rate, channels)) if sample_rate == 0 || channels == 0 => {
+            Err(PlotError::InvalidAudio {
+                path: path.to_path_buf(),
+                sample_rate,
+                channels,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Encodes 8-bit pixels (`color` RGB or grayscale) as a PNG at `path`.

@@ -154,9 +154,16 @@ fn flush_every_is_configurable() -> Result<(), SoundError> {
     let dir = scratch("flush-every");
     let path = dir.join("s.wav");
     let mut sink = WavSink::create(&path, 8000, 2, SampleFormat::Pcm16)?.with_flush_every(100);
-    assert!(!path.exists(), "nothing at the path before the first samples");
+    assert!(
+        !path.exists(),
+        "nothing at the path before the first samples"
+    );
     sink.write(&[0.1; 2])?;
-    assert_eq!(hound_i16(&path).1.len(), 2, "the first samples: in place, header current");
+    assert_eq!(
+        hound_i16(&path).1.len(),
+        2,
+        "the first samples: in place, header current"
+    );
     sink.write(&[0.1; 2 * 99])?;
     assert_eq!(hound_i16(&path).1.len(), 2, "99 frames more: not yet");
     sink.write(&[0.1; 2])?;

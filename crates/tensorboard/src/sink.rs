@@ -69,7 +69,14 @@ impl TensorBoardSink {
             let clip = std::mem::take(&mut self.clip);
             let (step, rate, channels) = (self.last_step, self.rate, self.channels);
             let r = self.writer().and_then(|w| {
-                w.add_audio("gradtone/sound", step, &clip, rate, channels, wall_time_now())
+                w.add_audio(
+                    "gradtone/sound",
+                    step,
+                    &clip,
+                    rate,
+                    channels,
+                    wall_time_now(),
+                )
             });
             self.clip = clip;
             r?;
