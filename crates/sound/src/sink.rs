@@ -118,20 +118,19 @@ impl Sink for CsvFile {
         } else if let Some(w) = &mut self.writer {
             w.write(frame)?;
         }
-        if let Some(w) = &mut self.writer {
-            if !self.overflow_told
-                && let (n, Some(first)) = w.overflow()
-                && n > 0
-            {
-                // Never silent: said once here, counted in the summary line.
-                self.overflow_told = true;
-                eprintln!(
-                    "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
-                     {first:?}) are counted, not written (--tensorboard or the JSONL stream keep \
-                     them)",
-                    self.path.display(),
-                );
-            }
+        if let Some(w) = &mut self.writer
+            && !self.overflow_told
+            && let (n, Some(first)) = w.overflow()
+            && n > 0
+        {
+            // Never silent: said once here, counted in the summary line.
+            self.overflow_told = true;
+            eprintln!(
+                "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
+                 {first:?}) are counted, not written (--tensorboard or the JSONL stream keep \
+                 them)",
+                self.path.display(),
+            );
         }
         Ok(())
     }
