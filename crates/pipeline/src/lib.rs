@@ -80,7 +80,7 @@ pub enum PipelineError {
         source: SinkError,
     },
     /// Every essential output failed during the run: there is nothing left to write to.
-    #[error("every output failed ({}); stopping", failed.join("; "))]
+    #[error("every output failed ({}); nothing was kept", failed.join("; "))]
     AllFailed {
         /// A line per failed output: what it was and why.
         failed: Vec<String>,
