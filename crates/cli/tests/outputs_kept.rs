@@ -126,8 +126,12 @@ fn a_refused_start_touches_no_file_and_starts_no_command() {
         (&["--serve", "--serve-token", "short"], "token"),
         (&["--osc-out", "127.0.0.1:notaport"], "OSC"),
     ];
+    // The other file outputs too: none may be created (nor a temporary file left).
+    let (png, mid, tb) = (t.arg("o.png"), t.arg("o.mid"), t.arg("tb"));
+    let others = ["--plot", &png, "--midi", &mid, "--tensorboard", &tb];
     for (flags, needle) in refusals {
         let mut args = vec!["run", "--no-live", "--wav", &wav, "--csv", &csv];
+        args.extend_from_slice(&others);
         args.extend_from_slice(flags);
         args.extend_from_slice(&["--", "sh", "-c", &touch]);
         let out = gradtone_with(&args, b"");
@@ -139,6 +143,7 @@ fn a_refused_start_touches_no_file_and_starts_no_command() {
         assert_untouched(&t, &wav_bytes, &csv_bytes, &what);
 
         let mut args = vec!["listen", "--no-live", "--wav", &wav, "--csv", &csv];
+        args.extend_from_slice(&others);
         args.extend_from_slice(flags);
         let frame = b"{\"step\":0,\"values\":{\"a\":0.5}}\n";
         let out = gradtone_with(&args, frame);
@@ -174,8 +179,22 @@ fn a_refused_start_touches_no_file_and_starts_no_command() {
 fn an_empty_listen_keeps_the_files_and_a_real_one_replaces_them() {
     let t = TempDir::new("kept-listen");
     let (wav, csv, wav_bytes, csv_bytes) = user_files(&t);
-    let args = ["listen", "--no-live", "--wav", &wav, "--csv", &csv];
-    let out = gradtone_with(&args, b"");
+    let (png, mid, tb) = (t.arg("o.png"), t.arg("o.mid"), t.arg("tb"));
+    let empty = [
+        "listen",
+        "--no-live",
+        "--wav",
+        &wav,
+        "--csv",
+        &csv,
+        "--plot",
+        &png,
+        "--midi",
+        &mid,
+        "--tensorboard",
+        &tb,
+    ];
+    let out = gradtone_with(&empty, b"");
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("no frames"), "{}", text(&out));
     assert!(
@@ -186,6 +205,7 @@ fn an_empty_listen_keeps_the_files_and_a_real_one_replaces_them() {
     assert!(out.stdout.is_empty(), "{}", text(&out));
     assert_untouched(&t, &wav_bytes, &csv_bytes, "an empty listen");
 
+    let args = ["listen", "--no-live", "--wav", &wav, "--csv", &csv];
     let frames: String = (0..4)
         .map(|s| {
             format!(

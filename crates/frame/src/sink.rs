@@ -88,7 +88,8 @@ pub struct OutputFile {
 impl OutputFile {
     /// Creates the temporary file beside `path` (readable and writable), with the permissions
     /// of the file it will replace, if any. Fails at once where the folder is missing or not
-    /// writable, or `path` is a folder, so a bad path is found before any work.
+    /// writable, `path` is a folder, or the file there may not be written, so a bad path is
+    /// found before any work.
     pub fn create(path: &Path) -> io::Result<(Self, File)> {
         let target = resolve_link(path);
         match std::fs::metadata(&target) {
@@ -112,7 +113,12 @@ impl OutputFile {
                 };
                 return Ok((out, file));
             }
-            _ => {}
+            Ok(_) => {
+                // A file the user may not write is not replaced behind their back either
+                // (opened, not truncated: nothing in it changes).
+                OpenOptions::new().write(true).open(&target)?;
+            }
+            Err(_) => {}
         }
         static N: AtomicU64 = AtomicU64::new(0);
         let name = target
