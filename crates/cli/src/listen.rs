@@ -136,11 +136,14 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
             }
         }
     };
-    let r = run_source(
-        source,
-        &args.sinks.spec(args.live.pace(), &title),
-        &args.ranks,
-    );
+    let mut spec = args.sinks.spec(args.live.pace(), &title);
+    // Stdout is the training's (a piped script's prints pass through): ours goes to stderr.
+    spec.summary_to_stderr = true;
+    // A script piped in must not block or die on a broken pipe because our outputs failed.
+    spec.drain_on_failure = args.udp.is_none()
+        && args.osc.is_none()
+        && args.input.as_deref().is_none_or(|p| p == Path::new("-"));
+    let r = run_source(source, &spec, &args.ranks);
     if stop.load(Ordering::SeqCst) {
         eprintln!("stopped; outputs finalised");
     }

@@ -1,16 +1,23 @@
-//! `gradtone run [FLAGS] -- CMD ARGS…`: a private loopback UDP listener, the user's command
-//! run with `GRADTONE_TO` pointing at it (`gradtone_ingest::command`), and the frames through
-//! the same sinks as `listen`. The command keeps its stdin, stdout and stderr (gradtone's own
+//! `gradtone run [FLAGS] -- CMD ARGS…`: a private loopback listener, the user's command run
+//! with `GRADTONE_TO` pointing at it (`gradtone_ingest::command`), and the frames through the
+//! same sinks as `listen`. The command keeps its stdin, stdout and stderr (gradtone's own
 //! messages go to stderr), its exit status, and Ctrl-C: the terminal sends SIGINT to the whole
 //! process group, gradtone ignores it, waits for the command to end, then finalises every
 //! output.
+//!
+//! Everything that can fail is set up before the command starts (the files checked and
+//! created beside their paths, the OSC socket opened, the page's port bound), so a typo or a
+//! busy port refuses the run without starting the command. Once it runs, nothing of ours stops
+//! it: an output that fails is reported and the frames are read on until the command ends.
 
 use anyhow::{Result, bail};
 use gradtone_ingest::command::{exit_code, spawn};
+use gradtone_pipeline::StreamError;
+use gradtone_pipeline::stream::run_source_into;
 
 use crate::args::RunArgs;
 use crate::interrupt_flag;
-use crate::outputs::check_parent;
+use crate::outputs::Outputs;
 
 /// Runs the command; returns only on an error before it started, otherwise exits with the
 /// command's status.
@@ -18,23 +25,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let Some((program, rest)) = args.command.split_first() else {
         bail!("no command: gradtone run [FLAGS] -- python train.py");
     };
-    // The files are checked before the command starts: a typo must not cost a training run.
-    let s = &args.sinks;
-    for (p, what) in [
-        (&s.wav, "WAV file"),
-        (&s.csv, "CSV file"),
-        (&s.plot, "plot"),
-        (&s.midi, "MIDI file"),
-    ] {
-        if let Some(p) = p {
-            check_parent(p, what)?;
-        }
-    }
-    if let Some(a) = &s.serve {
-        gradtone_serve::parse_addr(a)?;
-    }
+    let line: Vec<_> = args.command.iter().map(|a| a.to_string_lossy()).collect();
+    let title = format!("gradtone run: {}", line.join(" "));
+    let mut spec = args.sinks.spec(args.live.pace(), &title);
+    spec.summary_to_stderr = true;
+    spec.drain_on_failure = true;
+    // Before the command starts: a typo or a taken port must not cost (or kill) a training run.
+    spec.precheck()?;
+    let outputs = Outputs::create(&spec)?;
     // Installed before the command starts: from now on Ctrl-C is the command's to act on.
     let _ = interrupt_flag();
+    // A command that cannot start drops the outputs unfinished: nothing is left behind.
     let (source, child) = spawn(program, rest)?;
     let name = program.to_string_lossy();
     eprintln!(
@@ -42,27 +43,27 @@ pub fn run(args: &RunArgs) -> Result<()> {
         child.to(),
         child.id()
     );
-    let line: Vec<_> = args.command.iter().map(|a| a.to_string_lossy()).collect();
-    let title = format!("gradtone run: {}", line.join(" "));
-    let mut spec = args.sinks.spec(args.live.pace(), &title);
-    spec.summary_to_stderr = true;
-    let result = crate::listen::run_source(Box::new(source), &spec, &args.ranks);
-    if result.is_err() {
-        // Our outputs failed: the command must not run on unheard (and unrecorded).
-        child.kill();
-    }
+    let result = run_source_into(Box::new(source), &spec, &args.ranks.options(), outputs);
     let status = child.wait();
-    if let Err(e) = &result {
-        eprintln!("error: {e:#}");
+    let code = status.map_or(1, exit_code);
+    let no_frames = matches!(result, Err(StreamError::NoFrames(_)));
+    if no_frames {
+        let exited = match status {
+            Some(s) if !s.success() => format!(" (exit code {})", exit_code(s)),
+            _ => String::new(),
+        };
+        // One line, and the likely cause: the command ran without sending a frame.
+        eprintln!(
+            "gradtone: no frame arrived from {name}{exited}, so nothing was written: is the \
+             gradtone hook installed in it (gradtone_hook.GradTone, or a GradToneCallback), and \
+             does it send to $GRADTONE_TO (a `to=` in the code overrides it)?"
+        );
+    } else if let Err(e) = result {
+        eprintln!("error: {}", crate::error_chain(&e.into()));
     }
-    let code = match (status, &result) {
-        (Some(s), _) if !s.success() => exit_code(s),
-        (_, Err(_)) => 1,
-        (Some(s), Ok(())) => exit_code(s),
-        (None, Ok(())) => 1,
-    };
     if let Some(s) = status
         && !s.success()
+        && !no_frames
     {
         eprintln!("gradtone: the command exited with {s}; outputs finalised");
     }

@@ -34,7 +34,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::Frame;
+use gradtone_frame::{Frame, OutputFile};
 use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Format, Header, MetaMessage, MidiMessage, Timing, TrackEvent, TrackEventKind};
 
@@ -179,7 +179,7 @@ struct Alarm {
 ///
 /// ```
 /// use gradtone_export::{MidiOptions, MidiWriter};
-/// use gradtone_frame::Frame;
+/// use gradtone_frame::{Frame, OutputFile};
 /// let dir = std::env::temp_dir().join(format!("gradtone-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir)?;
 /// let mut w = MidiWriter::create(dir.join("run.mid"), &["conv1", "fc1"], MidiOptions::default())?;
@@ -193,8 +193,9 @@ struct Alarm {
 #[derive(Debug)]
 pub struct MidiWriter {
     path: PathBuf,
-    tmp_path: PathBuf,
-    /// `None` once finished (so that `Drop` knows not to remove anything).
+    /// Written beside `path`, put there by `finish`; removed if dropped before.
+    output: OutputFile,
+    /// `None` once taken by `finish`.
     tmp: Option<File>,
     voices: Vec<String>,
     options: MidiOptions,
@@ -221,7 +222,41 @@ impl MidiWriter {
         voices: &[&str],
         options: MidiOptions,
     ) -> Result<Self, ExportError> {
-        let path = path.as_ref().to_path_buf();
+        let path = path.as_ref();
+        Self::check(voices, &options)?;
+        let output = OutputFile::create(path).map_err(|source| ExportError::Io {
+            path: path.to_path_buf(),
+            action: "create a file beside it",
+            source,
+        })?;
+        Self::with_output(output, voices, options)
+    }
+
+    /// [`create`](Self::create) with the file already made beside its path (by a sink that
+    /// checks its path before the first frame names the voices).
+    ///
+    /// # Errors
+    /// As [`create`](Self::create), but for the temporary file.
+    pub fn with_output(
+        (output, tmp): (OutputFile, File),
+        voices: &[&str],
+        options: MidiOptions,
+    ) -> Result<Self, ExportError> {
+        Self::check(voices, &options)?;
+        Ok(MidiWriter {
+            path: output.path().to_path_buf(),
+            output,
+            tmp: Some(tmp),
+            voices: voices.iter().map(|v| (*v).to_owned()).collect(),
+            options,
+            values: Vec::new(),
+            frames: 0,
+            alarms: Vec::new(),
+            mapping_text: mapping_text(&options.pitch),
+        })
+    }
+
+    fn check(voices: &[&str], options: &MidiOptions) -> Result<(), ExportError> {
         let voices: Vec<String> = voices.iter().map(|v| (*v).to_owned()).collect();
         if voices.is_empty() {
             return Err(ExportError::BadVoices {
@@ -243,28 +278,7 @@ impl MidiWriter {
                 });
             }
         }
-        check_options(&options)?;
-        let file_name = path.file_name().map_or_else(
-            || "gradtone.mid".into(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let tmp_path = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-        let tmp = File::create(&tmp_path).map_err(|source| ExportError::Io {
-            path: tmp_path.clone(),
-            action: "create the temporary file",
-            source,
-        })?;
-        Ok(MidiWriter {
-            path,
-            tmp_path,
-            tmp: Some(tmp),
-            voices,
-            options,
-            values: Vec::new(),
-            frames: 0,
-            alarms: Vec::new(),
-            mapping_text: mapping_text(&options.pitch),
-        })
+        check_options(options)
     }
 
     /// Records one frame: a note per voice (a rest where the frame lacks the voice or its
@@ -343,12 +357,14 @@ impl MidiWriter {
         let Some(file) = self.tmp.take() else {
             unreachable!("`tmp` is only taken here, and `finish` consumes the writer")
         };
-        let result = self.write_into(file);
-        if result.is_err() {
-            // Best effort: the error that matters is the one returned.
-            let _ = std::fs::remove_file(&self.tmp_path);
-        }
-        result
+        // On an error the writer is dropped here, and its unplaced temporary file with it.
+        let summary = self.write_into(file)?;
+        self.output.place().map_err(|source| ExportError::Io {
+            path: self.path.clone(),
+            action: "rename the temporary file onto",
+            source,
+        })?;
+        Ok(summary)
     }
 
     fn write_into(&self, file: File) -> Result<MidiSummary, ExportError> {
@@ -379,21 +395,14 @@ impl MidiWriter {
                     reason: format!("{source}; record fewer frames per file"),
                 }
             } else {
-                io("write the temporary file", &self.tmp_path)(source)
+                io("write", &self.path)(source)
             }
         })?;
         let file = out
             .into_inner()
-            .map_err(|e| io("write the temporary file", &self.tmp_path)(e.into_error()))?;
-        file.sync_all()
-            .map_err(io("sync the temporary file", &self.tmp_path))?;
-        let bytes = file
-            .metadata()
-            .map_err(io("measure the temporary file", &self.tmp_path))?
-            .len();
-        drop(file);
-        std::fs::rename(&self.tmp_path, &self.path)
-            .map_err(io("rename the temporary file onto", &self.path))?;
+            .map_err(|e| io("write", &self.path)(e.into_error()))?;
+        file.sync_all().map_err(io("sync", &self.path))?;
+        let bytes = file.metadata().map_err(io("measure", &self.path))?.len();
         Ok(MidiSummary {
             path: self.path.clone(),
             frames: self.frames,
@@ -488,15 +497,6 @@ impl MidiWriter {
                 note.round()
                     .clamp(f64::from(AUTO_LOW), f64::from(AUTO_HIGH)) as u8,
             )
-        }
-    }
-}
-
-impl Drop for MidiWriter {
-    fn drop(&mut self) {
-        if self.tmp.take().is_some() {
-            // Unfinished: leave nothing behind. Failure to remove is harmless (a dot-file).
-            let _ = std::fs::remove_file(&self.tmp_path);
         }
     }
 }

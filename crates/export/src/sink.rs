@@ -1,25 +1,38 @@
 //! The export crate's [`Sink`]s: a MIDI file and an OSC stream.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
 
-use crate::{MidiOptions, MidiWriter, OscSender};
+use crate::{ExportError, MidiOptions, MidiWriter, OscSender};
 
-/// The run as a MIDI file, a track per voice (see [`MidiWriter`]).
+/// The run as a MIDI file, a track per voice (see [`MidiWriter`]): written beside its path and
+/// put there when the run finishes.
 pub struct MidiFile {
     path: PathBuf,
-    // Made at the first frame: the tracks need the frame's names.
+    // Made now (a bad path fails before any work), handed to the writer at the first frame,
+    // whose names the tracks need.
+    output: Option<(OutputFile, File)>,
     writer: Option<MidiWriter>,
 }
 
 impl MidiFile {
-    /// A MIDI file at `path`, written when the run finishes. The caller checks the folder.
-    pub fn new(path: &Path) -> Self {
-        MidiFile {
+    /// A MIDI file at `path`, its file created beside `path` now.
+    ///
+    /// # Errors
+    /// [`ExportError::Io`] when the file cannot be created there.
+    pub fn create(path: &Path) -> Result<Self, ExportError> {
+        let output = OutputFile::create(path).map_err(|source| ExportError::Io {
             path: path.to_path_buf(),
+            action: "create a file beside it",
+            source,
+        })?;
+        Ok(MidiFile {
+            path: path.to_path_buf(),
+            output: Some(output),
             writer: None,
-        }
+        })
     }
 }
 
@@ -29,10 +42,10 @@ impl Sink for MidiFile {
     }
 
     fn frame(&mut self, frame: &Frame, _alarms: &[AlarmEvent]) -> Result<(), SinkError> {
-        if self.writer.is_none() {
+        if let Some(output) = self.output.take() {
             let voices: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
-            self.writer = Some(MidiWriter::create(
-                &self.path,
+            self.writer = Some(MidiWriter::with_output(
+                output,
                 &voices,
                 MidiOptions::default(),
             )?);
@@ -58,8 +71,8 @@ impl Sink for MidiFile {
         }
     }
 
-    // An unfinished MidiWriter removes its own temporary file when dropped: the default
-    // `discard` (drop) is right.
+    // An unfinished MidiWriter (or the unused file) removes its temporary file when dropped:
+    // the default `discard` (drop) is right.
 }
 
 impl Sink for OscSender {

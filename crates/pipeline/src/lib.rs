@@ -7,7 +7,10 @@
 //! every sink. Sinks are independent: one that fails is reported, its own
 //! partial output removed, and the others go on; [`Outputs::finish`] completes every sink that
 //! is left. Dropping an unfinished `Outputs` (an error, a panic unwinding) discards every
-//! partial output, so nothing incomplete passes for a finished result.
+//! partial output, so nothing incomplete passes for a finished result. A file output is written
+//! beside its path and replaces it only at its first data ([`gradtone_frame::OutputFile`]), so
+//! a run that is refused, fails to start or receives nothing leaves the user's files as they
+//! were.
 //!
 //! A new output is one `impl Sink` beside its code, plus the line in [`Outputs::create`] that
 //! opens it from its [`OutputSpec`] field.
@@ -77,7 +80,7 @@ pub enum PipelineError {
         source: SinkError,
     },
     /// Every essential output failed during the run: there is nothing left to write to.
-    #[error("every output failed ({}); stopping", failed.join("; "))]
+    #[error("every output failed ({}); nothing was kept", failed.join("; "))]
     AllFailed {
         /// A line per failed output: what it was and why.
         failed: Vec<String>,
@@ -137,9 +140,13 @@ pub struct OutputSpec {
     pub absolute_pitch: bool,
     /// Serve the live page (`--serve`).
     pub serve: Option<ServeSpec>,
-    /// For the caller: print the "wrote …" summary on stderr (`gradtone run`, whose stdout is
-    /// the command's).
+    /// For the caller: print the "wrote …" summary on stderr (`gradtone run` and `listen`,
+    /// whose stdout is the training's).
     pub summary_to_stderr: bool,
+    /// When the outputs fail mid-stream, read the source on to its end (dropping the frames)
+    /// instead of stopping: the training that writes into it (`gradtone run`'s command, a
+    /// script piped into `listen`) is then never blocked or broken by our failure.
+    pub drain_on_failure: bool,
 }
 
 /// The live page's settings (`--serve`).
@@ -183,8 +190,7 @@ impl OutputSpec {
 
     /// Fails, naming the file, when an output cannot be written where asked (its folder
     /// missing, a folder where a file should be, a file where the TensorBoard folder should
-    /// be): for a listener to check before its first frame, which may be hours away, though
-    /// [`Outputs::create`] makes the files only then.
+    /// be), before anything is opened.
     pub fn precheck(&self) -> Result<(), PipelineError> {
         let files = [
             (&self.wav, "WAV file"),
@@ -241,8 +247,9 @@ fn open<S: Sink + 'static, E: Into<SinkError>>(
         })
 }
 
-/// A run's watches, mapping and sinks. Files are created (or their folders checked) up front,
-/// so a bad path fails before any work.
+/// A run's watches, mapping and sinks. Everything that can fail to open does so in
+/// [`Outputs::create`], before any work; an output file replaces what is at its path only at
+/// its first data ([`gradtone_frame::OutputFile`]).
 pub struct Outputs {
     /// The added watches in the order added, then the gradient detector (when alarms are on).
     watches: Vec<Box<dyn Watch + Send>>,
@@ -292,7 +299,9 @@ fn start_server(
 }
 
 impl Outputs {
-    /// Opens every sink `spec` asks for.
+    /// Opens every sink `spec` asks for: each file is created beside its path (it replaces the
+    /// path at its first data; the TensorBoard folder is made then), the OSC socket is opened,
+    /// the page's server bound. A failure here touches no output path and leaves no file.
     pub fn create(spec: &OutputSpec) -> Result<Self, PipelineError> {
         let config = spec.sound_config()?;
         let mapping = mapping::with_alarms(&config)?;
@@ -323,7 +332,7 @@ impl Outputs {
         }
         if let Some(p) = &spec.midi {
             check_parent(p, "MIDI file")?;
-            sinks.push(Box::new(MidiFile::new(p)));
+            sinks.push(open("MIDI file", MidiFile::create(p))?);
         }
         if let Some(a) = &spec.osc_out {
             sinks.push(open("OSC output", OscSender::connect(a))?);
@@ -335,8 +344,8 @@ impl Outputs {
         if let Some(p) = &spec.plot {
             check_parent(p, "plot")?;
             let grouping = mapping::plot_grouping(&config).cloned();
-            let plot = PlotFile::new(p, &spec.title, (rate, channels), grouping);
-            sinks.push(Box::new(plot));
+            let plot = PlotFile::create(p, &spec.title, (rate, channels), grouping);
+            sinks.push(open("plot", plot)?);
         }
         // Last: every file is checked before a port is taken or a browser is waited for.
         let mut served = None;

@@ -4,7 +4,8 @@
 //!
 //! The console is part of the behaviour: the source's warnings and summary, each alarm, the
 //! ranks' counts, the frame count go to stderr; the outputs' summary lines to stdout (or stderr,
-//! [`OutputSpec::summary_to_stderr`]).
+//! [`OutputSpec::summary_to_stderr`]). With [`OutputSpec::drain_on_failure`], outputs that fail
+//! mid-stream leave the source read to its end, so whatever writes into it is never blocked.
 
 use gradtone_frame::{Decimator, Frame, Shared};
 use gradtone_ingest::{
@@ -23,8 +24,9 @@ pub enum StreamError {
     /// The outputs failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    /// Nothing arrived from the source (named here, shortened): nothing was written.
-    #[error("no frames from {0}: nothing was written (see the messages above)")]
+    /// Nothing arrived from the source (named here, shortened): nothing was written, and every
+    /// existing file at an output path was left as it was.
+    #[error("no frames from {0}: nothing was written, existing files were left as they were")]
     NoFrames(String),
 }
 
@@ -56,15 +58,26 @@ impl Default for RankOptions {
 /// Runs `source` through the outputs of `spec` until it ends; the rank count is read from
 /// the first frame's `rank`/`world`. The outputs are opened before the first frame (a
 /// `--serve` page is up while the stream is still silent); a stream that yields no frame, or
-/// fails, leaves no output behind.
+/// fails, leaves no output behind and existing files as they were.
 pub fn run_source(
-    mut source: BoxedSource,
+    source: BoxedSource,
     spec: &OutputSpec,
     ranks: &RankOptions,
 ) -> Result<(), StreamError> {
     spec.precheck()?;
-    source.set_reporter(Box::new(|m: &str| eprintln!("warning: {m}")));
     let outputs = Outputs::create(spec)?;
+    run_source_into(source, spec, ranks, outputs)
+}
+
+/// [`run_source`] into `outputs`, made from `spec` by the caller (`gradtone run` opens them
+/// before it starts the command, so nothing that can fail is left once the command runs).
+pub fn run_source_into(
+    mut source: BoxedSource,
+    spec: &OutputSpec,
+    ranks: &RankOptions,
+    outputs: Outputs,
+) -> Result<(), StreamError> {
+    source.set_reporter(Box::new(|m: &str| eprintln!("warning: {m}")));
     // Distributed streams are recognised from their first frame's rank/world.
     let first = source.next_record();
     let world = first
@@ -95,19 +108,9 @@ pub fn run_source(
     run_frames(frames, world, spec, ranks, outputs)
 }
 
-/// The sinks, created at the first frame so that a run which receives nothing writes nothing.
-fn sinks<'a>(
-    outputs: &'a mut Option<Outputs>,
-    spec: &OutputSpec,
-) -> Result<&'a mut Outputs, PipelineError> {
-    Ok(match outputs {
-        Some(o) => o,
-        None => outputs.insert(Outputs::create(spec)?),
-    })
-}
-
 /// Drives `frames` (merging ranks when `world` is above 1) through `outputs`, made from
-/// `spec`, and finishes them; the first error discards them. No frame at all is
+/// `spec`, and finishes them; the first error discards them (with
+/// [`OutputSpec::drain_on_failure`], after reading `frames` to their end). No frame at all is
 /// [`StreamError::NoFrames`], with nothing written.
 pub fn run_frames(
     frames: impl Iterator<Item = Result<Frame, StreamError>>,
@@ -122,8 +125,8 @@ pub fn run_frames(
     }
     // Made up front (a `--serve` page is up before the first frame); a run that receives
     // nothing drops them unfinished, which removes every file they had begun.
-    let mut outputs: Option<Outputs> = Some(outputs);
     let mut n = 0u64;
+    let mut frames = frames;
     let mut decimator = Decimator::new(ranks.steps_per_frame);
     let mut merger = world.filter(|&w| w > 1).map(|w| {
         eprintln!("{w} ranks: merging ({:?})", ranks.merge);
@@ -135,20 +138,20 @@ pub fn run_frames(
         })
     });
     let drain = |merger: &mut RankMerger,
-                 outputs: &mut Option<Outputs>,
+                 outputs: &mut Outputs,
                  decimator: &mut Decimator,
                  n: &mut u64|
      -> Result<(), StreamError> {
         while let Some(m) = merger.pop() {
             alarms.lock().note(&m);
             if let Some(f) = decimator.push(m.frame) {
-                emit(sinks(outputs, spec)?, &f, n)?;
+                emit(outputs, &f, n)?;
             }
         }
         Ok(())
     };
     let result = (|| -> Result<(), StreamError> {
-        for f in frames {
+        for f in frames.by_ref() {
             let f = f?;
             match &mut merger {
                 Some(m) => {
@@ -157,7 +160,7 @@ pub fn run_frames(
                 }
                 None => {
                     if let Some(f) = decimator.push(f) {
-                        emit(sinks(&mut outputs, spec)?, &f, &mut n)?;
+                        emit(&mut outputs, &f, &mut n)?;
                     }
                 }
             }
@@ -167,10 +170,25 @@ pub fn run_frames(
             drain(m, &mut outputs, &mut decimator, &mut n)?;
         }
         if let Some(f) = decimator.finish() {
-            emit(sinks(&mut outputs, spec)?, &f, &mut n)?;
+            emit(&mut outputs, &f, &mut n)?;
         }
         Ok(())
     })();
+    if spec.drain_on_failure
+        && let Err(StreamError::Pipeline(_)) = &result
+    {
+        // Whoever writes into the source must not block or break on our failure: the frames
+        // are read (and dropped) until it ends. The error is reported when it has.
+        eprintln!(
+            "gradtone: no output is left; reading the frames on until the stream ends, \
+             writing nothing"
+        );
+        for f in frames.by_ref() {
+            if f.is_err() {
+                break;
+            }
+        }
+    }
     if let Some(m) = &merger {
         let (late, rejected) = (m.late_frames(), m.rejected_frames());
         if late > 0 || rejected > 0 {
@@ -187,12 +205,14 @@ pub fn run_frames(
         );
     }
     let no_frames = || StreamError::NoFrames(shorten(&spec.title, MAX_MESSAGE_CHARS).into_owned());
-    match (result, outputs) {
-        (Ok(()), Some(outputs)) if n == 0 => {
+    match result {
+        Ok(()) if n == 0 => {
+            // Nothing arrived: no empty WAV, CSV or picture passes for a result, and every
+            // existing file at an output path stays as it was.
             drop(outputs);
             Err(no_frames())
         }
-        (Ok(()), Some(outputs)) => {
+        Ok(()) => {
             let lines = outputs.finish()?;
             eprintln!("{n} frames");
             for l in lines {
@@ -204,13 +224,10 @@ pub fn run_frames(
             }
             Ok(())
         }
-        // Nothing arrived: no empty WAV, CSV or picture passes for a result.
-        (Ok(()), None) => Err(no_frames()),
-        (Err(e), Some(outputs)) => {
+        Err(e) => {
             outputs.discard();
             Err(e)
         }
-        (Err(e), None) => Err(e),
     }
 }
 

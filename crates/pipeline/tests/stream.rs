@@ -179,3 +179,79 @@ fn ranks_are_merged_and_a_disagreeing_one_raises_an_alarm() {
         seen.1
     );
 }
+
+/// A sink that fails at its `fail_at`-th frame.
+struct Breaks(u64);
+
+impl Sink for Breaks {
+    fn describe(&self) -> String {
+        "breaking sink".into()
+    }
+    fn frame(&mut self, _frame: &Frame, _alarms: &[AlarmEvent]) -> Result<(), SinkError> {
+        if self.0 == 0 {
+            return Err("disk gone".into());
+        }
+        self.0 -= 1;
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> Result<String, SinkError> {
+        Ok("breaking sink".into())
+    }
+}
+
+/// With `drain_on_failure`, outputs that all failed leave the stream read to its end (whoever
+/// writes into it is never blocked); without, the run stops at the failure. The error comes
+/// back either way.
+#[test]
+fn failed_outputs_drain_the_stream_when_asked() {
+    for drain in [false, true] {
+        let spec = OutputSpec {
+            mapping: Some("seed".into()),
+            drain_on_failure: drain,
+            ..OutputSpec::default()
+        };
+        let mut outputs = Outputs::create(&spec).unwrap();
+        outputs.add_sink(Box::new(Breaks(3)));
+        let pulled = Arc::new(Mutex::new(0u64));
+        let p = Arc::clone(&pulled);
+        let frames = (0..50u64).map(move |s| {
+            *p.lock().unwrap() += 1;
+            Ok(Frame::new(s).with_value("conv1", 0.5))
+        });
+        let err = run_frames(frames, None, &spec, &RankOptions::default(), outputs)
+            .expect_err("every output failed");
+        assert!(err.to_string().contains("disk gone"), "{err}");
+        let pulled = *pulled.lock().unwrap();
+        if drain {
+            assert_eq!(pulled, 50, "read to the end");
+        } else {
+            assert_eq!(pulled, 4, "stopped at the failure");
+        }
+    }
+}
+
+/// A stream without frames leaves the user's files at the output paths as they were, and no
+/// temporary file beside them; a stream with frames replaces them.
+#[test]
+fn existing_files_are_replaced_only_by_data() {
+    let dir = TempDir::new("stream-keep");
+    std::fs::write(dir.join("run.wav"), b"the user's recording").unwrap();
+    std::fs::write(dir.join("run.csv"), b"step,loss\n0,1\n").unwrap();
+    let err = run_source(jsonl("not a frame\n"), &spec(&dir), &RankOptions::default())
+        .expect_err("no frames");
+    assert!(matches!(err, StreamError::NoFrames(_)), "{err}");
+    assert_eq!(
+        std::fs::read(dir.join("run.wav")).unwrap(),
+        b"the user's recording"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("run.csv")).unwrap(),
+        b"step,loss\n0,1\n"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    run_source(jsonl(&lines(0..3)), &spec(&dir), &RankOptions::default()).expect("a clean run");
+    assert_eq!(csv_rows(&dir), 3);
+    let (_, samples) = read_wav(&dir.join("run.wav")).unwrap();
+    assert_eq!(samples.len(), 3 * (2 * 441 + 882));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}

@@ -89,20 +89,45 @@ pub struct PlotInput<'a> {
 /// [`PlotError::Io`] if the file cannot be written, [`PlotError::InvalidAudio`] for audio with
 /// zero channels or sample rate; every error names `path`.
 pub fn render_png(path: &Path, input: &PlotInput) -> Result<(), PlotError> {
-    if let Some((_, sample_rate, channels)) = input.audio
-        && (sample_rate == 0 || channels == 0)
-    {
-        return Err(PlotError::InvalidAudio {
-            path: path.to_path_buf(),
-            sample_rate,
-            channels,
-        });
-    }
+    // Checked before the file is made: a bad call writes nothing.
+    check_audio(path, input)?;
+    let file = std::fs::File::create(path).map_err(|source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    render_png_into(file, path, input)
+}
+
+/// [`render_png`] into `file`, already open (an output written beside its path); errors name
+/// `path`.
+///
+/// # Errors
+/// As [`render_png`].
+pub fn render_png_into(
+    file: std::fs::File,
+    path: &Path,
+    input: &PlotInput,
+) -> Result<(), PlotError> {
+    check_audio(path, input)?;
     let rgb = draw::render_rgb(input).map_err(|message| PlotError::Draw {
         path: path.to_path_buf(),
         message,
     })?;
-    write_png(path, &rgb, WIDTH, HEIGHT, png::ColorType::Rgb)
+    encode_png(file, path, &rgb, WIDTH, HEIGHT, png::ColorType::Rgb)
+}
+
+/// [`PlotError::InvalidAudio`] for audio with zero channels or sample rate.
+fn check_audio(path: &Path, input: &PlotInput) -> Result<(), PlotError> {
+    match input.audio {
+        Some((_, sample_rate, channels)) if sample_rate == 0 || channels == 0 => {
+            Err(PlotError::InvalidAudio {
+                path: path.to_path_buf(),
+                sample_rate,
+                channels,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Encodes 8-bit pixels (`color` RGB or grayscale) as a PNG at `path`.
@@ -113,11 +138,26 @@ fn write_png(
     height: u32,
     color: png::ColorType,
 ) -> Result<(), PlotError> {
+    let file = std::fs::File::create(path).map_err(|source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    encode_png(file, path, pixels, width, height, color)
+}
+
+/// Encodes 8-bit pixels into `file`; errors name `path`.
+fn encode_png(
+    file: std::fs::File,
+    path: &Path,
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+) -> Result<(), PlotError> {
     let io_err = |source| PlotError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::create(path).map_err(io_err)?;
     let mut out = BufWriter::new(file);
     let encode_err = |e: png::EncodingError| match e {
         png::EncodingError::IoError(source) => io_err(source),

@@ -3,16 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
+use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
 use gradtone_sound::grouping::GroupingConfig;
 
-use crate::{Marker, PlotInput, render_png};
+use crate::{Marker, PlotError, PlotInput, render_png_into};
 
 /// Audio kept in memory for the spectrogram, at most (samples): ~10 min of stereo at 44.1 kHz.
 const AUDIO_CAP: usize = 44_100 * 2 * 600;
 
-/// A PNG of the run's values, losses, alarms and spectrogram, drawn at the end.
+/// A PNG of the run's values, losses, alarms and spectrogram, drawn at the end into a file
+/// beside its path and then put there (an [`OutputFile`]): until then an existing file at the
+/// path is left as it was.
 pub struct PlotFile {
+    output: OutputFile,
+    file: std::fs::File,
     path: PathBuf,
     title: String,
     rate: u32,
@@ -25,15 +29,24 @@ pub struct PlotFile {
 
 impl PlotFile {
     /// A plot at `path` titled `title`, for audio of `rate` Hz and `channels` channels, drawing
-    /// the voices `grouping` makes (`None`: every value, as `seed` plays them). The caller
-    /// checks the folder.
-    pub fn new(
+    /// the voices `grouping` makes (`None`: every value, as `seed` plays them). Its file is
+    /// created beside `path` now, so a bad path fails before any work.
+    ///
+    /// # Errors
+    /// [`PlotError::Io`] when the file cannot be created there.
+    pub fn create(
         path: &Path,
         title: &str,
         (rate, channels): (u32, u16),
         grouping: Option<GroupingConfig>,
-    ) -> Self {
-        PlotFile {
+    ) -> Result<Self, PlotError> {
+        let (output, file) = OutputFile::create(path).map_err(|source| PlotError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(PlotFile {
+            output,
+            file,
             path: path.to_path_buf(),
             title: title.to_string(),
             rate,
@@ -42,7 +55,7 @@ impl PlotFile {
             audio: Vec::new(),
             markers: Vec::new(),
             grouping,
-        }
+        })
     }
 }
 
@@ -82,7 +95,16 @@ impl Sink for PlotFile {
             audio: Some((&self.audio, self.rate, self.channels)),
             grouping: self.grouping.as_ref(),
         };
-        render_png(&self.path, &input)?;
+        render_png_into(self.file, &self.path, &input)?;
+        let mut output = self.output;
+        output.place().map_err(|source| PlotError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(self.path.display().to_string())
+    }
+
+    fn discard(self: Box<Self>) {
+        self.output.discard();
     }
 }

@@ -141,6 +141,17 @@ impl CsvWriter<File> {
                 path: path.to_path_buf(),
                 source,
             })?;
+        Self::with_file(file, path, loss_names, value_names)
+    }
+
+    /// Writes the header into `file` (opened readable and writable, at its start), which
+    /// errors call `path`: for a file made elsewhere (an output written beside its path).
+    pub fn with_file(
+        file: File,
+        path: &Path,
+        loss_names: &[&str],
+        value_names: &[&str],
+    ) -> Result<Self, SoundError> {
         let mut w = CsvWriter::with_path(file, path.to_path_buf());
         w.start(loss_names, value_names)?;
         Ok(w)

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, remove_partial};
+use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
 
 use crate::SoundError;
 use crate::csv::{CsvWriter, MAX_COLUMNS};
@@ -19,8 +19,9 @@ pub struct WavFile {
 }
 
 impl WavFile {
-    /// Creates (truncates) `path` for audio of `rate` Hz and `channels` channels; `mapping`
-    /// names what made the sound, for the summary line.
+    /// Prepares `path` for audio of `rate` Hz and `channels` channels (written beside it, put
+    /// there at the first samples: see [`WavSink`]); `mapping` names what made the sound, for the
+    /// summary line.
     pub fn create(
         path: &Path,
         rate: u32,
@@ -59,32 +60,43 @@ impl Sink for WavFile {
     }
 
     fn discard(self: Box<Self>) {
-        let WavFile { sink, path, .. } = *self;
-        drop(sink);
-        remove_partial(&path);
+        self.sink.discard();
     }
 }
 
-/// The run's frames as a CSV file (`step,loss…,value…`), readable by `render`.
+/// The run's frames as a CSV file (`step,loss…,value…`), readable by `render`: written beside
+/// its path and put there at the first frame (an [`OutputFile`]), so a run without frames
+/// leaves an existing file as it was.
 pub struct CsvFile {
+    output: OutputFile,
     path: PathBuf,
-    // Made at the first frame: the header needs the frame's names.
+    // Until the first frame: the header needs the frame's names.
+    file: Option<File>,
     writer: Option<CsvWriter<File>>,
     overflow_told: bool,
 }
 
 impl CsvFile {
-    /// Creates (truncates) `path` now, so a bad path fails before any work.
+    /// Creates the file beside `path` now, so a bad path fails before any work.
     pub fn create(path: &Path) -> Result<Self, SoundError> {
-        File::create(path).map_err(|source| SoundError::Io {
+        let (output, file) = OutputFile::create(path).map_err(|source| SoundError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         Ok(CsvFile {
+            output,
             path: path.to_path_buf(),
+            file: Some(file),
             writer: None,
             overflow_told: false,
         })
+    }
+
+    fn io_err(&self, source: std::io::Error) -> SoundError {
+        SoundError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
@@ -94,26 +106,31 @@ impl Sink for CsvFile {
     }
 
     fn frame(&mut self, frame: &Frame, _alarms: &[AlarmEvent]) -> Result<(), SinkError> {
-        if self.writer.is_none() {
+        if let Some(file) = self.file.take() {
             let losses: Vec<&str> = frame.losses.iter().map(|v| v.name.as_str()).collect();
             let values: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
-            self.writer = Some(CsvWriter::create(&self.path, &losses, &values)?);
-        }
-        if let Some(w) = &mut self.writer {
+            let mut w = CsvWriter::with_file(file, &self.path, &losses, &values)?;
             w.write(frame)?;
-            if !self.overflow_told
-                && let (n, Some(first)) = w.overflow()
-                && n > 0
-            {
-                // Never silent: said once here, counted in the summary line.
-                self.overflow_told = true;
-                eprintln!(
-                    "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
-                     {first:?}) are counted, not written (--tensorboard or the JSONL stream keep \
-                     them)",
-                    self.path.display(),
-                );
-            }
+            w.flush()?;
+            self.writer = Some(w);
+            // The first row is on disk: now the file may replace what was at the path.
+            self.output.place().map_err(|e| self.io_err(e))?;
+        } else if let Some(w) = &mut self.writer {
+            w.write(frame)?;
+        }
+        if let Some(w) = &mut self.writer
+            && !self.overflow_told
+            && let (n, Some(first)) = w.overflow()
+            && n > 0
+        {
+            // Never silent: said once here, counted in the summary line.
+            self.overflow_told = true;
+            eprintln!(
+                "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
+                 {first:?}) are counted, not written (--tensorboard or the JSONL stream keep \
+                 them)",
+                self.path.display(),
+            );
         }
         Ok(())
     }
@@ -125,7 +142,8 @@ impl Sink for CsvFile {
                 w.finish()?;
                 n
             }
-            None => 0,
+            // Nothing to write: an existing file stays as it was.
+            None => return Ok(format!("{} (no frames: not written)", self.path.display())),
         };
         Ok(if overflow == 0 {
             self.path.display().to_string()
@@ -138,8 +156,8 @@ impl Sink for CsvFile {
     }
 
     fn discard(self: Box<Self>) {
-        let CsvFile { path, writer, .. } = *self;
+        let CsvFile { output, writer, .. } = *self;
         drop(writer);
-        remove_partial(&path);
+        output.discard();
     }
 }

@@ -4,6 +4,8 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use gradtone_frame::OutputFile;
+
 use crate::error::SoundError;
 
 /// How [`WavSink`] stores samples.
@@ -49,9 +51,12 @@ const RIFF_HEADER_MARGIN: u64 = 1024;
 
 /// Streaming WAV file writer: memory stays flat however long the run.
 ///
-/// The header's sizes are kept current (hound's `WavWriter::flush` rewrites them) at least every
-/// `flush_every` sample frames (default: 0.5 s of audio), so a process killed mid-run leaves a
-/// playable file holding everything up to the last flush. The WAV format caps a file at 4 GiB
+/// The file is written beside its path and put there at the first samples (an
+/// [`OutputFile`]): until then an existing file at the path is left as it was, and a sink
+/// dropped without samples leaves nothing. The header's sizes are kept current (hound's
+/// `WavWriter::flush` rewrites them) at the first samples and then at least every `flush_every`
+/// sample frames (default: 0.5 s of audio), so a process killed mid-run leaves a playable file
+/// holding everything up to the last flush. The WAV format caps a file at 4 GiB
 /// (about 13.5 h of 16-bit mono at 44.1 kHz); a write past that is refused with an error rather
 /// than corrupting the header.
 ///
@@ -64,6 +69,8 @@ const RIFF_HEADER_MARGIN: u64 = 1024;
 /// ```
 pub struct WavSink {
     writer: hound::WavWriter<BufWriter<File>>,
+    /// Dropped after `writer` (field order): an unplaced file is removed once closed.
+    output: OutputFile,
     path: PathBuf,
     format: SampleFormat,
     channels: u16,
@@ -74,7 +81,8 @@ pub struct WavSink {
 }
 
 impl WavSink {
-    /// Creates (truncates) `path` and writes a WAV header. Errors name the path.
+    /// Creates the file beside `path` and writes a WAV header; the file replaces `path` at the
+    /// first [`write`](Self::write) (or [`finalize`](Self::finalize)). Errors name the path.
     ///
     /// `channels` and `sample_rate` must be non-zero.
     pub fn create(
@@ -100,7 +108,7 @@ impl WavSink {
                 SampleFormat::Float32 => hound::SampleFormat::Float,
             },
         };
-        let file = File::create(path).map_err(|source| SoundError::Io {
+        let (output, file) = OutputFile::create(path).map_err(|source| SoundError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -114,6 +122,7 @@ impl WavSink {
         let frame_bytes = format.bytes() * u64::from(channels);
         let mut sink = WavSink {
             writer,
+            output,
             path: path.to_path_buf(),
             format,
             channels,
@@ -122,8 +131,7 @@ impl WavSink {
             flush_every: u64::from(sample_rate / 2).max(1),
             since_flush: 0,
         };
-        // Put the header on disk now: even a run killed before its first flush leaves a valid
-        // (empty) WAV rather than an unreadable stub.
+        // Put the header on disk now: the file is a valid (empty) WAV from the start.
         sink.flush()?;
         Ok(sink)
     }
@@ -177,8 +185,13 @@ impl WavSink {
         result.map_err(|e| self.wav_err(e))?;
         self.samples += n;
         self.since_flush += n / u64::from(self.channels);
-        if self.since_flush >= self.flush_every {
+        if self.since_flush >= self.flush_every || !self.output.is_placed() {
             self.flush()?;
+        }
+        if !self.output.is_placed() {
+            // The first samples are on disk with a current header: now the file may replace
+            // whatever was at the path.
+            self.place()?;
         }
         Ok(())
     }
@@ -189,6 +202,13 @@ impl WavSink {
         self.writer.flush().map_err(|e| self.wav_err(e))?;
         self.since_flush = 0;
         Ok(())
+    }
+
+    fn place(&mut self) -> Result<(), SoundError> {
+        self.output.place().map_err(|source| SoundError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Individual samples written so far (all channels counted).
@@ -204,10 +224,27 @@ impl WavSink {
     /// Writes the final header and closes the file, reporting any error (dropping a sink also
     /// finalizes, but silently).
     pub fn finalize(self) -> Result<(), SoundError> {
-        let WavSink { writer, path, .. } = self;
-        writer
-            .finalize()
-            .map_err(|source| SoundError::Wav { path, source })
+        let WavSink {
+            writer,
+            mut output,
+            path,
+            ..
+        } = self;
+        writer.finalize().map_err(|source| SoundError::Wav {
+            path: path.clone(),
+            source,
+        })?;
+        output
+            .place()
+            .map_err(|source| SoundError::Io { path, source })
+    }
+
+    /// Abandons the file after a failure: the temporary file, or once placed the partial file
+    /// at the path, is removed (see [`OutputFile::discard`]).
+    pub fn discard(self) {
+        let WavSink { writer, output, .. } = self;
+        drop(writer);
+        output.discard();
     }
 }
 

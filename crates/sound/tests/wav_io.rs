@@ -154,10 +154,20 @@ fn flush_every_is_configurable() -> Result<(), SoundError> {
     let dir = scratch("flush-every");
     let path = dir.join("s.wav");
     let mut sink = WavSink::create(&path, 8000, 2, SampleFormat::Pcm16)?.with_flush_every(100);
-    sink.write(&[0.1; 2 * 99])?;
-    assert_eq!(hound_i16(&path).1.len(), 0, "99 frames: not yet");
+    assert!(
+        !path.exists(),
+        "nothing at the path before the first samples"
+    );
     sink.write(&[0.1; 2])?;
-    assert_eq!(hound_i16(&path).1.len(), 200, "100 frames: flushed");
+    assert_eq!(
+        hound_i16(&path).1.len(),
+        2,
+        "the first samples: in place, header current"
+    );
+    sink.write(&[0.1; 2 * 99])?;
+    assert_eq!(hound_i16(&path).1.len(), 2, "99 frames more: not yet");
+    sink.write(&[0.1; 2])?;
+    assert_eq!(hound_i16(&path).1.len(), 202, "100 frames: flushed");
     sink.finalize()?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -198,6 +208,41 @@ fn bad_calls_are_errors_naming_the_path() -> Result<(), SoundError> {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(msg.contains("absent.wav"), "{msg:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// An existing file at the path is replaced only by the first samples: a sink dropped or
+/// discarded before them leaves it as it was, and no temporary file behind.
+#[test]
+fn an_existing_file_is_replaced_only_by_samples() -> Result<(), SoundError> {
+    let dir = scratch("replace");
+    let path = dir.join("o.wav");
+    std::fs::write(&path, b"the user's file").expect("write");
+    let listing = || {
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    drop(WavSink::create(&path, 8000, 1, SampleFormat::Pcm16)?);
+    WavSink::create(&path, 8000, 1, SampleFormat::Pcm16)?.discard();
+    assert_eq!(std::fs::read(&path).expect("read"), b"the user's file");
+    assert_eq!(listing(), ["o.wav"]);
+    let mut sink = WavSink::create(&path, 8000, 1, SampleFormat::Pcm16)?;
+    assert_eq!(listing().len(), 2, "written beside the path");
+    sink.write(&[0.25; 10])?;
+    // Killed now, the path would hold a playable WAV of those samples.
+    assert_eq!(hound_i16(&path).1.len(), 10);
+    sink.write(&[0.25; 10])?;
+    sink.finalize()?;
+    assert_eq!(hound_i16(&path).1.len(), 20);
+    assert_eq!(listing(), ["o.wav"]);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! TensorBoard as a [`Sink`]: every value and loss as a scalar (`gradtone/NAME`), the sound as
 //! audio clips (`gradtone/sound`, one clip per [`CLIP_STEPS`] steps).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, remove_partial};
 
@@ -10,11 +10,14 @@ use crate::{EventWriter, TbError, wall_time_now};
 /// Steps of audio per TensorBoard clip.
 pub const CLIP_STEPS: usize = 100;
 
-/// A run's scalars and sound in a TensorBoard log folder.
+/// A run's scalars and sound in a TensorBoard log folder. The folder and its event file are
+/// made at the first data, so a run that is refused or receives nothing creates neither.
 pub struct TensorBoardSink {
-    writer: EventWriter,
+    dir: PathBuf,
+    /// `None` until the first data.
+    writer: Option<EventWriter>,
     /// The log folder, when this sink created it (removed again on discard if left empty).
-    made_dir: Option<std::path::PathBuf>,
+    made_dir: Option<PathBuf>,
     rate: u32,
     channels: u16,
     clip: Vec<f32>,
@@ -23,12 +26,23 @@ pub struct TensorBoardSink {
 }
 
 impl TensorBoardSink {
-    /// Creates an event file in `dir` for audio of `rate` Hz and `channels` channels.
+    /// A sink writing an event file in `dir` (made at the first data) for audio of `rate` Hz
+    /// and `channels` channels.
+    ///
+    /// # Errors
+    /// [`TbError::Io`] when `dir` exists and is not a folder.
     pub fn create(dir: &Path, rate: u32, channels: u16) -> Result<Self, TbError> {
-        let made_dir = (!dir.exists()).then(|| dir.to_path_buf());
+        if dir.exists() && !dir.is_dir() {
+            return Err(TbError::Io {
+                path: dir.to_path_buf(),
+                action: "use as the log folder",
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "it is a file"),
+            });
+        }
         Ok(TensorBoardSink {
-            writer: EventWriter::create(dir)?,
-            made_dir,
+            dir: dir.to_path_buf(),
+            writer: None,
+            made_dir: None,
             rate,
             channels,
             clip: Vec::new(),
@@ -37,16 +51,35 @@ impl TensorBoardSink {
         })
     }
 
+    /// The event writer, made (with its folder) at the first call.
+    fn writer(&mut self) -> Result<&mut EventWriter, TbError> {
+        if self.writer.is_none() {
+            let made_dir = (!self.dir.exists()).then(|| self.dir.clone());
+            self.writer = Some(EventWriter::create(&self.dir)?);
+            self.made_dir = made_dir;
+        }
+        match &mut self.writer {
+            Some(w) => Ok(w),
+            None => unreachable!("made just above"),
+        }
+    }
+
     fn flush_clip(&mut self) -> Result<(), TbError> {
         if !self.clip.is_empty() {
-            self.writer.add_audio(
-                "gradtone/sound",
-                self.last_step,
-                &self.clip,
-                self.rate,
-                self.channels,
-                wall_time_now(),
-            )?;
+            let clip = std::mem::take(&mut self.clip);
+            let (step, rate, channels) = (self.last_step, self.rate, self.channels);
+            let r = self.writer().and_then(|w| {
+                w.add_audio(
+                    "gradtone/sound",
+                    step,
+                    &clip,
+                    rate,
+                    channels,
+                    wall_time_now(),
+                )
+            });
+            self.clip = clip;
+            r?;
         }
         self.clip.clear();
         self.clip_steps = 0;
@@ -56,7 +89,10 @@ impl TensorBoardSink {
 
 impl Sink for TensorBoardSink {
     fn describe(&self) -> String {
-        format!("TensorBoard event file {}", self.writer.path().display())
+        match &self.writer {
+            Some(w) => format!("TensorBoard event file {}", w.path().display()),
+            None => format!("TensorBoard log folder {}", self.dir.display()),
+        }
     }
 
     fn audio(&mut self, step: u64, samples: &[f32]) -> Result<(), SinkError> {
@@ -71,8 +107,9 @@ impl Sink for TensorBoardSink {
 
     fn frame(&mut self, frame: &Frame, _alarms: &[AlarmEvent]) -> Result<(), SinkError> {
         let t = wall_time_now();
+        let writer = self.writer()?;
         for v in frame.values.iter().chain(&frame.losses) {
-            self.writer.add_scalar(
+            writer.add_scalar(
                 &format!("gradtone/{}", v.name),
                 frame.step,
                 v.value as f32,
@@ -84,7 +121,10 @@ impl Sink for TensorBoardSink {
 
     fn finish(mut self: Box<Self>) -> Result<String, SinkError> {
         self.flush_clip()?;
-        let path = self.writer.finish()?;
+        let Some(writer) = self.writer.take() else {
+            return Ok(format!("{} (no frames: not written)", self.dir.display()));
+        };
+        let path = writer.finish()?;
         Ok(format!(
             "{} (TensorBoard: scalars gradtone/*, audio gradtone/sound)",
             path.display()
@@ -94,9 +134,12 @@ impl Sink for TensorBoardSink {
     // An abandoned run (nothing received, or its source failed) leaves no event file behind
     // that TensorBoard would list as a run.
     fn discard(self: Box<Self>) {
-        let path = self.writer.path().to_path_buf();
-        let made_dir = self.made_dir.clone();
-        drop(self);
+        let TensorBoardSink {
+            writer, made_dir, ..
+        } = *self;
+        let Some(writer) = writer else { return };
+        let path = writer.path().to_path_buf();
+        drop(writer);
         remove_partial(&path);
         if let Some(dir) = made_dir {
             // Only an empty folder goes: anything else in it is not ours to delete.

@@ -150,6 +150,7 @@ impl SinkArgs {
             absolute_pitch: false,
             serve: self.serve_spec(),
             summary_to_stderr: false,
+            drain_on_failure: false,
         }
     }
 
