@@ -84,3 +84,54 @@ fn frames_of_thousands_of_tensors_all_arrive() {
         assert_eq!(stdout.lines().count(), steps, "the script's own lines only");
     }
 }
+
+/// Two ranks, each its own process and its own connection (as under `torchrun`), with frames
+/// larger than a datagram: merged into one row per step. Needs only python3.
+#[test]
+fn ranks_each_on_their_own_connection_are_merged() {
+    let t = TempDir::new("run-ranks");
+    let sender = r#"
+import sys
+from gradtone_hook import StreamWriter
+rank, steps = int(sys.argv[1]), int(sys.argv[2])
+w = StreamWriter()
+for s in range(steps):
+    values = {f"block{i}.weight": 1.0 + rank for i in range(3000)}
+    w.write_frame(s, values, {"loss": 2.0 + rank}, rank=rank, world=2)
+"#;
+    let script = format!(
+        "{py} -c '{sender}' 0 15 & {py} -c '{sender}' 1 15; wait",
+        py = python()
+    );
+    let csv = t.join("ranks.csv");
+    let out = Command::new(BIN)
+        // The ranks start at different times: wait for the late one rather than sound a step
+        // without it (a lagging rank is otherwise flagged after 8 steps).
+        .args(["run", "--no-live", "--max-lag", "100", "--csv"])
+        .arg(&csv)
+        .args(["--", "sh", "-c", &script])
+        .env("PYTHONPATH", here("../../python"))
+        .env_remove("GRADTONE_TO")
+        .stdin(Stdio::null())
+        .output()
+        .expect("gradtone runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("gradtone_hook"), "{err}");
+    let text = std::fs::read_to_string(&csv).expect("the CSV is written");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "block2999.weight")
+        .expect("the last value has a column");
+    let loss = header.iter().position(|h| *h == "loss").expect("loss");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 15, "one row per step: {err}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[0], i.to_string());
+        // The mean of the two ranks: both arrived.
+        assert_eq!(r[col].parse::<f64>().ok(), Some(1.5), "step {i}");
+        assert_eq!(r[loss].parse::<f64>().ok(), Some(2.5), "step {i}");
+    }
+}
