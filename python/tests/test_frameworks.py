@@ -158,11 +158,13 @@ def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
             return {"input_ids": self.ids[i], "attention_mask": torch.ones(8, dtype=torch.long), "labels": self.labels[i]}
 
     class Reference(TrainerCallback):
-        """p.grad.norm() when the Trainer hands over, i.e. after its clipping; and the logged loss."""
+        """p.grad.norm() when the Trainer hands over, i.e. after its clipping; and the logged loss
+        and grad_norm (the Trainer's own pre-clip total norm)."""
 
         def __init__(self):
             self.post = []
             self.logged = []
+            self.grad_norms = []
 
         def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
             self.post.append({n: p.grad.norm().item() for n, p in model.named_parameters() if p.grad is not None})
@@ -170,6 +172,7 @@ def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
                 self.logged.append(logs["loss"])
+                self.grad_norms.append(logs.get("grad_norm"))
 
     out = tmp_path / "frames.jsonl"
     args = TrainingArguments(
@@ -189,7 +192,18 @@ def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
     )
     ref = Reference()
     cb = GradToneCallback(to=str(out), group_by="tensor", strict=True, **cb_kwargs)
-    Trainer(model=model, args=args, train_dataset=Data(), callbacks=[ref, cb]).train()
+    trainer = Trainer(model=model, args=args, train_dataset=Data(), callbacks=[ref, cb])
+    reads = []
+    real_on_train_begin = cb.on_train_begin
+
+    def count_norm_reads(*a, **kw):
+        real_on_train_begin(*a, **kw)
+        real = cb.tone._grad_norms
+        cb.tone._grad_norms = lambda: reads.append(1) or real()
+
+    cb.on_train_begin = count_norm_reads
+    trainer.train()
+    cb.norm_reads = len(reads)
     return read_frames(out), ref, model, cb
 
 
@@ -223,6 +237,32 @@ def test_hf_callback_reports_pre_clip_norms_and_the_threshold(tmp_path):
         coef = clip / (total + 1e-6)
         for n, v in post.items():
             assert f["values"][n] * coef == pytest.approx(v, rel=1e-4, abs=1e-12), n
+
+
+def test_hf_frames_match_what_the_trainer_logs_and_clips_with_accumulation(tmp_path):
+    """Accumulation 2 and clipping at 0.5: the frame's loss is the Trainer's logged loss (the
+    model normalises its loss by the step's label count, so the micro-batches' losses add up),
+    the frame's norms combine to the Trainer's logged pre-clip grad_norm, and they are read once
+    per optimizer step, not after every micro-batch."""
+    frames, ref, model, cb = _hf_run(tmp_path, max_grad_norm=0.5, accumulate=2)
+    assert [f["step"] for f in frames] == [0, 1, 2]
+    assert len(ref.logged) == len(ref.grad_norms) == 3
+    assert cb.norm_reads == 3  # 6 backward passes, 3 optimizer steps
+    clipped = 0
+    for f, logged, gn, post in zip(frames, ref.logged, ref.grad_norms, ref.post):
+        assert f["losses"]["loss"] == pytest.approx(logged, rel=1e-6)
+        total = math.sqrt(sum(v * v for v in f["values"].values()))
+        assert total == pytest.approx(gn, rel=1e-5)
+        assert f["clip"] == 0.5
+        post_total = math.sqrt(sum(v * v for v in post.values()))
+        if total > 0.5:  # clipped by the Trainer: to 0.5, from the norm the frame holds
+            clipped += 1
+            assert post_total == pytest.approx(0.5, rel=1e-4)
+        else:
+            assert post_total == pytest.approx(total, rel=1e-6)
+    assert 1 <= clipped < 3, [math.sqrt(sum(v * v for v in f["values"].values())) for f in frames]
+    # The losses differ from step to step: each frame is its own step's.
+    assert len({f["losses"]["loss"] for f in frames}) == 3
 
 
 def test_lightning_amp_grad_scaler_norms_are_true(tmp_path):
