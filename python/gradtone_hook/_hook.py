@@ -32,6 +32,8 @@ def _unwrap(model: Any) -> Any:
 def _combine(norms: Sequence[float]) -> float:
     """sqrt(sum of squares) of member norms, NaN if any member is NaN (an alarm must not be
     masked by an infinity, as ``math.hypot`` would), overflow-safe for float64 grads."""
+    if len(norms) == 1:  # group_by="tensor": a norm is its own combination
+        return norms[0]
     if any(math.isnan(n) for n in norms):
         return math.nan
     if any(math.isinf(n) for n in norms):
@@ -468,8 +470,9 @@ class GradTone:
         ls = [(name, read(("loss", name)) if isinstance(v, torch.Tensor) else v) for name, v in loss_items]
 
         rank, world = self._rank_world()
-        self.writer.write_frame(step, vals, ls, rank, world, t, clip)
-        return frame_dict(step, vals, ls, rank, world, t, clip)
+        frame = frame_dict(step, vals, ls, rank, world, t, clip)
+        self.writer.write_dict(frame)
+        return frame
 
 
 def _host_float(v: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import osc
-from ._format import Pairs, encode_line, frame_dict
+from ._format import Pairs, encode_dict, frame_dict
 
 #: A UDP payload above this may be fragmented on a typical path (MTU ≈ 1500); see stream-format.md.
 UDP_SAFE_BYTES = 1400
@@ -199,13 +199,18 @@ class StreamWriter:
         Malformed arguments (a negative step, a value that is not a number) do raise
         ``ValueError``/``TypeError``: they are programming errors, not transient ones.
         """
+        return self.write_dict(frame_dict(step, values, losses, rank, world, t, clip))
+
+    def write_dict(self, frame: dict) -> bool:
+        """Write a frame built by :func:`frame_dict` (for a caller that keeps the dict too: it is
+        built once); as :meth:`write_frame` otherwise."""
         if self._kind == "osc":
-            vals = frame_dict(step, values).get("values", {})
             # frame_dict turned non-finite values into strings; OSC floats carry them natively.
-            payload: Any = osc.encode_frame(step, [(k, _from_json(v)) for k, v in vals.items()])
+            vals = frame.get("values", {})
+            payload: Any = osc.encode_frame(frame["step"], [(k, _from_json(v)) for k, v in vals.items()])
         else:
-            payload = encode_line(step, values, losses, rank, world, t, clip)
-        return self._send(payload, rank)
+            payload = encode_dict(frame)
+        return self._send(payload, frame.get("rank"))
 
     def write_line(self, line: str, rank: int | None = None) -> bool:
         """Write an already encoded JSON line (a ``\\n`` is added if missing); not for OSC."""
