@@ -15,7 +15,7 @@ reported two ways, both from the same runs:
   of most of the noise of a shared machine.
 
 Target: at most 2 % of a step. Usage: python3 scripts/bench-callbacks.py [--rounds 3] [--steps 40]
-(PYTHONPATH=python to bench the checkout's hook).
+[--threads 1] (the hook benched is the one of this checkout, ../python).
 """
 
 from __future__ import annotations
@@ -198,8 +198,9 @@ def main():
     ap.add_argument("--steps", type=int, default=40, help="optimizer steps per run")
     ap.add_argument("--warmup", type=int, default=5, help="steps left out of each run's median")
     ap.add_argument("--only", choices=["hf", "lightning"], help="bench one model only")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     a = ap.parse_args()
-    torch.set_num_threads(1)  # steadier on a shared machine; the same for A and B
+    torch.set_num_threads(a.threads)
     import logging
 
     logging.disable(logging.WARNING)

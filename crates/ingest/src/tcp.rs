@@ -218,7 +218,12 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
         let (got, last) = match got {
             Ok(Got::Eof) => (lines.take_partial(), true),
             Ok(got) => (got, false),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 if lines.consumed != before {
                     quiet = 0;
                 } else if ends.stopping() {
@@ -354,7 +359,11 @@ mod tests {
                 .filter(|f| f.rank == Some(rank))
                 .map(|f| f.step)
                 .collect();
-            assert_eq!(steps, [0, 1, 2, 3], "rank {rank}: one connection keeps its order");
+            assert_eq!(
+                steps,
+                [0, 1, 2, 3],
+                "rank {rank}: one connection keeps its order"
+            );
         }
         assert!(frames.iter().all(|f| f.values.len() == 5000));
         assert_eq!(src.diagnostics().malformed, 0);
