@@ -5,13 +5,12 @@
 //! Needs `import torch` in `GRADTONE_PYTHON` (default `python3`): skips loudly without, and
 //! fails when `GRADTONE_REQUIRE_TORCH=1` (CI).
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::BIN;
 use gradtone_testkit::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gradtone");
 
 fn python() -> String {
     std::env::var("GRADTONE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
