@@ -107,7 +107,8 @@ def hf_run(with_cb, steps, out):
             return len(self.labels)
 
         def __getitem__(self, i):
-            return {"input_ids": self.ids[i], "attention_mask": torch.ones(32, dtype=torch.long), "labels": self.labels[i]}
+            mask = torch.ones(32, dtype=torch.long)
+            return {"input_ids": self.ids[i], "attention_mask": mask, "labels": self.labels[i]}
 
     args = TrainingArguments(
         output_dir=os.path.join(out, "hf"),
@@ -129,7 +130,15 @@ def hf_run(with_cb, steps, out):
         cb = GradToneCallback(to=os.path.join(out, "hf.jsonl"), group_by="tensor")
         instrument(
             cb,
-            ["on_step_begin", "on_pre_optimizer_step", "_on_grad", "_on_forward", "_after_backward_1", "_after_backward_2", "_on_loss_grad"],
+            [
+                "on_step_begin",
+                "on_pre_optimizer_step",
+                "_on_grad",
+                "_on_forward",
+                "_after_backward_1",
+                "_after_backward_2",
+                "_on_loss_grad",
+            ],
         )
         callbacks.append(cb)
     Trainer(model=model, args=args, train_dataset=Data(16 * steps + 64), callbacks=callbacks).train()

@@ -7,8 +7,9 @@ and, when the trainer clips by norm, the threshold as ``"clip"``. The loss is th
 hands to ``on_before_backward`` (summed over accumulated micro-batches, i.e. their mean, since
 Lightning divides each by ``accumulate_grad_batches``): the loss whose gradient the optimizer
 step applies. (What ``self.log("loss", loss)`` sends a logger per step with accumulation is the
-last micro-batch's value; the frame's is the mean of the step's micro-batches.) The step is ``trainer.global_step``; every
-rank writes its frames with ``rank``/``world`` from the trainer, like the plain hook.
+last micro-batch's value; the frame's is the mean of the step's micro-batches.) The step is
+``trainer.global_step``; every rank writes its frames with ``rank``/``world`` from the trainer,
+like the plain hook.
 
 Importing this module imports Lightning (``lightning.pytorch``, else ``pytorch_lightning``).
 """
