@@ -201,6 +201,32 @@ def test_no_mtu_warning_on_loopback_even_for_large_datagrams(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_mtu_warning_beyond_loopback_gives_advice_other_than_the_default(capsys):
+    """To another machine, a frame above ~1400 bytes may be fragmented: said once, with advice
+    that is not the default grouping. Nothing is sent anywhere: the socket is a stand-in."""
+
+    class Socket:
+        def __init__(self):
+            self.sent = []
+
+        def sendto(self, data, addr):
+            self.sent.append(len(data))
+
+    w = StreamWriter("udp://192.0.2.1:9")  # TEST-NET-1, never contacted
+
+    def fake_open(rank):
+        if w._sock is None:
+            w._sock, w._addr, w._loopback = Socket(), ("192.0.2.1", 9), False
+
+    w._open = fake_open
+    for step in range(3):
+        assert w.write_frame(step, {f"layer{i}": 0.5 for i in range(200)})
+    err = capsys.readouterr().err
+    assert err.count("gradtone_hook:") == 1 and "MTU" in err, err
+    assert "group_by='module'" not in err  # the default: no advice at all
+    assert "gradtone run" in err and len(w._sock.sent) == 3
+
+
 def _tcp_server():
     """A loopback TCP server that collects every byte of every connection."""
     import threading
