@@ -1,4 +1,4 @@
-//! `gradtone run [FLAGS] -- CMD ARGS…`: a private loopback UDP listener, the user's command
+//! `gradtone run [FLAGS] -- CMD ARGS…`: a private loopback TCP listener, the user's command
 //! run with `GRADTONE_TO` pointing at it (`gradtone_ingest::command`), and the frames through
 //! the same sinks as `listen`. The command keeps its stdin, stdout and stderr (gradtone's own
 //! messages go to stderr), its exit status, and Ctrl-C: the terminal sends SIGINT to the whole
