@@ -63,13 +63,15 @@ class GradToneCallback(TrainerCallback):
         self._fwd_n = 0
         self._grad_state: Any = None
         self._param_hooks = False
+        #: Whether this optimizer step gets a frame (``every``): its norms are read.
+        self._wanted = True
 
     # -- capture --------------------------------------------------------------------------------
     def _last_micro_batch(self) -> bool:
-        """Whether this backward ends the optimizer step's accumulation (always, without
-        accelerate's state to tell)."""
+        """Whether this backward ends the accumulation of a step that gets a frame (``every``);
+        without accelerate's state to tell, every backward is taken for the last."""
         st = self._grad_state
-        return True if st is None else bool(getattr(st, "sync_gradients", True))
+        return self._wanted and (True if st is None else bool(getattr(st, "sync_gradients", True)))
 
     def _on_grad(self, _param: Any) -> None:
         # A gradient was accumulated (the fallback trigger, for outputs with no tensor to hook):
@@ -165,6 +167,8 @@ class GradToneCallback(TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._queued = False  # in case a backward failed before its end-of-backward callback
+        tone = self.tone
+        self._wanted = tone is None or int(state.global_step) % tone.every == 0
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         tone = self.tone

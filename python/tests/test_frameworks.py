@@ -373,6 +373,17 @@ def test_hf_frames_match_what_the_trainer_logs_and_clips_with_accumulation(tmp_p
     assert len({f["losses"]["loss"] for f in frames}) == 3
 
 
+def test_hf_every_reads_only_the_steps_it_writes(tmp_path):
+    frames, ref, _, cb = _hf_run(tmp_path, max_grad_norm=0.0, accumulate=2, every=2)
+    assert [f["step"] for f in frames] == [0, 2]
+    assert cb.norm_reads == 2  # steps 0 and 2; not step 1, nor any first micro-batch
+    for f, post in zip(frames, [ref.post[0], ref.post[2]]):
+        for n, v in post.items():
+            assert f["values"][n] == pytest.approx(v, rel=1e-6), n
+    for f, logged in zip(frames, [ref.logged[0], ref.logged[2]]):
+        assert f["losses"]["loss"] == pytest.approx(logged, rel=1e-6)
+
+
 def test_lightning_amp_grad_scaler_norms_are_true(tmp_path):
     """16-mixed with a real (CPU) GradScaler: Lightning unscales before on_before_optimizer_step,
     so the frame's norms are the true ones, not divided twice nor left scaled."""
