@@ -112,6 +112,10 @@ def encode_line(
     >>> encode_line(3, {"fc1": 0.5, "fc2": float("nan")}, {"loss": 2.3})
     '{"v":1,"step":3,"values":{"fc1":0.5,"fc2":"nan"},"losses":{"loss":2.3}}\\n'
     """
-    obj = frame_dict(step, values, losses, rank, world, t, clip)
+    return encode_dict(frame_dict(step, values, losses, rank, world, t, clip))
+
+
+def encode_dict(obj: dict) -> str:
+    """The line of a frame made by :func:`frame_dict`."""
     # allow_nan=False: a bare NaN token must never reach a reader (it would reject the line).
     return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False) + "\n"

@@ -32,6 +32,8 @@ def _unwrap(model: Any) -> Any:
 def _combine(norms: Sequence[float]) -> float:
     """sqrt(sum of squares) of member norms, NaN if any member is NaN (an alarm must not be
     masked by an infinity, as ``math.hypot`` would), overflow-safe for float64 grads."""
+    if len(norms) == 1:  # group_by="tensor": a norm is its own combination
+        return norms[0]
     if any(math.isnan(n) for n in norms):
         return math.nan
     if any(math.isinf(n) for n in norms):
@@ -214,8 +216,9 @@ class GradTone:
         from ``step + 1``). ``values`` adds extra named quantities after the norms (e.g. the
         learning rate). Returns the frame as a dict (``None`` on a skipped or failed step).
 
-        One device→host synchronisation per step (per device holding gradients): all norms,
-        tensor losses and the AMP scale are stacked and read with one ``.tolist()``.
+        One device→host synchronisation per step (per device holding gradients): all norms
+        (from fused ``torch._foreach_norm`` kernels), tensor losses and the AMP scale are stacked
+        and read with one ``.tolist()``.
         """
         if step is None:
             step = self._next_step
@@ -338,35 +341,33 @@ class GradTone:
             scale = float(sc.get_scale())
         return scale, skip
 
-    def _grad_norms(self) -> list[tuple[int, Any]]:
-        """(index into self._params, 0-d norm tensor) for every parameter with a gradient."""
+    def _grad_norms(self) -> list[tuple[list[int], Any]]:
+        """The gradients' L2 norms, still on their devices (no host sync): one
+        ``(indices into self._params, 1-d norm tensor)`` per device and dtype, each from a fused
+        ``torch._foreach_norm`` (a few kernels, not one per tensor). Parameters without a
+        gradient are left out."""
         torch = self._torch
-        out: list[tuple[int, Any]] = []
-        batch: dict[tuple[Any, Any], list[tuple[int, Any]]] = {}
+        batches: dict[tuple[Any, Any], tuple[list[int], list[Any]]] = {}
         for i, (_, p, _) in enumerate(self._params):
             g = p.grad
             if g is None:
                 continue
-            g = g.detach()
             if g.is_sparse:
                 g = g.coalesce()._values()
-            if g.dtype in (torch.float16, torch.bfloat16):
-                # a half-precision norm overflows at 65504; accumulate and return in float32
-                out.append((i, torch.linalg.vector_norm(g, 2, dtype=torch.float32)))
-            else:
-                batch.setdefault((g.device, g.dtype), []).append((i, g))
-        foreach = getattr(torch, "_foreach_norm", None)
-        for (device, _), items in batch.items():
-            gs = [g for _, g in items]
-            norms = None
-            if foreach is not None and device.type != "cpu":
+            idx, gs = batches.setdefault((g.device, g.dtype), ([], []))
+            idx.append(i)
+            gs.append(g)
+        out: list[tuple[list[int], Any]] = []
+        with torch.no_grad():  # a grad made with create_graph=True must not grow a graph here
+            for (_, dtype), (idx, gs) in batches.items():
+                # A half-precision norm overflows at 65504: accumulate and return in float32.
+                half = dtype in (torch.float16, torch.bfloat16)
+                kw = {"dtype": torch.float32} if half else {}
                 try:
-                    norms = foreach(gs, 2)  # a few fused kernels instead of one per tensor
-                except Exception:  # noqa: BLE001
-                    norms = None
-            if norms is None:
-                norms = [torch.linalg.vector_norm(g, 2) for g in gs]
-            out.extend((i, n) for (i, _), n in zip(items, norms))
+                    norms = torch._foreach_norm(gs, 2, **kw)
+                except Exception:  # noqa: BLE001 - an old torch or an exotic tensor type
+                    norms = [torch.linalg.vector_norm(g, 2, **kw) for g in gs]
+                out.append((idx, torch.stack(norms)))
         return out
 
     def _warn_dropped(self) -> None:
@@ -403,7 +404,7 @@ class GradTone:
     def _emit(
         self,
         step: int,
-        norms: list[tuple[int, Any]],
+        norms: list[tuple[list[int], Any]],
         scale: Any,
         skip: set | None,
         loss: Any,
@@ -411,8 +412,8 @@ class GradTone:
         values: dict[str, Any] | None,
         clip: float | None,
     ) -> dict:
-        """Reads ``norms`` (0-d device tensors from :meth:`_grad_norms`), the tensor losses and the
-        scale back in one sync per device, and writes the frame."""
+        """Reads ``norms`` (from :meth:`_grad_norms`), the tensor losses and the scale back in one
+        sync per device, and writes the frame."""
         torch = self._torch
         t = _time.time() if self.wall_time else None
 
@@ -422,31 +423,32 @@ class GradTone:
         if losses:
             loss_items.extend(losses.items())
 
-        # Everything that lives on a device goes into one stack per device -> one sync each.
+        # Everything that lives on a device goes into one 1-d tensor per device -> one sync each.
         slots: dict[Any, list[Any]] = {}
+        sizes: dict[Any, int] = {}
         where: dict[tuple[str, Any], tuple[Any, int]] = {}
 
         def park(key: tuple[str, Any], x: Any) -> None:
             x = x.detach()
-            if x.numel() != 1:
-                if not self._warned_loss_shape:
-                    self._warned_loss_shape = True
-                    _warn(f"{key[1]!r} has {x.numel()} elements, not 1; writing its mean")
-                x = x.float().mean()
-            x = x.reshape(())
             dt = torch.float32 if x.device.type == "mps" else torch.float64
-            lst = slots.setdefault(x.device, [])
-            where[key] = (x.device, len(lst))
-            lst.append(x.to(dt))
+            where[key] = (x.device, sizes.get(x.device, 0))
+            sizes[x.device] = sizes.get(x.device, 0) + x.numel()
+            slots.setdefault(x.device, []).append(x.to(dt))
 
-        for i, n in norms:
-            park(("norm", i), n)
+        for k, (_, ns) in enumerate(norms):
+            park(("norms", k), ns)
         for name, v in loss_items:
             if isinstance(v, torch.Tensor):
-                park(("loss", name), v)
+                v = v.detach()
+                if v.numel() != 1:
+                    if not self._warned_loss_shape:
+                        self._warned_loss_shape = True
+                        _warn(f"{name!r} has {v.numel()} elements, not 1; writing its mean")
+                    v = v.float().mean()
+                park(("loss", name), v.reshape(1))
         if isinstance(scale, torch.Tensor):
-            park(("scale", 0), scale)
-        host = {dev: torch.stack(xs).tolist() for dev, xs in slots.items()}
+            park(("scale", 0), scale.reshape(1))
+        host = {dev: torch.cat(xs).tolist() for dev, xs in slots.items()}
 
         def read(key: tuple[str, Any]) -> float:
             dev, j = where[key]
@@ -454,11 +456,12 @@ class GradTone:
 
         scale_f = read(("scale", 0)) if isinstance(scale, torch.Tensor) else scale
         per_group: list[list[float]] = [[] for _ in self._groups]
-        for i, _ in norms:
-            v = read(("norm", i))
-            if scale_f is not None and (skip is None or id(self._params[i][1]) not in skip):
-                v = v / scale_f
-            per_group[self._params[i][2]].append(v)
+        for k, (idx, _) in enumerate(norms):
+            dev, off = where[("norms", k)]
+            for i, v in zip(idx, host[dev][off : off + len(idx)]):
+                if scale_f is not None and (skip is None or id(self._params[i][1]) not in skip):
+                    v = v / scale_f
+                per_group[self._params[i][2]].append(v)
         # A group with no gradient at all (grad is None: unused this step) is written as 0.0:
         # silence, not an alarm (null would mean "could not be computed", i.e. NaN).
         vals: list[tuple[str, Any]] = [(g, _combine(ns)) for g, ns in zip(self._groups, per_group)]
@@ -467,8 +470,9 @@ class GradTone:
         ls = [(name, read(("loss", name)) if isinstance(v, torch.Tensor) else v) for name, v in loss_items]
 
         rank, world = self._rank_world()
-        self.writer.write_frame(step, vals, ls, rank, world, t, clip)
-        return frame_dict(step, vals, ls, rank, world, t, clip)
+        frame = frame_dict(step, vals, ls, rank, world, t, clip)
+        self.writer.write_dict(frame)
+        return frame
 
 
 def _host_float(v: Any) -> Any:

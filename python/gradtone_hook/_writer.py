@@ -1,4 +1,5 @@
-"""Where frames go: stdout/stderr, a file, a file object, UDP datagrams, or OSC over UDP.
+"""Where frames go: stdout/stderr, a file, a file object, a TCP stream, UDP datagrams, or OSC
+over UDP.
 
 Pure Python; no torch needed. A write never raises into the training loop: failures are counted
 (:attr:`StreamWriter.errors`) and reported once on stderr.
@@ -6,18 +7,32 @@ Pure Python; no torch needed. A write never raises into the training loop: failu
 
 from __future__ import annotations
 
+import atexit
+import collections
 import io
+import ipaddress
 import os
 import socket
 import sys
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import osc
-from ._format import Pairs, encode_line, frame_dict
+from ._format import Pairs, encode_dict, frame_dict
 
 #: A UDP payload above this may be fragmented on a typical path (MTU ≈ 1500); see stream-format.md.
 UDP_SAFE_BYTES = 1400
+
+#: The largest payload of one UDP datagram over IPv4 (65,535 - 8 - 20 header bytes).
+UDP_MAX_BYTES = 65_507
+
+#: Bytes a ``tcp://`` writer keeps queued for a listener that reads slower than frames are made;
+#: beyond it frames are skipped (counted in :attr:`StreamWriter.dropped`), never waited for.
+TCP_QUEUE_BYTES = 16 << 20
+
+#: How long closing a ``tcp://`` writer (or the interpreter's exit) waits for queued frames.
+TCP_CLOSE_SECONDS = 10.0
 
 
 def _warn(msg: str) -> None:
@@ -59,10 +74,16 @@ class StreamWriter:
 
     - ``None`` (the default): the ``GRADTONE_TO`` environment variable's destination (same
       syntax as below; ``gradtone run -- python train.py`` sets it to its private listener),
-      else stdout;
+      else stdout -- except that while stdout is a terminal, frames are not printed there (one
+      hint on stderr says how to hear them; a pipe or a file gets the frames);
     - ``"stdout"`` / ``"-"`` or ``"stderr"``: JSON Lines on that stream, flushed
       each line (so ``python train.py | gradtone listen`` is live);
-    - ``"udp://HOST:PORT"``: one JSON line (with its ``\\n``) per datagram;
+    - ``"tcp://HOST:PORT"``: JSON Lines over one TCP connection (what ``gradtone run`` gives
+      through ``GRADTONE_TO``): frames of any size. A background thread sends them, so a step
+      never waits for the listener; if it falls more than ``TCP_QUEUE_BYTES`` behind, frames are
+      skipped and counted (:attr:`dropped`). Queued frames are sent at :meth:`close` or exit;
+    - ``"udp://HOST:PORT"``: one JSON line (with its ``\\n``) per datagram, at most 65,507
+      bytes (a larger frame is not sent: counted, and said once);
     - ``"osc://HOST:PORT"``: one OSC ``/gradtone/frame`` message per datagram (values only;
       OSC frames carry no losses/rank, see ``docs/osc.md``);
     - a file path (``str`` or ``os.PathLike``; ``file://`` URLs too): JSON Lines, truncated at
@@ -74,6 +95,8 @@ class StreamWriter:
     """
 
     def __init__(self, to: Any = None, append: bool = False, warn_large_datagrams: bool = True):
+        #: Whether frames are held back while stdout is a terminal (stdout by default only).
+        self._quiet_on_tty = to is None and default_destination() == "stdout"
         if to is None:
             to = default_destination()
         self.to = to
@@ -83,6 +106,11 @@ class StreamWriter:
         self.errors = 0
         #: Frames written successfully.
         self.written = 0
+        #: Frames a ``tcp://`` writer skipped because the listener was too far behind (also
+        #: counted in :attr:`errors`).
+        self.dropped = 0
+        #: Frames not printed because the default destination, stdout, was a terminal.
+        self.held_back = 0
         self._kind, self._target = self._classify(to)
         self._file: Any = None
         self._owns_file = False
@@ -90,6 +118,11 @@ class StreamWriter:
         self._addr: Any = None
         self._warned_error = False
         self._warned_large = False
+        self._warned_too_big = False
+        self._warned_dropped = False
+        self._hinted = False
+        self._loopback = False
+        self._sender: _Sender | None = None
         self._closed = False
 
     @staticmethod
@@ -103,15 +136,15 @@ class StreamWriter:
             if isinstance(s, bytes):
                 s = os.fsdecode(s)
             low = s.lower()
-            if low.startswith(("udp://", "osc://")):
+            if low.startswith(("udp://", "osc://", "tcp://")):
                 scheme, host, port = _parse_host_port(s)
                 return scheme.lower(), (host, port)
             if low.startswith("file://"):
                 return "path", urlsplit(s).path
             if "://" in s:
                 raise ValueError(
-                    f"unknown destination {s!r}: use 'stdout', 'stderr', 'udp://HOST:PORT', "
-                    "'osc://HOST:PORT', a file path or a file object"
+                    f"unknown destination {s!r}: use 'stdout', 'stderr', 'tcp://HOST:PORT', "
+                    "'udp://HOST:PORT', 'osc://HOST:PORT', a file path or a file object"
                 )
             return "path", s
         if hasattr(to, "write"):
@@ -126,6 +159,19 @@ class StreamWriter:
             family, socktype, proto, _, addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
             self._sock = socket.socket(family, socktype, proto)
             self._addr = addr
+            try:
+                self._loopback = ipaddress.ip_address(str(addr[0]).split("%")[0]).is_loopback
+            except ValueError:
+                self._loopback = False
+        elif self._kind == "tcp" and self._sender is None:
+            host, port = self._target
+            sock = socket.create_connection((host, port), timeout=5.0)
+            sock.settimeout(None)  # the sender thread blocks; the training thread never does
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a frame goes out at once
+            except OSError:
+                pass
+            self._sender = _Sender(sock)
         elif self._kind == "path" and self._file is None:
             path = self._target
             if "{rank}" in path:
@@ -153,13 +199,18 @@ class StreamWriter:
         Malformed arguments (a negative step, a value that is not a number) do raise
         ``ValueError``/``TypeError``: they are programming errors, not transient ones.
         """
+        return self.write_dict(frame_dict(step, values, losses, rank, world, t, clip))
+
+    def write_dict(self, frame: dict) -> bool:
+        """Write a frame built by :func:`frame_dict` (for a caller that keeps the dict too: it is
+        built once); as :meth:`write_frame` otherwise."""
         if self._kind == "osc":
-            vals = frame_dict(step, values).get("values", {})
             # frame_dict turned non-finite values into strings; OSC floats carry them natively.
-            payload: Any = osc.encode_frame(step, [(k, _from_json(v)) for k, v in vals.items()])
+            vals = frame.get("values", {})
+            payload: Any = osc.encode_frame(frame["step"], [(k, _from_json(v)) for k, v in vals.items()])
         else:
-            payload = encode_line(step, values, losses, rank, world, t, clip)
-        return self._send(payload, rank)
+            payload = encode_dict(frame)
+        return self._send(payload, frame.get("rank"))
 
     def write_line(self, line: str, rank: int | None = None) -> bool:
         """Write an already encoded JSON line (a ``\\n`` is added if missing); not for OSC."""
@@ -170,16 +221,38 @@ class StreamWriter:
     def _send(self, payload: Any, rank: int | None) -> bool:
         if self._closed:
             return self._fail(ValueError("writer is closed"))
+        if self._quiet_on_tty and _isatty(sys.stdout):
+            self.held_back += 1
+            if not self._hinted:
+                self._hinted = True
+                _warn(
+                    "frames are not printed to this terminal (GRADTONE_TO is not set). To hear "
+                    "this training: gradtone run -- python train.py, or pipe it: python train.py "
+                    "| gradtone listen (to='stdout' prints them anyway)."
+                )
+            return False
         try:
             self._open(rank)
-            if self._kind in ("udp", "osc"):
+            if self._kind == "tcp":
+                assert self._sender is not None
+                if not self._sender.put(payload.encode("utf-8")):
+                    return self._drop()
+            elif self._kind in ("udp", "osc"):
                 data = payload.encode("utf-8") if isinstance(payload, str) else payload
-                if self.warn_large_datagrams and len(data) > UDP_SAFE_BYTES and not self._warned_large:
+                if len(data) > UDP_MAX_BYTES:
+                    return self._too_big(len(data))
+                if (
+                    self.warn_large_datagrams
+                    and len(data) > UDP_SAFE_BYTES
+                    and not self._loopback
+                    and not self._warned_large
+                ):
                     self._warned_large = True
                     _warn(
                         f"a frame is {len(data)} bytes, above the ~{UDP_SAFE_BYTES}-byte path MTU: "
-                        "it may be fragmented or dropped; select fewer tensors (include=..., "
-                        "group_by='module')"
+                        f"on the way to {self._describe()} it may be fragmented or dropped. Send "
+                        "fewer values (include=[...], exclude=[...], or a group_by that makes fewer "
+                        "groups), or a stream: gradtone run, a file, stdout."
                     )
                 assert self._sock is not None
                 self._sock.sendto(data, self._addr)
@@ -191,6 +264,30 @@ class StreamWriter:
             return self._fail(e)
         self.written += 1
         return True
+
+    def _too_big(self, size: int) -> bool:
+        self.errors += 1
+        if not self._warned_too_big:
+            self._warned_too_big = True
+            _warn(
+                f"a frame is {size:,} bytes, and one UDP datagram carries at most {UDP_MAX_BYTES:,}: "
+                f"frames this large are not sent to {self._describe()} (counted in .errors). Run "
+                "the script under `gradtone run` (a stream, any size), write to a file or stdout, "
+                "or send fewer values (include=[...], exclude=[...], a group_by with fewer groups)."
+            )
+        return False
+
+    def _drop(self) -> bool:
+        self.errors += 1
+        self.dropped += 1
+        if not self._warned_dropped:
+            self._warned_dropped = True
+            _warn(
+                f"{self._describe()} reads frames slower than this training makes them: more than "
+                f"{TCP_QUEUE_BYTES >> 20} MiB are waiting, so frames are skipped (counted in "
+                ".dropped) rather than slow the training."
+            )
+        return False
 
     def _stream(self) -> Any:
         if self._kind == "stdout":
@@ -212,7 +309,7 @@ class StreamWriter:
         return False
 
     def _describe(self) -> str:
-        if self._kind in ("udp", "osc"):
+        if self._kind in ("udp", "osc", "tcp"):
             return f"{self._kind}://{self._target[0]}:{self._target[1]}"
         if self._kind == "path":
             return repr(self._target)
@@ -221,6 +318,11 @@ class StreamWriter:
     def close(self) -> None:
         """Close the socket or the file this writer opened (never a stream or object it was given)."""
         self._closed = True
+        if self._sender is not None:
+            error = self._sender.close(TCP_CLOSE_SECONDS)
+            self._sender = None
+            if error is not None:
+                self._fail(error)
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -253,6 +355,87 @@ def _write_text(f: Any, text: str) -> None:
             f.write(text)
         except TypeError:  # a duck-typed binary sink
             f.write(text.encode("utf-8"))
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
+class _Sender:
+    """A connected socket fed by a daemon thread from a queue of at most ``TCP_QUEUE_BYTES``.
+
+    The training thread only appends to the queue; the thread does the blocking ``sendall``.
+    Queued frames are flushed at :meth:`close` and at interpreter exit.
+    """
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._bytes = 0
+        self._cv = threading.Condition()
+        self._closing = False
+        #: The error that ended the connection, if one did.
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="gradtone-hook-sender", daemon=True)
+        self._thread.start()
+        atexit.register(self.close, TCP_CLOSE_SECONDS)
+
+    def put(self, data: bytes) -> bool:
+        """Queues ``data``; False (not queued) when the queue is full. Raises the connection's
+        error once it has failed."""
+        with self._cv:
+            if self.error is not None:
+                raise self.error
+            if self._queue and self._bytes + len(data) > TCP_QUEUE_BYTES:
+                return False
+            self._queue.append(data)
+            self._bytes += len(data)
+            self._cv.notify()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closing:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                data = self._queue[0]
+            try:
+                self._sock.sendall(data)
+            except OSError as e:
+                with self._cv:
+                    self.error = e
+                    self._queue.clear()
+                    self._bytes = 0
+                return
+            with self._cv:
+                self._queue.popleft()
+                self._bytes -= len(data)
+
+    def close(self, timeout: float) -> OSError | None:
+        """Sends what is queued (waiting at most ``timeout`` seconds), then closes the socket;
+        the connection's error, if it failed."""
+        with self._cv:
+            if self._closing:
+                return None
+            self._closing = True
+            self._cv.notify()
+        try:
+            atexit.unregister(self.close)
+        except Exception:  # noqa: BLE001 - during interpreter shutdown
+            pass
+        self._thread.join(timeout)
+        try:
+            if self._thread.is_alive():
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in sendall
+            self._sock.close()
+        except OSError:
+            pass
+        return self.error
 
 
 def _from_json(v: Any) -> Any:

@@ -2,15 +2,23 @@
 
 One frame per optimizer step, written in ``on_pre_optimizer_step`` (after the gradient
 accumulation, before ``optimizer.step()``). The Trainer clips the gradients (``max_grad_norm``,
-1.0 by default) *before* any callback runs, so the norms are read earlier: when each backward
-pass has finished (an autograd engine callback queued from a gradient hook, run after
-DistributedDataParallel has averaged the gradients), as device tensors, with no host sync.
-The frame therefore holds the pre-clip norms of the accumulated gradient, ``"clip"`` is
-``args.max_grad_norm`` when it is > 0, and with fp16 AMP the norms are divided by the
-Trainer's loss scale (the gradients are still scaled when backward ends). The loss is the
-mean of the model outputs' ``loss`` over the step's micro-batches (read from a forward hook;
-absent when the model computes no loss itself). The step is ``state.global_step``; every rank
-writes, with ``rank``/``world`` from ``args.process_index``/``args.world_size``.
+1.0 by default) *before* any callback runs, so the norms are read earlier: when the step's last
+backward pass has finished (an autograd engine callback queued from the backward itself, run
+after DistributedDataParallel has averaged the gradients), once per optimizer step, as device
+tensors, with no host sync; the micro-batches before the last are not read (accelerate's
+``GradientState.sync_gradients`` tells them apart). The frame therefore holds the pre-clip norms
+of the accumulated gradient -- what the Trainer clips and logs as ``grad_norm`` -- ``"clip"`` is
+``args.max_grad_norm`` when it is > 0, and with fp16 AMP the norms are divided by the Trainer's
+loss scale (the gradients are still scaled when backward ends).
+
+The loss is the one the Trainer logs for the step: the model output's ``loss`` of each
+micro-batch, weighted as the Trainer weighs it in the loss it back-propagates (divided by the
+number of micro-batches, or not when the model already normalised it by the step's token count,
+times the number of processes when tokens are averaged across them), summed over the step. The
+weight is read from the gradient that reaches the output's ``loss`` during backward, so whatever
+the Trainer's version does, the frame follows (absent when the model computes no loss itself).
+The step is ``state.global_step``; every rank writes, with ``rank``/``world`` from
+``args.process_index``/``args.world_size``.
 
 Importing this module imports ``transformers``.
 """
@@ -47,14 +55,37 @@ class GradToneCallback(TrainerCallback):
         self.tone: GradTone | None = None
         self._handles: list[Any] = []
         self._queued = False
-        self._norms: list[tuple[int, Any]] | None = None
+        self._norms: list[tuple[list[int], Any]] | None = None
+        #: The step's loss as the Trainer weighs it (a device tensor), from the backward passes.
         self._loss_sum: Any = None
-        self._loss_n = 0
+        #: The plain mean of the outputs' losses, when no backward reached them.
+        self._fwd_sum: Any = None
+        self._fwd_n = 0
+        self._grad_state: Any = None
+        self._param_hooks = False
+        #: Whether this optimizer step gets a frame (``every``): its norms are read.
+        self._wanted = True
 
     # -- capture --------------------------------------------------------------------------------
+    def _last_micro_batch(self) -> bool:
+        """Whether this backward ends the accumulation of a step that gets a frame (``every``);
+        without accelerate's state to tell, every backward is taken for the last."""
+        st = self._grad_state
+        return self._wanted and (True if st is None else bool(getattr(st, "sync_gradients", True)))
+
     def _on_grad(self, _param: Any) -> None:
-        # A gradient was accumulated: make sure the norms are read once this backward is over.
-        if not self._queued:
+        # A gradient was accumulated (the fallback trigger, for outputs with no tensor to hook):
+        # read the norms once the step's last backward is over.
+        if not self._queued and self._last_micro_batch():
+            self._queued = True
+            self._engine().queue_callback(self._after_backward_1)
+
+    def _on_loss_grad(self, value: Any, grad: Any) -> None:
+        # Backward starts at the loss the Trainer built from this output: grad is d(that)/d(value).
+        if value is not None:
+            w = (value.float() * grad.detach().float()).sum()
+            self._loss_sum = w if self._loss_sum is None else self._loss_sum + w
+        if not self._queued and self._last_micro_batch():
             self._queued = True
             self._engine().queue_callback(self._after_backward_1)
 
@@ -86,13 +117,34 @@ class GradToneCallback(TrainerCallback):
         if not module.training:
             return
         loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
-        if loss is None or not hasattr(loss, "detach"):
+        if loss is not None and hasattr(loss, "detach"):
+            value = loss.detach()
+            v = value if value.numel() == 1 else value.float().mean()
+            self._fwd_sum = v if self._fwd_sum is None else self._fwd_sum + v
+            self._fwd_n += 1
+            if loss.requires_grad:
+                loss.register_hook(lambda g, value=value: self._on_loss_grad(value, g))
+                return
+        # No loss to hook (the Trainer computes it from the logits): trigger on the first output
+        # tensor that backward will reach, else on the parameters' gradients.
+        if isinstance(output, dict):
+            outs: Any = output.values()
+        elif isinstance(output, (tuple, list)):
+            outs = output
+        else:
+            outs = (output,)
+        for x in outs:
+            if getattr(x, "requires_grad", False) and hasattr(x, "register_hook"):
+                x.register_hook(lambda g: self._on_loss_grad(None, g))
+                return
+        self._need_param_hooks()
+
+    def _need_param_hooks(self) -> None:
+        if self._param_hooks or self.tone is None:
             return
-        loss = loss.detach()
-        if loss.numel() != 1:
-            loss = loss.float().mean()
-        self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
-        self._loss_n += 1
+        self._param_hooks = True
+        for _, p, _ in self.tone._params:
+            self._handles.append(p.register_post_accumulate_grad_hook(self._on_grad))
 
     # -- Trainer events -------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
@@ -105,22 +157,33 @@ class GradToneCallback(TrainerCallback):
         if self.tone is not None:
             kw.setdefault("append", True)  # a second train() appends to the same file
         self.tone = GradTone(model, to=self.to, **kw)
-        for _, p, _ in self.tone._params:
-            self._handles.append(p.register_post_accumulate_grad_hook(self._on_grad))
+        try:  # shared state: reading it later sees what the Trainer set for each micro-batch
+            from accelerate.state import GradientState
+
+            self._grad_state = GradientState()
+        except Exception:  # noqa: BLE001 - without accelerate every backward is read
+            self._grad_state = None
         self._handles.append(model.register_forward_hook(self._on_forward))
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._queued = False  # in case a backward failed before its end-of-backward callback
+        tone = self.tone
+        self._wanted = tone is None or int(state.global_step) % tone.every == 0
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         tone = self.tone
         if tone is None:
             return
         norms, self._norms = self._norms, None
-        loss = None
-        if self._loss_sum is not None and self._loss_n:
-            loss = self._loss_sum / self._loss_n
-        self._loss_sum, self._loss_n = None, 0
+        scale = _scale_of(kwargs.get("optimizer"))
+        if self._loss_sum is not None:
+            # The backward passes carried the fp16 loss scale too.
+            loss = self._loss_sum / scale if scale else self._loss_sum
+        elif self._fwd_n:
+            loss = self._fwd_sum / self._fwd_n
+        else:
+            loss = None
+        self._loss_sum, self._fwd_sum, self._fwd_n = None, None, 0
         clip = self.kwargs.get("clip")
         if clip is None:
             clip = getattr(args, "max_grad_norm", None)
@@ -129,7 +192,6 @@ class GradToneCallback(TrainerCallback):
             # No backward seen (e.g. DeepSpeed owns the gradients): read them now, as they are.
             tone.step(loss=loss, step=step, clip=clip, unscaled=True)
             return
-        scale = _scale_of(kwargs.get("optimizer"))
         tone._next_step = step + 1
         if step % tone.every:
             return
@@ -154,6 +216,7 @@ class GradToneCallback(TrainerCallback):
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._param_hooks = False
 
 
 def _scale_of(optimizer: Any) -> float | None:

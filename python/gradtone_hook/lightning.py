@@ -5,8 +5,11 @@ gradient accumulation), after Lightning has unscaled AMP gradients (``precision=
 and *before* Lightning clips them (``gradient_clip_val``), so a frame holds the pre-clip norms
 and, when the trainer clips by norm, the threshold as ``"clip"``. The loss is the one Lightning
 hands to ``on_before_backward`` (summed over accumulated micro-batches, i.e. their mean, since
-Lightning divides each by ``accumulate_grad_batches``). The step is ``trainer.global_step``; every
-rank writes its frames with ``rank``/``world`` from the trainer, like the plain hook.
+Lightning divides each by ``accumulate_grad_batches``): the loss whose gradient the optimizer
+step applies. (What ``self.log("loss", loss)`` sends a logger per step with accumulation is the
+last micro-batch's value; the frame's is the mean of the step's micro-batches.) The step is
+``trainer.global_step``; every rank writes its frames with ``rank``/``world`` from the trainer,
+like the plain hook.
 
 Importing this module imports Lightning (``lightning.pytorch``, else ``pytorch_lightning``).
 """

@@ -122,6 +122,114 @@ def test_lightning_accumulation_and_no_clip(tmp_path):
         assert f["losses"]["loss"] == pytest.approx(sum(model.losses[2 * k : 2 * k + 2]) / 2, rel=1e-6)
 
 
+def test_lightning_frames_match_what_lightning_logs_and_clips_with_accumulation(tmp_path):
+    """accumulate_grad_batches=2 and gradient_clip_val: each frame's loss is the mean of the
+    losses Lightning recorded (``self.log``) for the step's two micro-batches -- the loss whose
+    gradient the optimizer step applies (Lightning's logger gets the last micro-batch's value,
+    checked too) -- and its norms are the ones Lightning then clips, to the threshold."""
+    need("lightning")
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.loggers import Logger
+
+    from gradtone_hook.lightning import GradToneCallback
+
+    class Recorder(Logger):
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        @property
+        def name(self):
+            return "recorder"
+
+        @property
+        def version(self):
+            return 0
+
+        def log_hyperparams(self, *args, **kwargs):
+            pass
+
+        def log_metrics(self, metrics, step=None):
+            if "train_loss" in metrics:
+                self.rows.append((step, metrics["train_loss"]))
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(6, 8)
+            self.fc2 = torch.nn.Linear(8, 3)
+
+        def training_step(self, batch, _i):
+            x, y = batch
+            loss = torch.nn.functional.cross_entropy(self.fc2(torch.tanh(self.fc1(x))), y)
+            self.log("train_loss", loss, on_step=True, on_epoch=False)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=2.0)
+
+    class Reference(pl.Callback):
+        """What Lightning recorded per micro-batch; p.grad.norm() before and after its clipping."""
+
+        def __init__(self):
+            self.batch_losses, self.pre, self.post = [], [], []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.batch_losses.append(float(trainer.callback_metrics["train_loss"]))
+            if batch_idx % 2 == 1:  # the optimizer has stepped with the clipped gradients
+                self.post.append({n: p.grad.norm().item() for n, p in pl_module.named_parameters()})
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            self.pre.append({n: p.grad.norm().item() for n, p in pl_module.named_parameters()})
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(48, 6, generator=g)
+    y = torch.randint(0, 3, (48,), generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    out = tmp_path / "frames.jsonl"
+    ref, logger = Reference(), Recorder()
+    clip = 0.3
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=5,
+        accumulate_grad_batches=2,
+        gradient_clip_val=clip,
+        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True)],
+        logger=logger,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(Tiny(), loader)
+    frames = read_frames(out)
+    assert [f["step"] for f in frames] == [0, 1, 2, 3, 4]
+    assert len(ref.batch_losses) == 10 and len(ref.pre) == len(ref.post) == 5
+    assert [s for s, _ in logger.rows] == [0, 1, 2, 3, 4]
+    clipped = 0
+    for k, f in enumerate(frames):
+        pair = ref.batch_losses[2 * k : 2 * k + 2]
+        assert logger.rows[k][1] == pytest.approx(pair[1], rel=1e-6)  # the logger: the last micro-batch
+        assert f["losses"]["loss"] == pytest.approx(sum(pair) / 2, rel=1e-6)
+        assert f["clip"] == clip
+        for n, v in ref.pre[k].items():
+            assert f["values"][n] == pytest.approx(v, rel=1e-6), n
+        total = math.sqrt(sum(v * v for v in f["values"].values()))
+        post_total = math.sqrt(sum(v * v for v in ref.post[k].values()))
+        if total > clip:  # Lightning clipped what the frame holds, to the threshold
+            clipped += 1
+            assert post_total == pytest.approx(clip, rel=1e-4)
+            for n, v in ref.post[k].items():
+                assert f["values"][n] * clip / (total + 1e-6) == pytest.approx(v, rel=1e-4), n
+        else:
+            assert post_total == pytest.approx(total, rel=1e-6)
+    assert clipped >= 1
+
+
 # -- Hugging Face Trainer -------------------------------------------------------------------------
 
 
@@ -158,11 +266,13 @@ def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
             return {"input_ids": self.ids[i], "attention_mask": torch.ones(8, dtype=torch.long), "labels": self.labels[i]}
 
     class Reference(TrainerCallback):
-        """p.grad.norm() when the Trainer hands over, i.e. after its clipping; and the logged loss."""
+        """p.grad.norm() when the Trainer hands over, i.e. after its clipping; and the logged loss
+        and grad_norm (the Trainer's own pre-clip total norm)."""
 
         def __init__(self):
             self.post = []
             self.logged = []
+            self.grad_norms = []
 
         def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
             self.post.append({n: p.grad.norm().item() for n, p in model.named_parameters() if p.grad is not None})
@@ -170,6 +280,7 @@ def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
                 self.logged.append(logs["loss"])
+                self.grad_norms.append(logs.get("grad_norm"))
 
     out = tmp_path / "frames.jsonl"
     args = TrainingArguments(
@@ -189,7 +300,18 @@ def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
     )
     ref = Reference()
     cb = GradToneCallback(to=str(out), group_by="tensor", strict=True, **cb_kwargs)
-    Trainer(model=model, args=args, train_dataset=Data(), callbacks=[ref, cb]).train()
+    trainer = Trainer(model=model, args=args, train_dataset=Data(), callbacks=[ref, cb])
+    reads = []
+    real_on_train_begin = cb.on_train_begin
+
+    def count_norm_reads(*a, **kw):
+        real_on_train_begin(*a, **kw)
+        real = cb.tone._grad_norms
+        cb.tone._grad_norms = lambda: reads.append(1) or real()
+
+    cb.on_train_begin = count_norm_reads
+    trainer.train()
+    cb.norm_reads = len(reads)
     return read_frames(out), ref, model, cb
 
 
@@ -223,6 +345,43 @@ def test_hf_callback_reports_pre_clip_norms_and_the_threshold(tmp_path):
         coef = clip / (total + 1e-6)
         for n, v in post.items():
             assert f["values"][n] * coef == pytest.approx(v, rel=1e-4, abs=1e-12), n
+
+
+def test_hf_frames_match_what_the_trainer_logs_and_clips_with_accumulation(tmp_path):
+    """Accumulation 2 and clipping at 0.5: the frame's loss is the Trainer's logged loss (the
+    model normalises its loss by the step's label count, so the micro-batches' losses add up),
+    the frame's norms combine to the Trainer's logged pre-clip grad_norm, and they are read once
+    per optimizer step, not after every micro-batch."""
+    frames, ref, model, cb = _hf_run(tmp_path, max_grad_norm=0.5, accumulate=2)
+    assert [f["step"] for f in frames] == [0, 1, 2]
+    assert len(ref.logged) == len(ref.grad_norms) == 3
+    assert cb.norm_reads == 3  # 6 backward passes, 3 optimizer steps
+    clipped = 0
+    for f, logged, gn, post in zip(frames, ref.logged, ref.grad_norms, ref.post):
+        assert f["losses"]["loss"] == pytest.approx(logged, rel=1e-6)
+        total = math.sqrt(sum(v * v for v in f["values"].values()))
+        assert total == pytest.approx(gn, rel=1e-5)
+        assert f["clip"] == 0.5
+        post_total = math.sqrt(sum(v * v for v in post.values()))
+        if total > 0.5:  # clipped by the Trainer: to 0.5, from the norm the frame holds
+            clipped += 1
+            assert post_total == pytest.approx(0.5, rel=1e-4)
+        else:
+            assert post_total == pytest.approx(total, rel=1e-6)
+    assert 1 <= clipped < 3, [math.sqrt(sum(v * v for v in f["values"].values())) for f in frames]
+    # The losses differ from step to step: each frame is its own step's.
+    assert len({f["losses"]["loss"] for f in frames}) == 3
+
+
+def test_hf_every_reads_only_the_steps_it_writes(tmp_path):
+    frames, ref, _, cb = _hf_run(tmp_path, max_grad_norm=0.0, accumulate=2, every=2)
+    assert [f["step"] for f in frames] == [0, 2]
+    assert cb.norm_reads == 2  # steps 0 and 2; not step 1, nor any first micro-batch
+    for f, post in zip(frames, [ref.post[0], ref.post[2]]):
+        for n, v in post.items():
+            assert f["values"][n] == pytest.approx(v, rel=1e-6), n
+    for f, logged in zip(frames, [ref.logged[0], ref.logged[2]]):
+        assert f["losses"]["loss"] == pytest.approx(logged, rel=1e-6)
 
 
 def test_lightning_amp_grad_scaler_norms_are_true(tmp_path):

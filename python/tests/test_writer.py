@@ -133,8 +133,10 @@ def test_writer_to_stdout_is_looked_up_per_write(capsys):
 def test_bad_destinations_are_rejected_at_construction():
     with pytest.raises(ValueError, match="udp://HOST:PORT"):
         StreamWriter("udp://127.0.0.1")
+    with pytest.raises(ValueError, match="tcp://HOST:PORT"):
+        StreamWriter("tcp://127.0.0.1")
     with pytest.raises(ValueError, match="unknown destination"):
-        StreamWriter("tcp://127.0.0.1:9")
+        StreamWriter("http://127.0.0.1:9")
     with pytest.raises(TypeError):
         StreamWriter(42)
 
@@ -162,11 +164,11 @@ def test_udp_one_datagram_per_line():
         assert (obj["rank"], obj["world"]) == (1, 2)
 
 
-def test_udp_errors_are_counted_and_warned_once(capsys):
+def test_udp_frames_above_a_datagram_are_refused_once_clearly(capsys):
     srv, port = _udp_server()
     with srv:
         w = StreamWriter(f"udp://127.0.0.1:{port}")
-        huge = {f"v{i}": 1.0 for i in range(8000)}  # > 64 KiB: EMSGSIZE, cannot be sent
+        huge = {f"v{i}": 1.0 for i in range(8000)}  # > 64 KiB: no datagram can carry it
         assert w.write_frame(0, huge) is False
         assert w.write_frame(1, huge) is False
         assert w.write_frame(2, {"a": 1.0}) is True  # later small frames still go out
@@ -174,8 +176,201 @@ def test_udp_errors_are_counted_and_warned_once(capsys):
         w.close()
     err = capsys.readouterr().err
     assert (w.errors, w.written) == (2, 1)
-    assert err.count("cannot write to udp://127.0.0.1") == 1
-    assert err.count("above the ~1400-byte path MTU") == 1
+    assert err.count("gradtone_hook:") == 1, err  # one line, not one per step
+    assert "one UDP datagram carries at most 65,507" in err and "gradtone run" in err
+    assert "Message too long" not in err
+    # Loopback has no path MTU to speak of: no fragmentation warning there.
+    assert "MTU" not in err
+
+
+def test_no_mtu_warning_on_loopback_even_for_large_datagrams(capsys):
+    for host, family in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+        try:
+            srv = socket.socket(family, socket.SOCK_DGRAM)
+            srv.bind((host, 0))
+        except OSError:
+            continue  # no IPv6 on this machine
+        with srv:
+            srv.settimeout(5.0)
+            port = srv.getsockname()[1]
+            name = f"[{host}]" if ":" in host else host
+            w = StreamWriter(f"udp://{name}:{port}")
+            assert w.write_frame(0, {f"layer{i}": 0.5 for i in range(400)})  # ≈ 6 KB
+            assert len(srv.recvfrom(65536)[0]) > 1400
+            w.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_mtu_warning_beyond_loopback_gives_advice_other_than_the_default(capsys):
+    """To another machine, a frame above ~1400 bytes may be fragmented: said once, with advice
+    that is not the default grouping. Nothing is sent anywhere: the socket is a stand-in."""
+
+    class Socket:
+        def __init__(self):
+            self.sent = []
+
+        def sendto(self, data, addr):
+            self.sent.append(len(data))
+
+    w = StreamWriter("udp://192.0.2.1:9")  # TEST-NET-1, never contacted
+
+    def fake_open(rank):
+        if w._sock is None:
+            w._sock, w._addr, w._loopback = Socket(), ("192.0.2.1", 9), False
+
+    w._open = fake_open
+    for step in range(3):
+        assert w.write_frame(step, {f"layer{i}": 0.5 for i in range(200)})
+    err = capsys.readouterr().err
+    assert err.count("gradtone_hook:") == 1 and "MTU" in err, err
+    assert "group_by='module'" not in err  # the default: no advice at all
+    assert "gradtone run" in err and len(w._sock.sent) == 3
+
+
+def _tcp_server():
+    """A loopback TCP server that collects every byte of every connection."""
+    import threading
+
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(10.0)
+    got = []
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.settimeout(10.0)
+        buf = bytearray()
+        with conn:
+            while True:
+                b = conn.recv(1 << 16)
+                if not b:
+                    break
+                buf += b
+        got.append(bytes(buf))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv, srv.getsockname()[1], t, got
+
+
+def test_tcp_carries_frames_of_any_size_whole():
+    srv, port, t, got = _tcp_server()
+    with srv:
+        w = StreamWriter(f"tcp://127.0.0.1:{port}")
+        big = [(f"model.layers.{i}.weight", 0.001 * i) for i in range(20000)]  # ≈ 600 KB a line
+        for step in range(5):
+            assert w.write_frame(step, big, {"loss": 1.0}) is True
+        w.close()  # sends what is queued, then closes: the server sees the end
+        t.join(10)
+    lines = got[0].decode("utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) == 6
+    for step, line in enumerate(lines[:-1]):
+        assert len(line) > 300_000
+        obj = strict_loads(line)
+        assert obj["step"] == step and len(obj["values"]) == 20000
+    assert (w.errors, w.dropped, w.written) == (0, 0, 5)
+
+
+def test_tcp_never_waits_for_a_listener_that_does_not_read(monkeypatch, capsys):
+    import threading
+
+    import gradtone_hook._writer as writer_mod
+
+    monkeypatch.setattr(writer_mod, "TCP_QUEUE_BYTES", 1 << 20)
+    monkeypatch.setattr(writer_mod, "TCP_CLOSE_SECONDS", 0.2)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)  # accepted by the kernel, never read
+    with srv:
+        w = StreamWriter(f"tcp://127.0.0.1:{srv.getsockname()[1]}")
+        line = encode_line(0, [(f"v{i}", 0.5) for i in range(20000)])  # ≈ 300 KB
+        ok = []
+        # 30 MB: far beyond the queue and the kernel's buffers. A write that waited for the
+        # listener would never return.
+        writes = threading.Thread(target=lambda: ok.extend(w.write_line(line) for _ in range(100)), daemon=True)
+        writes.start()
+        writes.join(120)
+        assert not writes.is_alive(), "a write waited for a listener that never reads"
+        w.close()
+    assert ok[0] is True and ok.count(False) == w.dropped > 50
+    assert w.errors == w.dropped
+    err = capsys.readouterr().err
+    assert err.count("gradtone_hook:") == 1 and "frames are skipped" in err, err
+
+
+def test_tcp_refused_connection_is_counted_once(capsys):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    w = StreamWriter(f"tcp://127.0.0.1:{port}")
+    assert w.write_frame(0, {"a": 1.0}) is False
+    assert w.write_frame(1, {"a": 1.0}) is False
+    w.close()
+    assert w.errors == 2
+    assert capsys.readouterr().err.count("cannot write to tcp://127.0.0.1") == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_default_stdout_on_a_terminal_prints_one_hint_not_frames(monkeypatch, capsys):
+    monkeypatch.delenv("GRADTONE_TO", raising=False)
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stdout", term)
+    w = StreamWriter()
+    for step in range(5):
+        assert w.write_frame(step, {"a": 1.0}) is False
+    assert term.getvalue() == "" and w.held_back == 5 and w.errors == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gradtone run -- python train.py" in err, err
+    # Asked for explicitly, stdout gets the frames even on a terminal.
+    w2 = StreamWriter("stdout")
+    assert w2.write_frame(0, {"a": 1.0}) is True
+    assert strict_loads(term.getvalue())["step"] == 0
+    # A pipe (not a terminal) gets them by default: `python train.py | gradtone listen`.
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert StreamWriter().write_frame(0, {"a": 1.0}) is True
+    assert strict_loads(pipe.getvalue())["step"] == 0
+
+
+def test_a_script_on_a_real_terminal_shows_one_line_of_ours():
+    """A pseudo-terminal as the script's stdout and stderr, as when run by hand."""
+    import pty
+    import subprocess
+
+    src = os.path.join(os.path.dirname(__file__), "..")
+    code = (
+        "from gradtone_hook import StreamWriter\n"
+        "w = StreamWriter()\n"
+        "for s in range(20):\n"
+        "    w.write_frame(s, {f'layer{i}': 0.5 for i in range(100)})\n"
+        "print('training done')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GRADTONE_TO"}
+    main, sub = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=src, stdout=sub, stderr=sub, env=env)
+    os.close(sub)
+    out = b""
+    while True:
+        try:
+            b = os.read(main, 1 << 16)
+        except OSError:  # EIO: the script ended and closed the terminal
+            break
+        if not b:
+            break
+        out += b
+    os.close(main)
+    assert p.wait(timeout=60) == 0
+    text = out.decode("utf-8", "replace")
+    lines = [l for l in text.splitlines() if l.strip()]
+    assert lines[-1] == "training done", text
+    assert '"step"' not in text
+    assert len(lines) == 2 and lines[0].startswith("gradtone_hook: frames are not printed"), text
 
 
 def test_closed_file_object_never_raises(capsys):

@@ -1,6 +1,6 @@
-//! `gradtone run [FLAGS] -- CMD ARGS…`: a private loopback listener, the user's command run
-//! with `GRADTONE_TO` pointing at it (`gradtone_ingest::command`), and the frames through the
-//! same sinks as `listen`. The command keeps its stdin, stdout and stderr (gradtone's own
+//! `gradtone run [FLAGS] -- CMD ARGS…`: a private loopback TCP listener, the user's command
+//! run with `GRADTONE_TO` pointing at it (`gradtone_ingest::command`), and the frames through
+//! the same sinks as `listen`. The command keeps its stdin, stdout and stderr (gradtone's own
 //! messages go to stderr), its exit status, and Ctrl-C: the terminal sends SIGINT to the whole
 //! process group, gradtone ignores it, waits for the command to end, then finalises every
 //! output.

@@ -1,6 +1,7 @@
 //! [`spawn`]: a training command whose gradtone hook sends its frames to a private loopback
-//! [`UdpSource`]. The command's environment names the source in [`GRADTONE_TO`]; the source
-//! ends once the command has.
+//! [`TcpSource`] (a stream: frames of any size, each rank on its own connection). The command's
+//! environment names the source in [`GRADTONE_TO`]; the source ends once the command has and
+//! what it sent has been read.
 
 use std::ffi::{OsStr, OsString};
 use std::process::{Child, Command, ExitStatus};
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::{IngestError, UdpOptions, UdpSource};
+use crate::{IngestError, TcpSource};
 
 /// The environment variable the gradtone hook reads for its destination.
 pub const GRADTONE_TO: &str = "GRADTONE_TO";
@@ -40,18 +41,12 @@ pub struct Hooked {
     pid: u32,
 }
 
-/// Starts `program args` with [`GRADTONE_TO`] set to the `udp://` address of a new loopback
+/// Starts `program args` with [`GRADTONE_TO`] set to the `tcp://` address of a new loopback
 /// source, and returns that source (ended when the command has) with the command.
-pub fn spawn(program: &OsStr, args: &[OsString]) -> Result<(UdpSource, Hooked), CommandError> {
+pub fn spawn(program: &OsStr, args: &[OsString]) -> Result<(TcpSource, Hooked), CommandError> {
     let done = Arc::new(AtomicBool::new(false));
-    let source = UdpSource::loopback(
-        0,
-        UdpOptions {
-            stop: Some(done.clone()),
-            ..UdpOptions::default()
-        },
-    )?;
-    let to = format!("udp://{}", source.local_addr());
+    let source = TcpSource::loopback(done.clone())?;
+    let to = format!("tcp://{}", source.local_addr());
     let child = Command::new(program)
         .args(args)
         .env(GRADTONE_TO, &to)
@@ -93,7 +88,7 @@ pub fn spawn(program: &OsStr, args: &[OsString]) -> Result<(UdpSource, Hooked), 
 }
 
 impl Hooked {
-    /// The `udp://` address the command was given.
+    /// The `tcp://` address the command was given.
     pub fn to(&self) -> &str {
         &self.to
     }
@@ -133,15 +128,15 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 mod tests {
     use super::*;
 
-    fn sh(script: &str) -> Result<(UdpSource, Hooked), CommandError> {
+    fn sh(script: &str) -> Result<(TcpSource, Hooked), CommandError> {
         spawn(OsStr::new("sh"), &["-c".into(), script.into()])
     }
 
     #[test]
     fn the_command_gets_the_address_and_its_status_comes_back() {
         let (source, cmd) =
-            sh("test \"$GRADTONE_TO\" = udp://127.0.0.1:${GRADTONE_TO##*:} && exit 3").unwrap();
-        assert!(cmd.to().starts_with("udp://127.0.0.1:"));
+            sh("test \"$GRADTONE_TO\" = tcp://127.0.0.1:${GRADTONE_TO##*:} && exit 3").unwrap();
+        assert!(cmd.to().starts_with("tcp://127.0.0.1:"));
         assert!(cmd.id() > 0);
         // The source ends once the command has.
         assert_eq!(source.count(), 0);

@@ -40,6 +40,15 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
+    /// A TCP listener could not be set up.
+    #[error("cannot listen on TCP {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A CSV trajectory file cannot be opened, its header is malformed, or reading it failed
     /// (a bad row is only skipped and counted).
     #[error(transparent)]

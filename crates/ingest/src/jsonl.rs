@@ -533,32 +533,49 @@ pub(crate) fn handle_line(
     line_no: u64,
     last: bool,
 ) -> Option<Record> {
-    let result = match got {
-        Got::Eof => return None,
-        Got::Overlong(len) => Err(LineError::TooLong { len }),
+    let result = parse_got(got, line)?;
+    tally_line(tally, result, format_args!("line {line_no}"), last)
+}
+
+/// What one [`LineBuf::read`] result holds: `None` for nothing (end of input, a blank line),
+/// else the record or why the line was rejected.
+pub(crate) fn parse_got(got: Got, line: &[u8]) -> Option<Result<Record, LineError>> {
+    match got {
+        Got::Eof => None,
+        Got::Overlong(len) => Some(Err(LineError::TooLong { len })),
         Got::Line => {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if is_blank(line) {
                 return None;
             }
-            parse_bytes(line)
+            Some(parse_bytes(line))
         }
-    };
+    }
+}
+
+/// Counts a parsed line at `location` ("line 7"): a frame, or a malformed line (`last`: the
+/// stream's unterminated last line, likely a truncated write). The record, if it is one.
+pub(crate) fn tally_line(
+    tally: &mut Tally,
+    result: Result<Record, LineError>,
+    location: fmt::Arguments<'_>,
+    last: bool,
+) -> Option<Record> {
     match result {
         Ok(rec) => {
-            tally.version(rec.version, format_args!("line {line_no}"));
+            tally.version(rec.version, location);
             tally.diag.frames += 1;
             Some(rec)
         }
         Err(e) if last => {
             tally.malformed(
-                format_args!("line {line_no}"),
+                location,
                 &format_args!("{e} (the last line has no newline: a truncated write?)"),
             );
             None
         }
         Err(e) => {
-            tally.malformed(format_args!("line {line_no}"), &e);
+            tally.malformed(location, &e);
             None
         }
     }

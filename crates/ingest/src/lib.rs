@@ -6,6 +6,8 @@
 //!   or any `BufRead`; [`parse_line`] / [`parse_record`] for one line.
 //! - [`follow`]: like `tail -f`, keeps reading lines appended to a file.
 //! - [`UdpSource`]: JSONL lines in UDP datagrams.
+//! - [`TcpSource`]: JSONL lines over loopback TCP connections (any frame size, one connection
+//!   per rank).
 //! - [`OscSource`]: Open Sound Control messages over UDP (`docs/osc.md`).
 //! - [`csv_source`]: trajectory CSV files, via [`csv::CsvReader`] ([`csv::read_frames`] reads a
 //!   whole file).
@@ -20,7 +22,7 @@
 //!
 //! [`open`] picks the reader a path names (stdin, CSV, JSONL); [`listen_addr`] turns what a
 //! user typed into the address a UDP or OSC source binds; [`command::spawn`] runs a training
-//! command with its frames coming back over loopback UDP (`gradtone run`).
+//! command with its frames coming back over loopback TCP (`gradtone run`).
 //!
 //! Everything a file or a peer sends is bounded by what was actually received, never by a number
 //! it claims: lines of at most [`MAX_LINE_BYTES`], `rank < world ≤` [`MAX_WORLD`], OSC nesting of
@@ -37,6 +39,7 @@ mod lines;
 mod merge;
 mod osc;
 mod rank_alarms;
+mod tcp;
 mod udp;
 
 mod addr;
@@ -54,6 +57,7 @@ pub use merge::{
 };
 pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscDecoder, OscSource, frame_packet};
 pub use rank_alarms::RankAlarms;
+pub use tcp::{MAX_CONNECTIONS, TcpSource};
 pub use udp::{UdpOptions, UdpSource};
 
 pub use addr::{AddrError, listen_addr};

@@ -66,7 +66,9 @@ pub struct ListenArgs {
     #[arg(long)]
     pub follow: bool,
     /// Receive JSONL datagrams on this address: `9999` (127.0.0.1), `localhost:9999`,
-    /// `[::1]:9999`, `HOST:9999`. Loopback unless --allow-remote.
+    /// `[::1]:9999`, `HOST:9999`. Loopback unless --allow-remote. A datagram carries at most
+    /// 65,507 bytes, so larger frames cannot arrive this way (`gradtone run`, a pipe or a file
+    /// carries any size).
     #[arg(long, value_name = "[HOST:]PORT", conflicts_with_all = ["input", "osc"])]
     pub udp: Option<String>,
     /// Receive OSC messages (`/gradtone/frame`, docs/osc.md) on this address (as --udp).

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""What the framework callbacks cost beside real training: A B A B ... on CPU.
+
+A = the trainer alone, B = the same trainer with gradtone's callback (frames written to a file).
+Two models: a tiny BERT under the Hugging Face ``Trainer`` (gradient accumulation 2,
+``max_grad_norm`` 1.0) and a small Transformer ``LightningModule`` (``accumulate_grad_batches``
+2, ``gradient_clip_val`` 1.0). Each run trains ``--steps`` optimizer steps; the step time is the
+median of the time between consecutive optimizer steps, after ``--warmup`` steps. The cost is
+reported two ways, both from the same runs:
+
+- wall: (median B step - median A step) / median A step, the A and B runs interleaved
+  (A B A B ...) so that a drift of the machine falls on both alike;
+- self: the time spent inside the callback's own methods and hooks during a B run, per step
+  (the median over steps, after the warmup), over the A step time: what the callback adds, free
+  of most of the noise of a shared machine.
+
+Target: at most 2 % of a step. Usage: python3 scripts/bench-callbacks.py [--rounds 3] [--steps 40]
+[--threads 1] (the hook benched is the one of this checkout, ../python).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+
+import torch  # noqa: E402
+
+STEP_MARKS: list[float] = []
+#: SELF_TIME[0] at each step mark.
+SELF_MARKS: list[float] = []
+SELF_TIME = [0.0]
+
+
+def mark():
+    STEP_MARKS.append(time.perf_counter())
+    SELF_MARKS.append(SELF_TIME[0])
+
+
+def timed(fn):
+    """Wraps a callback method so that the time spent in it is added to SELF_TIME."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            SELF_TIME[0] += time.perf_counter() - t
+
+    return wrapper
+
+
+def instrument(cb, names):
+    for n in names:
+        if hasattr(cb, n):
+            setattr(cb, n, timed(getattr(cb, n)))
+    return cb
+
+
+def step_time(marks, warmup):
+    """The median time between consecutive marks, the first ``warmup`` steps left out."""
+    marks = marks[warmup:]
+    return statistics.median(b - a for a, b in zip(marks, marks[1:]))
+
+
+# -- Hugging Face -----------------------------------------------------------------------------------
+
+
+def hf_run(with_cb, steps, out):
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+
+    from gradtone_hook.hf import GradToneCallback
+
+    class Marks(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            mark()
+
+    config = BertConfig(
+        vocab_size=1000,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=256,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+
+    class Data(torch.utils.data.Dataset):
+        def __init__(self, n):
+            g = torch.Generator().manual_seed(2)
+            self.ids = torch.randint(1, 1000, (n, 32), generator=g)
+            self.labels = torch.randint(0, 2, (n,), generator=g)
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            mask = torch.ones(32, dtype=torch.long)
+            return {"input_ids": self.ids[i], "attention_mask": mask, "labels": self.labels[i]}
+
+    args = TrainingArguments(
+        output_dir=os.path.join(out, "hf"),
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=2,
+        max_steps=steps,
+        learning_rate=1e-4,
+        max_grad_norm=1.0,
+        logging_strategy="no",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    callbacks = [Marks()]
+    if with_cb:
+        cb = GradToneCallback(to=os.path.join(out, "hf.jsonl"), group_by="tensor")
+        instrument(
+            cb,
+            [
+                "on_step_begin",
+                "on_pre_optimizer_step",
+                "_on_grad",
+                "_on_forward",
+                "_after_backward_1",
+                "_after_backward_2",
+                "_on_loss_grad",
+            ],
+        )
+        callbacks.append(cb)
+    Trainer(model=model, args=args, train_dataset=Data(16 * steps + 64), callbacks=callbacks).train()
+
+
+# -- Lightning --------------------------------------------------------------------------------------
+
+
+def lightning_run(with_cb, steps, out):
+    import lightning.pytorch as pl
+
+    from gradtone_hook.lightning import GradToneCallback
+
+    class Marks(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if (batch_idx + 1) % 2 == 0:  # an optimizer step every 2 batches
+                mark()
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(1000, 128)
+            layer = torch.nn.TransformerEncoderLayer(128, 4, 256, batch_first=True, dropout=0.0)
+            self.encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = torch.nn.Linear(128, 2)
+
+        def training_step(self, batch, _i):
+            x, y = batch
+            loss = torch.nn.functional.cross_entropy(self.head(self.encoder(self.embed(x)).mean(1)), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.parameters(), lr=1e-4)
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    n = 16 * steps + 64
+    x = torch.randint(0, 1000, (n, 32), generator=g)
+    y = torch.randint(0, 2, (n,), generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    callbacks = [Marks()]
+    if with_cb:
+        cb = GradToneCallback(to=os.path.join(out, "pl.jsonl"), group_by="tensor")
+        instrument(cb, ["on_before_backward", "on_before_optimizer_step"])
+        callbacks.append(cb)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps,
+        accumulate_grad_batches=2,
+        gradient_clip_val=1.0,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=out,
+    )
+    trainer.fit(Tiny(), loader)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3, help="A B pairs per model")
+    ap.add_argument("--steps", type=int, default=40, help="optimizer steps per run")
+    ap.add_argument("--warmup", type=int, default=5, help="steps left out of each run's median")
+    ap.add_argument("--only", choices=["hf", "lightning"], help="bench one model only")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    import logging
+
+    logging.disable(logging.WARNING)
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as out:
+        for name, run in (("hf", hf_run), ("lightning", lightning_run)):
+            if a.only and a.only != name:
+                continue
+            a_times, b_times, selfs = [], [], []
+            for r in range(a.rounds):
+                for with_cb in (False, True):
+                    STEP_MARKS.clear()
+                    SELF_MARKS.clear()
+                    SELF_TIME[0] = 0.0
+                    run(with_cb, a.steps, out)
+                    st = step_time(STEP_MARKS, a.warmup)
+                    (b_times if with_cb else a_times).append(st)
+                    if with_cb:
+                        selfs.append(step_time(SELF_MARKS, a.warmup))
+                    print(f"{name} round {r} {'B' if with_cb else 'A'}: {st * 1e3:.2f} ms/step", file=sys.stderr)
+            ma, mb = statistics.median(a_times), statistics.median(b_times)
+            wall = (mb - ma) / ma
+            self_cost = statistics.median(selfs) / ma
+            worst = max(worst, self_cost)
+            print(
+                f"{name}: A {ma * 1e3:.2f} ms/step, B {mb * 1e3:.2f} ms/step, wall {wall * 100:+.2f} %, "
+                f"self {statistics.median(selfs) * 1e3:.3f} ms/step = {self_cost * 100:.2f} % of a step"
+            )
+    print(f"worst self cost: {worst * 100:.2f} % (target <= 2 %)")
+
+
+if __name__ == "__main__":
+    main()
