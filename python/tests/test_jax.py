@@ -59,7 +59,8 @@ def _close(a, b, rel=2e-5):
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-7)
 
 
-def test_flax_training_frames_equal_independent_global_norms(jx):
+@pytest.mark.parametrize("callback", [True, False], ids=["callback", "poll"])
+def test_flax_training_frames_equal_independent_global_norms(jx, callback):
     import jax
     import jax.numpy as jnp
     import optax
@@ -70,7 +71,8 @@ def test_flax_training_frames_equal_independent_global_norms(jx):
     x, y = _data(jax)
     params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
     buf = io.StringIO()
-    tx = optax.chain(sonify(to=buf), optax.clip_by_global_norm(1.0), optax.adam(1e-2))
+    tone = sonify(to=buf, callback=callback)
+    tx = optax.chain(tone, optax.clip_by_global_norm(1.0), optax.adam(1e-2))
     state = tx.init(params)
 
     def loss_fn(p, xb, yb):
@@ -97,7 +99,13 @@ def test_flax_training_frames_equal_independent_global_norms(jx):
         params, state, loss, ref = step(params, state, x[j : j + batch], y[j : j + batch])
         refs.append(ref)
         losses.append(loss)
-    jax.effects_barrier()  # the callbacks of the last steps have run
+        if not callback:
+            tone.poll(state)  # writes the earlier steps whose numbers have reached the host
+    if callback:
+        tone.flush()  # waits for the callbacks in flight
+    else:
+        tone.flush(state)
+        assert tone.flush(state) == 0, "a state polled twice is written once"
 
     frames = _frames(buf)
     assert [f["step"] for f in frames] == list(range(steps))
@@ -131,6 +139,18 @@ def test_every_tensor_grouping_and_non_finite(jx):
     jax.effects_barrier()
     frames = _frames(buf)
     assert [f["step"] for f in frames] == [10, 13, 16]
+    # Poll mode: the same frames from the state, polled after every update, each written once.
+    pbuf = io.StringIO()
+    tone = sonify(to=pbuf, group_by="tensor", every=3, start_step=10, wall_time=False, callback=False)
+    ptx = optax.chain(tone, optax.sgd(0.1))
+    pstate = ptx.init(grads)
+    pupd = jax.jit(lambda g, s: ptx.update(g, s, None))
+    for i in range(7):
+        g = grads if i != 6 else {**grads, "head": {"w": jnp.array([jnp.nan])}}
+        _, pstate = pupd(g, pstate)
+        tone.poll(pstate)
+    tone.flush(pstate)
+    assert pbuf.getvalue() == buf.getvalue()
     assert frames[0]["values"] == {"enc.b": 12.0, "enc.w": 5.0, "head.w": 1.0}
     assert "losses" not in frames[0] and "t" not in frames[0]
     assert frames[2]["values"]["head.w"] == "nan"  # an alarm, written as the stream format says
