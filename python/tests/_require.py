@@ -6,6 +6,7 @@ cannot run there fails, as GRADTONE_REQUIRE_TORCH does for the torch tests (conf
 """
 
 import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -43,3 +44,9 @@ def gradtone_bin(env):
     skip_or_fail(
         "*** SKIPPED: no gradtone binary (set GRADTONE_BIN, or cargo build --release -p gradtone) ***", env
     )
+
+
+def need_installed(module, env):
+    """Like :func:`need` without importing (keras imports its backend at import time)."""
+    if importlib.util.find_spec(module) is None:
+        skip_or_fail(f"*** SKIPPED: {module} is not installed; run {INSTALL} ***", env)
