@@ -85,6 +85,9 @@ class GradToneCallback(keras.callbacks.Callback):
 
         inner.apply = apply  # an instance attribute: stateless_apply's self.apply finds it
         self._patched = (inner, original)
+        # fit() made (or reused) its train step before this event; a compiled one would keep
+        # whatever it traced: build it anew around the wrapper.
+        self.model.make_train_function(force=True)
 
     def on_train_end(self, logs: Any = None) -> None:
         if self._patched is not None:
@@ -94,6 +97,7 @@ class GradToneCallback(keras.callbacks.Callback):
             except AttributeError:
                 pass
             self._patched = None
+            self.model.train_function = None  # the next fit() traces a step without the wrapper
         if keras.backend.backend() == "jax":
             import jax
 

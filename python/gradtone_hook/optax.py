@@ -157,6 +157,12 @@ class Sonify(_optax.GradientTransformationExtraArgs):
 
 
 def _state_of(tree: Any) -> SonifyState | None:
+    if isinstance(tree, SonifyState):
+        return tree
+    if isinstance(tree, (tuple, list)):  # optax.chain's state: ours is usually at the top
+        for x in tree:
+            if isinstance(x, SonifyState):
+                return x
     leaves = jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, SonifyState))
     return next((x for x in leaves if isinstance(x, SonifyState)), None)
 

@@ -27,4 +27,9 @@ model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
 np.savez(os.path.join(out, "init.npz"), x=x, y=y, *model.get_weights())
 cb = GradToneCallback(to=os.path.join(out, "frames.jsonl"), wall_time=False, strict=True)
 hist = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[cb])
+# A fit without the callback writes nothing more (its compiled step no longer holds the wrapper);
+# a later fit with a new one goes on numbering from optimizer.iterations.
+model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+cb2 = GradToneCallback(to=os.path.join(out, "frames2.jsonl"), wall_time=False, strict=True)
+model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[cb2])
 print(keras.backend.backend(), cb.step_errors, hist.history["loss"][0], hist.history["loss"][-1])

@@ -68,3 +68,6 @@ def test_keras_fit_norms_equal_a_hand_replay(backend, tmp_path):
         assert list(fr["values"]) == ["hidden", "out"], fr
         for k, v in ref.items():
             assert fr["values"][k] == pytest.approx(v, rel=1e-4), (fr["step"], k)
+    with open(tmp_path / "frames2.jsonl", encoding="utf-8") as f:
+        later = [json.loads(line)["step"] for line in f]
+    assert later == list(range(20, 25)), later  # steps 15-19: the fit without the callback

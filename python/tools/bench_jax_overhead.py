@@ -2,8 +2,8 @@
 
 Blocks of steps alternate A B C A B C (A: ``optax.adam``; B: ``optax.chain(sonify(),
 optax.adam)``, one host callback per step; C: ``sonify(callback=False)`` and ``tone.poll(state)`` after
-each step, no callback; frames written to a file), each block timed as a whole after a warm-up, so drift in
-the machine's speed falls on every side. Prints the median ms per step of each side and the
+each step, no callback; frames written to a file), each block timed as a whole after a warm-up (wall clock, and the process's CPU time,
+steadier on a loaded machine), so drift in the machine's speed falls on every side. Prints the median ms per step of each side and the
 overheads in percent, then one ``RESULT`` line.
 
     python3 python/tools/bench_jax_overhead.py [--blocks 8] [--steps 200] [--width 256]
@@ -71,11 +71,12 @@ def main() -> None:
     state = {k: (params0, s) for k, (_, s) in sides.items()}
     times: dict[str, list[float]] = {k: [] for k in sides}
     dispatch: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}  # process CPU time: steadier under load
 
     def block(k: str, n: int) -> None:
         step, _ = sides[k]
         p, s = state[k]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         d = 0.0
         for _ in range(n):
             t1 = time.perf_counter()
@@ -88,6 +89,7 @@ def main() -> None:
         if k == "C poll":
             poll_tone.flush(s)
         times[k].append((time.perf_counter() - t0) / n * 1e3)
+        cpu[k].append((time.process_time() - c0) / n * 1e3)
         dispatch[k].append(d / n * 1e6)
         state[k] = (p, s)
 
@@ -95,12 +97,14 @@ def main() -> None:
         block(k, a.steps)
         times[k].clear()
         dispatch[k].clear()
+        cpu[k].clear()
     for _ in range(a.blocks):
         for k in sides:
             block(k, a.steps)
 
     med = {k: statistics.median(v) for k, v in times.items()}
     disp = {k: statistics.median(v) for k, v in dispatch.items()}
+    cpum = {k: statistics.median(v) for k, v in cpu.items()}
     frames = {}
     for side, path in (("callback", out.name), ("poll", out.name + ".poll")):
         with open(path, encoding="utf-8") as f:
@@ -112,7 +116,8 @@ def main() -> None:
     for k in sides:
         over = (med[k] / a_ms - 1) * 100
         print(
-            f"{k:<9}: {med[k]:.4f} ms/step ({over:+.2f} %), Python loop held {disp[k]:.1f} us/step;"
+            f"{k:<9}: {med[k]:.4f} ms/step ({over:+.2f} %), CPU {cpum[k]:.4f} ms/step"
+            f" ({(cpum[k] / cpum['A plain'] - 1) * 100:+.2f} %), Python loop held {disp[k]:.1f} us/step;"
             f" blocks {[round(t, 4) for t in times[k]]}"
         )
     b, c = med["B sonify"], med["C poll"]
@@ -120,6 +125,7 @@ def main() -> None:
     print(
         f"RESULT jax_sonify ms_plain={a_ms:.4f} ms_sonify={b:.4f} ms_poll={c:.4f} "
         f"overhead_pct={(b / a_ms - 1) * 100:.3f} overhead_pct_poll={(c / a_ms - 1) * 100:.3f} "
+        f"cpu_ms_plain={cpum['A plain']:.4f} cpu_ms_sonify={cpum['B sonify']:.4f} cpu_ms_poll={cpum['C poll']:.4f} "
         f"frames_callback={frames['callback']} frames_poll={frames['poll']}"
     )
 
