@@ -20,9 +20,11 @@ the parameter tree's paths (``Dense_0.kernel`` → ``Dense_0``, grouped as
 given, and ``rank``/``world`` from ``jax.process_index()``/``jax.process_count()``.
 
 The norms are computed inside the compiled step and handed to the host with
-``jax.debug.callback(..., ordered=False)``: no ``device_get``, no ``block_until_ready``, so the
-Python loop keeps dispatching asynchronously; the callback only formats and writes one line.
-The transformation passes the gradients through unchanged.
+``jax.debug.callback(..., ordered=False)``: no ``device_get``, no ``block_until_ready``; the
+callback only formats and writes one line. Measured (``tools/bench_jax_overhead.py``): on the CPU
+backend JAX runs a computation that holds a host callback synchronously, so the Python loop
+waits for each step; ``sonify(callback=False)`` with ``tone.poll(state)`` after each step puts no
+callback in the step and keeps the dispatch asynchronous. The gradients pass through unchanged.
 
 Importing this module imports jax and optax.
 """
@@ -190,9 +192,9 @@ def sonify(
         every: record every N-th update only (the others compute nothing). Default 1.
         callback: ``True`` (default): the compiled step hands each frame to the host with
             ``jax.debug.callback(ordered=False)``, nothing else to call. ``False``: no callback
-            in the step (a host callback costs a fixed ~0.1-0.7 ms per step on CPU, see
-            python/README.md, which matters for steps of a few ms); the frame stays in the
-            optimizer state and ``tx.poll(opt_state)`` after each step writes it from the loop.
+            in the step (on the CPU backend a step holding one is run synchronously; README
+            has the numbers); the frame stays in the optimizer state and ``tone.poll(state)``
+            after each step writes it from the loop, ``tone.flush(state)`` after the last.
         start_step: the step number of the first update. Default 0.
         rank, world: override ``jax.process_index()`` / ``jax.process_count()``.
         wall_time: write ``t`` (Unix seconds, when the frame reached the host) in each frame.
