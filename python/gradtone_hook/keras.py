@@ -2,13 +2,14 @@
 
 A Keras callback never sees the gradients, so this one wraps the model's optimizer for the
 length of ``fit``: its ``apply`` (which ``fit`` calls on every backend, through
-``stateless_apply`` on JAX) first reads one L2 norm per layer (the variables' paths without their
-last part and the model's name: ``sequential/dense_1/kernel`` → ``dense_1``, grouped as :class:`gradtone_hook.GradTone` groups
-PyTorch modules), divided by the loss scale of a ``LossScaleOptimizer``'s inner optimizer, and
-writes a frame numbered by ``optimizer.iterations``. Tested on the JAX and PyTorch backends; on
-JAX the norms leave the compiled step through ``jax.debug.callback(ordered=False)``; on PyTorch
-they are read with one ``.tolist()``, as the PyTorch hook does. The TensorFlow backend is not
-supported (a ``RuntimeError`` at the start of ``fit``).
+``stateless_apply`` on JAX) first reads one L2 norm per layer (the variables' paths without
+their last part and the model's name: ``sequential/dense_1/kernel`` → ``dense_1``, grouped as
+:class:`gradtone_hook.GradTone` groups PyTorch modules) of the gradients a
+``LossScaleOptimizer`` hands its inner optimizer (unscaled), and writes a frame numbered by
+``optimizer.iterations``. Tested on the JAX and PyTorch backends; on JAX the norms leave the
+compiled step through ``jax.debug.callback(ordered=False)``; on PyTorch they are read with one
+``.tolist()``, as the PyTorch hook does. The TensorFlow backend is not supported (a
+``RuntimeError`` at the start of ``fit``).
 
 Frames carry no loss: ``fit`` only reports the running mean of the epoch, not the step's loss.
 Importing this module imports keras.

@@ -12,8 +12,9 @@ alarms) in an ``<iframe>``. The hooks of this kernel (and of its child processes
 port on loopback that ``GRADTONE_TO`` names, and a thread of this kernel relays each frame into
 gradtone's standard input: a hook never waits for gradtone, and this kernel holds the only
 writer of that pipe. :meth:`Page.stop`, the kernel's exit, or its death closes the pipe, and
-gradtone finalises its outputs (``wav=``, ``csv=``, ``plot=``...) as at the end of any stream. The page is served on loopback: the browser must run on the kernel's machine (for a
-remote kernel, forward the port: ``ssh -L PORT:127.0.0.1:PORT host``).
+gradtone finalises its outputs (``wav=``, ``csv=``, ``plot=``...) as at the end of any stream.
+The page is served on loopback: the browser must run on the kernel's machine (for a remote
+kernel, forward the port: ``ssh -L PORT:127.0.0.1:PORT host``).
 
 IPython is needed only to display the page.
 """
@@ -90,7 +91,9 @@ class _Relay(threading.Thread):
 class Page:
     """A running ``gradtone listen --serve``: :attr:`url`, :meth:`show`, :meth:`stop`."""
 
-    def __init__(self, process: subprocess.Popen, url: str, log: collections.deque, relay: _Relay, width: Any, height: int):
+    def __init__(
+        self, process: subprocess.Popen, url: str, log: collections.deque, relay: _Relay, width: Any, height: int
+    ):
         self.process = process
         self._relay = relay
         #: The served page (``http://127.0.0.1:PORT/``).
@@ -237,4 +240,3 @@ def _stop_at_exit() -> None:
             _current.stop(timeout=10.0)
         except Exception:  # noqa: BLE001 - nothing to report to at exit
             pass
-

@@ -215,7 +215,9 @@ def sonify(
     def init_fn(params: Any) -> SonifyState:
         groups = plan(tree_names(params)[0], group_by)[0]
         if not groups:
-            raise ValueError(f"group_by={group_by!r} left out every parameter; names look like {tree_names(params)[0][:6]}")
+            raise ValueError(
+                f"group_by={group_by!r} left out every parameter; names look like {tree_names(params)[0][:6]}"
+            )
         emitter.groups = groups
         norms = jax.eval_shape(lambda p: group_norms(p, group_by)[1], params)
         return SonifyState(
@@ -249,9 +251,7 @@ def sonify(
         if every == 1:
             step, norms, lv = record()
         else:
-            step, norms, lv = jax.lax.cond(
-                count % every == 0, record, lambda: (state.step, state.norms, state.loss)
-            )
+            step, norms, lv = jax.lax.cond(count % every == 0, record, lambda: (state.step, state.norms, state.loss))
         return updates, SonifyState(count=count + 1, step=step, norms=norms, loss=lv)
 
     pending: collections.deque = collections.deque()

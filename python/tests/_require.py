@@ -41,9 +41,7 @@ def gradtone_bin(env):
     found = shutil.which("gradtone")
     if found:
         return found
-    skip_or_fail(
-        "*** SKIPPED: no gradtone binary (set GRADTONE_BIN, or cargo build --release -p gradtone) ***", env
-    )
+    skip_or_fail("*** SKIPPED: no gradtone binary (set GRADTONE_BIN, or cargo build --release -p gradtone) ***", env)
 
 
 def need_installed(module, env):

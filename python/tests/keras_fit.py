@@ -24,7 +24,7 @@ model = keras.Sequential(
     [keras.Input((4,)), keras.layers.Dense(8, activation="tanh", name="hidden"), keras.layers.Dense(1, name="out")]
 )
 model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
-np.savez(os.path.join(out, "init.npz"), x=x, y=y, *model.get_weights())
+np.savez(os.path.join(out, "init.npz"), *model.get_weights(), x=x, y=y)
 cb = GradToneCallback(to=os.path.join(out, "frames.jsonl"), wall_time=False, strict=True)
 hist = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[cb])
 # A fit without the callback writes nothing more (its compiled step no longer holds the wrapper);

@@ -62,7 +62,6 @@ def _close(a, b, rel=2e-5):
 @pytest.mark.parametrize("callback", [True, False], ids=["callback", "poll"])
 def test_flax_training_frames_equal_independent_global_norms(jx, callback):
     import jax
-    import jax.numpy as jnp
     import optax
 
     from gradtone_hook.optax import sonify

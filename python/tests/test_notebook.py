@@ -101,8 +101,8 @@ def _check_outputs(tmp_path):
 
 
 def _run(tmp_path, stop):
-    from nbclient import NotebookClient
     import websocket
+    from nbclient import NotebookClient
 
     nb = _notebook(tmp_path, stop)
     client = NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
@@ -120,7 +120,8 @@ def _run(tmp_path, stop):
 
         client.execute_cell(nb.cells[1], 1)
         pids = json.loads(_outputs(nb.cells[1], "text/plain"))
-        ws = websocket.create_connection(url.replace("http://", "ws://", 1).split("?")[0].rstrip("/") + "/ws", timeout=20)
+        base, _, query = url.replace("http://", "ws://", 1).partition("?")
+        ws = websocket.create_connection(base.rstrip("/") + "/ws" + ("?" + query if query else ""), timeout=20)
         hello = json.loads(ws.recv())
         assert hello["t"] == "hello" and hello["points"] == [], hello
         client.execute_cell(nb.cells[2], 2)  # training

@@ -1,10 +1,11 @@
 """What gradtone_hook.optax.sonify() costs a jitted Flax training step on CPU.
 
-Blocks of steps alternate A B C A B C (A: ``optax.adam``; B: ``optax.chain(sonify(),
-optax.adam)``, one host callback per step; C: ``sonify(callback=False)`` and ``tone.poll(state)`` after
-each step, no callback; frames written to a file), each block timed as a whole after a warm-up (wall clock, and the process's CPU time,
-steadier on a loaded machine), so drift in the machine's speed falls on every side. Prints the median ms per step of each side and the
-overheads in percent, then one ``RESULT`` line.
+Blocks of steps alternate A B C A B C (A: ``optax.adam``; B: ``optax.chain(sonify(), optax.adam)``,
+one host callback per step; C: ``sonify(callback=False)`` and ``tone.poll(state)`` after each
+step, no callback; frames written to a file), each block timed as a whole after a warm-up (wall
+clock, and the process's CPU time, steadier on a loaded machine), so drift in the machine's speed
+falls on every side. Prints the median ms per step of each side and the overheads in percent,
+then one ``RESULT`` line.
 
     python3 python/tools/bench_jax_overhead.py [--blocks 8] [--steps 200] [--width 256]
 """
