@@ -175,7 +175,7 @@ def test_bad_arguments_are_refused(jx):
     with pytest.raises(ValueError, match="group_by"):
         sonify(group_by="layer")
     with pytest.raises(ValueError, match="unknown destination"):
-        sonify(to="tcp://127.0.0.1:1")
+        sonify(to="ftp://127.0.0.1:1")
 
 
 def test_module_grouping_is_the_pytorch_hooks():
