@@ -1,9 +1,8 @@
-"""Naming and grouping of parameters for the hooks that are not PyTorch (JAX/optax, Keras).
+"""Naming and grouping of parameters, for every hook (PyTorch, JAX/optax, Keras).
 
 A parameter is named by its path with ``.`` between the parts (``Dense_0.kernel``) and, with
 ``group_by="module"``, belongs to the module named by its path without the last part
-(``Dense_0``), the rule :class:`gradtone_hook.GradTone` applies to ``named_parameters()`` (its
-rule is written inline in ``_hook.py``; ``tests/test_jax.py`` checks that both agree).
+(``Dense_0``): the rule :class:`gradtone_hook.GradTone` applies to ``named_parameters()``.
 """
 
 from __future__ import annotations

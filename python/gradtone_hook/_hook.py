@@ -8,12 +8,11 @@ from __future__ import annotations
 import fnmatch
 import math
 import time as _time
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Sequence
 
 from ._format import clip_value, frame_dict
+from ._groups import GroupBy, check_group_by, group_of
 from ._writer import StreamWriter, _warn
-
-GroupBy = Union[str, Callable[[str], Optional[str]]]
 
 # Wrappers whose parameter names gain a prefix ("module.", "_orig_mod."); we name parameters as
 # the user's own model does, so a DDP run and a single-process run sound (and read) the same.
@@ -118,8 +117,7 @@ class GradTone:
             raise ValueError(f"every must be >= 1, got {every}")
         if start_step < 0:
             raise ValueError(f"start_step must be >= 0, got {start_step}")
-        if not (group_by in ("module", "tensor") or callable(group_by)):
-            raise ValueError(f"group_by must be 'module', 'tensor' or a callable, got {group_by!r}")
+        check_group_by(group_by)
 
         clip_value(clip)  # a bad type fails here, not at every step
 
@@ -139,14 +137,7 @@ class GradTone:
                 continue
             if exclude and any(fnmatch.fnmatchcase(name, pat) for pat in exclude):
                 continue
-            if group_by == "tensor":
-                g: str | None = name
-            elif group_by == "module":
-                g = name.rpartition(".")[0] or name
-            else:
-                g = group_by(name)  # type: ignore[operator]
-                if g is not None:
-                    g = str(g)
+            g = group_of(name, group_by)
             if g is None:
                 continue
             if g not in index:
