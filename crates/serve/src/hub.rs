@@ -1,13 +1,16 @@
 //! The broadcast hub: what the run has sent so far (decimated chart history, recent audio,
-//! alarms) for late joiners, and a bounded log of live messages that each client thread
-//! follows with its own cursor. Training only appends under a short lock; all socket writes
-//! happen on the client threads.
+//! alarms) for late joiners, and a bounded log of live messages that each client task follows
+//! with its own cursor. Training only appends under a short lock and bumps a watch; all socket
+//! writes happen on the server's own thread. Every message is encoded once and shared (its
+//! bytes are reference-counted) by all the clients that send it.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use tungstenite::{Bytes, Message};
+use axum::body::Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
+use tokio::sync::watch;
 
 /// Bytes of audio message header: sample offset, server time (ms), step, all f64 LE.
 pub const AUDIO_HEADER: usize = 24;
@@ -77,6 +80,8 @@ pub(crate) struct State {
     /// Interleaved samples pushed so far: the next audio message's offset.
     pub audio_offset: u64,
     pub log: VecDeque<(u64, Message, usize)>,
+    /// The last hello built, with the `next_seq` it was built at: joiners in between share it.
+    pub hello: Option<(u64, Utf8Bytes)>,
     pub log_bytes: usize,
     pub next_seq: u64,
     pub done: bool,
@@ -85,10 +90,10 @@ pub(crate) struct State {
     pub clients_total: u64,
 }
 
-/// The shared state and the condition that wakes client threads.
+/// The shared state and the watch (the next sequence number) that wakes client tasks.
 pub(crate) struct Hub {
     state: Mutex<State>,
-    wake: Condvar,
+    wake: watch::Sender<u64>,
 }
 
 pub(crate) fn now_ms() -> f64 {
@@ -147,6 +152,7 @@ impl Hub {
                 audio_cap,
                 audio_offset: 0,
                 log: VecDeque::new(),
+                hello: None,
                 log_bytes: 0,
                 next_seq: 0,
                 done: false,
@@ -154,7 +160,7 @@ impl Hub {
                 clients: 0,
                 clients_total: 0,
             }),
-            wake: Condvar::new(),
+            wake: watch::Sender::new(0),
         }
     }
 
@@ -164,8 +170,7 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn publish(&self, st: &mut State, msg: Message) {
-        let len = msg.len();
+    fn publish(&self, st: &mut State, msg: Message, len: usize) {
         let seq = st.next_seq;
         st.next_seq += 1;
         st.log.push_back((seq, msg, len));
@@ -176,7 +181,13 @@ impl Hub {
                 st.log_bytes -= n;
             }
         }
-        self.wake.notify_all();
+        // Wakes every client task waiting for news.
+        self.wake.send_replace(st.next_seq);
+    }
+
+    fn publish_text(&self, st: &mut State, text: String) {
+        let len = text.len();
+        self.publish(st, Message::Text(text.into()), len);
     }
 
     /// A step's chart point. `names` are the voices' names (sent again only when they change).
@@ -192,7 +203,7 @@ impl Hub {
             st.names = names.iter().map(|s| s.to_string()).collect();
             st.loss_name = loss.map(|l| l.0.to_string());
             let m = serde_json::json!({"t": "names", "names": st.names, "loss": st.loss_name});
-            self.publish(&mut st, Message::text(m.to_string()));
+            self.publish_text(&mut st, m.to_string());
         }
         let p = Point {
             step,
@@ -217,7 +228,7 @@ impl Hub {
             st.points = merged;
             st.stride *= 2;
         }
-        self.publish(&mut st, Message::text(m.to_string()));
+        self.publish_text(&mut st, m.to_string());
     }
 
     pub fn push_alarm(&self, step: u64, kind: &str, message: &str) {
@@ -236,7 +247,7 @@ impl Hub {
             st.alarms.pop_front();
             st.alarms_dropped += 1;
         }
-        self.publish(&mut st, Message::text(m.to_string()));
+        self.publish_text(&mut st, m.to_string());
     }
 
     pub fn push_audio(&self, step: u64, samples: &[f32]) {
@@ -265,29 +276,51 @@ impl Hub {
                 None => break,
             }
         }
-        self.publish(&mut st, Message::Binary(bytes));
+        let len = bytes.len();
+        self.publish(&mut st, Message::Binary(bytes), len);
     }
 
     pub fn finish(&self) {
         let mut st = self.lock();
         if !st.done && !st.closed {
             st.done = true;
-            self.publish(&mut st, Message::text(r#"{"t":"done"}"#));
+            self.publish_text(&mut st, r#"{"t":"done"}"#.to_string());
         }
     }
 
     pub fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_all();
+        let seq = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.next_seq
+        };
+        self.wake.send_replace(seq);
+    }
+
+    /// A receiver that wakes when something is published or the hub closes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
     }
 
     /// What a client joining now is sent first: the hello (settings and chart history), the
-    /// recent audio, and the cursor from which it follows the live log.
+    /// recent audio, and the cursor from which it follows the live log. The audio is the
+    /// history's own bytes, and joiners with nothing published in between share one hello.
     pub fn join(&self) -> (Message, Vec<Message>, u64) {
-        let (st_points, mut hello, audio, cursor) = {
+        let (points, mut hello, audio, cursor) = {
             let mut st = self.lock();
             st.clients += 1;
             st.clients_total += 1;
+            let audio: Vec<Message> = st
+                .audio
+                .iter()
+                .map(|(b, _)| Message::Binary(b.clone()))
+                .collect();
+            let cursor = st.next_seq;
+            if let Some((seq, text)) = &st.hello
+                && *seq == cursor
+            {
+                return (Message::Text(text.clone()), audio, cursor);
+            }
             let hello = serde_json::json!({
                 "t": "hello",
                 "title": st.title,
@@ -302,16 +335,17 @@ impl Hub {
                 "alarms_dropped": st.alarms_dropped,
                 "audio_cap": st.audio_cap,
             });
-            let audio: Vec<Message> = st
-                .audio
-                .iter()
-                .map(|(b, _)| Message::Binary(b.clone()))
-                .collect();
-            (st.points.clone(), hello, audio, st.next_seq)
+            (st.points.clone(), hello, audio, cursor)
         };
         // Serialised outside the lock: a join never stalls the training thread for long.
-        hello["points"] = st_points.iter().map(point_json).collect();
-        (Message::text(hello.to_string()), audio, cursor)
+        hello["points"] = points.iter().map(point_json).collect();
+        drop(points);
+        let text = Utf8Bytes::from(hello.to_string());
+        let mut st = self.lock();
+        if st.next_seq == cursor {
+            st.hello = Some((cursor, text.clone()));
+        }
+        (Message::Text(text), audio, cursor)
     }
 
     pub fn leave(&self) {
@@ -319,16 +353,10 @@ impl Hub {
         st.clients = st.clients.saturating_sub(1);
     }
 
-    /// The live messages after `cursor` (advancing it), waiting up to `timeout` for some;
-    /// `None` once the server is closed.
-    pub fn next(&self, cursor: &mut u64, timeout: Duration) -> Option<Vec<Message>> {
-        let mut st = self.lock();
-        if st.next_seq <= *cursor && !st.closed {
-            st = self
-                .wake
-                .wait_timeout_while(st, timeout, |s| s.next_seq <= *cursor && !s.closed)
-                .map_or_else(|p| p.into_inner().0, |r| r.0);
-        }
+    /// The live messages after `cursor` (advancing it), empty when there are none yet;
+    /// `None` once the server is closed and everything published has been taken.
+    pub fn take(&self, cursor: &mut u64) -> Option<Vec<Message>> {
+        let st = self.lock();
         // Closing: what was published (the run's end) still goes out, then the client ends.
         if st.closed && st.next_seq <= *cursor {
             return None;
