@@ -78,6 +78,9 @@
       document.title = 'gradtone: ' + m.title;
       legend(); alarmsText(); dirty = true;
       if (params.get('autoplay') === '1' && !ctx) start();
+    } else if (m.t === 'points') { // the rest of the hello's chart history
+      m.points.forEach((p) => S.points.push(point(p)));
+      dirty = true;
     } else if (m.t === 'names') {
       S.names = m.names; S.lossName = m.loss; legend(); dirty = true;
     } else if (m.t === 'point') {

@@ -325,7 +325,9 @@ async fn websocket(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Bod
     };
     let s = shared.clone();
     upgrade
-        // The page sends nothing but control frames.
+        // The page sends nothing but control frames: small buffers, small limits (each page
+        // would otherwise hold 128 KiB for reading).
+        .read_buffer_size(4 << 10)
         .max_message_size(64 << 10)
         .max_frame_size(64 << 10)
         .on_upgrade(move |ws| client(ws, s))
@@ -352,12 +354,11 @@ async fn follow(
     ws: &mut WebSocket,
     shared: &Shared,
     news: &mut watch::Receiver<u64>,
-    hello: Message,
+    hello: Vec<Message>,
     audio: Vec<Message>,
     cursor: &mut u64,
 ) -> Result<(), ()> {
-    send(ws, hello).await?;
-    for m in audio {
+    for m in hello.into_iter().chain(audio) {
         send(ws, m).await?;
     }
     loop {

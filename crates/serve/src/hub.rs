@@ -18,6 +18,9 @@ pub const AUDIO_HEADER: usize = 24;
 /// Live messages kept for slow clients, at most (bytes); a client further behind skips ahead.
 const LOG_BYTES: usize = 8 << 20;
 
+/// Bytes (about) of chart history per message to a joining page.
+pub(crate) const HISTORY_CHUNK: usize = 16 << 10;
+
 /// One chart point: a step's loss and voice values.
 #[derive(Clone, Debug)]
 pub(crate) struct Point {
@@ -80,8 +83,9 @@ pub(crate) struct State {
     /// Interleaved samples pushed so far: the next audio message's offset.
     pub audio_offset: u64,
     pub log: VecDeque<(u64, Message, usize)>,
-    /// The last hello built, with the `next_seq` it was built at: joiners in between share it.
-    pub hello: Option<(u64, Utf8Bytes)>,
+    /// The last hello (and its chart history) built, with the `next_seq` it was built at:
+    /// joiners in between share it.
+    pub hello: Option<(u64, Vec<Message>)>,
     pub log_bytes: usize,
     pub next_seq: u64,
     pub done: bool,
@@ -302,10 +306,12 @@ impl Hub {
         self.wake.subscribe()
     }
 
-    /// What a client joining now is sent first: the hello (settings and chart history), the
-    /// recent audio, and the cursor from which it follows the live log. The audio is the
-    /// history's own bytes, and joiners with nothing published in between share one hello.
-    pub fn join(&self) -> (Message, Vec<Message>, u64) {
+    /// What a client joining now is sent first: the hello (settings and the start of the chart
+    /// history) and the rest of the history in messages of about [`HISTORY_CHUNK`] bytes (a
+    /// page that stops reading holds one of those, not the whole chart), the recent audio, and
+    /// the cursor from which it follows the live log. The audio is the history's own bytes,
+    /// and joiners with nothing published in between share the same hello messages.
+    pub fn join(&self) -> (Vec<Message>, Vec<Message>, u64) {
         let (points, mut hello, audio, cursor) = {
             let mut st = self.lock();
             st.clients += 1;
@@ -316,10 +322,10 @@ impl Hub {
                 .map(|(b, _)| Message::Binary(b.clone()))
                 .collect();
             let cursor = st.next_seq;
-            if let Some((seq, text)) = &st.hello
+            if let Some((seq, msgs)) = &st.hello
                 && *seq == cursor
             {
-                return (Message::Text(text.clone()), audio, cursor);
+                return (msgs.clone(), audio, cursor);
             }
             let hello = serde_json::json!({
                 "t": "hello",
@@ -338,14 +344,32 @@ impl Hub {
             (st.points.clone(), hello, audio, cursor)
         };
         // Serialised outside the lock: a join never stalls the training thread for long.
-        hello["points"] = points.iter().map(point_json).collect();
+        let mut chunks: Vec<Vec<serde_json::Value>> = vec![Vec::new()];
+        let mut size = 0;
+        for p in &points {
+            let v = point_json(p);
+            size += 24 + 20 * p.values.len();
+            if size > HISTORY_CHUNK {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            if let Some(c) = chunks.last_mut() {
+                c.push(v);
+            }
+        }
         drop(points);
-        let text = Utf8Bytes::from(hello.to_string());
+        let mut chunks = chunks.into_iter();
+        hello["points"] = chunks.next().unwrap_or_default().into();
+        let mut msgs = vec![Message::Text(Utf8Bytes::from(hello.to_string()))];
+        msgs.extend(chunks.map(|c| {
+            let m = serde_json::json!({"t": "points", "points": c});
+            Message::Text(Utf8Bytes::from(m.to_string()))
+        }));
         let mut st = self.lock();
         if st.next_seq == cursor {
-            st.hello = Some((cursor, text.clone()));
+            st.hello = Some((cursor, msgs.clone()));
         }
-        (Message::Text(text), audio, cursor)
+        (msgs, audio, cursor)
     }
 
     pub fn leave(&self) {
