@@ -224,7 +224,10 @@ fn page_load(addr: SocketAddr, token: Option<&str>) -> f64 {
         ),
     );
     let dt = t0.elapsed().as_secs_f64();
-    assert_eq!(code, 200, "a viewer's GET / under load: {body}");
+    assert_eq!(
+        code, 200,
+        "a viewer's GET / under load, after {dt:.3} s: {body:?}"
+    );
     assert!(body.contains("<canvas id=\"chart\""));
     dt
 }
