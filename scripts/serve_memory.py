@@ -15,7 +15,7 @@ Prints each number and the verdict; exits 1 when a target is missed. Run from th
 root after `cargo build --release -p gradtone`:
 
     python3 scripts/serve_memory.py [--bin target/release/gradtone] [--clients 500]
-        [--rounds 4] [--pages 60] [--settle 12]
+        [--rounds 4] [--pages 60] [--settle 22]
 """
 
 import argparse
@@ -82,7 +82,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--pages", type=int, default=60)
     ap.add_argument("--hold", type=float, default=25.0, help="seconds the non-readers stay")
-    ap.add_argument("--settle", type=float, default=12.0, help="seconds after a round")
+    ap.add_argument("--settle", type=float, default=22.0, help="seconds after a round")
     a = ap.parse_args()
 
     p = subprocess.Popen(

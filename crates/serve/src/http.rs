@@ -358,11 +358,20 @@ async fn follow(
     shared: &Shared,
     news: &mut watch::Receiver<u64>,
     hello: Vec<Message>,
-    audio: Vec<Message>,
+    (mut audio, audio_end): (u64, u64),
     cursor: &mut u64,
 ) -> Result<(), ()> {
-    for m in hello.into_iter().chain(audio) {
+    for m in hello {
         send(ws, m).await?;
+    }
+    loop {
+        let batch = shared.hub.audio_history(&mut audio, audio_end, 16);
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            send(ws, m).await?;
+        }
     }
     loop {
         news.borrow_and_update();

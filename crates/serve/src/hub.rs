@@ -79,6 +79,8 @@ pub(crate) struct State {
     /// Recent audio messages (already encoded) and their total samples.
     pub audio: VecDeque<(Bytes, usize)>,
     pub audio_samples: usize,
+    /// Audio messages dropped from the front of `audio` so far: the first one's index.
+    pub audio_first: u64,
     pub audio_cap: usize,
     /// Interleaved samples pushed so far: the next audio message's offset.
     pub audio_offset: u64,
@@ -153,6 +155,7 @@ impl Hub {
                 alarms_dropped: 0,
                 audio: VecDeque::new(),
                 audio_samples: 0,
+                audio_first: 0,
                 audio_cap,
                 audio_offset: 0,
                 log: VecDeque::new(),
@@ -276,7 +279,10 @@ impl Hub {
         st.audio_samples += samples.len();
         while st.audio_samples > st.audio_cap {
             match st.audio.pop_front() {
-                Some((_, n)) => st.audio_samples -= n,
+                Some((_, n)) => {
+                    st.audio_samples -= n;
+                    st.audio_first += 1;
+                }
                 None => break,
             }
         }
@@ -308,19 +314,15 @@ impl Hub {
 
     /// What a client joining now is sent first: the hello (settings and the start of the chart
     /// history) and the rest of the history in messages of about [`HISTORY_CHUNK`] bytes (a
-    /// page that stops reading holds one of those, not the whole chart), the recent audio, and
-    /// the cursor from which it follows the live log. The audio is the history's own bytes,
-    /// and joiners with nothing published in between share the same hello messages.
-    pub fn join(&self) -> (Vec<Message>, Vec<Message>, u64) {
+    /// page that stops reading holds one of those, not the whole chart), the range of recent
+    /// audio to take with [`Hub::audio_history`], and the cursor from which it follows the
+    /// live log. Joiners with nothing published in between share the same hello messages.
+    pub fn join(&self) -> (Vec<Message>, (u64, u64), u64) {
         let (points, mut hello, audio, cursor) = {
             let mut st = self.lock();
             st.clients += 1;
             st.clients_total += 1;
-            let audio: Vec<Message> = st
-                .audio
-                .iter()
-                .map(|(b, _)| Message::Binary(b.clone()))
-                .collect();
+            let audio = (st.audio_first, st.audio_first + st.audio.len() as u64);
             let cursor = st.next_seq;
             if let Some((seq, msgs)) = &st.hello
                 && *seq == cursor
@@ -370,6 +372,21 @@ impl Hub {
             st.hello = Some((cursor, msgs.clone()));
         }
         (msgs, audio, cursor)
+    }
+
+    /// Up to `max` messages of the recent audio from index `from` (advanced) to `end`: the
+    /// history's own bytes, a few at a time (a page holds a handful, not minutes of them).
+    /// Audio dropped meanwhile is skipped (the page fills the gap with silence).
+    pub fn audio_history(&self, from: &mut u64, end: u64, max: usize) -> Vec<Message> {
+        let st = self.lock();
+        let start = (*from).max(st.audio_first);
+        let stop = end.min(start + max as u64);
+        let out: Vec<Message> = (start..stop)
+            .filter_map(|i| st.audio.get((i - st.audio_first) as usize))
+            .map(|(b, _)| Message::Binary(b.clone()))
+            .collect();
+        *from = stop.max(start);
+        out
     }
 
     pub fn leave(&self) {
