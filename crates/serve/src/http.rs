@@ -34,6 +34,9 @@ const CONN_TIMEOUT: Duration = Duration::from_secs(15);
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// Ping an idle WebSocket this often (a dead peer shows as a failed send).
 const PING_EVERY: Duration = Duration::from_secs(5);
+/// How long a woken WebSocket client waits for more before sending: a few ms of latency
+/// against a wake-up per message.
+const GATHER: Duration = Duration::from_millis(5);
 /// Request head bytes read at most (more: 431).
 const MAX_HEAD: usize = 16 * 1024;
 
@@ -380,7 +383,13 @@ async fn follow(
         };
         if batch.is_empty() {
             tokio::select! {
-                changed = news.changed() => changed.map_err(|_| ())?,
+                changed = news.changed() => {
+                    changed.map_err(|_| ())?;
+                    // Gather what follows for a moment (a step's point, then its audio; a fast
+                    // loop's next steps): one wake-up and one write per batch, not per message,
+                    // so the server's thread takes little from a training loop's cores.
+                    tokio::time::sleep(GATHER).await;
+                }
                 // What the page sends is never acted on; its close (or EOF) ends it.
                 m = ws.recv() => match m {
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(()),

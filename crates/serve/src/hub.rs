@@ -5,6 +5,7 @@
 //! bytes are reference-counted) by all the clients that send it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -100,6 +101,9 @@ pub(crate) struct State {
 pub(crate) struct Hub {
     state: Mutex<State>,
     wake: watch::Sender<u64>,
+    /// A wake-up is on its way and no client has looked since: publishing again need not send
+    /// another (one wake per step, not one per message, on the training thread).
+    woken: AtomicBool,
 }
 
 pub(crate) fn now_ms() -> f64 {
@@ -168,6 +172,7 @@ impl Hub {
                 clients_total: 0,
             }),
             wake: watch::Sender::new(0),
+            woken: AtomicBool::new(false),
         }
     }
 
@@ -188,8 +193,10 @@ impl Hub {
                 st.log_bytes -= n;
             }
         }
-        // Wakes every client task waiting for news.
-        self.wake.send_replace(st.next_seq);
+        // Wakes every client task waiting for news, unless one is already on its way.
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            self.wake.send_replace(st.next_seq);
+        }
     }
 
     fn publish_text(&self, st: &mut State, text: String) {
@@ -395,8 +402,10 @@ impl Hub {
     }
 
     /// The live messages after `cursor` (advancing it), empty when there are none yet;
-    /// `None` once the server is closed and everything published has been taken.
+    /// `None` once the server is closed and everything published has been taken. The next
+    /// message published after this wakes the clients again.
     pub fn take(&self, cursor: &mut u64) -> Option<Vec<Message>> {
+        self.woken.store(false, Ordering::Release);
         let st = self.lock();
         // Closing: what was published (the run's end) still goes out, then the client ends.
         if st.closed && st.next_seq <= *cursor {
