@@ -308,7 +308,7 @@ fn no_lockout(token: Option<&str>) {
     for c in idle.iter_mut().chain(slow.iter_mut()) {
         c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let mut b = [0u8; 256];
-        if matches!(c.read(&mut b), Ok(_)) {
+        if c.read(&mut b).is_ok() {
             closed += 1;
         }
     }
