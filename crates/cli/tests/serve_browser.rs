@@ -421,7 +421,8 @@ fn open_browser(chrome: &str, t: &TempDir) -> (Cdp, Reaper) {
 /// node connected to an AudioContext's destination is connected to an AudioWorklet too, which
 /// posts channel 0 in 4096-frame chunks, each with the wall-clock time (ms since the epoch) its
 /// first frame reaches the output (`getOutputTimestamp`, so the output latency counts). The
-/// worklet is a blob module, so the page's CSP is bypassed for these tests only.
+/// worklet is a blob module, so the page's CSP is bypassed for these tests only; the page's own
+/// worklet module loads once the tap's has, so the tap hears its first sound.
 const TAP: &str = r#"(() => {
   const src = `class Tap extends AudioWorkletProcessor {
     constructor() { super(); this.buf = new Float32Array(4096); this.n = 0; this.t0 = 0; }
@@ -458,13 +459,21 @@ const TAP: &str = r#"(() => {
           tap.chunks.push({ wall, s: e.data.s });
         };
         connect.call(n, ctx.destination);
+        ctx.__tapNode = n;
         return n;
       });
+      // The page's own modules load after the tap's: its first sound is recorded too.
+      const add = ctx.audioWorklet.addModule.bind(ctx.audioWorklet);
+      ctx.audioWorklet.addModule = (u, o) => this.__tap.then(() => add(u, o));
     }
   };
   AudioNode.prototype.connect = function (dest, ...rest) {
     const r = connect.call(this, dest, ...rest);
-    if (dest instanceof AudioDestinationNode && this.context.__tap) this.context.__tap.then((n) => connect.call(this, n));
+    const ctx = this.context;
+    if (dest instanceof AudioDestinationNode && ctx.__tap) {
+      if (ctx.__tapNode) connect.call(this, ctx.__tapNode);
+      else ctx.__tap.then((n) => connect.call(this, n));
+    }
     return r;
   };
   window.__gradtoneTapDump = () => {
