@@ -293,3 +293,18 @@ fn a_long_history_comes_in_small_messages() {
     assert!(messages > 10, "{messages} messages");
     s.close();
 }
+
+#[test]
+fn a_taken_port_fails_at_start() {
+    let s = server(Token::Auto);
+    let mut o = ServeOptions::new(s.local_addr(), 44_100, 1);
+    o.token = Token::Auto;
+    match Server::start(o) {
+        Err(ServeError::Bind { addr, .. }) => assert_eq!(addr, s.local_addr()),
+        other => panic!(
+            "expected a bind error, got {:?}",
+            other.map(|s| s.url().to_string())
+        ),
+    }
+    s.close();
+}
