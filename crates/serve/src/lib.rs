@@ -242,7 +242,8 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 }
 
 impl Server {
-    /// Binds and starts serving on a background thread.
+    /// Binds now — a taken port or a refused address is [`ServeError::Bind`] here, before
+    /// anything else starts — then serves on a thread of its own.
     pub fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         let loopback = opts.addr.ip().is_loopback();
         let token = match opts.token {
