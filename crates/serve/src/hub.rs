@@ -425,3 +425,51 @@ impl Hub {
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_ptr(m: &Message) -> *const u8 {
+        match m {
+            Message::Text(t) => t.as_str().as_ptr(),
+            _ => std::ptr::null(),
+        }
+    }
+
+    fn bin_ptr(m: &Message) -> *const u8 {
+        match m {
+            Message::Binary(b) => b.as_ptr(),
+            _ => std::ptr::null(),
+        }
+    }
+
+    #[test]
+    fn joiners_share_the_history_not_copies() {
+        let hub = Hub::new("t".into(), 44_100, 1, 4096, 1 << 20);
+        for step in 0..2000 {
+            hub.push_point(step, Some(("loss", 1.0)), &["a", "b"], &[0.5, 0.25]);
+            hub.push_audio(step, &[0.1; 441]);
+        }
+        let (h1, (a1, e1), _) = hub.join();
+        let (h2, (a2, e2), _) = hub.join();
+        assert!(h1.len() > 1, "a long chart comes in several messages");
+        assert_eq!(h1.len(), h2.len());
+        for (x, y) in h1.iter().zip(&h2) {
+            assert_eq!(text_ptr(x), text_ptr(y), "the same bytes, not a copy");
+        }
+        assert_eq!((a1, e1), (a2, e2));
+        let (mut c1, mut c2) = (a1, a2);
+        let first = hub.audio_history(&mut c1, e1, 16);
+        let again = hub.audio_history(&mut c2, e2, 16);
+        assert_eq!(first.len(), 16);
+        for (x, y) in first.iter().zip(&again) {
+            assert_eq!(bin_ptr(x), bin_ptr(y), "audio history shared too");
+        }
+        // Something new is published: the next joiner gets a fresh hello.
+        hub.push_point(2000, Some(("loss", 1.0)), &["a", "b"], &[0.5, 0.25]);
+        let (h3, _, _) = hub.join();
+        assert_ne!(text_ptr(&h1[0]), text_ptr(&h3[0]));
+        assert_eq!(hub.lock().clients, 3);
+    }
+}
