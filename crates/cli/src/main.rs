@@ -27,7 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::args::{Cli, Command, ModelArg};
 
 fn main() {
-    alloc::keep_freed_pages();
+    alloc::set_purge_delay();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {}", error_chain(&e));

@@ -1,6 +1,9 @@
 //! `gradtone train --serve` against a real headless Chromium, driven over the DevTools
 //! protocol: the page loads, its chart holds one point per step, the audio it received is the
-//! run's WAV (within 1 LSB) with the CSV's pitches, and its screenshot is not blank.
+//! run's WAV (within 1 LSB) with the CSV's pitches, and its screenshot is not blank. What the
+//! page sends to the speakers is recorded too (the AudioContext's destination, tapped before the
+//! page's scripts run): every step heard as its frame arrives, the last one included, at its
+//! pitch. And the token URL of a non-loopback bind opens a working page.
 //!
 //! Needs Debian's `chromium` (`GRADTONE_CHROMIUM` picks another binary). Without it the test
 //! skips loudly, or fails when `GRADTONE_REQUIRE_CHROMIUM=1` (CI). `GRADTONE_UPDATE_DOCS=1`
@@ -73,6 +76,9 @@ struct Cdp {
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     id: u64,
     session: Option<String>,
+    /// Events received while waiting for answers (when `keep_events`).
+    events: Vec<Value>,
+    keep_events: bool,
 }
 
 impl Cdp {
@@ -90,6 +96,9 @@ impl Cdp {
             let m = self.ws.read().expect("cdp read");
             let Message::Text(t) = m else { continue };
             let v: Value = serde_json::from_str(&t).expect("cdp json");
+            if v["id"].is_null() && self.keep_events && self.events.len() < 10_000 {
+                self.events.push(v.clone());
+            }
             if v["id"].as_u64() == Some(id) {
                 if let Some(e) = v.get("error") {
                     panic!("{method}: {e}");
@@ -391,6 +400,8 @@ fn open_browser(chrome: &str, t: &TempDir) -> (Cdp, Reaper) {
         ws,
         id: 0,
         session: None,
+        events: Vec::new(),
+        keep_events: false,
     };
     let target = cdp.call("Target.createTarget", json!({"url": "about:blank"}));
     let attached = cdp.call(
@@ -406,86 +417,534 @@ fn open_browser(chrome: &str, t: &TempDir) -> (Cdp, Reaper) {
     (cdp, reaper)
 }
 
-/// Step → browser audio delay when training is slower than its sound (the usual case on a real
-/// model): frames sent every 100 ms to `gradtone listen --udp --serve`, each one's 60 ms of
-/// audio timed from its push to the moment the page's AudioWorklet will play it (network,
-/// jitter buffer, output latency). Printed for the README; the bound is not asserted (timing on
-/// a shared machine), only that it was measured.
-#[test]
-fn browser_audio_latency_is_measured() {
-    let test = "browser_audio_latency_is_measured";
-    let Some(chrome) = chromium(test) else {
-        return;
-    };
-    let t = TempDir::new("serve-latency");
-    let mut run = Command::new(BIN)
-        .args(["listen", "--no-live", "--mapping", "seed", "--udp", "0"])
-        .args(["--idle-timeout", "8", "--serve", "0", "--serve-wait"])
-        .args(["--wav", t.join("l.wav").to_str().expect("utf8")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gradtone runs");
-    let err = lines_of(run.stderr.take().expect("stderr"), "gradtone");
-    let mut run = Reaper(run);
-    let udp = wait_line(&err, "UDP address", |l| {
-        l.strip_prefix("listening for JSONL datagrams on udp://")
-            .and_then(|r| r.split_whitespace().next())
-            .map(str::to_string)
-    });
-    // `listen` opens its outputs (and the page) at the first frame.
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    let frame = |step: u32| {
-        format!(
-            "{{\"step\":{step},\"values\":{{\"a\":{},\"b\":1.5,\"c\":2.0,\"d\":0.7}}}}\n",
-            0.5 + f64::from(step) / 40.0
+/// Records what the page sends to the speakers, installed before any of its scripts runs: every
+/// node connected to an AudioContext's destination is connected to an AudioWorklet too, which
+/// posts channel 0 in 4096-frame chunks, each with the wall-clock time (ms since the epoch) its
+/// first frame reaches the output (`getOutputTimestamp`, so the output latency counts). The
+/// worklet is a blob module, so the page's CSP is bypassed for these tests only; the page's own
+/// worklet module loads once the tap's has, so the tap hears its first sound.
+const TAP: &str = r#"(() => {
+  const src = `class Tap extends AudioWorkletProcessor {
+    constructor() { super(); this.buf = new Float32Array(4096); this.n = 0; this.t0 = 0; }
+    process(inputs) {
+      const x = inputs[0] && inputs[0][0];
+      if (this.n === 0) this.t0 = currentTime;
+      if (x) this.buf.set(x, this.n);
+      this.n += x ? x.length : 128;
+      if (this.n >= 4096) {
+        this.port.postMessage({ t: this.t0, s: this.buf }, [this.buf.buffer]);
+        this.buf = new Float32Array(4096); this.n = 0;
+      }
+      return true;
+    }
+  }
+  registerProcessor('gradtone-tap', Tap);`;
+  const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+  const tap = { chunks: [], rate: 0 };
+  window.__gradtoneTap = tap;
+  const connect = AudioNode.prototype.connect;
+  const Base = window.AudioContext;
+  window.AudioContext = class extends Base {
+    constructor(...args) {
+      super(...args);
+      const ctx = this;
+      tap.rate = ctx.sampleRate;
+      this.__tap = ctx.audioWorklet.addModule(url).then(() => {
+        const n = new AudioWorkletNode(ctx, 'gradtone-tap', { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1] });
+        n.port.onmessage = (e) => {
+          const ts = ctx.getOutputTimestamp();
+          const wall = ts.performanceTime > 0
+            ? performance.timeOrigin + ts.performanceTime + (e.data.t - ts.contextTime) * 1000
+            : Date.now() + (e.data.t - ctx.currentTime + (ctx.baseLatency || 0) + (ctx.outputLatency || 0)) * 1000;
+          tap.chunks.push({ wall, s: e.data.s });
+        };
+        connect.call(n, ctx.destination);
+        ctx.__tapNode = n;
+        return n;
+      });
+      // The page's own modules load after the tap's: its first sound is recorded too.
+      const add = ctx.audioWorklet.addModule.bind(ctx.audioWorklet);
+      ctx.audioWorklet.addModule = (u, o) => this.__tap.then(() => add(u, o));
+    }
+  };
+  AudioNode.prototype.connect = function (dest, ...rest) {
+    const r = connect.call(this, dest, ...rest);
+    const ctx = this.context;
+    if (dest instanceof AudioDestinationNode && ctx.__tap) {
+      if (ctx.__tapNode) connect.call(this, ctx.__tapNode);
+      else ctx.__tap.then((n) => connect.call(this, n));
+    }
+    return r;
+  };
+  window.__gradtoneTapDump = () => {
+    const all = new Float32Array(tap.chunks.length * 4096);
+    tap.chunks.forEach((c, i) => all.set(c.s, i * 4096));
+    const b = new Uint8Array(all.buffer);
+    let s = '';
+    for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode.apply(null, b.subarray(i, i + 0x8000));
+    return JSON.stringify({ rate: tap.rate, walls: tap.chunks.map((c) => c.wall), b64: btoa(s) });
+  };
+})();"#;
+
+/// What reached the speakers: channel 0, and when each 4096-frame chunk was heard.
+struct Heard {
+    rate: f64,
+    walls: Vec<f64>,
+    x: Vec<f32>,
+}
+
+impl Heard {
+    fn dump(cdp: &mut Cdp) -> Heard {
+        let v: Value = serde_json::from_str(
+            cdp.eval("window.__gradtoneTapDump()")
+                .as_str()
+                .expect("tap"),
         )
-    };
-    sock.send_to(frame(0).as_bytes(), &udp).expect("send");
-    let url = wait_line(&err, "served URL", |l| {
-        l.strip_prefix("serving the live page at ")
-            .map(str::to_string)
-    });
-    let (mut cdp, _browser) = open_browser(&chrome, &t);
-    cdp.call("Page.enable", json!({}));
+        .expect("tap json");
+        let x = b64(v["b64"].as_str().expect("b64"))
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let walls = v["walls"]
+            .as_array()
+            .expect("walls")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        Heard {
+            rate: v["rate"].as_f64().expect("rate"),
+            walls,
+            x,
+        }
+    }
+
+    /// Wall-clock ms at which frame `i` was heard.
+    fn wall(&self, i: usize) -> f64 {
+        self.walls[i / 4096] + (i % 4096) as f64 / self.rate * 1e3
+    }
+
+    /// The first place at or after `from` where `r` is heard (scaled by the page's volume,
+    /// within 2e-3: the WAV's 16 bits): its offset.
+    fn find(&self, r: &[f32], from: usize) -> Option<usize> {
+        let (i0, peak) = r
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
+        if peak.abs() < 1e-3 {
+            return None;
+        }
+        let probes: Vec<usize> = (0..64).map(|k| k * r.len() / 64).collect();
+        let close = |o: usize, g: f32, j: usize| (self.x[o + j] - g * r[j]).abs() <= 2e-3;
+        (from..=self.x.len().checked_sub(r.len())?).find(|&o| {
+            let g = self.x[o + i0] / peak;
+            (0.05..2.0).contains(&g)
+                && probes.iter().all(|&j| close(o, g, j))
+                && (0..r.len()).all(|j| close(o, g, j))
+        })
+    }
+}
+
+/// The best-fitting sine's frequency within 25 Hz of `near` (0.05 Hz steps), as [`fit_hz`].
+fn fit_hz_near(x: &[f32], rate: f64, near: f64) -> f64 {
+    let mut best = (0.0, f64::NEG_INFINITY);
+    let mut f = near - 25.0;
+    while f < near + 25.0 {
+        let w = 2.0 * std::f64::consts::PI * f / rate;
+        let (mut s, mut c, mut ss, mut cc, mut sc) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (i, &v) in x.iter().enumerate() {
+            let (si, ci) = (w * i as f64).sin_cos();
+            let v = f64::from(v);
+            s += v * si;
+            c += v * ci;
+            ss += si * si;
+            cc += ci * ci;
+            sc += si * ci;
+        }
+        let fit = (s * s * cc - 2.0 * s * c * sc + c * c * ss) / (ss * cc - sc * sc);
+        if fit > best.1 {
+            best = (f, fit);
+        }
+        f += 0.05;
+    }
+    best.0
+}
+
+fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// Step `step`'s frame: four values whose seed pitches (200 + 100·norm Hz) all change each step.
+fn frame_line(step: u32) -> String {
+    let k = f64::from(step);
+    format!(
+        "{{\"step\":{step},\"values\":{{\"a\":{},\"b\":{},\"c\":{},\"d\":{}}}}}\n",
+        0.5 + 0.13 * k,
+        2.5 - 0.07 * k,
+        1.2 + 0.05 * (k * 0.7).sin(),
+        0.7 + 0.011 * k
+    )
+}
+
+/// A `gradtone listen --udp --serve` run of this test, with its WAV and CSV.
+struct Listen {
+    run: Reaper,
+    err: mpsc::Receiver<String>,
+    udp: String,
+    sock: std::net::UdpSocket,
+    wav: std::path::PathBuf,
+    csv: std::path::PathBuf,
+}
+
+impl Listen {
+    fn start(t: &TempDir, name: &str, mapping: &str, serve: &str) -> Listen {
+        let (wav, csv) = (
+            t.join(&format!("{name}.wav")),
+            t.join(&format!("{name}.csv")),
+        );
+        let mut run = Command::new(BIN)
+            .args(["listen", "--no-live", "--mapping", mapping, "--udp", "0"])
+            .args(["--idle-timeout", "3", "--serve", serve, "--serve-wait"])
+            .args(["--serve-linger", "0"])
+            .args(["--wav", wav.to_str().expect("utf8")])
+            .args(["--csv", csv.to_str().expect("utf8")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gradtone runs");
+        let err = lines_of(run.stderr.take().expect("stderr"), "gradtone");
+        let run = Reaper(run);
+        let udp = wait_line(&err, "UDP address", |l| {
+            l.strip_prefix("listening for JSONL datagrams on udp://")
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string)
+        });
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        Listen {
+            run,
+            err,
+            udp,
+            sock,
+            wav,
+            csv,
+        }
+    }
+
+    /// Sends step `step`'s frame; when it left, wall-clock ms.
+    fn send(&self, step: u32) -> f64 {
+        let t = now_ms();
+        self.sock
+            .send_to(frame_line(step).as_bytes(), &self.udp)
+            .expect("send");
+        t
+    }
+
+    /// The page's URL, once the first frame has opened the outputs.
+    fn url(&self) -> String {
+        wait_line(&self.err, "served URL", |l| {
+            l.strip_prefix("serving the live page at ")
+                .map(str::to_string)
+        })
+    }
+
+    /// Waits for the run to end (the idle timeout after the last frame).
+    fn finish(mut self) -> (std::path::PathBuf, std::path::PathBuf) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.run.0.try_wait().expect("wait") {
+                assert!(st.success(), "listen failed: {st}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "listen never ended");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (self.wav, self.csv)
+    }
+}
+
+fn page_state(cdp: &mut Cdp) -> Value {
+    let s = cdp.eval(
+        "JSON.stringify({page: window.gradtone ? window.gradtone.state() : null, \
+         tap: window.__gradtoneTap ? window.__gradtoneTap.chunks.length : -1, \
+         legend: document.getElementById('legend') ? document.getElementById('legend').children.length : 0})",
+    );
+    serde_json::from_str(s.as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
+/// Opens `url` with autoplay and waits until the page plays (and, with the tap, is heard).
+fn open_playing(cdp: &mut Cdp, url: &str, tapped: bool) -> Value {
     let sep = if url.contains('?') { '&' } else { '?' };
     cdp.call(
         "Page.navigate",
         json!({"url": format!("{url}{sep}autoplay=1")}),
     );
-    // The page is open (the listener waited for it); let its AudioContext start.
-    std::thread::sleep(Duration::from_millis(1000));
-    for step in 1..40 {
-        let line = frame(step);
-        sock.send_to(line.as_bytes(), &udp).expect("send");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let deadline = Instant::now() + Duration::from_secs(60);
-    let state = loop {
-        let s = cdp.eval("JSON.stringify(window.gradtone ? window.gradtone.state() : null)");
-        let s: Value = serde_json::from_str(s.as_str().unwrap_or("null")).unwrap_or(Value::Null);
-        if s["done"] == true {
+    loop {
+        let s = page_state(cdp);
+        let p = &s["page"];
+        if p["connected"] == true
+            && p["audio"] == "running"
+            && p["playing"] == true
+            && (!tapped || s["tap"].as_i64().unwrap_or(0) > 2)
+        {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the page never played: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The WAV's channel 0, as floats.
+fn wav_left(path: &Path) -> (Vec<f32>, f64) {
+    let reader = hound::WavReader::open(path).expect("wav");
+    let spec = reader.spec();
+    let ch = usize::from(spec.channels);
+    let s: Vec<i16> = reader
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    (
+        s.iter()
+            .step_by(ch)
+            .map(|&v| f32::from(v) / 32768.0)
+            .collect(),
+        f64::from(spec.sample_rate),
+    )
+}
+
+/// One run heard through the page: `frames` frames `every` apart after the first (which opens
+/// the page); every step must reach the speakers, the last one included, as the WAV has it,
+/// each within 150 ms of its frame (the first excepted: the page opens after it), and with the
+/// seed mapping at the CSV's pitches.
+fn heard_as_it_arrives(cdp: &mut Cdp, t: &TempDir, mapping: &str, every: Duration, frames: u32) {
+    let name = format!("{mapping}-{}ms", every.as_millis());
+    let run = Listen::start(t, &name, mapping, "0");
+    let mut sent = vec![run.send(0)];
+    let url = run.url();
+    open_playing(cdp, &url, true);
+    for step in 1..frames {
+        std::thread::sleep(every);
+        sent.push(run.send(step));
+    }
+    let (wav, csv) = run.finish();
+    std::thread::sleep(Duration::from_millis(400));
+    let heard = Heard::dump(cdp);
+    let (left, rate) = wav_left(&wav);
+    assert_eq!(rate, heard.rate, "the page plays at the run's rate");
+    let steps = frames as usize;
+    assert_eq!(left.len() % steps, 0, "{name}: equal steps");
+    let per = left.len() / steps;
+    let rows: Vec<Vec<f64>> = std::fs::read_to_string(&csv)
+        .expect("csv")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .skip(1)
+                .map(|v| v.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), steps, "{name}: one CSV row per frame");
+    let (mut from, mut lat, mut worst_hz) = (0, Vec::new(), 0.0f64);
+    for k in 0..steps {
+        let r = &left[k * per..(k + 1) * per];
+        let at = heard.find(r, from).unwrap_or_else(|| {
+            panic!(
+                "{name}: step {k} of {steps} never reached the speakers ({} frames heard)",
+                heard.x.len()
+            )
+        });
+        from = at + per;
+        if k > 0 {
+            lat.push(heard.wall(at) - sent[k]);
+        }
+        if mapping == "seed" {
+            for (v, norm) in rows[k].iter().take(4).enumerate() {
+                let want = 200.0 + 100.0 * norm;
+                let tone = &heard.x[at + v * 441..at + (v + 1) * 441];
+                worst_hz = worst_hz.max((fit_hz_near(tone, rate, want) - want).abs());
+            }
+        }
+    }
+    let max = lat.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let min = lat.iter().cloned().fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "HEARD {name}: {steps} of {steps} steps; frame → speakers {min:.0}..{max:.0} ms (mean {:.0}); pitch worst {worst_hz:.2} Hz",
+        lat.iter().sum::<f64>() / lat.len() as f64
+    );
+    assert!(
+        max <= 150.0,
+        "{name}: a step was heard {max:.0} ms after its frame: {lat:?}"
+    );
+    assert!(min > -20.0, "{name}: heard before sent? {lat:?}");
+    assert!(
+        worst_hz < 1.0,
+        "{name}: tones off the CSV's pitches by {worst_hz:.2} Hz"
+    );
+}
+
+/// Frames 5 ms apart, 60 ms of sound each: the page stays live (it drops what it cannot play
+/// in time) and the last step is heard within a second of its frame, not 10 s later.
+fn stays_live_when_training_is_faster(cdp: &mut Cdp, t: &TempDir) {
+    let run = Listen::start(t, "fast", "seed", "0");
+    let mut sent = vec![run.send(0)];
+    let url = run.url();
+    open_playing(cdp, &url, true);
+    const FRAMES: u32 = 200;
+    for step in 1..FRAMES {
+        std::thread::sleep(Duration::from_millis(5));
+        sent.push(run.send(step));
+    }
+    let (wav, _) = run.finish();
+    std::thread::sleep(Duration::from_millis(400));
+    let heard = Heard::dump(cdp);
+    let (left, _) = wav_left(&wav);
+    let per = left.len() / FRAMES as usize;
+    let last = &left[left.len() - per..];
+    let at = heard
+        .find(last, 0)
+        .expect("the last step reached the speakers");
+    let late = heard.wall(at) - sent[FRAMES as usize - 1];
+    eprintln!(
+        "HEARD fast: {FRAMES} steps of 60 ms in {:.1} s; the last heard {late:.0} ms after its frame",
+        (sent[FRAMES as usize - 1] - sent[0]) / 1e3
+    );
+    assert!(
+        late < 1000.0,
+        "the page fell {late:.0} ms behind a fast run"
+    );
+}
+
+#[test]
+fn browser_hears_every_step_as_it_arrives() {
+    let test = "browser_hears_every_step_as_it_arrives";
+    let Some(chrome) = chromium(test) else {
+        return;
+    };
+    let t = TempDir::new("serve-heard");
+    let (mut cdp, _browser) = open_browser(&chrome, &t);
+    cdp.call("Page.enable", json!({}));
+    cdp.call("Page.setBypassCSP", json!({"enabled": true}));
+    cdp.call(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({"source": TAP}),
+    );
+    for mapping in ["seed", "cents"] {
+        heard_as_it_arrives(&mut cdp, &t, mapping, Duration::from_millis(200), 12);
+        heard_as_it_arrives(&mut cdp, &t, mapping, Duration::from_secs(2), 4);
+    }
+    stays_live_when_training_is_faster(&mut cdp, &t);
+}
+
+/// The documented remote setup: `--serve 0.0.0.0:0` prints a token URL (connected to here on
+/// 127.0.0.1 only); Chromium opened on it loads the script, the worklet and the WebSocket,
+/// draws, plays, sends no `Referer` and keeps no cookie; a wrong token shows the refusal.
+#[test]
+fn browser_opens_the_token_url_of_a_public_bind() {
+    let test = "browser_opens_the_token_url_of_a_public_bind";
+    let Some(chrome) = chromium(test) else {
+        return;
+    };
+    let t = TempDir::new("serve-token");
+    let run = Listen::start(&t, "token", "seed", "0.0.0.0:0");
+    run.send(0);
+    let url = run.url();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/?token="),
+        "{url}"
+    );
+    let token = url.split("token=").nth(1).expect("token").to_string();
+    let (mut cdp, _browser) = open_browser(&chrome, &t);
+    cdp.call("Page.enable", json!({}));
+    cdp.call("Network.enable", json!({}));
+    cdp.keep_events = true;
+    open_playing(&mut cdp, &url, false);
+    for step in 1..6 {
+        std::thread::sleep(Duration::from_millis(200));
+        run.send(step);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let s = loop {
+        let s = page_state(&mut cdp);
+        if s["page"]["steps"].as_array().map(Vec::len) == Some(6)
+            // Steps 1..5 reach the player as they come (step 0 waited for it to start).
+            && s["page"]["latencyMs"]["n"].as_u64().unwrap_or(0) >= 5
+        {
             break s;
         }
-        assert!(Instant::now() < deadline, "the page never saw the end: {s}");
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            Instant::now() < deadline,
+            "the token page never caught up: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(state["steps"].as_array().map(Vec::len), Some(40));
-    let lat = &state["latencyMs"];
-    eprintln!(
-        "LATENCY step → browser audio out: n {} mean {:.1} ms p95 {:.1} ms max {:.1} ms; delivery mean {:.1} ms max {:.1} ms (AudioContext {})",
-        lat["n"],
-        lat["mean"].as_f64().unwrap_or(f64::NAN),
-        lat["p95"].as_f64().unwrap_or(f64::NAN),
-        lat["max"].as_f64().unwrap_or(f64::NAN),
-        state["netDelayMs"]["mean"].as_f64().unwrap_or(f64::NAN),
-        state["netDelayMs"]["max"].as_f64().unwrap_or(f64::NAN),
-        state["audio"]
-    );
-    assert_eq!(state["audio"], "running", "the page plays");
+    eprintln!("token page: {s}");
+    assert_eq!(s["page"]["connected"], true);
+    assert!(s["legend"].as_u64().unwrap_or(0) >= 4, "the legend: {s}");
+    assert_eq!(s["page"]["gaps"], 0);
+    // Every request the page made: none refused, none with a Referer.
+    let mut urls = Vec::new();
+    for e in &cdp.events {
+        let p = &e["params"];
+        match e["method"].as_str() {
+            Some("Network.requestWillBeSent") => {
+                urls.push(p["request"]["url"].as_str().unwrap_or("").to_string());
+                let h = &p["request"]["headers"];
+                // DevTools lists an empty one for none.
+                let referer = h["Referer"]
+                    .as_str()
+                    .or(h["referer"].as_str())
+                    .unwrap_or("");
+                assert!(referer.is_empty(), "a Referer: {h}");
+            }
+            Some("Network.webSocketCreated") => {
+                urls.push(p["url"].as_str().unwrap_or("").to_string());
+            }
+            Some("Network.webSocketWillSendHandshakeRequest") => {
+                let h = &p["request"]["headers"];
+                let referer = h["Referer"]
+                    .as_str()
+                    .or(h["referer"].as_str())
+                    .unwrap_or("");
+                assert!(referer.is_empty(), "a Referer on the WebSocket: {h}");
+            }
+            // The page's own requests (not the browser's favicon probe) are all served.
+            Some("Network.responseReceived")
+                if p["response"]["url"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("token=") =>
+            {
+                let status = p["response"]["status"].as_u64().unwrap_or(0);
+                let u = p["response"]["url"].as_str().unwrap_or("");
+                assert_eq!(status, 200, "{u} answered {status}");
+            }
+            _ => {}
+        }
+    }
+    // The script and the WebSocket carry the token (the worklet's fetch is not listed; the
+    // player's acknowledgements above show it loaded).
     assert!(
-        lat["n"].as_u64().unwrap_or(0) >= 30,
-        "most chunks were timed: {lat}"
+        urls.iter().any(|u| u.contains("/app.js?token="))
+            && urls
+                .iter()
+                .any(|u| u.starts_with("ws://") && u.contains("/ws?token=")),
+        "{urls:?}"
     );
-    let _ = run.0.wait();
+    let cookies = cdp.call("Network.getCookies", json!({}));
+    assert_eq!(cookies["cookies"], json!([]), "no cookie");
+    // A differently-cased token: the refusal, not the page.
+    cdp.keep_events = false;
+    let wrong = url.replace(&token, &token.to_uppercase());
+    assert_ne!(wrong, url);
+    cdp.call("Page.navigate", json!({"url": wrong}));
+    std::thread::sleep(Duration::from_millis(500));
+    let text = cdp.eval("document.body ? document.body.innerText : ''");
+    assert!(
+        text.as_str().unwrap_or("").contains("wrong token"),
+        "{text}"
+    );
+    drop(run);
 }

@@ -14,6 +14,9 @@
   };
   let ctx = null, node = null, gain = null, muted = false, live = false, nextId = 0;
   const pending = new Map();
+  // Audio that arrives while the AudioContext starts (a page opened with autoplay, or a click):
+  // played once the player is ready, so the first step is heard too.
+  let early = null;
   let dirty = true;
 
   const num = (v) => (typeof v === 'number' ? v : v === 'nan' || v === null ? NaN : v === 'inf' ? Infinity : v === '-inf' ? -Infinity : NaN);
@@ -61,7 +64,7 @@
       const id = nextId++;
       pending.set(id, net);
       node.port.postMessage({ samples, id });
-    }
+    } else if (early && net < 250 && early.length < 256) early.push(samples); // live, not history
   }
 
   function onText(m) {
@@ -75,6 +78,9 @@
       document.title = 'gradtone: ' + m.title;
       legend(); alarmsText(); dirty = true;
       if (params.get('autoplay') === '1' && !ctx) start();
+    } else if (m.t === 'points') { // the rest of the hello's chart history
+      m.points.forEach((p) => S.points.push(point(p)));
+      dirty = true;
     } else if (m.t === 'names') {
       S.names = m.names; S.lossName = m.loss; legend(); dirty = true;
     } else if (m.t === 'point') {
@@ -132,11 +138,12 @@
 
   async function start() {
     if (!ctx) {
+      early = [];
       ctx = new AudioContext({ sampleRate: S.rate, latencyHint: 'interactive' });
       await ctx.audioWorklet.addModule('worklet.js' + location.search);
       node = new AudioWorkletNode(ctx, 'gradtone-player', {
         numberOfInputs: 0, outputChannelCount: [S.channels],
-        processorOptions: { channels: S.channels, bufferSeconds: 0.08, maxSeconds: 0.5 },
+        processorOptions: { channels: S.channels, bufferSeconds: 0.08, holdSeconds: 0.02, maxSeconds: 0.5 },
       });
       node.port.onmessage = (e) => {
         const net = pending.get(e.data.id);
@@ -152,6 +159,8 @@
     await ctx.resume();
     live = !S.done;
     node.port.postMessage({ reset: true, live });
+    if (live && early) early.forEach((samples) => node.port.postMessage({ samples }));
+    early = null;
     if (!live) {
       const step = S.rate * S.channels;
       for (let i = 0; i < S.recLen; i += step) node.port.postMessage({ samples: S.rec.slice(i, Math.min(S.recLen, i + step)) });

@@ -1,6 +1,9 @@
 // gradtone's player: interleaved chunks in, a small jitter buffer, one output with the stream's
-// channels. Live mode keeps latency low (drops the oldest audio past MAX seconds); replay
-// mode plays everything queued.
+// channels. Live mode keeps latency low (drops the oldest audio past MAX seconds) and starts a
+// step as soon as it is whole: at BUFFER seconds queued, or HOLD seconds after it arrived when
+// no more is coming (a slow model's steps arrive one at a time, each shorter than the buffer:
+// waiting for the buffer would hold each one until the next, and the last one for ever).
+// Replay mode plays everything queued.
 class GradtonePlayer extends AudioWorkletProcessor {
   constructor(options) {
     super();
@@ -8,6 +11,8 @@ class GradtonePlayer extends AudioWorkletProcessor {
     this.channels = o.channels || 1;
     this.target = Math.round((o.bufferSeconds || 0.08) * sampleRate) * this.channels;
     this.max = Math.round((o.maxSeconds || 0.5) * sampleRate) * this.channels;
+    this.hold = Math.round((o.holdSeconds || 0.02) * sampleRate);
+    this.waited = 0; // frames the queue has waited to start
     this.queue = [];
     this.pos = 0; // read position in queue[0]
     this.queued = 0; // interleaved samples queued
@@ -17,7 +22,7 @@ class GradtonePlayer extends AudioWorkletProcessor {
     this.underruns = 0;
     this.port.onmessage = (e) => {
       const m = e.data;
-      if (m.reset) { this.queue = []; this.pos = 0; this.queued = 0; this.playing = false; this.live = m.live; return; }
+      if (m.reset) { this.queue = []; this.pos = 0; this.queued = 0; this.playing = false; this.waited = 0; this.live = m.live; return; }
       const ahead = this.queued;
       this.queue.push(m.samples);
       this.queued += m.samples.length;
@@ -35,7 +40,9 @@ class GradtonePlayer extends AudioWorkletProcessor {
     const out = outputs[0];
     const n = out[0].length;
     const ch = this.channels;
-    if (!this.playing && this.queued >= Math.min(this.target, this.live ? this.target : 1)) this.playing = true;
+    if (!this.playing && this.queued >= ch) {
+      if (!this.live || this.queued >= this.target || this.waited >= this.hold) { this.playing = true; this.waited = 0; } else this.waited += n;
+    }
     for (let i = 0; i < n; i++) {
       if (!this.playing || this.queued < ch) {
         if (this.playing) { this.playing = false; this.underruns++; }

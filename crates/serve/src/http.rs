@@ -1,124 +1,179 @@
-//! The HTTP layer: one request per connection (`Connection: close`), GET only, four paths,
-//! every request checked (token, `Host`, `Origin`) before anything is served.
+//! The HTTP layer: hyper (HTTP/1.1, one request per connection) on the server's own
+//! single-threaded tokio runtime, axum's WebSocket upgrade, GET only, four paths, every request
+//! checked (one `Host`, token, `Origin`) before anything is served.
+//!
+//! Nobody can lock a viewer out: a connection costs a task and a socket, not a thread; its
+//! request head must arrive within [`HEAD_TIMEOUT`]; and connections that have not yet sent a
+//! valid request are the only ones counted against a cap, past which the *oldest* of them is
+//! closed, so a new viewer always gets in. WebSocket clients that stop reading are skipped
+//! ahead by the hub (they never buffer more than one message here) and dropped after
+//! [`SEND_TIMEOUT`] without progress.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tungstenite::protocol::{Role, WebSocketConfig};
-use tungstenite::{Message, WebSocket};
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Notify, watch};
 
 use crate::Shared;
 
-/// Request head bytes read at most.
+/// Time a connection has to send its whole request head.
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a connection has for its request and response (a WebSocket leaves this behind).
+const CONN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time a WebSocket client has to take one message before it is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Ping an idle WebSocket this often (a dead peer shows as a failed send).
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// How long a woken WebSocket client waits for more before sending: a few ms of latency
+/// against a wake-up per message.
+const GATHER: Duration = Duration::from_millis(5);
+/// Request head bytes read at most (more: 431).
 const MAX_HEAD: usize = 16 * 1024;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const WORKLET_JS: &str = include_str!("../assets/worklet.js");
+const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; img-src 'self' data:";
 
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn query_param(&self, key: &str) -> Option<&str> {
-        self.query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
+/// The page, with the token in its script's URL when there is one (the browser would send
+/// none: a relative URL drops the query).
+pub(crate) fn index_html(token: Option<&str>) -> Bytes {
+    match token {
+        Some(t) => {
+            Bytes::from(INDEX_HTML.replace("src=\"app.js\"", &format!("src=\"app.js?token={t}\"")))
+        }
+        None => Bytes::from_static(INDEX_HTML.as_bytes()),
     }
 }
 
-/// Reads the request head (bounded in size and time).
-fn read_head(stream: &mut TcpStream) -> Option<Request> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Connections that have not sent a valid request yet, oldest first, each with the switch that
+/// closes it.
+#[derive(Default)]
+pub(crate) struct Pending {
+    next: u64,
+    conns: BTreeMap<u64, Arc<Notify>>,
+}
+
+type PendingSet = Arc<Mutex<Pending>>;
+
+fn lock(p: &PendingSet) -> std::sync::MutexGuard<'_, Pending> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Closes the oldest unserved connection, if any.
+fn evict_oldest(p: &PendingSet, shared: &Shared) -> bool {
+    match lock(p).conns.pop_first() {
+        Some((_, gone)) => {
+            gone.notify_one();
+            shared.evicted.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Accepts and serves until `stop` turns true, then gives the WebSocket clients up to 2 s to
+/// take the run's last messages.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let pending: PendingSet = Arc::default();
     loop {
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of descriptors (or a peer gone before accept): free one by closing the
+                // oldest connection that has sent nothing valid, and keep serving.
+                if !evict_oldest(&pending, &shared) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let gone = Arc::new(Notify::new());
+        let id = {
+            let mut p = lock(&pending);
+            let id = p.next;
+            p.next += 1;
+            p.conns.insert(id, gone.clone());
+            id
+        };
+        while lock(&pending).conns.len() > shared.max_pending {
+            evict_oldest(&pending, &shared);
         }
-        if buf.len() >= MAX_HEAD || Instant::now() > deadline {
-            return None;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+        let (s, p, p_done) = (shared.clone(), pending.clone(), pending.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let (s, p) = (s.clone(), p.clone());
+                async move { Ok::<_, std::convert::Infallible>(handle(req, &s, &p, id).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .keep_alive(false)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::select! {
+                _ = conn => {}
+                _ = gone.notified() => {}
+                _ = tokio::time::sleep(CONN_TIMEOUT) => {}
+            }
+            lock(&p_done).conns.remove(&id);
+        });
+        // Each connection is read once before the next is accepted: a burst waiting in the
+        // backlog must not push a viewer's request, already there, out as the oldest.
+        tokio::task::yield_now().await;
     }
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(&buf) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return None,
+    drop(listener);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while shared.hub.lock().clients > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let target = req.path?;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Some(Request {
-        method: req.method?.to_string(),
-        path: path.to_string(),
-        query: query.to_string(),
-        headers: req
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_string(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
-            .collect(),
-    })
 }
 
-fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only: bool) {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\
-         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
-         Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; img-src 'self' data:\r\n\r\n",
-        body.len()
+fn respond(status: StatusCode, ctype: &'static str, body: impl Into<Body>) -> Response<Body> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
-    let _ = stream.write_all(head.as_bytes());
-    if !head_only {
-        let _ = stream.write_all(body);
-    }
-    let _ = stream.flush();
+    // The page's URL holds the token: no request it makes may carry it elsewhere.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    r
 }
 
-fn refuse(stream: &mut TcpStream, shared: &Shared, status: &str, why: &str) {
+fn refuse(shared: &Shared, status: StatusCode, why: &str) -> Response<Body> {
     shared.refused.fetch_add(1, Ordering::Relaxed);
-    respond(
-        stream,
-        status,
-        "text/plain; charset=utf-8",
-        format!("{why}\n").as_bytes(),
-        false,
-    );
-}
-
-/// Answers a connection over the limit.
-pub(crate) fn busy(mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    respond(
-        &mut stream,
-        "503 Service Unavailable",
-        "text/plain",
-        b"too many connections\n",
-        false,
-    );
+    respond(status, "text/plain; charset=utf-8", format!("{why}\n"))
 }
 
 /// The host part of a `Host` header (`name`, `1.2.3.4`, `[::1]`, each with an optional port).
@@ -151,22 +206,47 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
 /// Checks a request; the refusal's status and reason, if refused.
-fn check(req: &Request, shared: &Shared) -> Result<(), (&'static str, String)> {
-    if req.method != "GET" && req.method != "HEAD" {
+fn check(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    shared: &Shared,
+) -> Result<(), (StatusCode, String)> {
+    if method != Method::GET && method != Method::HEAD {
         return Err((
-            "405 Method Not Allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
             "the page is read-only: GET only".into(),
         ));
     }
-    let Some(host) = req.header("host") else {
-        return Err(("400 Bad Request", "no Host header".into()));
+    // RFC 9112 §3.2: no Host, or more than one, is a bad request; so is an absolute target
+    // (its authority would stand in for Host).
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "a request needs exactly one Host header".into(),
+        ));
+    };
+    if uri.authority().is_some() {
+        return Err((StatusCode::BAD_REQUEST, "absolute request target".into()));
+    }
+    let Ok(host) = host.to_str() else {
+        return Err((StatusCode::BAD_REQUEST, "Host is not text".into()));
     };
     match &shared.token {
         Some(t) => {
-            if !req.query_param("token").is_some_and(|q| same(q, t)) {
+            if !query_param(uri.query().unwrap_or(""), "token").is_some_and(|q| same(q, t)) {
                 return Err((
-                    "403 Forbidden",
+                    StatusCode::FORBIDDEN,
                     "missing or wrong token: open the URL gradtone printed (…/?token=…)".into(),
                 ));
             }
@@ -174,7 +254,7 @@ fn check(req: &Request, shared: &Shared) -> Result<(), (&'static str, String)> {
         None => {
             if !loopback_host(host) {
                 return Err((
-                    "403 Forbidden",
+                    StatusCode::FORBIDDEN,
                     format!(
                         "Host {host:?} is not a loopback name; open http://127.0.0.1:PORT/ or http://localhost:PORT/ (or serve with a token)"
                     ),
@@ -182,136 +262,145 @@ fn check(req: &Request, shared: &Shared) -> Result<(), (&'static str, String)> {
             }
         }
     }
-    if let Some(origin) = req.header("origin") {
-        let origin = origin.trim();
-        let own = origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(|o| o.eq_ignore_ascii_case(host.trim()));
-        if !own {
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    match (origins.next(), origins.next()) {
+        (None, _) => {}
+        (Some(origin), None) => {
+            let origin = origin.to_str().unwrap_or("").trim();
+            let own = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|o| o.eq_ignore_ascii_case(host.trim()));
+            if !own {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!("cross-origin request from {origin:?} refused"),
+                ));
+            }
+        }
+        (Some(_), Some(_)) => {
             return Err((
-                "403 Forbidden",
-                format!("cross-origin request from {origin:?} refused"),
+                StatusCode::BAD_REQUEST,
+                "more than one Origin header".into(),
             ));
         }
     }
     Ok(())
 }
 
-pub(crate) fn handle(mut stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_nodelay(true);
-    let Some(req) = read_head(&mut stream) else {
-        refuse(
-            &mut stream,
-            shared,
-            "400 Bad Request",
-            "malformed or oversized request",
-        );
-        return;
-    };
-    if let Err((status, why)) = check(&req, shared) {
-        refuse(&mut stream, shared, status, &why);
-        return;
+async fn handle(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    pending: &PendingSet,
+    id: u64,
+) -> Response<Body> {
+    if let Err((status, why)) = check(req.method(), req.uri(), req.headers(), shared) {
+        return refuse(shared, status, &why);
     }
-    let head = req.method == "HEAD";
-    match req.path.as_str() {
+    // A valid request: this connection is a viewer's now, never closed to make room.
+    lock(pending).conns.remove(&id);
+    let js = "text/javascript; charset=utf-8";
+    match req.uri().path() {
         "/" | "/index.html" => respond(
-            &mut stream,
-            "200 OK",
+            StatusCode::OK,
             "text/html; charset=utf-8",
-            INDEX_HTML.as_bytes(),
-            head,
+            shared.index.clone(),
         ),
-        "/app.js" => respond(
-            &mut stream,
-            "200 OK",
-            "text/javascript; charset=utf-8",
-            APP_JS.as_bytes(),
-            head,
-        ),
-        "/worklet.js" => respond(
-            &mut stream,
-            "200 OK",
-            "text/javascript; charset=utf-8",
-            WORKLET_JS.as_bytes(),
-            head,
-        ),
-        "/ws" => websocket(stream, &req, shared),
-        _ => refuse(&mut stream, shared, "404 Not Found", "not found"),
+        "/app.js" => respond(StatusCode::OK, js, APP_JS),
+        "/worklet.js" => respond(StatusCode::OK, js, WORKLET_JS),
+        "/ws" => websocket(req, shared).await,
+        _ => refuse(shared, StatusCode::NOT_FOUND, "not found"),
     }
 }
 
-fn websocket(mut stream: TcpStream, req: &Request, shared: &Shared) {
-    let upgrade = req
-        .header("upgrade")
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let (Some(key), true) = (req.header("sec-websocket-key"), upgrade) else {
-        refuse(
-            &mut stream,
+async fn websocket(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    if shared.hub.lock().clients >= crate::MAX_CLIENTS {
+        return refuse(
             shared,
-            "400 Bad Request",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many pages open",
+        );
+    }
+    let (mut parts, _) = req.into_parts();
+    let Ok(upgrade) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await else {
+        return refuse(
+            shared,
+            StatusCode::BAD_REQUEST,
             "expected a WebSocket upgrade",
         );
-        return;
     };
-    let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
-    let head = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    if stream.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    // Reads only to notice a closed page; what the page sends is never acted on.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(1)));
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(64 << 10))
-        .max_frame_size(Some(64 << 10));
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config));
-    let (hello, audio, mut cursor) = shared.hub.join();
-    let _ = serve_client(&mut ws, shared, hello, audio, &mut cursor);
-    shared.hub.leave();
-    let _ = ws.close(None);
-    let _ = ws.flush();
+    let s = shared.clone();
+    upgrade
+        // The page sends nothing but control frames: small buffers, small limits (each page
+        // would otherwise hold 128 KiB for reading).
+        .read_buffer_size(4 << 10)
+        .max_message_size(64 << 10)
+        .max_frame_size(64 << 10)
+        .on_upgrade(move |ws| client(ws, s))
 }
 
-fn serve_client(
-    ws: &mut WebSocket<TcpStream>,
-    shared: &Shared,
-    hello: Message,
-    audio: Vec<Message>,
-    cursor: &mut u64,
-) -> tungstenite::Result<()> {
-    ws.send(hello)?;
-    for m in audio {
-        ws.write(m)?;
+async fn client(mut ws: WebSocket, shared: Arc<Shared>) {
+    let mut news = shared.hub.subscribe();
+    news.borrow_and_update();
+    let (hello, audio, mut cursor) = shared.hub.join();
+    let _ = follow(&mut ws, &shared, &mut news, hello, audio, &mut cursor).await;
+    shared.hub.leave();
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(None))).await;
+}
+
+/// Sends one message, or fails when the page does not take it within [`SEND_TIMEOUT`].
+async fn send(ws: &mut WebSocket, m: Message) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(m)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
     }
-    ws.flush()?;
-    let mut last_ping = Instant::now();
+}
+
+async fn follow(
+    ws: &mut WebSocket,
+    shared: &Shared,
+    news: &mut watch::Receiver<u64>,
+    hello: Vec<Message>,
+    (mut audio, audio_end): (u64, u64),
+    cursor: &mut u64,
+) -> Result<(), ()> {
+    for m in hello {
+        send(ws, m).await?;
+    }
     loop {
-        let Some(batch) = shared.hub.next(cursor, Duration::from_millis(500)) else {
+        let batch = shared.hub.audio_history(&mut audio, audio_end, 16);
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            send(ws, m).await?;
+        }
+    }
+    loop {
+        news.borrow_and_update();
+        let Some(batch) = shared.hub.take(cursor) else {
             return Ok(());
         };
-        let idle = batch.is_empty();
+        if batch.is_empty() {
+            tokio::select! {
+                changed = news.changed() => {
+                    changed.map_err(|_| ())?;
+                    // Gather what follows for a moment (a step's point, then its audio; a fast
+                    // loop's next steps): one wake-up and one write per batch, not per message,
+                    // so the server's thread takes little from a training loop's cores.
+                    tokio::time::sleep(GATHER).await;
+                }
+                // What the page sends is never acted on; its close (or EOF) ends it.
+                m = ws.recv() => match m {
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(()),
+                    Some(Ok(_)) => {}
+                },
+                _ = tokio::time::sleep(PING_EVERY) => send(ws, Message::Ping(Bytes::new())).await?,
+            }
+            continue;
+        }
         for m in batch {
-            ws.write(m)?;
-        }
-        if idle && last_ping.elapsed() > Duration::from_secs(5) {
-            ws.write(Message::Ping(Default::default()))?;
-            last_ping = Instant::now();
-        }
-        ws.flush()?;
-        // A closed page: its close frame or EOF ends this client.
-        match ws.read() {
-            Ok(Message::Close(_)) => return Ok(()),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e),
+            send(ws, m).await?;
         }
     }
 }
@@ -338,5 +427,13 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "abcd"));
+    }
+
+    #[test]
+    fn token_goes_into_the_script_url() {
+        let page = index_html(Some("abcdefgh12"));
+        let page = std::str::from_utf8(&page).unwrap();
+        assert!(page.contains("src=\"app.js?token=abcdefgh12\""), "{page}");
+        assert!(!index_html(None).windows(6).any(|w| w == b"token="));
     }
 }

@@ -1,19 +1,26 @@
 //! The broadcast hub: what the run has sent so far (decimated chart history, recent audio,
-//! alarms) for late joiners, and a bounded log of live messages that each client thread
-//! follows with its own cursor. Training only appends under a short lock; all socket writes
-//! happen on the client threads.
+//! alarms) for late joiners, and a bounded log of live messages that each client task follows
+//! with its own cursor. Training only appends under a short lock and bumps a watch; all socket
+//! writes happen on the server's own thread. Every message is encoded once and shared (its
+//! bytes are reference-counted) by all the clients that send it.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use tungstenite::{Bytes, Message};
+use axum::body::Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
+use tokio::sync::watch;
 
 /// Bytes of audio message header: sample offset, server time (ms), step, all f64 LE.
 pub const AUDIO_HEADER: usize = 24;
 
 /// Live messages kept for slow clients, at most (bytes); a client further behind skips ahead.
 const LOG_BYTES: usize = 8 << 20;
+
+/// Bytes (about) of chart history per message to a joining page.
+pub(crate) const HISTORY_CHUNK: usize = 16 << 10;
 
 /// One chart point: a step's loss and voice values.
 #[derive(Clone, Debug)]
@@ -73,10 +80,15 @@ pub(crate) struct State {
     /// Recent audio messages (already encoded) and their total samples.
     pub audio: VecDeque<(Bytes, usize)>,
     pub audio_samples: usize,
+    /// Audio messages dropped from the front of `audio` so far: the first one's index.
+    pub audio_first: u64,
     pub audio_cap: usize,
     /// Interleaved samples pushed so far: the next audio message's offset.
     pub audio_offset: u64,
     pub log: VecDeque<(u64, Message, usize)>,
+    /// The last hello (and its chart history) built, with the `next_seq` it was built at:
+    /// joiners in between share it.
+    pub hello: Option<(u64, Vec<Message>)>,
     pub log_bytes: usize,
     pub next_seq: u64,
     pub done: bool,
@@ -85,10 +97,13 @@ pub(crate) struct State {
     pub clients_total: u64,
 }
 
-/// The shared state and the condition that wakes client threads.
+/// The shared state and the watch (the next sequence number) that wakes client tasks.
 pub(crate) struct Hub {
     state: Mutex<State>,
-    wake: Condvar,
+    wake: watch::Sender<u64>,
+    /// A wake-up is on its way and no client has looked since: publishing again need not send
+    /// another (one wake per step, not one per message, on the training thread).
+    woken: AtomicBool,
 }
 
 pub(crate) fn now_ms() -> f64 {
@@ -144,9 +159,11 @@ impl Hub {
                 alarms_dropped: 0,
                 audio: VecDeque::new(),
                 audio_samples: 0,
+                audio_first: 0,
                 audio_cap,
                 audio_offset: 0,
                 log: VecDeque::new(),
+                hello: None,
                 log_bytes: 0,
                 next_seq: 0,
                 done: false,
@@ -154,7 +171,8 @@ impl Hub {
                 clients: 0,
                 clients_total: 0,
             }),
-            wake: Condvar::new(),
+            wake: watch::Sender::new(0),
+            woken: AtomicBool::new(false),
         }
     }
 
@@ -164,8 +182,7 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn publish(&self, st: &mut State, msg: Message) {
-        let len = msg.len();
+    fn publish(&self, st: &mut State, msg: Message, len: usize) {
         let seq = st.next_seq;
         st.next_seq += 1;
         st.log.push_back((seq, msg, len));
@@ -176,7 +193,15 @@ impl Hub {
                 st.log_bytes -= n;
             }
         }
-        self.wake.notify_all();
+        // Wakes every client task waiting for news, unless one is already on its way.
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            self.wake.send_replace(st.next_seq);
+        }
+    }
+
+    fn publish_text(&self, st: &mut State, text: String) {
+        let len = text.len();
+        self.publish(st, Message::Text(text.into()), len);
     }
 
     /// A step's chart point. `names` are the voices' names (sent again only when they change).
@@ -192,7 +217,7 @@ impl Hub {
             st.names = names.iter().map(|s| s.to_string()).collect();
             st.loss_name = loss.map(|l| l.0.to_string());
             let m = serde_json::json!({"t": "names", "names": st.names, "loss": st.loss_name});
-            self.publish(&mut st, Message::text(m.to_string()));
+            self.publish_text(&mut st, m.to_string());
         }
         let p = Point {
             step,
@@ -217,7 +242,7 @@ impl Hub {
             st.points = merged;
             st.stride *= 2;
         }
-        self.publish(&mut st, Message::text(m.to_string()));
+        self.publish_text(&mut st, m.to_string());
     }
 
     pub fn push_alarm(&self, step: u64, kind: &str, message: &str) {
@@ -236,7 +261,7 @@ impl Hub {
             st.alarms.pop_front();
             st.alarms_dropped += 1;
         }
-        self.publish(&mut st, Message::text(m.to_string()));
+        self.publish_text(&mut st, m.to_string());
     }
 
     pub fn push_audio(&self, step: u64, samples: &[f32]) {
@@ -261,33 +286,56 @@ impl Hub {
         st.audio_samples += samples.len();
         while st.audio_samples > st.audio_cap {
             match st.audio.pop_front() {
-                Some((_, n)) => st.audio_samples -= n,
+                Some((_, n)) => {
+                    st.audio_samples -= n;
+                    st.audio_first += 1;
+                }
                 None => break,
             }
         }
-        self.publish(&mut st, Message::Binary(bytes));
+        let len = bytes.len();
+        self.publish(&mut st, Message::Binary(bytes), len);
     }
 
     pub fn finish(&self) {
         let mut st = self.lock();
         if !st.done && !st.closed {
             st.done = true;
-            self.publish(&mut st, Message::text(r#"{"t":"done"}"#));
+            self.publish_text(&mut st, r#"{"t":"done"}"#.to_string());
         }
     }
 
     pub fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_all();
+        let seq = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.next_seq
+        };
+        self.wake.send_replace(seq);
     }
 
-    /// What a client joining now is sent first: the hello (settings and chart history), the
-    /// recent audio, and the cursor from which it follows the live log.
-    pub fn join(&self) -> (Message, Vec<Message>, u64) {
-        let (st_points, mut hello, audio, cursor) = {
+    /// A receiver that wakes when something is published or the hub closes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    /// What a client joining now is sent first: the hello (settings and the start of the chart
+    /// history) and the rest of the history in messages of about [`HISTORY_CHUNK`] bytes (a
+    /// page that stops reading holds one of those, not the whole chart), the range of recent
+    /// audio to take with [`Hub::audio_history`], and the cursor from which it follows the
+    /// live log. Joiners with nothing published in between share the same hello messages.
+    pub fn join(&self) -> (Vec<Message>, (u64, u64), u64) {
+        let (points, mut hello, audio, cursor) = {
             let mut st = self.lock();
             st.clients += 1;
             st.clients_total += 1;
+            let audio = (st.audio_first, st.audio_first + st.audio.len() as u64);
+            let cursor = st.next_seq;
+            if let Some((seq, msgs)) = &st.hello
+                && *seq == cursor
+            {
+                return (msgs.clone(), audio, cursor);
+            }
             let hello = serde_json::json!({
                 "t": "hello",
                 "title": st.title,
@@ -302,16 +350,50 @@ impl Hub {
                 "alarms_dropped": st.alarms_dropped,
                 "audio_cap": st.audio_cap,
             });
-            let audio: Vec<Message> = st
-                .audio
-                .iter()
-                .map(|(b, _)| Message::Binary(b.clone()))
-                .collect();
-            (st.points.clone(), hello, audio, st.next_seq)
+            (st.points.clone(), hello, audio, cursor)
         };
         // Serialised outside the lock: a join never stalls the training thread for long.
-        hello["points"] = st_points.iter().map(point_json).collect();
-        (Message::text(hello.to_string()), audio, cursor)
+        let mut chunks: Vec<Vec<serde_json::Value>> = vec![Vec::new()];
+        let mut size = 0;
+        for p in &points {
+            let v = point_json(p);
+            size += 24 + 20 * p.values.len();
+            if size > HISTORY_CHUNK {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            if let Some(c) = chunks.last_mut() {
+                c.push(v);
+            }
+        }
+        drop(points);
+        let mut chunks = chunks.into_iter();
+        hello["points"] = chunks.next().unwrap_or_default().into();
+        let mut msgs = vec![Message::Text(Utf8Bytes::from(hello.to_string()))];
+        msgs.extend(chunks.map(|c| {
+            let m = serde_json::json!({"t": "points", "points": c});
+            Message::Text(Utf8Bytes::from(m.to_string()))
+        }));
+        let mut st = self.lock();
+        if st.next_seq == cursor {
+            st.hello = Some((cursor, msgs.clone()));
+        }
+        (msgs, audio, cursor)
+    }
+
+    /// Up to `max` messages of the recent audio from index `from` (advanced) to `end`: the
+    /// history's own bytes, a few at a time (a page holds a handful, not minutes of them).
+    /// Audio dropped meanwhile is skipped (the page fills the gap with silence).
+    pub fn audio_history(&self, from: &mut u64, end: u64, max: usize) -> Vec<Message> {
+        let st = self.lock();
+        let start = (*from).max(st.audio_first);
+        let stop = end.min(start + max as u64);
+        let out: Vec<Message> = (start..stop)
+            .filter_map(|i| st.audio.get((i - st.audio_first) as usize))
+            .map(|(b, _)| Message::Binary(b.clone()))
+            .collect();
+        *from = stop.max(start);
+        out
     }
 
     pub fn leave(&self) {
@@ -319,16 +401,12 @@ impl Hub {
         st.clients = st.clients.saturating_sub(1);
     }
 
-    /// The live messages after `cursor` (advancing it), waiting up to `timeout` for some;
-    /// `None` once the server is closed.
-    pub fn next(&self, cursor: &mut u64, timeout: Duration) -> Option<Vec<Message>> {
-        let mut st = self.lock();
-        if st.next_seq <= *cursor && !st.closed {
-            st = self
-                .wake
-                .wait_timeout_while(st, timeout, |s| s.next_seq <= *cursor && !s.closed)
-                .map_or_else(|p| p.into_inner().0, |r| r.0);
-        }
+    /// The live messages after `cursor` (advancing it), empty when there are none yet;
+    /// `None` once the server is closed and everything published has been taken. The next
+    /// message published after this wakes the clients again.
+    pub fn take(&self, cursor: &mut u64) -> Option<Vec<Message>> {
+        self.woken.store(false, Ordering::Release);
+        let st = self.lock();
         // Closing: what was published (the run's end) still goes out, then the client ends.
         if st.closed && st.next_seq <= *cursor {
             return None;
@@ -345,5 +423,53 @@ impl Hub {
             .collect();
         *cursor = st.next_seq;
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_ptr(m: &Message) -> *const u8 {
+        match m {
+            Message::Text(t) => t.as_str().as_ptr(),
+            _ => std::ptr::null(),
+        }
+    }
+
+    fn bin_ptr(m: &Message) -> *const u8 {
+        match m {
+            Message::Binary(b) => b.as_ptr(),
+            _ => std::ptr::null(),
+        }
+    }
+
+    #[test]
+    fn joiners_share_the_history_not_copies() {
+        let hub = Hub::new("t".into(), 44_100, 1, 4096, 1 << 20);
+        for step in 0..2000 {
+            hub.push_point(step, Some(("loss", 1.0)), &["a", "b"], &[0.5, 0.25]);
+            hub.push_audio(step, &[0.1; 441]);
+        }
+        let (h1, (a1, e1), _) = hub.join();
+        let (h2, (a2, e2), _) = hub.join();
+        assert!(h1.len() > 1, "a long chart comes in several messages");
+        assert_eq!(h1.len(), h2.len());
+        for (x, y) in h1.iter().zip(&h2) {
+            assert_eq!(text_ptr(x), text_ptr(y), "the same bytes, not a copy");
+        }
+        assert_eq!((a1, e1), (a2, e2));
+        let (mut c1, mut c2) = (a1, a2);
+        let first = hub.audio_history(&mut c1, e1, 16);
+        let again = hub.audio_history(&mut c2, e2, 16);
+        assert_eq!(first.len(), 16);
+        for (x, y) in first.iter().zip(&again) {
+            assert_eq!(bin_ptr(x), bin_ptr(y), "audio history shared too");
+        }
+        // Something new is published: the next joiner gets a fresh hello.
+        hub.push_point(2000, Some(("loss", 1.0)), &["a", "b"], &[0.5, 0.25]);
+        let (h3, _, _) = hub.join();
+        assert_ne!(text_ptr(&h1[0]), text_ptr(&h3[0]));
+        assert_eq!(hub.lock().clients, 3);
     }
 }

@@ -2,6 +2,10 @@
 //! very samples the WAV gets, over a WebSocket into an AudioWorklet), draws the voices, the loss
 //! and the alarms live, and gives a late joiner the history so far.
 //!
+//! It runs on a thread of its own (hyper and axum's WebSockets on a single-threaded tokio
+//! runtime): the training thread only appends to a shared log, idle or hostile connections cost
+//! a task each, and a page that stops reading is skipped ahead, never buffered for.
+//!
 //! Safe by default: it binds loopback; any other address needs a token (random unless given),
 //! checked on every request, as in the URL Jupyter prints. Without a token the `Host` header
 //! must name a loopback host (DNS rebinding), and a WebSocket's `Origin` must be the page's own
@@ -23,9 +27,9 @@ mod hub;
 mod probe;
 mod sink;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,8 +40,12 @@ pub use sink::ServeSink;
 /// The port `--serve` uses when none is given.
 pub const DEFAULT_PORT: u16 = 8737;
 
-/// Concurrent connections served at most; more are answered 503.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Pages (WebSocket clients) served at once at most; more are answered 503.
+pub const MAX_CLIENTS: usize = 1000;
+
+/// Connections that have not sent a valid request yet, kept at most (fewer when the process may
+/// open few files); past this the oldest of them is closed to make room for the new one.
+pub const MAX_PENDING: usize = 4096;
 
 /// Errors of the server.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +104,9 @@ pub struct ServeOptions {
     pub chart_points: usize,
     /// Interleaved samples of recent audio kept for late joiners (and the page's replay).
     pub audio_history: usize,
+    /// Connections yet to send a valid request kept at most (see [`MAX_PENDING`]); lowered
+    /// to a quarter of the process's open-file limit when that is smaller.
+    pub max_pending: usize,
 }
 
 impl ServeOptions {
@@ -109,6 +120,7 @@ impl ServeOptions {
             channels,
             chart_points: 4096,
             audio_history: sample_rate as usize * usize::from(channels.max(1)) * 180,
+            max_pending: MAX_PENDING,
         }
     }
 }
@@ -159,16 +171,20 @@ pub struct ServeStats {
     pub clients: usize,
     /// WebSocket clients served in all.
     pub clients_total: u64,
-    /// Requests refused (bad token, host, origin, method, path; too many connections).
+    /// Requests refused (bad token, host, origin, method, path; too many pages).
     pub refused: u64,
+    /// Connections closed before sending a valid request, to make room for newer ones.
+    pub evicted: u64,
 }
 
 pub(crate) struct Shared {
     pub hub: hub::Hub,
     pub token: Option<String>,
-    pub stop: AtomicBool,
-    pub connections: AtomicUsize,
-    pub refused: std::sync::atomic::AtomicU64,
+    /// The page, with the token in its script's URL.
+    pub index: axum::body::Bytes,
+    pub max_pending: usize,
+    pub refused: AtomicU64,
+    pub evicted: AtomicU64,
 }
 
 /// A running server; dropping it (or [`Server::close`]) stops it.
@@ -176,11 +192,58 @@ pub struct Server {
     shared: Arc<Shared>,
     addr: SocketAddr,
     url: String,
-    accept: Option<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Raises the soft limit on open files to the hard one (as Go's runtime does at start): each
+/// connection is a descriptor, and 1024 is too few to outlast a flood. The limit it ends at.
+#[cfg(unix)]
+fn raise_open_files() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+}
+
+#[cfg(not(unix))]
+fn raise_open_files() -> usize {
+    8192
+}
+
+/// Binds `addr` now (a port in use fails here, before anything else starts) with room for a
+/// burst of connections: std's backlog of 128 drops SYNs under a churn, and a dropped SYN is a
+/// 1 s stall for whoever sent it.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 impl Server {
-    /// Binds and starts serving on a background thread.
+    /// Binds now — a taken port or a refused address is [`ServeError::Bind`] here, before
+    /// anything else starts — then serves on a thread of its own.
     pub fn start(opts: ServeOptions) -> Result<Server, ServeError> {
         let loopback = opts.addr.ip().is_loopback();
         let token = match opts.token {
@@ -191,14 +254,20 @@ impl Server {
             Token::Given(t) if valid_token(&t) => Some(t),
             Token::Given(_) => return Err(ServeError::BadToken),
         };
-        let listener = TcpListener::bind(opts.addr).map_err(|source| ServeError::Bind {
+        let asked = |source| ServeError::Bind {
             addr: opts.addr,
             source,
-        })?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-            addr: opts.addr,
-            source,
-        })?;
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(asked)?;
+        let listener = {
+            let _in = runtime.enter();
+            listen(opts.addr).map_err(asked)?
+        };
+        let addr = listener.local_addr().map_err(asked)?;
         let host = match addr.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
             IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_string(),
@@ -209,6 +278,10 @@ impl Server {
             Some(t) => format!("http://{host}:{}/?token={t}", addr.port()),
             None => format!("http://{host}:{}/", addr.port()),
         };
+        let bind_err = |source| ServeError::Bind { addr, source };
+        // A quarter of the descriptors for connections yet to send a request: the training
+        // and the pages keep the rest.
+        let max_pending = (raise_open_files() / 4).clamp(16, opts.max_pending.max(16));
         let shared = Arc::new(Shared {
             hub: hub::Hub::new(
                 opts.title,
@@ -217,25 +290,27 @@ impl Server {
                 opts.chart_points,
                 opts.audio_history,
             ),
+            index: http::index_html(token.as_deref()),
             token,
-            stop: AtomicBool::new(false),
-            connections: AtomicUsize::new(0),
-            refused: Default::default(),
+            max_pending,
+            refused: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
         });
-        // Non-blocking accept polled every 50 ms: closing needs no connection to ourselves.
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| ServeError::Bind { addr, source })?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let s = shared.clone();
-        let accept = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("gradtone-serve".into())
-            .spawn(move || accept_loop(listener, s))
-            .map_err(|source| ServeError::Bind { addr, source })?;
+            .spawn(move || {
+                runtime.block_on(http::serve(listener, s, stopped));
+                runtime.shutdown_timeout(Duration::from_millis(200));
+            })
+            .map_err(bind_err)?;
         Ok(Server {
             shared,
             addr,
             url,
-            accept: Some(accept),
+            stop,
+            thread: Some(thread),
         })
     }
 
@@ -282,6 +357,7 @@ impl Server {
             clients: st.clients,
             clients_total: st.clients_total,
             refused: self.shared.refused.load(Ordering::Relaxed),
+            evicted: self.shared.evicted.load(Ordering::Relaxed),
         }
     }
 
@@ -299,21 +375,17 @@ impl Server {
         }
     }
 
-    /// Stops serving: closes the connections and joins the accept thread.
+    /// Stops serving: the pages get what was pushed (the run's end), for up to 2 s, then the
+    /// connections close and the server's thread is joined.
     pub fn close(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.hub.close();
-        if let Some(h) = self.accept.take() {
+        self.stop.send_replace(true);
+        if let Some(h) = self.thread.take() {
             let _ = h.join();
-        }
-        // The pages get the last messages (the run's end) before the process exits.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.shared.hub.lock().clients > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -321,42 +393,5 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _)) => spawn_connection(stream, &shared),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            // Transient (a peer reset before accept, out of descriptors): keep serving.
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
-fn spawn_connection(stream: TcpStream, shared: &Arc<Shared>) {
-    let n = shared.connections.fetch_add(1, Ordering::SeqCst);
-    let s = shared.clone();
-    let guard = move || {
-        s.connections.fetch_sub(1, Ordering::SeqCst);
-    };
-    if n >= MAX_CONNECTIONS {
-        shared.refused.fetch_add(1, Ordering::Relaxed);
-        http::busy(stream);
-        guard();
-        return;
-    }
-    let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("gradtone-serve-conn".into())
-        .spawn(move || {
-            http::handle(stream, &s);
-            s.connections.fetch_sub(1, Ordering::SeqCst);
-        });
-    if spawned.is_err() {
-        guard();
     }
 }

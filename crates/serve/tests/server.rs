@@ -248,3 +248,63 @@ fn late_joiner_gets_history_then_live_and_memory_is_bounded() {
     assert_eq!(s.stats().clients, 2);
     s.close();
 }
+
+#[test]
+fn a_long_history_comes_in_small_messages() {
+    let mut o = ServeOptions::new("127.0.0.1:0".parse().unwrap(), 44_100, 1);
+    o.chart_points = 4096;
+    let s = Server::start(o).expect("serves");
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for step in 0..3000u64 {
+        s.push_point(step, Some(("loss", 1.5)), &names, &[0.123_456_789; 8]);
+    }
+    let mut ws = connect(&s);
+    let hello = json(ws.read().unwrap());
+    assert_eq!(hello["t"], "hello");
+    let mut steps: Vec<u64> = hello["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_u64().unwrap())
+        .collect();
+    let mut messages = 1;
+    while steps.len() < 3000 {
+        let m = ws.read().unwrap();
+        let Message::Text(t) = &m else {
+            panic!("expected the rest of the history, got {m:?}")
+        };
+        assert!(t.len() < 48 << 10, "a history message of {} bytes", t.len());
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["t"], "points");
+        steps.extend(
+            v["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["step"].as_u64().unwrap()),
+        );
+        messages += 1;
+    }
+    assert_eq!(
+        steps,
+        (0..3000).collect::<Vec<_>>(),
+        "every point, in order"
+    );
+    assert!(messages > 10, "{messages} messages");
+    s.close();
+}
+
+#[test]
+fn a_taken_port_fails_at_start() {
+    let s = server(Token::Auto);
+    let mut o = ServeOptions::new(s.local_addr(), 44_100, 1);
+    o.token = Token::Auto;
+    match Server::start(o) {
+        Err(ServeError::Bind { addr, .. }) => assert_eq!(addr, s.local_addr()),
+        other => panic!(
+            "expected a bind error, got {:?}",
+            other.map(|s| s.url().to_string())
+        ),
+    }
+    s.close();
+}
