@@ -152,8 +152,17 @@ fn fit_hz(x: &[f32], rate: f64) -> f64 {
     best.0
 }
 
+/// The tests here measure real-time audio to the sample: three Chromiums and three servers
+/// sharing two cores would glitch the very signal they record, so they take turns.
+fn one_browser_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed while holding it says nothing about the next one's turn.
+    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn browser_hears_and_draws_a_served_run() {
+    let _one = one_browser_at_a_time();
     let test = "browser_hears_and_draws_a_served_run";
     let Some(data) = gradtone_testkit::shared(test, "data/mnist-20k") else {
         return;
@@ -819,6 +828,7 @@ fn stays_live_when_training_is_faster(cdp: &mut Cdp, t: &TempDir) {
 
 #[test]
 fn browser_hears_every_step_as_it_arrives() {
+    let _one = one_browser_at_a_time();
     let test = "browser_hears_every_step_as_it_arrives";
     let Some(chrome) = chromium(test) else {
         return;
@@ -843,6 +853,7 @@ fn browser_hears_every_step_as_it_arrives() {
 /// draws, plays, sends no `Referer` and keeps no cookie; a wrong token shows the refusal.
 #[test]
 fn browser_opens_the_token_url_of_a_public_bind() {
+    let _one = one_browser_at_a_time();
     let test = "browser_opens_the_token_url_of_a_public_bind";
     let Some(chrome) = chromium(test) else {
         return;
