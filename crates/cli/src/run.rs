@@ -23,6 +23,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     for (p, what) in [
         (&s.wav, "WAV file"),
         (&s.csv, "CSV file"),
+        (&s.alarms, "alarms file"),
         (&s.plot, "plot"),
         (&s.midi, "MIDI file"),
     ] {
