@@ -60,6 +60,43 @@ fn diverges(frames: &[Frame]) -> Option<u64> {
     })
 }
 
+/// The trainer's frames carry each layer's weight norm (`params`, read back with the gradient
+/// norms): at step 0 they are the initial weights' norms, and they move with training.
+fn check_params(frames: &[Frame], seed: u64) {
+    let init = SeedParams::init(seed);
+    let first = &frames[0];
+    let names: Vec<&str> = first.params.iter().map(|p| p.name.as_str()).collect();
+    let values: Vec<&str> = first.values.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names, values,
+        "params under the values' names, in their order"
+    );
+    for p in &first.params {
+        let t = init
+            .tensors
+            .iter()
+            .find(|t| t.name == format!("{}.weight", p.name))
+            .unwrap_or_else(|| panic!("no init tensor for {}", p.name));
+        let want = stats::l2(t.values.iter().map(|&x| f64::from(x)));
+        assert!(
+            (p.value - want).abs() <= 1e-4 * want,
+            "seed {seed} {}: param norm {} at step 0, init {want}",
+            p.name,
+            p.value
+        );
+    }
+    if let Some(second) = frames.get(1) {
+        assert!(
+            second
+                .params
+                .iter()
+                .zip(&first.params)
+                .any(|(b, a)| b.value != a.value),
+            "seed {seed}: the weights moved after the first update"
+        );
+    }
+}
+
 struct Outcome {
     steps: usize,
     diverges: Option<u64>,
@@ -89,6 +126,7 @@ fn train(preset: Preset, seed: u64, data: &gradtone_mnist::Dataset, stop_early: 
             }
         },
     );
+    check_params(&frames, seed);
     Outcome {
         steps: frames.len(),
         diverges: diverges(&frames),

@@ -9,11 +9,18 @@
 //! | kind | condition (defaults) | earcon |
 //! |---|---|---|
 //! | [`NonFinite`](AlarmKind::NonFinite) | any value or loss is NaN or ±∞ | fast two-tone siren, 1000/1500 Hz |
-//! | [`Explosion`](AlarmKind::Explosion) | the total norm `√Σ v²` > `factor` (10) × the median of the previous (up to `window` = 50) totals, from step `warmup` (1) on; or, in the first `early_steps` (10) steps, > `early_factor` (5) × the first step's; or two steps running > `persist_factor` (6) × the median before them | rising sweep 250 → 3000 Hz |
-//! | [`Divergence`](AlarmKind::Divergence) | the loss > `start_factor` (3) × its starting level; or the median of the last `smooth_steps` (3) losses > `smooth_factor` (2) × the starting level; or the median of the last `min_window` (25) losses > `min_factor` (4) × the lowest such median so far | a climbing four-note figure, 330 → 784 Hz |
+//! | [`Explosion`](AlarmKind::Explosion) | the total norm `√Σ v²` > `factor` (10) × the median of the previous (up to `window` = 50) totals, from step `warmup` (1) on; or, in the first `early_steps` (10) steps, > `early_factor` (5) × the first step's; or two steps running > `persist_factor` (8) × the median before them — the first and last not while the loss is more than `learning_drop` (10 %) below where it was before the norm rose (learning); or, with parameter norms, one update that moves the weights' norm > `update_factor` (20) × its usual step | rising sweep 250 → 3000 Hz |
+//! | [`Divergence`](AlarmKind::Divergence) | the loss > `start_factor` (3) × its starting level; or the median of the last `smooth_steps` (3) losses > `smooth_factor` (2) × the starting level; or one loss > `jump_factor` (2) × the median of the `jump_window` (20) before it and > `jump_z` (6) × their noise; or the median of the last `shift_steps` (5) > `shift_factor` (1.3) × that level and > `shift_z` (8) × the noise of such a median | a climbing four-note figure, 330 → 784 Hz |
 //! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 (checked per instrument when the names carry several, e.g. `g_adv/…`; see [`gradtone_frame::naming::instrument_of`]) | three low falling thuds |
-//! | [`LayerDead`](AlarmKind::LayerDead) | some layers that were alive drop below `epsilon` (or to exactly 0) while others still move | a glide falling away, 880 → 110 Hz, then a dull knock |
-//! | [`Plateau`](AlarmKind::Plateau) | the median loss of the last `window` (50) steps has not beaten its best by `min_improvement_pct` (1 %) for `patience` (100) steps; worded "rising" when it is above its best by more than that, else "flat" | soft double beep, 660 Hz |
+//! | [`LayerDead`](AlarmKind::LayerDead) | some layers that were alive drop below `epsilon` (or to exactly 0) while others still move (vanishing layers excepted) | a glide falling away, 880 → 110 Hz, then a dull knock |
+//! | [`Vanishing`](AlarmKind::Vanishing) | some layers not 0 but below `ratio` (1e-5) × their instrument's largest norm for `steps` (5) steps running; names them | three fading bells, 1320 → 1175 Hz |
+//! | [`Frozen`](AlarmKind::Frozen) | with parameter norms ([`Frame::params`]): every flowing layer's weights bit-identical for `steps` (5) steps running; or, after a non-finite step, the weights' relative change per step (median of `crippled_steps` = 10) below 1/`crippled_factor` (10) of what it was before | six stuck buzzes at 262 Hz |
+//! | [`Plateau`](AlarmKind::Plateau) | the median loss of the last `window` (50) steps has not beaten its best (the lowest such median plus its standard error) by `min_improvement_pct` (1 %) for `patience` (100) steps; worded "rising" when it is above its best by more than that and two standard errors | soft double beep, 660 Hz |
+//!
+//! **Noise.** A loss is judged against its own noise: the scaled median absolute deviation of
+//! its logarithm over the window before (floored at 1 %), since a batch's loss varies in
+//! proportion to its level. A ratio alone would call batch-4 spikes (4–7× their level) trouble;
+//! a noise-scaled jump alone would call a quiet loss's 5 % wobble one.
 //!
 //! A **trouble** alarm ([`AlarmKind::is_trouble`]) is every kind but the plateau.
 //!
@@ -1399,12 +1406,28 @@ impl AlarmDetector {
             return None;
         }
         let median = median_of(&mut self.scratch, p.losses.iter().copied())?;
+        // The noise of that median (its standard error, in log space: a loss's noise is
+        // relative to its level). The best is the lowest median *plus* its noise, so a window
+        // that noise drove low does not set a bar that the run then "fails" to beat; a stuck
+        // quiet loss has no noise and is judged as before.
+        let se = if median > 0.0 && p.losses.iter().all(|&l| l > 0.0) {
+            let c = median.ln();
+            let mad = median_of(
+                &mut self.scratch,
+                p.losses.iter().map(|l| (l.ln() - c).abs()),
+            )?;
+            1.2533 * 1.4826 * mad / (w as f64).sqrt()
+        } else {
+            0.0
+        };
+        // Rising only when even the median's low end (two standard errors down) is above it.
+        let (upper, lower) = (median * se.exp(), median * (-2.0 * se).exp());
         let margin = cfg.min_improvement_pct / 100.0;
         let (best, since) = match p.best {
             // A real improvement resets the clock.
-            Some((b, _)) if median < b - margin * b.abs() => (median, 0),
+            Some((b, _)) if upper < b - margin * b.abs() => (upper, 0),
             Some((b, s)) => (b, s + 1),
-            None => (median, 0),
+            None => (upper, 0),
         };
         p.best = Some((best, since));
         if since < cfg.patience {
@@ -1415,19 +1438,23 @@ impl AlarmDetector {
         } else {
             0.0
         };
-        let how = if change > cfg.min_improvement_pct {
+        let how = if lower > best + margin * best.abs() {
             format!("loss rising: {change:.1} % above")
+        } else if change > cfg.min_improvement_pct {
+            format!("loss not improving: {change:.1} % (within its noise) above")
         } else {
             format!("loss flat: within {} % of", cfg.min_improvement_pct)
         };
         Some(
             Finding::from(format!(
-                "{how} its best median {:.4}, {since} steps without improving (median loss {:.4} over the last {w} steps)",
+                "{how} its best level {:.4}, {since} steps without improving (median loss {:.4} over the last {w} steps, ±{:.1} % noise)",
                 Sci(best),
                 Sci(median),
+                100.0 * se.exp_m1(),
             ))
             .num("median", median)
             .num("best", best)
+            .num("noise", se)
             .num("steps", since as f64),
         )
     }
