@@ -15,7 +15,7 @@
 //! | [`LayerDead`](AlarmKind::LayerDead) | some layers that were alive drop below `epsilon` (or to exactly 0) while others still move (vanishing layers excepted) | a glide falling away, 880 → 110 Hz, then a dull knock |
 //! | [`Vanishing`](AlarmKind::Vanishing) | some layers not 0 but below `ratio` (1e-5) × their instrument's largest norm for `steps` (5) steps running; names them | three fading bells, 1320 → 1175 Hz |
 //! | [`Frozen`](AlarmKind::Frozen) | with parameter norms ([`Frame::params`]): every flowing layer's weights bit-identical for `steps` (5) steps running; or, after a non-finite step, the weights' relative change per step (median of `crippled_steps` = 10) below 1/`crippled_factor` (10) of what it was before | six stuck buzzes at 262 Hz |
-//! | [`Plateau`](AlarmKind::Plateau) | the median loss of the last `window` (50) steps has not beaten its best (the lowest such median plus its standard error) by `min_improvement_pct` (1 %) for `patience` (100) steps; worded "rising" when it is above its best by more than that and two standard errors | soft double beep, 660 Hz |
+//! | [`Plateau`](AlarmKind::Plateau) | the median loss of the last `window` (50) steps has neither beaten its best nor the median `patience` steps before by `min_improvement_pct` (1 %) for `patience` (100) steps; worded "rising" when it is above its best by more than that and two standard errors | soft double beep, 660 Hz |
 //!
 //! **Noise.** A loss is judged against its own noise: the scaled median absolute deviation of
 //! its logarithm over the window before (floored at 1 %), since a batch's loss varies in
@@ -445,7 +445,8 @@ pub struct PlateauConfig {
     pub enabled: bool,
     /// Steps in the running median of the loss (default 50).
     pub window: usize,
-    /// Steps the running median may go without beating its best before the alarm (default 100).
+    /// Steps the running median may go without beating its best, or the running median this
+    /// many steps before, before the alarm (default 100).
     pub patience: usize,
     /// An improvement smaller than this percentage of the best does not count (default 1).
     pub min_improvement_pct: f64,
@@ -1398,36 +1399,44 @@ impl AlarmDetector {
         let loss = objective(frame).filter(|l| l.is_finite())?;
         let w = cfg.window;
         let p = &mut self.plateau;
-        if p.losses.len() == w {
+        // The last `window` losses, and the `patience` before them.
+        if p.losses.len() == w + cfg.patience {
             p.losses.pop_front();
         }
         p.losses.push_back(loss);
-        if p.losses.len() < w {
+        let n = p.losses.len();
+        if n < w {
             return None;
         }
-        let median = median_of(&mut self.scratch, p.losses.iter().copied())?;
+        let median = median_of(&mut self.scratch, p.losses.iter().skip(n - w).copied())?;
         // The noise of that median (its standard error, in log space: a loss's noise is
-        // relative to its level). The best is the lowest median *plus* its noise, so a window
-        // that noise drove low does not set a bar that the run then "fails" to beat; a stuck
-        // quiet loss has no noise and is judged as before.
-        let se = if median > 0.0 && p.losses.iter().all(|&l| l > 0.0) {
+        // relative to its level), for the wording: "rising" only when even the median's low
+        // end, two standard errors down, is above the best.
+        let se = if median > 0.0 && p.losses.iter().skip(n - w).all(|&l| l > 0.0) {
             let c = median.ln();
             let mad = median_of(
                 &mut self.scratch,
-                p.losses.iter().map(|l| (l.ln() - c).abs()),
+                p.losses.iter().skip(n - w).map(|l| (l.ln() - c).abs()),
             )?;
             1.2533 * 1.4826 * mad / (w as f64).sqrt()
         } else {
             0.0
         };
-        // Rising only when even the median's low end (two standard errors down) is above it.
-        let (upper, lower) = (median * se.exp(), median * (-2.0 * se).exp());
+        let lower = median * (-2.0 * se).exp();
         let margin = cfg.min_improvement_pct / 100.0;
+        // Progress over the patience: the median now against the median `patience` steps ago.
+        // The lowest median so far is a minimum over windows that noise drives low: a noisy
+        // run that still improves steadily may not beat it for a long while.
+        let progressed = (n == w + cfg.patience)
+            .then(|| median_of(&mut self.scratch, p.losses.iter().take(w).copied()))
+            .flatten()
+            .is_some_and(|old| median < old - margin * old.abs());
         let (best, since) = match p.best {
             // A real improvement resets the clock.
-            Some((b, _)) if upper < b - margin * b.abs() => (upper, 0),
+            Some((b, _)) if median < b - margin * b.abs() => (median, 0),
+            Some((b, _)) if progressed => (b, 0),
             Some((b, s)) => (b, s + 1),
-            None => (upper, 0),
+            None => (median, 0),
         };
         p.best = Some((best, since));
         if since < cfg.patience {
