@@ -392,7 +392,9 @@ impl Default for LayerDeadConfig {
 /// `[alarms.vanishing]`: gradients that vanish through depth. A layer whose gradient norm is
 /// not 0 but below `ratio` × the largest norm of its instrument has all but vanished; when
 /// some layers stay so for `steps` steps running, the alarm names them. (A layer at exactly 0
-/// is frozen or dead: the `layer_dead` and `dead` alarms' news.)
+/// is frozen or dead: the `layer_dead` and `dead` alarms' news.) When the frames carry
+/// parameter norms, only the values that have one are layers: an extra value such as a
+/// learning rate is not judged.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VanishingConfig {
@@ -718,8 +720,18 @@ impl AlarmDetector {
             return Vec::new();
         }
         let eps = self.config.dead.epsilon;
+        // With parameter norms, the gradient norms are the values that have one: an extra value
+        // (a learning rate of 1e-6) is no layer.
+        let layers: std::collections::HashSet<&str> =
+            frame.params.iter().map(|p| p.name.as_str()).collect();
+        let is_layer = |n: &&Named| layers.is_empty() || layers.contains(n.name.as_str());
         let mut largest: HashMap<&str, f64> = HashMap::new();
-        for n in frame.values.iter().filter(|n| n.value.is_finite()) {
+        for n in frame
+            .values
+            .iter()
+            .filter(is_layer)
+            .filter(|n| n.value.is_finite())
+        {
             let e = largest
                 .entry(gradtone_frame::naming::instrument_of(&n.name))
                 .or_insert(0.0);
@@ -728,6 +740,7 @@ impl AlarmDetector {
         frame
             .values
             .iter()
+            .filter(is_layer)
             .filter(|n| {
                 let top = largest
                     .get(gradtone_frame::naming::instrument_of(&n.name))

@@ -950,7 +950,7 @@ fn kinds_at(events: &[AlarmEvent]) -> Vec<(u64, AlarmKind)> {
 /// healthy spread of 1e-9 … 1) raises nothing.
 #[test]
 fn vanishing_gradients_are_named_within_a_few_steps() {
-    let run = |per_layer: f64| {
+    let run_with = |per_layer: f64, lr: bool| {
         let mut d = AlarmDetector::new(&AlarmConfig::default());
         let mut events = Vec::new();
         let mut s = 7u64;
@@ -959,11 +959,21 @@ fn vanishing_gradients_are_named_within_a_few_steps() {
             for layer in 1..=20 {
                 let v = 0.5 * per_layer.powi(layer - 20) * (1.0 + 0.1 * noise(&mut s));
                 f = f.with_value(format!("fc{layer}"), v);
+                if lr {
+                    f = f.with_param(format!("fc{layer}"), 3.0 + 0.001 * step as f64);
+                }
+            }
+            if lr {
+                // An extra value after the norms (a learning rate in warmup): no layer, since
+                // it has no parameter norm.
+                f = f.with_value("lr", 1e-7 * (step + 1) as f64);
             }
             events.extend(d.observe(&f));
         }
         events
     };
+    let run = |per_layer: f64| run_with(per_layer, false);
+    assert!(run_with(1.5, true).is_empty(), "{:?}", run_with(1.5, true));
     let events = run(10.0);
     assert_eq!(kinds_at(&events), [(4, AlarmKind::Vanishing)], "{events:?}");
     let want: Vec<String> = (1..=14).map(|l| format!("fc{l}")).collect();
