@@ -722,8 +722,7 @@ impl AlarmDetector {
         let eps = self.config.dead.epsilon;
         // With parameter norms, the gradient norms are the values that have one: an extra value
         // (a learning rate of 1e-6) is no layer.
-        let layers: std::collections::HashSet<&str> =
-            frame.params.iter().map(|p| p.name.as_str()).collect();
+        let layers = layer_names(frame);
         let is_layer = |n: &&Named| layers.is_empty() || layers.contains(n.name.as_str());
         let mut largest: HashMap<&str, f64> = HashMap::new();
         for n in frame
@@ -968,13 +967,15 @@ impl AlarmDetector {
     fn layer_dead(&mut self, frame: &Frame, now: u64, vanished: &[String]) -> Option<Finding> {
         let vanished: std::collections::HashSet<&str> =
             vanished.iter().map(String::as_str).collect();
+        let layers = layer_names(frame);
+        let is_layer = |name: &str| layers.is_empty() || layers.contains(name);
         let eps = self.config.dead.epsilon;
         let is_dead = |v: f64| v == 0.0 || v.abs() < eps;
         let (mut dead, mut moving) = (Vec::new(), Vec::new());
         let mut all_zero = true;
         // Instruments whose every value is dead are the `dead` alarm's news, not this one's.
         let mut instruments: HashMap<&str, (usize, usize)> = HashMap::new();
-        for n in &frame.values {
+        for n in frame.values.iter().filter(|n| is_layer(&n.name)) {
             let e = instruments
                 .entry(gradtone_frame::naming::instrument_of(&n.name))
                 .or_default();
@@ -996,7 +997,7 @@ impl AlarmDetector {
                 }),
             };
             state.seen = now;
-            if !n.value.is_finite() {
+            if !n.value.is_finite() || !is_layer(&n.name) {
                 continue;
             }
             if is_dead(n.value) {
@@ -1361,9 +1362,14 @@ impl AlarmDetector {
         let eps = cfg.epsilon;
         // One instrument (a loss term's voices) going silent is news even while the others
         // play on: a GAN whose generator gradients vanish. Grouped through a hash map: O(values).
+        let layers = layer_names(frame);
         let mut index: HashMap<&str, usize> = HashMap::new();
         let mut instruments: Vec<(&str, Vec<&Named>)> = Vec::new();
-        for n in &frame.values {
+        for n in frame
+            .values
+            .iter()
+            .filter(|n| layers.is_empty() || layers.contains(n.name.as_str()))
+        {
             let inst = gradtone_frame::naming::instrument_of(&n.name);
             let i = *index.entry(inst).or_insert_with(|| {
                 instruments.push((inst, Vec::new()));
@@ -1507,6 +1513,12 @@ pub fn objective(frame: &Frame) -> Option<f64> {
         [only] => Some(only.value),
         many => many.iter().find(|n| n.name == "loss").map(|n| n.value),
     }
+}
+
+/// The names of the frame's layers when it carries parameter norms (the values that have one;
+/// an extra value such as a learning rate has none); empty without them: every value counts.
+fn layer_names(frame: &Frame) -> std::collections::HashSet<&str> {
+    frame.params.iter().map(|p| p.name.as_str()).collect()
 }
 
 /// The median of `losses` (at least half of `window` of them, all positive) and their noise

@@ -1185,3 +1185,32 @@ fn an_update_that_jumps_is_an_explosion_even_when_clipped() {
         events[0].message
     );
 }
+
+/// With parameter norms in the frames, a value without one (a learning rate sent after the
+/// norms) is no layer: its cosine schedule ending at exactly 0 is not a layer dying. The same
+/// stream without `params` cannot tell, and calls it a dead layer.
+#[test]
+fn an_extra_value_without_params_is_not_a_layer() {
+    let run = |with_params: bool| {
+        let mut d = AlarmDetector::new(&AlarmConfig::default());
+        let mut events = Vec::new();
+        for step in 0..60u64 {
+            let t = step as f64;
+            let lr = 1e-3 * (1.0 + (std::f64::consts::PI * t / 59.0).cos()) / 2.0;
+            let mut f = Frame::new(step)
+                .with_loss("loss", 2.0 - 0.01 * t)
+                .with_value("fc1", 0.5 + 0.01 * (t * 0.7).sin())
+                .with_value("fc2", 0.3)
+                .with_value("lr", if step == 59 { 0.0 } else { lr });
+            if with_params {
+                f = f
+                    .with_param("fc1", 4.0 + 0.01 * t)
+                    .with_param("fc2", 2.0 + 0.01 * t);
+            }
+            events.extend(d.observe(&f));
+        }
+        kinds_at(&events)
+    };
+    assert_eq!(run(true), []);
+    assert_eq!(run(false), [(59, AlarmKind::LayerDead)]);
+}
