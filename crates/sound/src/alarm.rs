@@ -9,7 +9,7 @@
 //! | kind | condition (defaults) | earcon |
 //! |---|---|---|
 //! | [`NonFinite`](AlarmKind::NonFinite) | any value or loss is NaN or ±∞ | fast two-tone siren, 1000/1500 Hz |
-//! | [`Explosion`](AlarmKind::Explosion) | the total norm `√Σ v²` > `factor` (10) × the median of the previous (up to `window` = 50) totals, from step `warmup` (1) on; or, in the first `early_steps` (10) steps, > `early_factor` (5) × the first step's; or two steps running > `persist_factor` (8) × the median before them — the first and last not while the loss is more than `learning_drop` (10 %) below where it was before the norm rose (learning); or, with parameter norms, one update that moves the weights' norm > `update_factor` (20) × its usual step | rising sweep 250 → 3000 Hz |
+//! | [`Explosion`](AlarmKind::Explosion) | the total norm `√Σ v²` > `factor` (10) × the median of the previous (up to `window` = 50) totals and of the last 5, from step `warmup` (1) on; or, in the first `early_steps` (10) steps, > `early_factor` (5) × the first step's; or two steps running > `persist_factor` (8) × the median before them — the first and last not while the loss is more than `learning_drop` (10 %) below where it was before the norm rose (learning); or, with parameter norms, one update that moves the weights' norm > `update_factor` (20) × its usual step | rising sweep 250 → 3000 Hz |
 //! | [`Divergence`](AlarmKind::Divergence) | the loss > `start_factor` (3) × its starting level; or the median of the last `smooth_steps` (3) losses > `smooth_factor` (2) × the starting level; or one loss > `jump_factor` (2) × the median of the `jump_window` (20) before it and > `jump_z` (6) × their noise; or the median of the last `shift_steps` (5) > `shift_factor` (1.3) × that level and > `shift_z` (8) × the noise of such a median | a climbing four-note figure, 330 → 784 Hz |
 //! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 (checked per instrument when the names carry several, e.g. `g_adv/…`; see [`gradtone_frame::naming::instrument_of`]) | three low falling thuds |
 //! | [`LayerDead`](AlarmKind::LayerDead) | some layers that were alive drop below `epsilon` (or to exactly 0) while others still move (vanishing layers excepted) | a glide falling away, 880 → 110 Hz, then a dull knock |
@@ -251,8 +251,9 @@ impl Default for NonFiniteConfig {
 pub struct ExplosionConfig {
     /// On (default true).
     pub enabled: bool,
-    /// Fire when the total norm exceeds this multiple of the median of the previous totals
-    /// (default 10).
+    /// Fire when the total norm exceeds this multiple of the median of the previous totals,
+    /// and of the median of the last 5 (default 10): after a rise that was learning, the
+    /// running median lags behind the norms.
     pub factor: f64,
     /// Fire when two steps running both exceed this multiple of the median of the totals
     /// before them (default 8): a growth that persists, where a healthy spike lasts one step
@@ -539,6 +540,9 @@ struct NormHistory {
 
 /// Calm steps whose losses give the loss level before a norm rise.
 const CALM_LOSSES: usize = 3;
+
+/// Steps whose median total is the recent level a one-step spike must also stand out from.
+const RECENT_TOTALS: usize = 5;
 
 /// The frozen detector's view of the parameter norms.
 #[derive(Clone, Debug, Default)]
@@ -1065,6 +1069,14 @@ impl AlarmDetector {
         {
             let ratio = total / median;
             self.norms.last_ratio = Some(ratio);
+            // A spike stands out from the recent level too: after a rise that was learning,
+            // the running median lags behind the norms of a network that now learns faster.
+            let recent = self
+                .norms
+                .median
+                .median_of_last(RECENT_TOTALS)
+                .unwrap_or(median);
+            let spike = ratio > cfg.factor && total > cfg.factor * recent;
             // A one-step spike must be large; a smaller rise must last two steps, judged
             // against the level before it began.
             let persisted = self
@@ -1078,9 +1090,9 @@ impl AlarmDetector {
             // Learning: no alarm, and the rise is no pending explosion either. Not in the
             // first steps: a healthy start does not grow the gradient (the early rule), while
             // a step size far too large can lower the loss once before it blows up.
-            let why = if (ratio > cfg.factor || persisted.is_some()) && learning {
+            let why = if (spike || persisted.is_some()) && learning {
                 None
-            } else if ratio > cfg.factor {
+            } else if spike {
                 Some(format!(
                     "total {:.4} is {:.0}× its running median {:.4} (> {}×)",
                     Sci(total),
