@@ -1214,3 +1214,32 @@ fn an_extra_value_without_params_is_not_a_layer() {
     assert_eq!(run(true), []);
     assert_eq!(run(false), [(59, AlarmKind::LayerDead)]);
 }
+
+/// After a rise that was learning, the 50-step median lags behind the norms: a single noisy
+/// batch at 2× the recent level (12× that median, its loss back near the start) is no
+/// explosion; the same batch at 15× the recent level is one.
+#[test]
+fn a_spike_must_stand_out_from_the_recent_level_too() {
+    let run = |spike: f64| {
+        let mut d = AlarmDetector::new(&AlarmConfig::default());
+        let mut events = Vec::new();
+        let mut s = 17u64;
+        for step in 0..50u64 {
+            let t = step as f64;
+            let rise = ((t - 20.0) / 10.0).clamp(0.0, 1.0);
+            let mut norm = (0.7 + 5.0 * rise) * (1.0 + 0.05 * noise(&mut s));
+            let mut loss = 2.3 - 1.0 * rise + 0.02 * noise(&mut s);
+            if step == 40 {
+                norm *= spike;
+                loss = 2.2;
+            }
+            let f = Frame::new(step)
+                .with_loss("loss", loss)
+                .with_value("fc1", norm);
+            events.extend(d.observe(&f));
+        }
+        kinds_at(&events)
+    };
+    assert_eq!(run(2.0), []);
+    assert_eq!(run(15.0), [(40, AlarmKind::Explosion)]);
+}
