@@ -84,6 +84,9 @@ class GradTone:
         strict: raise errors from :meth:`step` instead of warning once and carrying on. Default
             False: a sonification must never end a training run.
         append: append to a file destination instead of truncating it.
+        param_norms: also write each group's parameter (weight) norm as the frame's ``"params"``
+            (read in the same device sync as the gradient norms), so gradtone can tell weights
+            that stopped moving (a frozen or crippled optimizer) while gradients flow. Default True.
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class GradTone:
         strict: bool = False,
         append: bool = False,
         clip: float | None = None,
+        param_norms: bool = True,
     ):
         import torch  # lazily: the writer parts of the package work without torch
 
@@ -165,6 +169,7 @@ class GradTone:
             [] if optimizer is None else list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
         )
         self.unscaled = unscaled
+        self.param_norms = bool(param_norms)
         self._rank, self._world = rank, world
         self._dist_checked = rank is not None
         self.wall_time = wall_time
@@ -340,13 +345,18 @@ class GradTone:
 
     def _grad_norms(self) -> list[tuple[int, Any]]:
         """(index into self._params, 0-d norm tensor) for every parameter with a gradient."""
+        return self._norms((i, p.grad) for i, (_, p, _) in enumerate(self._params) if p.grad is not None)
+
+    def _param_norms(self) -> list[tuple[int, Any]]:
+        """(index into self._params, 0-d norm tensor) of every selected parameter's weights."""
+        return self._norms((i, p) for i, (_, p, _) in enumerate(self._params))
+
+    def _norms(self, tensors: Any) -> list[tuple[int, Any]]:
+        """The L2 norm of each ``(index, tensor)``, as 0-d device tensors (no host sync)."""
         torch = self._torch
         out: list[tuple[int, Any]] = []
         batch: dict[tuple[Any, Any], list[tuple[int, Any]]] = {}
-        for i, (_, p, _) in enumerate(self._params):
-            g = p.grad
-            if g is None:
-                continue
+        for i, g in tensors:
             g = g.detach()
             if g.is_sparse:
                 g = g.coalesce()._values()
@@ -441,6 +451,9 @@ class GradTone:
 
         for i, n in norms:
             park(("norm", i), n)
+        pnorms = self._param_norms() if self.param_norms else []
+        for i, n in pnorms:
+            park(("param", i), n)
         for name, v in loss_items:
             if isinstance(v, torch.Tensor):
                 park(("loss", name), v)
@@ -466,9 +479,16 @@ class GradTone:
             vals.extend((str(k), _host_float(v)) for k, v in values.items())
         ls = [(name, read(("loss", name)) if isinstance(v, torch.Tensor) else v) for name, v in loss_items]
 
+        params: list[tuple[str, Any]] | None = None
+        if pnorms:
+            per_param: list[list[float]] = [[] for _ in self._groups]
+            for i, _ in pnorms:
+                per_param[self._params[i][2]].append(read(("param", i)))
+            params = [(g, _combine(ns)) for g, ns in zip(self._groups, per_param)]
+
         rank, world = self._rank_world()
-        self.writer.write_frame(step, vals, ls, rank, world, t, clip)
-        return frame_dict(step, vals, ls, rank, world, t, clip)
+        self.writer.write_frame(step, vals, ls, rank, world, t, clip, params)
+        return frame_dict(step, vals, ls, rank, world, t, clip, params)
 
 
 def _host_float(v: Any) -> Any:
