@@ -330,8 +330,8 @@ def healthy_runs() -> list[Run]:
         # the misfire 1: norms rise 7-14x while the loss falls fastest
         dict(name="cnn_momentum_warmup_cosine", arch="cnn", opt="momentum", lr=0.05, sched="warmup_cosine", warmup=40),
         dict(name="mlp5_adam", arch="mlp_img", opt="adam", lr=1e-3, arch_kw={"depth": 5}),
-        # the misfire 6: batch-4 noise
-        dict(name="mlp_adam_bs4", arch="mlp", opt="adam", lr=1e-3, batch=4),
+        # the misfire 6: batch-4 noise, over a longer run (more windows for a plateau rule)
+        dict(name="mlp_adam_bs4", arch="mlp", opt="adam", lr=1e-3, batch=4, steps=600),
         dict(name="resnet_bn_momentum", arch="resnet", opt="momentum", lr=0.05, batch=16),
         dict(name="lstm_adam_clip", arch="lstm", opt="adam", lr=3e-3, batch=16, clip=0.5),
         dict(name="gru_adamw_clip", arch="gru", opt="adamw", lr=3e-3, batch=16, clip=1.0),
@@ -347,7 +347,7 @@ def healthy_runs() -> list[Run]:
         ),
         # clipping on most steps
         dict(name="rnn_sgd_clip", arch="rnn", opt="sgd", lr=0.5, batch=16, clip=0.25),
-        dict(name="cnn_adamw_bs4", arch="cnn", opt="adamw", lr=1e-3, batch=4),
+        dict(name="cnn_adamw_bs4", arch="cnn", opt="adamw", lr=1e-3, batch=4, steps=600),
         dict(name="mlp_sgd", arch="mlp", opt="sgd", lr=0.1),
     ]
     runs = []
