@@ -106,7 +106,9 @@ def test_nan_weights_become_strings(torch):
     line = buf.getvalue()
     obj = strict_loads(line)
     assert obj["params"]["fc1"] == "nan" and obj["params"]["conv1"] == "inf"
-    assert obj["params"]["bn"] == pytest.approx(torch.linalg.vector_norm(torch.cat([model.bn.weight, model.bn.bias])).item())
+    assert obj["params"]["bn"] == pytest.approx(
+        torch.linalg.vector_norm(torch.cat([model.bn.weight, model.bn.bias])).item()
+    )
 
 
 def test_lightning_callback_params_are_the_weights_before_the_step(tmp_path):
@@ -209,7 +211,12 @@ def test_hf_callback_params_are_the_weights_before_the_step(tmp_path):
     )
     ref = Reference()
     out = tmp_path / "frames.jsonl"
-    Trainer(model=model, args=args, train_dataset=Data(), callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True)]).train()
+    Trainer(
+        model=model,
+        args=args,
+        train_dataset=Data(),
+        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True)],
+    ).train()
     frames = read_frames(out)
     assert len(frames) == len(ref.params) == 3
     for f, r in zip(frames, ref.params):

@@ -81,7 +81,14 @@ def run_gradtone(binary: str, stream: str, workdir: str, stderr_alarms: bool) ->
                 continue
             try:
                 obj = json.loads(line)
-                out.append(Alarm(int(obj["step"]), str(obj["kind"]), [str(x) for x in obj.get("layers", [])], str(obj.get("message", ""))))
+                out.append(
+                    Alarm(
+                        int(obj["step"]),
+                        str(obj["kind"]),
+                        [str(x) for x in obj.get("layers", [])],
+                        str(obj.get("message", "")),
+                    )
+                )
             except (ValueError, KeyError, TypeError) as e:
                 raise RuntimeError(f"{alarms_path}:{n}: not an alarm object ({e}): {line[:200]!r}") from None
     return out
@@ -133,7 +140,9 @@ def _catch(entry: dict, alarms: list[Alarm], fo: int, first_step: int) -> Verdic
         if not sure <= named:
             return Verdict(False, a, a.step - fo, f"vanishing layers not named: {sorted(sure - named, key=_layer_key)}")
         if not named <= allowed:
-            return Verdict(False, a, a.step - fo, f"named layers that do not vanish: {sorted(named - allowed, key=_layer_key)}")
+            return Verdict(
+                False, a, a.step - fo, f"named layers that do not vanish: {sorted(named - allowed, key=_layer_key)}"
+            )
         return Verdict(True, a, a.step - fo, "named the vanishing layers")
 
     window = 1 if entry.get("fast") else SLOW_WITHIN
@@ -147,7 +156,9 @@ def _catch(entry: dict, alarms: list[Alarm], fo: int, first_step: int) -> Verdic
     if follow:
         kind, within = follow["kind"], int(follow["within"])
         if not any(a.kind == kind and caught.step < a.step <= fo + within for a in alarms):
-            return Verdict(False, caught, caught.step - fo, f"caught, but no {kind} alarm within +{within} (run left crippled)")
+            return Verdict(
+                False, caught, caught.step - fo, f"caught, but no {kind} alarm within +{within} (run left crippled)"
+            )
     return Verdict(True, caught, caught.step - fo, "caught")
 
 
@@ -167,9 +178,15 @@ def _first_step(path: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("zoo", help="directory with manifest.json and the streams (python/zoo/run.py --out)")
-    ap.add_argument("--bin", default=default_binary(), help="the gradtone binary (default: $GRADTONE_BIN, else target/release/gradtone)")
+    ap.add_argument(
+        "--bin",
+        default=default_binary(),
+        help="the gradtone binary (default: $GRADTONE_BIN, else target/release/gradtone)",
+    )
     ap.add_argument("--table", help="also write the table (Markdown) to this file")
-    ap.add_argument("--stderr-alarms", action="store_true", help="parse stderr's alarm lines (a binary without --alarms)")
+    ap.add_argument(
+        "--stderr-alarms", action="store_true", help="parse stderr's alarm lines (a binary without --alarms)"
+    )
     args = ap.parse_args(argv)
 
     if not os.path.isfile(args.bin):

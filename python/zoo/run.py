@@ -54,6 +54,71 @@ def vanishing_layers(frames: list[dict], first: int = 20) -> tuple[list[str], li
     return [n for n in names if med[n] < 1e-6 * top], [n for n in names if med[n] < 1e-2 * top]
 
 
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def _total(frame: dict) -> float:
+    return math.sqrt(sum(_num(v) ** 2 for v in frame["values"].values()))
+
+
+def _rel_moves(frames: list[dict], lo: int, hi: int) -> list[float]:
+    """Per step in [lo, hi): the largest relative change of a group's parameter norm."""
+    out = []
+    for s in range(lo, hi):
+        a, b = frames[s]["params"], frames[s + 1]["params"]
+        out.append(max(abs(_num(b[g]) - _num(a[g])) / max(abs(_num(a[g])), 1e-30) for g in a))
+    return out
+
+
+def check_observable(entry: dict, frames: list[dict]) -> None:
+    """Raises ValueError unless the fault shows in the frames at ``first_observable`` as this
+    module's README says (so the judge's deadlines are fair). Frames are indexed by step."""
+    fault = entry["fault"]
+    if fault is None:
+        return
+    fo, k = entry["first_observable"], entry["fault_step"]
+    by_step = {f["step"]: f for f in frames}
+    if fo not in by_step:
+        raise ValueError(f"{entry['name']}: no frame at the first observable step {fo}")
+    at = by_step[fo]
+    loss = _num(at["losses"]["loss"])
+    before = [by_step[s] for s in range(max(0, k - 20), k)]
+
+    def fail(why: str) -> None:
+        raise ValueError(f"{entry['name']} ({fault}): does not show at step {fo}: {why}")
+
+    if fault in ("lr_bug", "rnn_explode", "corrupt_batch", "label_bug"):
+        med_loss = _median([_num(f["losses"]["loss"]) for f in before])
+        med_norm = _median([_total(f) for f in before])
+        factor = 10.0 if fault == "corrupt_batch" else 1.3
+        if math.isfinite(loss) and loss < factor * med_loss and _total(at) < 3 * med_norm:
+            fail(f"loss {loss:.4g} vs median {med_loss:.4g}, norm {_total(at):.4g} vs {med_norm:.4g}")
+    elif fault == "dead_relu":
+        dead = entry["dead_layers"]
+        if any(_num(at["values"][n]) != 0.0 for n in dead) or any(
+            _num(by_step[fo - 1]["values"][n]) == 0 for n in dead
+        ):
+            fail(f"{dead} are not exactly 0 at {fo} and alive at {fo - 1}")
+    elif fault == "loss_scale_overflow":
+        if all(math.isfinite(_num(v)) for v in at["values"].values()):
+            fail("no non-finite norm")
+        moves_before = _median(_rel_moves(frames, k - 20, k - 1))
+        moves_after = _median(_rel_moves(frames, fo + 1, fo + 21))
+        if not moves_after < 0.2 * moves_before:
+            fail(f"weights still move: {moves_after:.3g}/step after, {moves_before:.3g} before")
+    elif fault == "vanishing":
+        if len(entry["vanishing_layers"]) < 5:
+            fail(f"only {entry['vanishing_layers']} vanish")
+    elif fault == "frozen_optimizer":
+        prev, prev2 = by_step[fo - 1], by_step[fo - 2]
+        if at["params"] != prev["params"] or prev["params"] == prev2["params"]:
+            fail("params not identical from this step on, or already before")
+        if any(_num(v) == 0 for v in at["values"].values()):
+            fail("a gradient is 0")
+
+
 def manifest_entry(run, summary: dict, out_dir: str) -> dict:
     import zoo
 
@@ -66,7 +131,9 @@ def manifest_entry(run, summary: dict, out_dir: str) -> dict:
         "expect": [],
         "fast": False,
         "stream": f"{run.name}.jsonl",
-        "config": {k: v for k, v in dataclasses.asdict(run).items() if k not in ("name", "arch", "fault", "fault_step")},
+        "config": {
+            k: v for k, v in dataclasses.asdict(run).items() if k not in ("name", "arch", "fault", "fault_step")
+        },
         "summary": summary,
     }
     if run.fault is not None:
@@ -83,6 +150,7 @@ def manifest_entry(run, summary: dict, out_dir: str) -> dict:
             entry["dead_layers"] = [f"fc{i}" for i in range(1, min(layer, depth) + 1)]
         if run.fault == "loss_scale_overflow":
             entry["followup"] = {"kind": "frozen", "within": 20}
+        check_observable(entry, _read(os.path.join(out_dir, entry["stream"])))
     return entry
 
 
