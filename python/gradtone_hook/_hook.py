@@ -343,20 +343,41 @@ class GradTone:
             scale = float(sc.get_scale())
         return scale, skip
 
+    def _param_norms(self) -> dict[Any, tuple[list[int], Any]]:
+        """Per device: (indices into self._params, a 1-d tensor of those weights' norms), as few
+        kernels as torch allows (``_foreach_norm`` per dtype) and no host sync."""
+        torch = self._torch
+        batch: dict[tuple[Any, Any], list[tuple[int, Any]]] = {}
+        for i, (_, p, _) in enumerate(self._params):
+            w = p.detach()
+            if w.is_sparse:
+                w = w.coalesce()._values()
+            batch.setdefault((w.device, w.dtype), []).append((i, w))
+        out: dict[Any, tuple[list[int], list[Any]]] = {}
+        for (device, dtype), items in batch.items():
+            ws = [w for _, w in items]
+            if dtype in (torch.float16, torch.bfloat16):  # as for gradients: no overflow at 65504
+                norms = [torch.linalg.vector_norm(w, 2, dtype=torch.float32) for w in ws]
+            else:
+                try:
+                    norms = list(torch._foreach_norm(ws, 2))
+                except Exception:  # noqa: BLE001 - older torch, odd tensor types
+                    norms = [torch.linalg.vector_norm(w, 2) for w in ws]
+            dt = torch.float32 if device.type == "mps" else torch.float64
+            idx, vecs = out.setdefault(device, ([], []))
+            idx.extend(i for i, _ in items)
+            vecs.append(torch.stack(norms).to(dt))
+        return {dev: (idx, torch.cat(vecs) if len(vecs) > 1 else vecs[0]) for dev, (idx, vecs) in out.items()}
+
     def _grad_norms(self) -> list[tuple[int, Any]]:
         """(index into self._params, 0-d norm tensor) for every parameter with a gradient."""
-        return self._norms((i, p.grad) for i, (_, p, _) in enumerate(self._params) if p.grad is not None)
-
-    def _param_norms(self) -> list[tuple[int, Any]]:
-        """(index into self._params, 0-d norm tensor) of every selected parameter's weights."""
-        return self._norms((i, p) for i, (_, p, _) in enumerate(self._params))
-
-    def _norms(self, tensors: Any) -> list[tuple[int, Any]]:
-        """The L2 norm of each ``(index, tensor)``, as 0-d device tensors (no host sync)."""
         torch = self._torch
         out: list[tuple[int, Any]] = []
         batch: dict[tuple[Any, Any], list[tuple[int, Any]]] = {}
-        for i, g in tensors:
+        for i, (_, p, _) in enumerate(self._params):
+            g = p.grad
+            if g is None:
+                continue
             g = g.detach()
             if g.is_sparse:
                 g = g.coalesce()._values()
@@ -451,15 +472,16 @@ class GradTone:
 
         for i, n in norms:
             park(("norm", i), n)
-        pnorms = self._param_norms() if self.param_norms else []
-        for i, n in pnorms:
-            park(("param", i), n)
         for name, v in loss_items:
             if isinstance(v, torch.Tensor):
                 park(("loss", name), v)
         if isinstance(scale, torch.Tensor):
             park(("scale", 0), scale)
-        host = {dev: torch.stack(xs).tolist() for dev, xs in slots.items()}
+        # The weights' norms ride along as one vector per device, in the same .tolist().
+        pvec = self._param_norms() if self.param_norms else {}
+        host = {dev: torch.stack(xs).tolist() for dev, xs in slots.items() if dev not in pvec}
+        for dev, (_, vec) in pvec.items():
+            host[dev] = (torch.cat([torch.stack(slots[dev]), vec]) if dev in slots else vec).tolist()
 
         def read(key: tuple[str, Any]) -> float:
             dev, j = where[key]
@@ -480,10 +502,11 @@ class GradTone:
         ls = [(name, read(("loss", name)) if isinstance(v, torch.Tensor) else v) for name, v in loss_items]
 
         params: list[tuple[str, Any]] | None = None
-        if pnorms:
+        if pvec:
             per_param: list[list[float]] = [[] for _ in self._groups]
-            for i, _ in pnorms:
-                per_param[self._params[i][2]].append(read(("param", i)))
+            for dev, (idx, _) in pvec.items():
+                for j, i in enumerate(idx, start=len(slots.get(dev, []))):
+                    per_param[self._params[i][2]].append(host[dev][j])
             params = [(g, _combine(ns)) for g, ns in zip(self._groups, per_param)]
 
         rank, world = self._rank_world()
