@@ -1,7 +1,7 @@
 """Runs the zoo: every training of zoo.py in parallel processes, one thread each, writing
 ``OUT/<name>.jsonl`` (the hook's frames) and ``OUT/manifest.json``.
 
-    python3 python/zoo/run.py --out target/zoo [--jobs 2] [--only NAME ...]
+    python3 python/zoo/run.py --out target/zoo [--jobs 2] [--only NAME ...] [--seeds 1 2]
 """
 
 from __future__ import annotations
@@ -159,11 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="directory for the streams and manifest.json")
     ap.add_argument("--jobs", type=int, default=2, help="parallel training processes (default 2)")
     ap.add_argument("--only", nargs="*", help="run only these names (the manifest lists only them)")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="seeds of every configuration (default 1 2; others: a held-out zoo)",
+    )
     args = ap.parse_args(argv)
 
     import zoo
 
-    runs = zoo.all_runs()
+    runs = zoo.all_runs(tuple(args.seeds))
     if args.only:
         unknown = set(args.only) - {r.name for r in runs}
         if unknown:
