@@ -53,8 +53,8 @@ class Alarm:
     message: str = ""
 
     def __str__(self) -> str:
-        lay = f" [{', '.join(self.layers)}]" if self.layers else ""
-        return f"{self.kind}@{self.step}{lay}"
+        shown = ", ".join(self.layers[:4]) + (f", … {len(self.layers)} in all" if len(self.layers) > 4 else "")
+        return f"{self.kind}@{self.step}" + (f" [{shown}]" if self.layers else "")
 
 
 def run_gradtone(binary: str, stream: str, workdir: str, stderr_alarms: bool) -> list[Alarm]:
@@ -155,10 +155,11 @@ def _catch(entry: dict, alarms: list[Alarm], fo: int, first_step: int) -> Verdic
     follow = entry.get("followup")
     if follow:
         kind, within = follow["kind"], int(follow["within"])
-        if not any(a.kind == kind and caught.step < a.step <= fo + within for a in alarms):
-            return Verdict(
-                False, caught, caught.step - fo, f"caught, but no {kind} alarm within +{within} (run left crippled)"
-            )
+        then = [a for a in alarms if a.kind == kind and caught.step < a.step <= fo + within]
+        if not then:
+            why = f"caught, but no {kind} alarm within +{within} (run left crippled)"
+            return Verdict(False, caught, caught.step - fo, why)
+        return Verdict(True, caught, caught.step - fo, f"caught, then {then[0]} (+{then[0].step - fo})")
     return Verdict(True, caught, caught.step - fo, "caught")
 
 
