@@ -74,6 +74,8 @@ def run_gradtone(binary: str, stream: str, workdir: str, stderr_alarms: bool) ->
             if m:
                 out.append(Alarm(int(m.group(1)), m.group(2), [], m.group(3)))
         return out
+    if not os.path.isfile(alarms_path):
+        raise RuntimeError(f"{binary} wrote no {alarms_path} (a binary without --alarms? try --stderr-alarms)")
     out = []
     with open(alarms_path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -205,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gradtone-judge-") as work:
         for e in manifest["runs"]:
             stream = os.path.join(args.zoo, e["stream"])
-            alarms = run_gradtone(args.bin, stream, work, args.stderr_alarms)
+            try:
+                alarms = run_gradtone(args.bin, stream, work, args.stderr_alarms)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+                print(f"judge: {e['name']}: {err}", file=sys.stderr)
+                return 2
             v = judge_run(e, alarms, _first_step(stream))
             if not e.get("fault"):
                 healthy_plateaus += [f"{e['name']}: {a}" for a in alarms if a.kind == "plateau"]
