@@ -226,7 +226,7 @@ FAULTS = {
     "label_bug": (["divergence", "plateau", "explosion", "oscillation"], 0, False),
     # a layer's bias set to -1e3 before the forward of step k: frame k has zero gradients upstream.
     "dead_relu": (["layer_dead", "dead"], 0, True),
-    # unclipped Elman RNN, lr × 10 applied to the update of step k: frame k+1 shows the blow-up.
+    # unclipped ReLU Elman RNN, lr × 20 for the update of step k on: frame k+1 shows the blow-up.
     "rnn_explode": (["explosion", "divergence", "non_finite"], 1, True),
     # gradients of step k × 1e24..1e30 (a loss scale never divided out): frame k's norms overflow to inf;
     # Adam's second moment is poisoned and the run goes on crippled.
