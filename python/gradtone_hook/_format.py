@@ -70,17 +70,23 @@ def frame_dict(
     world: int | None = None,
     t: float | None = None,
     clip: float | None = None,
+    params: Pairs | None = None,
 ) -> dict:
     """The JSON object of one frame, keys in the order of the spec, values in the given order.
 
     ``clip`` is the ``max_norm`` given to ``torch.nn.utils.clip_grad_norm_`` at this step (the
     values are the norms *before* clipping); it is written only when it is a finite number > 0.
+    ``params`` (optional) is each group's parameter (weight) norm, same names and order as
+    ``values``; written when given and not empty.
     """
     step = int(step)
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
     obj: dict = {"v": FORMAT_VERSION, "step": step}
     obj["values"] = {str(k): json_number(v) for k, v in _pairs(values)}
+    ps = _pairs(params)
+    if ps:
+        obj["params"] = {str(k): json_number(v) for k, v in ps}
     ls = _pairs(losses)
     if ls:
         obj["losses"] = {str(k): json_number(v) for k, v in ls}
@@ -106,13 +112,14 @@ def encode_line(
     world: int | None = None,
     t: float | None = None,
     clip: float | None = None,
+    params: Pairs | None = None,
 ) -> str:
     """One ``\\n``-terminated line of the stream format.
 
     >>> encode_line(3, {"fc1": 0.5, "fc2": float("nan")}, {"loss": 2.3})
     '{"v":1,"step":3,"values":{"fc1":0.5,"fc2":"nan"},"losses":{"loss":2.3}}\\n'
     """
-    return encode_dict(frame_dict(step, values, losses, rank, world, t, clip))
+    return encode_dict(frame_dict(step, values, losses, rank, world, t, clip, params))
 
 
 def encode_dict(obj: dict) -> str:

@@ -85,6 +85,9 @@ class GradTone:
         strict: raise errors from :meth:`step` instead of warning once and carrying on. Default
             False: a sonification must never end a training run.
         append: append to a file destination instead of truncating it.
+        param_norms: also write each group's parameter (weight) norm as the frame's ``"params"``
+            (read in the same device sync as the gradient norms), so gradtone can tell weights
+            that stopped moving (a frozen or crippled optimizer) while gradients flow. Default True.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class GradTone:
         strict: bool = False,
         append: bool = False,
         clip: float | None = None,
+        param_norms: bool = True,
     ):
         import torch  # lazily: the writer parts of the package work without torch
 
@@ -158,6 +162,7 @@ class GradTone:
             [] if optimizer is None else list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
         )
         self.unscaled = unscaled
+        self.param_norms = bool(param_norms)
         self._rank, self._world = rank, world
         self._dist_checked = rank is not None
         self.wall_time = wall_time
@@ -332,6 +337,32 @@ class GradTone:
             scale = float(sc.get_scale())
         return scale, skip
 
+    def _param_norms(self) -> dict[Any, tuple[list[int], Any]]:
+        """Per device: (indices into self._params, a 1-d tensor of those weights' norms), as few
+        kernels as torch allows (``_foreach_norm`` per dtype) and no host sync."""
+        torch = self._torch
+        batch: dict[tuple[Any, Any], list[tuple[int, Any]]] = {}
+        for i, (_, p, _) in enumerate(self._params):
+            w = p.detach()
+            if w.is_sparse:
+                w = w.coalesce()._values()
+            batch.setdefault((w.device, w.dtype), []).append((i, w))
+        out: dict[Any, tuple[list[int], list[Any]]] = {}
+        for (device, dtype), items in batch.items():
+            ws = [w for _, w in items]
+            if dtype in (torch.float16, torch.bfloat16):  # as for gradients: no overflow at 65504
+                norms = [torch.linalg.vector_norm(w, 2, dtype=torch.float32) for w in ws]
+            else:
+                try:
+                    norms = list(torch._foreach_norm(ws, 2))
+                except Exception:  # noqa: BLE001 - older torch, odd tensor types
+                    norms = [torch.linalg.vector_norm(w, 2) for w in ws]
+            dt = torch.float32 if device.type == "mps" else torch.float64
+            idx, vecs = out.setdefault(device, ([], []))
+            idx.extend(i for i, _ in items)
+            vecs.append(torch.stack(norms).to(dt))
+        return {dev: (idx, torch.cat(vecs) if len(vecs) > 1 else vecs[0]) for dev, (idx, vecs) in out.items()}
+
     def _grad_norms(self) -> list[tuple[list[int], Any]]:
         """The gradients' L2 norms, still on their devices (no host sync): one
         ``(indices into self._params, 1-d norm tensor)`` per device and dtype, each from a fused
@@ -439,6 +470,10 @@ class GradTone:
                 park(("loss", name), v.reshape(1))
         if isinstance(scale, torch.Tensor):
             park(("scale", 0), scale.reshape(1))
+        # The weights' norms ride along as one vector per device, in the same .tolist().
+        pvec = self._param_norms() if self.param_norms else {}
+        for dev, (_, vec) in pvec.items():
+            park(("params", dev), vec)
         host = {dev: torch.cat(xs).tolist() for dev, xs in slots.items()}
 
         def read(key: tuple[str, Any]) -> float:
@@ -460,8 +495,17 @@ class GradTone:
             vals.extend((str(k), _host_float(v)) for k, v in values.items())
         ls = [(name, read(("loss", name)) if isinstance(v, torch.Tensor) else v) for name, v in loss_items]
 
+        params: list[tuple[str, Any]] | None = None
+        if pvec:
+            per_param: list[list[float]] = [[] for _ in self._groups]
+            for dev, (idx, _) in pvec.items():
+                at_dev, start = where[("params", dev)]
+                for j, i in enumerate(idx, start=start):
+                    per_param[self._params[i][2]].append(host[at_dev][j])
+            params = [(g, _combine(ns)) for g, ns in zip(self._groups, per_param)]
+
         rank, world = self._rank_world()
-        frame = frame_dict(step, vals, ls, rank, world, t, clip)
+        frame = frame_dict(step, vals, ls, rank, world, t, clip, params)
         self.writer.write_dict(frame)
         return frame
 

@@ -190,11 +190,14 @@ class StreamWriter:
         world: int | None = None,
         t: float | None = None,
         clip: float | None = None,
+        params: Pairs | None = None,
     ) -> bool:
         """Write one frame; returns True on success. Never raises for I/O failures.
 
         ``clip``: the ``clip_grad_norm_`` threshold at this step (the values being pre-clip
-        norms); written as the frame's ``"clip"`` when finite and > 0.
+        norms); written as the frame's ``"clip"`` when finite and > 0. ``params``: each group's
+        parameter norm (same names as ``values``), the frame's optional ``"params"``; not sent
+        over OSC.
 
         Malformed arguments (a negative step, a value that is not a number) do raise
         ``ValueError``/``TypeError``: they are programming errors, not transient ones.

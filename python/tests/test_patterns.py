@@ -133,7 +133,7 @@ def test_clip_is_written_and_norms_are_pre_clip(torch):
     assert a["clip"] == 0.25 and b["clip"] == 0.5 and "clip" not in c
     for n, v in want.items():
         assert a["values"][n] == pytest.approx(v, rel=1e-6)  # read before clipping
-    assert list(a) == ["v", "step", "values", "clip"]
+    assert list(a) == ["v", "step", "values", "params", "clip"]
     with pytest.raises(TypeError):
         GradTone(model, to=io.StringIO(), clip="big")
 

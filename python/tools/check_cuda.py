@@ -78,7 +78,10 @@ def main():
     for n, w in want.items():
         for got in (a["values"][n], b["values"][n]):
             assert abs(got - w) <= 1e-5 * abs(w), (n, got, w)
-    print("CUDA path ok: one device->host copy per step, norms equal p.grad.norm()")
+    for n, p in model.named_parameters():  # the weights' norms, read in that same copy
+        w = p.detach().norm().item()
+        assert abs(a["params"][n] - w) <= 1e-5 * abs(w), (n, a["params"][n], w)
+    print("CUDA path ok: one device->host copy per step, norms and params equal p.grad.norm(), p.norm()")
 
 
 if __name__ == "__main__":

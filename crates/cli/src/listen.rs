@@ -30,11 +30,12 @@ pub fn render(args: &RenderArgs) -> Result<()> {
         && sinks.plot.is_none()
         && sinks.midi.is_none()
         && sinks.csv.is_none()
+        && sinks.alarms.is_none()
         && sinks.tensorboard.is_none()
         && sinks.serve.is_none()
     {
         bail!(
-            "nothing to write: give -o OUT.wav (or --plot, --midi, --csv, --tensorboard, --serve)"
+            "nothing to write: give -o OUT.wav (or --plot, --midi, --csv, --alarms, --tensorboard, --serve)"
         );
     }
     // A replay in the browser: serve until Ctrl-C unless told otherwise.

@@ -35,11 +35,12 @@ fn onset(frames: &[Frame]) -> Option<(u64, &'static str)> {
 ///   even if the run recovers);
 /// - a sustained rise: the median of 3 consecutive losses above 2× step 0's (a single batch of
 ///   10 images can spike to 2–3× its start and fall back; that is noise, not divergence);
-/// - a late divergence from below the start: the median of the last 25 losses above 4× the
-///   lowest such median before it (a run that had reached 0.12 and sits at 0.6 has lost most
-///   of what it learned, though it is still far below step 0's 2.3).
 ///
-/// Norms alone do not count: they swing 5× on single batches of healthy runs.
+/// Norms alone do not count: they swing 5× on single batches of healthy runs. A rise that stays
+/// below the start is not judged here: the lowest 25-step median of a batch-10 run is a
+/// minimum over windows that noise drives low, so "4× the best window" called healthy runs
+/// (seed 15, 88.5 % at the end) divergent; the detector judges such a rise against the loss's
+/// own noise and recent level instead (issue 23).
 fn diverges(frames: &[Frame]) -> Option<u64> {
     let l0 = frames.first()?.loss()?;
     let losses: Vec<f64> = frames
@@ -47,7 +48,6 @@ fn diverges(frames: &[Frame]) -> Option<u64> {
         .map(|f| f.loss().unwrap_or(f64::NAN))
         .collect();
     let median = |w: &[f64]| stats::median(&mut w.to_vec()).unwrap_or(f64::NAN);
-    let mut lowest = f64::INFINITY;
     frames.iter().enumerate().find_map(|(i, f)| {
         let non_finite = f
             .values
@@ -56,14 +56,45 @@ fn diverges(frames: &[Frame]) -> Option<u64> {
             .any(|n| !n.value.is_finite());
         let spike = losses[i] > 3.0 * l0;
         let sustained = i >= 2 && median(&losses[i - 2..=i]) > 2.0 * l0;
-        let late = i >= 24 && {
-            let m = median(&losses[i - 24..=i]);
-            let up = m > 4.0 * lowest;
-            lowest = lowest.min(m);
-            up
-        };
-        (non_finite || spike || sustained || late).then_some(f.step)
+        (non_finite || spike || sustained).then_some(f.step)
     })
+}
+
+/// The trainer's frames carry each layer's weight norm (`params`, read back with the gradient
+/// norms): at step 0 they are the initial weights' norms, and they move with training.
+fn check_params(frames: &[Frame], seed: u64) {
+    let init = SeedParams::init(seed);
+    let first = &frames[0];
+    let names: Vec<&str> = first.params.iter().map(|p| p.name.as_str()).collect();
+    let values: Vec<&str> = first.values.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names, values,
+        "params under the values' names, in their order"
+    );
+    for p in &first.params {
+        let t = init
+            .tensors
+            .iter()
+            .find(|t| t.name == format!("{}.weight", p.name))
+            .unwrap_or_else(|| panic!("no init tensor for {}", p.name));
+        let want = stats::l2(t.values.iter().map(|&x| f64::from(x)));
+        assert!(
+            (p.value - want).abs() <= 1e-4 * want,
+            "seed {seed} {}: param norm {} at step 0, init {want}",
+            p.name,
+            p.value
+        );
+    }
+    if let Some(second) = frames.get(1) {
+        assert!(
+            second
+                .params
+                .iter()
+                .zip(&first.params)
+                .any(|(b, a)| b.value != a.value),
+            "seed {seed}: the weights moved after the first update"
+        );
+    }
 }
 
 struct Outcome {
@@ -95,11 +126,25 @@ fn train(preset: Preset, seed: u64, data: &gradtone_mnist::Dataset, stop_early: 
             }
         },
     );
+    check_params(&frames, seed);
     Outcome {
         steps: frames.len(),
         diverges: diverges(&frames),
         onset: onset(&frames),
         events,
+    }
+}
+
+/// Seeds 1–8; `GRADTONE_ONSET_SEEDS=A-B` widens the healthy presets' range (the lr 1.0 runs
+/// keep 1–8: batch 256 is slow). CI keeps the default: 32 healthy runs cost a minute more.
+fn seeds(diverging: bool) -> std::ops::RangeInclusive<u64> {
+    let wide = std::env::var("GRADTONE_ONSET_SEEDS").ok().and_then(|v| {
+        let (a, b) = v.split_once('-')?;
+        Some(a.trim().parse().ok()?..=b.trim().parse().ok()?)
+    });
+    match wide {
+        Some(r) if !diverging => r,
+        _ => 1..=8,
     }
 }
 
@@ -125,7 +170,7 @@ fn alarms_fire_at_the_onset_and_not_on_healthy_runs() {
         Preset::SgdLr01,
     ] {
         let diverging = matches!(preset, Preset::SgdLr1 | Preset::SgdLr1Bs256);
-        for seed in 1..=8u64 {
+        for seed in seeds(diverging) {
             let o = train(preset, seed, &data, diverging);
             let first = o.events.iter().find(|e| e.kind.is_trouble());
             let delay = o
@@ -191,10 +236,13 @@ fn alarms_fire_at_the_onset_and_not_on_healthy_runs() {
             }
         }
     }
-    println!("\nplateau alarms on the 16 healthy runs: {plateaus}");
-    if plateaus > 2 {
+    let healthy = 2 * seeds(false).count();
+    println!("\nplateau alarms on the {healthy} healthy runs: {plateaus}");
+    // At most one per 8 healthy runs.
+    if plateaus > healthy / 8 {
         failures.push(format!(
-            "{plateaus} plateau alarms on the healthy runs (at most 2)"
+            "{plateaus} plateau alarms on the {healthy} healthy runs (at most {})",
+            healthy / 8
         ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -106,3 +106,40 @@ fn a_clipped_spike_in_a_stream_is_not_an_explosion() {
         assert_eq!(t.contains("ALARM explosion"), expect, "clip {clip:?}: {t}");
     }
 }
+
+/// End to end through `render --alarms`: a stream whose `params` stop changing at step 30 while
+/// its gradients flow writes one `frozen` line (step 34) to the alarms file, and nothing else.
+#[test]
+fn render_writes_the_frozen_alarm_of_a_stream_with_params_as_json() {
+    let tmp = TempDir::new("alarms_frozen");
+    let mut lines = String::new();
+    for s in 0..60 {
+        let t = f64::from(s.min(29));
+        let norm = 0.5 + 0.05 * f64::from(s % 3);
+        let loss = 2.0 - 0.01 * t;
+        let p = 12.0 + 0.01 * t;
+        lines.push_str(&format!(
+            "{{\"step\":{s},\"values\":{{\"fc1\":{norm}}},\"params\":{{\"fc1\":{p}}},\"losses\":{{\"loss\":{loss}}}}}\n"
+        ));
+    }
+    let path = tmp.path().join("run.jsonl");
+    std::fs::write(&path, lines).expect("write");
+    let alarms = tmp.path().join("alarms.jsonl");
+    let o = gradtone(&[
+        "render",
+        path.to_str().expect("utf-8"),
+        "--alarms",
+        alarms.to_str().expect("utf-8"),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let written = std::fs::read_to_string(&alarms).expect("the alarms file");
+    let events: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(events.len(), 1, "{written}");
+    assert_eq!(events[0]["kind"], "frozen", "{written}");
+    assert_eq!(events[0]["step"], 34, "{written}");
+    assert_eq!(events[0]["numbers"]["steps"], 5.0, "{written}");
+}

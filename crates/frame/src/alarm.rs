@@ -17,6 +17,12 @@ pub enum AlarmKind {
     LayerDead,
     /// The loss stopped improving.
     Plateau,
+    /// Gradients vanish through depth: the first layers' norms are orders of magnitude below
+    /// the last layers' (a deep sigmoid stack).
+    Vanishing,
+    /// The weights stopped moving (the optimiser skips its step, or its state is poisoned)
+    /// while gradients still flow. Needs the frame's parameter norms ([`crate::Frame::params`]).
+    Frozen,
     /// A rank of a distributed run lags behind or disagrees with the others. Not fired by
     /// the gradient detector: by the watch of whoever merges ranks.
     Rank,
@@ -33,12 +39,14 @@ pub enum AlarmKind {
 impl AlarmKind {
     /// The kinds the gradient detector fires, in detector order (other watches fire the
     /// others).
-    pub const ALL: [AlarmKind; 6] = [
+    pub const ALL: [AlarmKind; 8] = [
         AlarmKind::NonFinite,
         AlarmKind::Explosion,
         AlarmKind::Divergence,
         AlarmKind::Dead,
         AlarmKind::LayerDead,
+        AlarmKind::Vanishing,
+        AlarmKind::Frozen,
         AlarmKind::Plateau,
     ];
 
@@ -51,6 +59,8 @@ impl AlarmKind {
             AlarmKind::Dead => "dead",
             AlarmKind::LayerDead => "layer_dead",
             AlarmKind::Plateau => "plateau",
+            AlarmKind::Vanishing => "vanishing",
+            AlarmKind::Frozen => "frozen",
             AlarmKind::Rank => "rank",
             AlarmKind::Imbalance => "imbalance",
             AlarmKind::Collapse => "collapse",
@@ -80,6 +90,11 @@ pub struct AlarmEvent {
     pub kind: AlarmKind,
     /// A ready console line naming the step, the layers and the numbers.
     pub message: String,
+    /// The layers (value names) it is about, if any: the ones that exploded, died, vanished.
+    pub layers: Vec<String>,
+    /// The numbers behind it, by name (`ratio`, `median`, `loss` …), for scripts that act on
+    /// alarms (`--alarms FILE`).
+    pub numbers: Vec<(String, f64)>,
 }
 
 impl AlarmEvent {
@@ -95,7 +110,23 @@ impl AlarmEvent {
             step,
             kind,
             message: format!("step {step}: ALARM {kind}: {detail}"),
+            layers: Vec::new(),
+            numbers: Vec::new(),
         }
+    }
+
+    /// The event with the layers it is about (builder style).
+    #[must_use]
+    pub fn with_layers<S: Into<String>>(mut self, layers: impl IntoIterator<Item = S>) -> Self {
+        self.layers = layers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The event with one more number behind it (builder style).
+    #[must_use]
+    pub fn with_number(mut self, name: impl Into<String>, value: f64) -> Self {
+        self.numbers.push((name.into(), value));
+        self
     }
 }
 

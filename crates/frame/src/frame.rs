@@ -35,6 +35,11 @@ pub struct Frame {
     /// *before* clipping, so a total norm above `clip` was clipped: the update stayed bounded,
     /// and the alarms do not call such a spike a divergence.
     pub clip: Option<f64>,
+    /// Each value group's parameter (weight) L2 norm at this step, under the same names as
+    /// [`Frame::values`] (the stream's optional `params`); empty when the source does not send
+    /// them. Weights bit-identical from step to step while gradients flow are a frozen
+    /// optimiser; the alarms watch them, the mappings do not sound them.
+    pub params: Vec<Named>,
 }
 
 impl Frame {
@@ -50,6 +55,16 @@ impl Frame {
     #[must_use]
     pub fn with_value(mut self, name: impl Into<String>, v: f64) -> Self {
         self.values.push(Named {
+            name: name.into(),
+            value: v,
+        });
+        self
+    }
+
+    /// Appends a parameter norm (builder style).
+    #[must_use]
+    pub fn with_param(mut self, name: impl Into<String>, v: f64) -> Self {
+        self.params.push(Named {
             name: name.into(),
             value: v,
         });
@@ -97,6 +112,9 @@ mod tests {
         assert_eq!(Frame::new(0).loss(), None);
         assert_eq!(f.rank, None);
         assert_eq!(f.clip, None);
+        assert!(f.params.is_empty());
+        let p = Frame::new(1).with_value("a", 1.0).with_param("a", 3.5);
+        assert_eq!((p.params[0].name.as_str(), p.params[0].value), ("a", 3.5));
     }
 }
 
@@ -188,6 +206,7 @@ impl Decimator {
             // The tightest threshold of the group: a spike anywhere in it was clipped at least
             // that hard.
             clip: group.iter().filter_map(|f| f.clip).reduce(f64::min),
+            params: merge(|f| &f.params),
         }
     }
 }

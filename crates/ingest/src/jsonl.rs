@@ -107,6 +107,7 @@ enum Key {
     World,
     T,
     Clip,
+    Params,
     Other,
 }
 
@@ -128,6 +129,7 @@ impl<'de> de::Deserialize<'de> for Key {
                     "world" => Key::World,
                     "t" => Key::T,
                     "clip" => Key::Clip,
+                    "params" => Key::Params,
                     _ => Key::Other,
                 })
             }
@@ -154,6 +156,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
         let mut world = None;
         let mut t = None;
         let mut clip = None;
+        let mut params = None;
         fn once<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, x: T) -> Result<(), E> {
             if slot.is_some() {
                 return Err(E::duplicate_field(name));
@@ -213,6 +216,11 @@ impl<'de> Visitor<'de> for RecordVisitor {
                     };
                     once(&mut clip, "clip", c)?;
                 }
+                Key::Params => once(
+                    &mut params,
+                    "params",
+                    map.next_value_seed(NamedList("params"))?,
+                )?,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -236,6 +244,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
                 losses: losses.unwrap_or_default(),
                 rank: rank.map(narrow),
                 clip,
+                params: params.unwrap_or_default(),
             },
             version: v.unwrap_or(1),
             world: world.map(narrow),

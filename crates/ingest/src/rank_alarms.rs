@@ -127,6 +127,8 @@ fn rank_event(step: u64, message: String) -> AlarmEvent {
         step,
         kind: AlarmKind::Rank,
         message,
+        layers: Vec::new(),
+        numbers: Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@
 //! [`serve_cost`] measures what the live page costs a loop.
 #![warn(missing_docs)]
 
+pub mod alarms_file;
 pub mod driver;
 pub mod serve_cost;
 pub mod stream;
@@ -121,6 +122,8 @@ pub struct OutputSpec {
     pub wav_format: SampleFormat,
     /// CSV of frames.
     pub csv: Option<PathBuf>,
+    /// Every alarm event as JSON Lines ([`alarms_file`]).
+    pub alarms: Option<PathBuf>,
     /// PNG of norms, alarms and spectrogram.
     pub plot: Option<PathBuf>,
     /// MIDI file, a track per voice.
@@ -195,6 +198,7 @@ impl OutputSpec {
         let files = [
             (&self.wav, "WAV file"),
             (&self.csv, "CSV file"),
+            (&self.alarms, "alarms file"),
             (&self.plot, "plot"),
             (&self.midi, "MIDI file"),
         ];
@@ -329,6 +333,9 @@ impl Outputs {
         }
         if let Some(p) = &spec.csv {
             sinks.push(open("CSV file", CsvFile::create(p))?);
+        }
+        if let Some(p) = &spec.alarms {
+            sinks.push(open("alarms file", alarms_file::AlarmsFile::create(p))?);
         }
         if let Some(p) = &spec.midi {
             check_parent(p, "MIDI file")?;

@@ -79,6 +79,12 @@ impl RunningMedian {
     pub(crate) fn median(&mut self) -> Option<f64> {
         median_of(&mut self.scratch, self.values.iter().copied())
     }
+
+    /// The median of the newest `k` values (all of them when fewer); `None` when empty.
+    pub(crate) fn median_of_last(&mut self, k: usize) -> Option<f64> {
+        let skip = self.values.len().saturating_sub(k);
+        median_of(&mut self.scratch, self.values.iter().skip(skip).copied())
+    }
 }
 
 /// Median of `values` using `scratch` as working space.

@@ -1,5 +1,9 @@
 //! TensorBoard as a [`Sink`]: every value and loss as a scalar (`gradtone/NAME`), the sound as
-//! audio clips (`gradtone/sound`, one clip per [`CLIP_STEPS`] steps).
+//! audio clips (`gradtone/sound`, one clip per [`CLIP_STEPS`] steps), and the alarms as text
+//! (`gradtone/alarms`, one entry per step that fired any: their console lines).
+
+/// The text tag of the alarms.
+pub const ALARMS_TAG: &str = "gradtone/alarms";
 
 use std::path::{Path, PathBuf};
 
@@ -105,9 +109,14 @@ impl Sink for TensorBoardSink {
         Ok(())
     }
 
-    fn frame(&mut self, frame: &Frame, _alarms: &[AlarmEvent]) -> Result<(), SinkError> {
+    fn frame(&mut self, frame: &Frame, alarms: &[AlarmEvent]) -> Result<(), SinkError> {
         let t = wall_time_now();
         let writer = self.writer()?;
+        if !alarms.is_empty() {
+            // One entry per step; Markdown paragraphs, one per alarm.
+            let lines: Vec<&str> = alarms.iter().map(|e| e.message.as_str()).collect();
+            writer.add_text(ALARMS_TAG, frame.step, &lines.join("\n\n"), t)?;
+        }
         for v in frame.values.iter().chain(&frame.losses) {
             writer.add_scalar(
                 &format!("gradtone/{}", v.name),
@@ -126,7 +135,7 @@ impl Sink for TensorBoardSink {
         };
         let path = writer.finish()?;
         Ok(format!(
-            "{} (TensorBoard: scalars gradtone/*, audio gradtone/sound)",
+            "{} (TensorBoard: scalars gradtone/*, audio gradtone/sound, alarms as text {ALARMS_TAG})",
             path.display()
         ))
     }

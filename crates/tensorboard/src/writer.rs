@@ -173,6 +173,35 @@ impl EventWriter {
         self.add_value(step, value, wall_time)
     }
 
+    /// Writes one text summary (TensorBoard's Text panel renders it as Markdown): a scalar
+    /// string tensor owned by the `text` plugin.
+    pub fn add_text(
+        &mut self,
+        tag: &str,
+        step: u64,
+        text: &str,
+        wall_time: f64,
+    ) -> Result<(), TbError> {
+        let value = SummaryValue {
+            tag: checked_tag(tag)?,
+            metadata: Some(SummaryMetadata {
+                plugin_data: Some(PluginData {
+                    plugin_name: "text".to_owned(),
+                    // `TextPluginData` with its only field, `version`, at 0: empty.
+                    content: Vec::new(),
+                }),
+                ..SummaryMetadata::default()
+            }),
+            value: Some(Value::Tensor(TensorProto {
+                dtype: DT_STRING,
+                tensor_shape: Some(TensorShapeProto::default()),
+                string_val: vec![text.as_bytes().to_vec()],
+                ..TensorProto::default()
+            })),
+        };
+        self.add_value(step, value, wall_time)
+    }
+
     /// Writes one audio clip: `samples` are interleaved, nominally in −1…1 (clipped there; NaN
     /// becomes silence), encoded as a 16-bit PCM WAV in memory.
     pub fn add_audio(

@@ -83,8 +83,23 @@ fn tensorboard_reads_our_scalars_and_audio() {
         )
         .unwrap();
     }
+    // The alarms as text (two entries, one with two paragraphs).
+    let texts = [
+        (
+            12u64,
+            "step 12: ALARM explosion: total 9.1 is 12× its running median",
+        ),
+        (
+            40,
+            "step 40: ALARM non_finite: non-finite fc1 = NaN\n\nstep 40: ALARM frozen: weights stopped",
+        ),
+    ];
+    for (step, text) in texts {
+        t.add_text("gradtone/alarms", step, text, 1e9).unwrap();
+    }
     t.finish().unwrap();
     let expected = serde_json::json!({
+        "text": texts.iter().map(|(s, t)| serde_json::json!({"tag": "gradtone/alarms", "step": s, "text": t})).collect::<Vec<_>>(),
         "scalars": scalars,
         "audio": [
             {"tag": "sound/train", "format": "legacy", "count": 3, "sample_rate": rate,
@@ -97,7 +112,7 @@ fn tensorboard_reads_our_scalars_and_audio() {
     std::fs::write(&exp_path, expected.to_string()).unwrap();
 
     let out = run_script("read_ours.py", &[&logdir, &exp_path]);
-    assert_eq!(out.matches("OK ").count(), 5, "{out}");
+    assert_eq!(out.matches("OK ").count(), 6, "{out}");
     // Our reader ignores both audio layouts when looking for scalars.
     assert_eq!(read_scalars(&logdir, &[]).unwrap().tags.len(), 3);
 }

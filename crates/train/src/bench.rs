@@ -71,6 +71,9 @@ fn frame_of(step: u64, s: &crate::StepStats) -> Frame {
     for (name, v) in LAYERS.iter().zip(s.weight_norms) {
         f = f.with_value(*name, v);
     }
+    for (name, p) in LAYERS.iter().zip(s.param_norms) {
+        f = f.with_param(*name, p);
+    }
     f
 }
 

@@ -184,6 +184,27 @@ impl SeedNet {
         };
         Tensor::cat(parts, 0)
     }
+
+    /// Squared L2 norms `[4]` of the four layers' weights themselves, [`LAYERS`] order, still
+    /// on the device (detached: no graph), for the frame's `params`; read back with the
+    /// gradient norms in the same sync.
+    pub fn weight_sq_sums(&self) -> Tensor<1> {
+        fn sq<const D: usize>(p: &Param<Tensor<D>>) -> Tensor<1> {
+            let t = p.val().detach();
+            let n = t.shape().num_elements();
+            let flat: Tensor<2> = t.reshape([1, n]);
+            flat.clone().matmul(flat.transpose()).reshape([1])
+        }
+        Tensor::cat(
+            vec![
+                sq(&self.conv1.weight),
+                sq(&self.conv2.weight),
+                sq(&self.fc1.weight),
+                sq(&self.fc2.weight),
+            ],
+            0,
+        )
+    }
 }
 
 impl SeedNet {

@@ -52,6 +52,9 @@ pub struct StepStats {
     pub weight_norms: [f64; 4],
     /// L2 norm of each layer's bias gradient, when asked for.
     pub bias_norms: Option<[f64; 4]>,
+    /// L2 norm of each layer's weights before the update, [`LAYERS`] order: read back with the
+    /// gradient norms in the same sync (NaN with [`Readback::LossOnly`]).
+    pub param_norms: [f64; 4],
     /// Each loss term's own part, when the loss has several ([`Trainer::with_l2`]): `nll`, then
     /// `l2`. Empty for the plain NLL loss.
     pub terms: Vec<TermStats>,
@@ -73,7 +76,8 @@ pub struct TermStats {
 pub enum Readback {
     /// The loss only (no norms: a baseline for benchmarks; norms come back NaN).
     LossOnly,
-    /// The loss and the four weight-gradient norms (what a frame needs).
+    /// The loss, the four weight-gradient norms and the four weight norms (what a frame
+    /// needs).
     Weights,
     /// Also the four bias-gradient norms (the reference check).
     WeightsAndBiases,
@@ -164,6 +168,7 @@ impl Trainer {
         let mut parts = vec![loss.detach()];
         if readback != Readback::LossOnly {
             parts.push(model.grad_sq_sums(&grads, false));
+            parts.push(model.weight_sq_sums());
         }
         if readback == Readback::WeightsAndBiases {
             parts.push(model.grad_sq_sums(&grads, true));
@@ -175,8 +180,9 @@ impl Trainer {
         StepStats {
             loss: read[0] as f64,
             weight_norms: [norm(1), norm(2), norm(3), norm(4)],
+            param_norms: [norm(5), norm(6), norm(7), norm(8)],
             bias_norms: (readback == Readback::WeightsAndBiases)
-                .then(|| [norm(5), norm(6), norm(7), norm(8)]),
+                .then(|| [norm(9), norm(10), norm(11), norm(12)]),
             terms: Vec::new(),
         }
     }
@@ -196,6 +202,7 @@ impl Trainer {
             parts.extend(a.iter().cloned().map(sq));
             parts.extend(b.iter().cloned().map(sq));
             parts.extend(a.into_iter().zip(b).map(|(a, b)| sq(a + b)));
+            parts.push(model.weight_sq_sums());
         }
         if readback == Readback::WeightsAndBiases {
             // The penalty leaves the biases alone: their gradient is the NLL's.
@@ -212,7 +219,8 @@ impl Trainer {
         StepStats {
             loss: nll + pen,
             weight_norms: four(10),
-            bias_norms: (readback == Readback::WeightsAndBiases).then(|| four(14)),
+            param_norms: four(14),
+            bias_norms: (readback == Readback::WeightsAndBiases).then(|| four(18)),
             terms: vec![
                 TermStats {
                     name: "nll",
@@ -415,7 +423,8 @@ pub fn batches(plan: impl Into<BatchPlan>, n: usize) -> impl Iterator<Item = Vec
 }
 
 /// Trains on `train` as `cfg` says, calling `on_step` with each step's [`Frame`] (step index,
-/// `loss`, the four weight-gradient norms named [`LAYERS`]; with an L2 term, the losses
+/// `loss`, the four weight-gradient norms named [`LAYERS`] and, as the frame's `params`, the
+/// four weight norms; with an L2 term, the losses
 /// `loss`, `loss_nll`, `loss_l2` and each term's norms as instruments `nll/conv1` … `l2/fc2`). `on_step` may stop the run early
 /// (Ctrl-C) by returning `Break`. Returns the trainer, for evaluation.
 pub fn run(
@@ -444,6 +453,21 @@ pub fn run(
                 frame = frame.with_value(format!("{}/{layer}", t.name), v);
             }
         }
+        // Each value's weights, under the value's name (the terms share the layers' weights).
+        let params: Vec<_> = frame
+            .values
+            .iter()
+            .filter_map(|v| {
+                // `term/layer` or a bare layer name.
+                let layer = v.name.split_once('/').map_or(v.name.as_str(), |(_, l)| l);
+                let i = LAYERS.iter().position(|l| *l == layer)?;
+                Some(gradtone_sound::Named {
+                    name: v.name.clone(),
+                    value: s.param_norms[i],
+                })
+            })
+            .collect();
+        frame.params = params;
         if on_step(frame).is_break() {
             break;
         }

@@ -99,6 +99,10 @@ pub struct SinkArgs {
     /// Write one row per step (step,loss,<values>...) to this CSV file.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// Write every alarm event as one line of JSON (step, kind, layers, message, numbers) to
+    /// this file, for scripts and CI; a healthy run leaves it empty.
+    #[arg(long, value_name = "FILE")]
+    pub alarms: Option<PathBuf>,
     /// Draw the values per step (log scale, alarm markers) and a spectrogram of the sound to this PNG.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
@@ -140,6 +144,7 @@ impl SinkArgs {
             wav: self.wav.clone(),
             wav_format: self.wav_format,
             csv: self.csv.clone(),
+            alarms: self.alarms.clone(),
             plot: self.plot.clone(),
             midi: self.midi.clone(),
             osc_out: self.osc_out.clone(),

@@ -6,7 +6,8 @@ usage: read_ours.py LOGDIR EXPECTED.json
 EXPECTED.json (written by tests/python.rs):
   {"scalars": {tag: [[step, value], ...]},
    "audio": [{"tag": str, "format": "legacy" | "tensor", "count": int, "sample_rate": int,
-              "channels": int, "length_frames": int, "freq": float}, ...]}
+              "channels": int, "length_frames": int, "freq": float}, ...],
+   "text": [{"tag": str, "step": int, "text": str}, ...]  (optional)}
 
 Checks two readers:
   1. event_accumulator.EventAccumulator: the legacy API; lists scalars and audio by kind.
@@ -115,6 +116,20 @@ def main():
             check_wav(arr[0], a, "plugin_event_accumulator")
         print(f"OK plugin_event_accumulator audio {a['tag']} ({a['format']}): "
               f"{len(events)} blob sequences of 1 WAV, encoding WAV")
+    # --- 3. text (the alarms): the Text panel's plugin, one string per step ---
+    texts = exp.get("text", [])
+    if texts:
+        text_tags = pacc.PluginTagToContent("text")
+        assert sorted(text_tags) == sorted({t["tag"] for t in texts}), text_tags
+        for tag in text_tags:
+            want = [(t["step"], t["text"]) for t in texts if t["tag"] == tag]
+            got = []
+            for e in pacc.Tensors(tag):
+                arr = tensor_util.make_ndarray(e.tensor_proto)
+                assert arr.shape == (), arr.shape
+                got.append((e.step, arr.item().decode("utf-8")))
+            assert got == want, (tag, got, want)
+        print(f"OK plugin_event_accumulator text: {len(texts)} entries")
 
 if __name__ == "__main__":
     main()

@@ -169,6 +169,8 @@ impl Watch for GanWatch {
                 step: frame.step,
                 kind,
                 message,
+                layers: Vec::new(),
+                numbers: Vec::new(),
             })
             .collect()
     }

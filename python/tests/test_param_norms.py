@@ -1,0 +1,226 @@
+"""The frame's optional ``params`` (each group's weight norm): right numbers, same sync, and what a
+frozen optimizer looks like. The plain hook and both framework callbacks."""
+
+import io
+import json
+
+import pytest
+from test_frameworks import need, read_frames
+from test_hook import backward, make_model, strict_loads
+
+
+def _frames(buf):
+    return [strict_loads(x) for x in buf.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("group_by", ["module", "tensor"])
+def test_params_are_each_groups_weight_norm(torch, group_by):
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, group_by=group_by, strict=True)
+    frame = tone.step(loss=backward(torch, model))
+    (obj,) = _frames(buf)
+    assert list(obj["params"]) == list(obj["values"]) == tone.names  # same names, same order
+    assert frame["params"] == obj["params"]
+    groups = {}
+    for n, p in model.named_parameters():
+        g = n if group_by == "tensor" else n.rpartition(".")[0]
+        groups.setdefault(g, []).append(p.detach())
+    for g, ps in groups.items():
+        want = torch.linalg.vector_norm(torch.cat([p.flatten() for p in ps])).item()
+        assert obj["params"][g] == pytest.approx(want, rel=1e-6), g
+    # Parameter norms are not gradient norms (a test that would catch a mix-up).
+    fc1 = "fc1" if group_by == "module" else "fc1.weight"
+    assert obj["params"][fc1] != pytest.approx(obj["values"][fc1], rel=1e-3)
+
+
+def test_params_off_and_extra_values_have_none(torch):
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, strict=True, param_norms=False)
+    tone.step(loss=backward(torch, model))
+    tone2 = GradTone(model, to=buf, strict=True)
+    tone2.step(loss=backward(torch, model), values={"lr": 0.1})
+    off, on = _frames(buf)
+    assert "params" not in off
+    assert "lr" in on["values"] and "lr" not in on["params"]
+
+
+def test_params_are_read_in_the_same_single_sync(torch, monkeypatch):
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    tone = GradTone(model, to=io.StringIO(), group_by="tensor", strict=True)
+    loss = backward(torch, model)
+    calls = []
+    for meth in ("tolist", "item", "cpu", "__float__"):
+        orig = getattr(torch.Tensor, meth)
+
+        def wrapped(self, *a, _orig=orig, _m=meth, **k):
+            calls.append(_m)
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, meth, wrapped)
+    frame = tone.step(loss=loss)
+    assert calls == ["tolist"]
+    assert len(frame["params"]) == len(frame["values"]) > 0
+
+
+def test_frozen_optimizer_shows_bit_identical_params(torch):
+    """optimizer.step() skipped from step 3: from frame 4 on the params repeat exactly while the
+    gradients are not zero; before, every frame's params differ from the previous one."""
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, strict=True)
+    for step in range(8):
+        loss = backward(torch, model, seed=step)
+        tone.step(loss=loss)
+        if step < 3:
+            opt.step()
+    frames = _frames(buf)
+    for prev, cur in zip(frames, frames[1:]):
+        moved = cur["step"] <= 3
+        if moved:
+            assert all(cur["params"][g] != prev["params"][g] for g in tone.names), cur["step"]
+        else:
+            assert cur["params"] == prev["params"], cur["step"]  # bit-identical
+        assert all(v > 0 for v in cur["values"].values())
+
+
+def test_nan_weights_become_strings(torch):
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    with torch.no_grad():
+        model.fc1.weight[0, 0] = float("nan")
+        model.conv1.weight[0, 0, 0, 0] = float("inf")
+    buf = io.StringIO()
+    GradTone(model, to=buf, strict=True).step()
+    line = buf.getvalue()
+    obj = strict_loads(line)
+    assert obj["params"]["fc1"] == "nan" and obj["params"]["conv1"] == "inf"
+    assert obj["params"]["bn"] == pytest.approx(
+        torch.linalg.vector_norm(torch.cat([model.bn.weight, model.bn.bias])).item()
+    )
+
+
+def test_lightning_callback_params_are_the_weights_before_the_step(tmp_path):
+    need("lightning")
+    import lightning.pytorch as pl
+    import torch
+
+    from gradtone_hook.lightning import GradToneCallback
+
+    class Lin(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(6, 3)
+            self.out = torch.nn.Linear(3, 2)
+
+        def training_step(self, batch, _i):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.out(self.fc(x).relu()), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.5)
+
+    class Reference(pl.Callback):
+        def __init__(self):
+            self.params = []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            self.params.append({n: p.detach().norm().item() for n, p in pl_module.named_parameters()})
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    data = torch.utils.data.TensorDataset(torch.randn(16, 6, generator=g), torch.randint(0, 2, (16,), generator=g))
+    out = tmp_path / "frames.jsonl"
+    ref = Reference()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(Lin(), torch.utils.data.DataLoader(data, batch_size=4))
+    frames = read_frames(out)
+    assert len(frames) == len(ref.params) == 3
+    for f, r in zip(frames, ref.params):
+        assert list(f["params"]) == list(f["values"]) == list(r)
+        for n, v in r.items():
+            assert f["params"][n] == pytest.approx(v, rel=1e-6), n
+    assert frames[0]["params"] != frames[2]["params"]
+
+
+def test_hf_callback_params_are_the_weights_before_the_step(tmp_path):
+    need("transformers")
+    need("accelerate")
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+
+    from gradtone_hook.hf import GradToneCallback
+
+    config = BertConfig(
+        vocab_size=30,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=8,
+        max_position_embeddings=8,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+
+    class Data(torch.utils.data.Dataset):
+        def __len__(self):
+            return 12
+
+        def __getitem__(self, i):
+            ids = torch.tensor([(i * 7 + k) % 29 + 1 for k in range(6)])
+            return {"input_ids": ids, "labels": torch.tensor(i % 2)}
+
+    class Reference(TrainerCallback):
+        def __init__(self):
+            self.params = []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
+            self.params.append({n: p.detach().norm().item() for n, p in model.named_parameters() if p.requires_grad})
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        max_steps=3,
+        learning_rate=5e-2,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    ref = Reference()
+    out = tmp_path / "frames.jsonl"
+    Trainer(
+        model=model,
+        args=args,
+        train_dataset=Data(),
+        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True)],
+    ).train()
+    frames = read_frames(out)
+    assert len(frames) == len(ref.params) == 3
+    for f, r in zip(frames, ref.params):
+        assert list(f["params"]) == list(f["values"])
+        for n, v in r.items():
+            assert f["params"][n] == pytest.approx(v, rel=1e-5), n
+    assert json.dumps(frames[0]["params"]) != json.dumps(frames[2]["params"])
