@@ -34,6 +34,10 @@ TCP_QUEUE_BYTES = 16 << 20
 #: How long closing a ``tcp://`` writer (or the interpreter's exit) waits for queued frames.
 TCP_CLOSE_SECONDS = 10.0
 
+#: ``send`` flag for a send that never waits (0 where the platform has none: then every frame
+#: goes through the sender thread).
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
 
 def _warn(msg: str) -> None:
     # sys.__stderr__ when the user redirected sys.stderr to something that itself fails.
@@ -367,8 +371,9 @@ def _isatty(stream: Any) -> bool:
 class _Sender:
     """A connected socket fed by a daemon thread from a queue of at most ``TCP_QUEUE_BYTES``.
 
-    The training thread only appends to the queue; the thread does the blocking ``sendall``.
-    Queued frames are flushed at :meth:`close` and at interpreter exit.
+    With nothing queued, the training thread hands a frame to the socket itself, without waiting
+    (what the socket buffer cannot take is queued); the thread does the blocking ``sendall`` of
+    what is queued. Queued frames are flushed at :meth:`close` and at interpreter exit.
     """
 
     def __init__(self, sock: socket.socket):
@@ -389,7 +394,22 @@ class _Sender:
         with self._cv:
             if self.error is not None:
                 raise self.error
-            if self._queue and self._bytes + len(data) > TCP_QUEUE_BYTES:
+            if not self._queue and _DONTWAIT:
+                # Nothing waiting: hand the frame to the kernel now, as a datagram would be, so
+                # that a process killed right after its step (SIGKILL, OOM, os._exit) has sent
+                # it; the thread may not have run since. Never blocks: what the socket buffer
+                # cannot take goes to the queue.
+                try:
+                    sent = self._sock.send(data, _DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as e:
+                    self.error = e
+                    raise
+                if sent == len(data):
+                    return True
+                data = data[sent:]
+            elif self._queue and self._bytes + len(data) > TCP_QUEUE_BYTES:
                 return False
             self._queue.append(data)
             self._bytes += len(data)
@@ -429,13 +449,15 @@ class _Sender:
         except Exception:  # noqa: BLE001 - during interpreter shutdown
             pass
         self._thread.join(timeout)
+        gave_up = self._thread.is_alive()
         try:
-            if self._thread.is_alive():
+            if gave_up:
                 self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in sendall
             self._sock.close()
         except OSError:
             pass
-        return self.error
+        # The error our own shutdown gives the thread is not the connection's.
+        return None if gave_up else self.error
 
 
 def _from_json(v: Any) -> Any:
