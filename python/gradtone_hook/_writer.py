@@ -83,8 +83,9 @@ class StreamWriter:
     - ``"stdout"`` / ``"-"`` or ``"stderr"``: JSON Lines on that stream, flushed
       each line (so ``python train.py | gradtone listen`` is live);
     - ``"tcp://HOST:PORT"``: JSON Lines over one TCP connection (what ``gradtone run`` gives
-      through ``GRADTONE_TO``): frames of any size. A background thread sends them, so a step
-      never waits for the listener; if it falls more than ``TCP_QUEUE_BYTES`` behind, frames are
+      through ``GRADTONE_TO``): frames of any size. A frame goes to the socket at its step if
+      the socket takes it at once, else a background thread sends it, so a step never waits for
+      the listener; if it falls more than ``TCP_QUEUE_BYTES`` behind, frames are
       skipped and counted (:attr:`dropped`). Queued frames are sent at :meth:`close` or exit;
     - ``"udp://HOST:PORT"``: one JSON line (with its ``\\n``) per datagram, at most 65,507
       bytes (a larger frame is not sent: counted, and said once);
