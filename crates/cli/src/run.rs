@@ -3,7 +3,7 @@
 //! the same sinks as `listen`. The command keeps its stdin, stdout and stderr (gradtone's own
 //! messages go to stderr), its exit status, and Ctrl-C: the terminal sends SIGINT to the whole
 //! process group, gradtone ignores it, waits for the command to end, then finalises every
-//! output.
+//! output. SIGTERM and SIGHUP (a scheduler's stop, a closed terminal) are taken the same way.
 //!
 //! Everything that can fail is set up before the command starts (the files checked and
 //! created beside their paths, the OSC socket opened, the page's port bound), so a typo or a
