@@ -257,13 +257,17 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
             {
                 if lines.consumed != before {
                     quiet = 0;
-                } else if ends.stopping() {
-                    quiet += 1;
-                    if quiet >= DRAIN_QUIET_POLLS {
-                        return;
-                    }
+                    continue;
                 }
-                continue;
+                if !ends.stopping() {
+                    continue;
+                }
+                quiet += 1;
+                if quiet < DRAIN_QUIET_POLLS {
+                    continue;
+                }
+                // Given up: a line it began and never ended is reported, as at an end.
+                (lines.take_partial(), true)
             }
             Err(e) => {
                 warn("reading stopped", &e);
@@ -429,12 +433,22 @@ mod tests {
     fn a_sender_that_keeps_its_socket_open_does_not_hold_the_stream() {
         let (mut src, stop) = source();
         let mut s = TcpStream::connect(src.local_addr()).unwrap();
-        s.write_all(b"{\"step\":7,\"values\":{\"a\":1}}\n").unwrap();
+        s.write_all(b"{\"step\":7,\"values\":{\"a\":1}}\n{\"step\":8,\"val")
+            .unwrap();
         stop.store(true, Ordering::SeqCst);
         let t = Instant::now();
         let steps: Vec<u64> = src.by_ref().map(|f| f.step).collect();
         assert_eq!(steps, [7]);
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // The line it began and never ended is not lost silently.
+        let d = src.diagnostics();
+        assert_eq!(d.malformed, 1, "{:?}", d.first_errors);
+        assert!(
+            d.first_errors[0].contains("connection 1 line 2")
+                && d.first_errors[0].contains("truncated"),
+            "{:?}",
+            d.first_errors
+        );
         drop(s);
     }
 
