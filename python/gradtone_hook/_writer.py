@@ -170,13 +170,14 @@ class StreamWriter:
                 self._loopback = False
         elif self._kind == "tcp" and self._sender is None:
             host, port = self._target
-            sock = socket.create_connection((host, port), timeout=5.0)
-            sock.settimeout(None)  # the sender thread blocks; the training thread never does
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a frame goes out at once
-            except OSError:
-                pass
-            self._sender = _Sender(sock)
+            if _is_loopback_host(host):
+                # Loopback (gradtone run's listener): connected or refused at once, and the step's
+                # own frame goes out with it.
+                self._sender = _Sender(_connect(host, port))
+            else:
+                # Elsewhere a connect can take seconds (a lost SYN, a slow name lookup): the
+                # sender thread makes it, and frames wait in its queue meanwhile.
+                self._sender = _Sender(None, (host, port))
         elif self._kind == "path" and self._file is None:
             path = self._target
             if "{rank}" in path:
@@ -369,20 +370,43 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _connect(host: str, port: int) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=5.0)
+    sock.settimeout(None)  # the sender thread blocks; the training thread never does
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a frame goes out at once
+    except OSError:
+        pass
+    return sock
+
+
 class _Sender:
-    """A connected socket fed by a daemon thread from a queue of at most ``TCP_QUEUE_BYTES``.
+    """A socket fed by a daemon thread from a queue of at most ``TCP_QUEUE_BYTES`` (connected
+    by the caller, or by the thread to ``address``).
 
     With nothing queued, the training thread hands a frame to the socket itself, without waiting
     (what the socket buffer cannot take is queued); the thread does the blocking ``sendall`` of
     what is queued. Queued frames are flushed at :meth:`close` and at interpreter exit.
     """
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket | None, address: tuple[str, int] | None = None):
+        #: None until the thread has connected to ``address``.
         self._sock = sock
+        self._address = address
         self._queue: collections.deque[bytes] = collections.deque()
         self._bytes = 0
         self._cv = threading.Condition()
         self._closing = False
+        self._abandoned = False
         #: The error that ended the connection, if one did.
         self.error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="gradtone-hook-sender", daemon=True)
@@ -395,7 +419,7 @@ class _Sender:
         with self._cv:
             if self.error is not None:
                 raise self.error
-            if not self._queue and _DONTWAIT:
+            if not self._queue and _DONTWAIT and self._sock is not None:
                 # Nothing waiting: hand the frame to the kernel now, as a datagram would be, so
                 # that a process killed right after its step (SIGKILL, OOM, os._exit) has sent
                 # it; the thread may not have run since. Never blocks: what the socket buffer
@@ -418,6 +442,20 @@ class _Sender:
         return True
 
     def _run(self) -> None:
+        if self._sock is None and self._address is not None:
+            try:
+                sock = _connect(*self._address)
+            except OSError as e:
+                with self._cv:
+                    self.error = e
+                    self._queue.clear()
+                    self._bytes = 0
+                return
+            with self._cv:
+                if self._abandoned:  # close() gave up waiting for the connect
+                    sock.close()
+                    return
+                self._sock = sock
         while True:
             with self._cv:
                 while not self._queue and not self._closing:
@@ -450,11 +488,15 @@ class _Sender:
         except Exception:  # noqa: BLE001 - during interpreter shutdown
             pass
         self._thread.join(timeout)
-        gave_up = self._thread.is_alive()
+        with self._cv:
+            gave_up = self._thread.is_alive()
+            self._abandoned = gave_up
+            sock = self._sock
         try:
-            if gave_up:
-                self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in sendall
-            self._sock.close()
+            if sock is not None:
+                if gave_up:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in sendall
+                sock.close()
         except OSError:
             pass
         # The error our own shutdown gives the thread is not the connection's.

@@ -323,6 +323,28 @@ def test_tcp_frames_are_sent_by_the_step_itself_so_a_killed_process_has_sent_the
     assert steps == [0, 1, 2, 3, 4]
 
 
+def test_tcp_connect_beyond_loopback_never_holds_a_step(monkeypatch, capsys):
+    # A connect elsewhere can take seconds (a lost SYN, a slow name lookup). It must not be
+    # the training's: the sender thread makes it. No traffic leaves: the connect is a stand-in.
+    import time
+
+    def slow_refused(address, timeout=None):
+        time.sleep(1.5)
+        raise ConnectionRefusedError(f"refused by the stand-in for {address}")
+
+    monkeypatch.setattr(socket, "create_connection", slow_refused)
+    w = StreamWriter("tcp://gradtone-test.invalid:9")
+    t = time.monotonic()
+    for step in range(3):
+        w.write_frame(step, {"a": 1.0})
+    assert time.monotonic() - t < 0.5, "a step waited for the connection"
+    time.sleep(2.0)  # the thread's connect has failed by now
+    assert w.write_frame(3, {"a": 1.0}) is False
+    w.close()
+    assert w.errors >= 1
+    assert capsys.readouterr().err.count("cannot write to tcp://gradtone-test.invalid:9") == 1
+
+
 def test_tcp_refused_connection_is_counted_once(capsys):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
