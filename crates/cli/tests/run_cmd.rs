@@ -294,7 +294,7 @@ except KeyboardInterrupt:
     assert!(r.len() > 0);
 }
 
-/// A scheduler's stop (SLURM preemption, `docker stop`, `systemctl stop`) sends SIGTERM to the
+/// A scheduler's stop (SLURM preemption, `systemctl stop`, `timeout`) sends SIGTERM to the
 /// whole process group: the command ends as it would alone, and gradtone, which must not die
 /// with it, finalises every output (the plot exists only then, the CSV has every frame) and
 /// exits with the command's status.

@@ -61,9 +61,8 @@ pub enum Command {
     Listen(ListenArgs),
     /// Run a training command and hear it: `gradtone run [FLAGS] -- python train.py …`.
     ///
-    /// The command keeps its stdin, stdout, stderr and Ctrl-C (SIGINT, SIGTERM or SIGHUP to the
-    /// process group end the command as without gradtone, then gradtone finalises its
-    /// outputs). Its gradtone hook reaches a private loopback TCP listener that GRADTONE_TO
+    /// The command keeps its stdin, stdout, stderr and Ctrl-C (SIGINT or SIGTERM to the process
+    /// group end the command as without gradtone, then gradtone finalises its outputs). Its gradtone hook reaches a private loopback TCP listener that GRADTONE_TO
     /// names (`tcp://127.0.0.1:PORT`: lines up to 1 MiB, a 5,000-tensor frame is 390 KB; each
     /// torchrun rank on its own connection); gradtone's messages and its summary go to stderr.
     /// The outputs are set up first (files created beside their paths, the --serve port bound,
