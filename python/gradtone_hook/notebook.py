@@ -62,6 +62,9 @@ def find_binary(bin: str | None = None) -> str:
 #: After stop(): how long a connection that goes on sending is still relayed.
 _DRAIN_SECONDS = 1.0
 
+#: Connections relayed at once, at most (as gradtone's own TCP source).
+MAX_CONNECTIONS = 1024
+
 #: A line longer than this is not relayed (gradtone skips lines over 1 MiB unread anyway).
 MAX_LINE_BYTES = 1 << 20
 
@@ -97,9 +100,13 @@ class _Relay(threading.Thread):
                     conn, _ = self.sock.accept()
                 except socket.timeout:
                     continue
+                alive = [r for r in self._readers if r.is_alive()]
+                if len(alive) >= MAX_CONNECTIONS:
+                    conn.close()  # one per process is enough: more is not a training
+                    continue
                 t = threading.Thread(target=self._read, args=(conn,), name="gradtone-relay-conn", daemon=True)
                 t.start()
-                self._readers = [r for r in self._readers if r.is_alive()] + [t]
+                self._readers = alive + [t]
         except OSError:
             pass  # the listening socket is gone
         finally:
