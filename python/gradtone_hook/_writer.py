@@ -34,6 +34,10 @@ TCP_QUEUE_BYTES = 16 << 20
 #: How long closing a ``tcp://`` writer (or the interpreter's exit) waits for queued frames.
 TCP_CLOSE_SECONDS = 10.0
 
+#: ``send`` flag for a send that never waits (0 where the platform has none: then every frame
+#: goes through the sender thread).
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
 
 def _warn(msg: str) -> None:
     # sys.__stderr__ when the user redirected sys.stderr to something that itself fails.
@@ -79,8 +83,9 @@ class StreamWriter:
     - ``"stdout"`` / ``"-"`` or ``"stderr"``: JSON Lines on that stream, flushed
       each line (so ``python train.py | gradtone listen`` is live);
     - ``"tcp://HOST:PORT"``: JSON Lines over one TCP connection (what ``gradtone run`` gives
-      through ``GRADTONE_TO``): frames of any size. A background thread sends them, so a step
-      never waits for the listener; if it falls more than ``TCP_QUEUE_BYTES`` behind, frames are
+      through ``GRADTONE_TO``): frames of any size. A frame goes to the socket at its step if
+      the socket takes it at once, else a background thread sends it, so a step never waits for
+      the listener; if it falls more than ``TCP_QUEUE_BYTES`` behind, frames are
       skipped and counted (:attr:`dropped`). Queued frames are sent at :meth:`close` or exit;
     - ``"udp://HOST:PORT"``: one JSON line (with its ``\\n``) per datagram, at most 65,507
       bytes (a larger frame is not sent: counted, and said once);
@@ -165,13 +170,14 @@ class StreamWriter:
                 self._loopback = False
         elif self._kind == "tcp" and self._sender is None:
             host, port = self._target
-            sock = socket.create_connection((host, port), timeout=5.0)
-            sock.settimeout(None)  # the sender thread blocks; the training thread never does
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a frame goes out at once
-            except OSError:
-                pass
-            self._sender = _Sender(sock)
+            if _is_loopback_host(host):
+                # Loopback (gradtone run's listener): connected or refused at once, and the step's
+                # own frame goes out with it.
+                self._sender = _Sender(_connect(host, port))
+            else:
+                # Elsewhere a connect can take seconds (a lost SYN, a slow name lookup): the
+                # sender thread makes it, and frames wait in its queue meanwhile.
+                self._sender = _Sender(None, (host, port))
         elif self._kind == "path" and self._file is None:
             path = self._target
             if "{rank}" in path:
@@ -367,19 +373,43 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-class _Sender:
-    """A connected socket fed by a daemon thread from a queue of at most ``TCP_QUEUE_BYTES``.
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
-    The training thread only appends to the queue; the thread does the blocking ``sendall``.
-    Queued frames are flushed at :meth:`close` and at interpreter exit.
+
+def _connect(host: str, port: int) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=5.0)
+    sock.settimeout(None)  # the sender thread blocks; the training thread never does
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a frame goes out at once
+    except OSError:
+        pass
+    return sock
+
+
+class _Sender:
+    """A socket fed by a daemon thread from a queue of at most ``TCP_QUEUE_BYTES`` (connected
+    by the caller, or by the thread to ``address``).
+
+    With nothing queued, the training thread hands a frame to the socket itself, without waiting
+    (what the socket buffer cannot take is queued); the thread does the blocking ``sendall`` of
+    what is queued. Queued frames are flushed at :meth:`close` and at interpreter exit.
     """
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket | None, address: tuple[str, int] | None = None):
+        #: None until the thread has connected to ``address``.
         self._sock = sock
+        self._address = address
         self._queue: collections.deque[bytes] = collections.deque()
         self._bytes = 0
         self._cv = threading.Condition()
         self._closing = False
+        self._abandoned = False
         #: The error that ended the connection, if one did.
         self.error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="gradtone-hook-sender", daemon=True)
@@ -392,7 +422,22 @@ class _Sender:
         with self._cv:
             if self.error is not None:
                 raise self.error
-            if self._queue and self._bytes + len(data) > TCP_QUEUE_BYTES:
+            if not self._queue and _DONTWAIT and self._sock is not None:
+                # Nothing waiting: hand the frame to the kernel now, as a datagram would be, so
+                # that a process killed right after its step (SIGKILL, OOM, os._exit) has sent
+                # it; the thread may not have run since. Never blocks: what the socket buffer
+                # cannot take goes to the queue.
+                try:
+                    sent = self._sock.send(data, _DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as e:
+                    self.error = e
+                    raise
+                if sent == len(data):
+                    return True
+                data = data[sent:]
+            elif self._queue and self._bytes + len(data) > TCP_QUEUE_BYTES:
                 return False
             self._queue.append(data)
             self._bytes += len(data)
@@ -400,6 +445,20 @@ class _Sender:
         return True
 
     def _run(self) -> None:
+        if self._sock is None and self._address is not None:
+            try:
+                sock = _connect(*self._address)
+            except OSError as e:
+                with self._cv:
+                    self.error = e
+                    self._queue.clear()
+                    self._bytes = 0
+                return
+            with self._cv:
+                if self._abandoned:  # close() gave up waiting for the connect
+                    sock.close()
+                    return
+                self._sock = sock
         while True:
             with self._cv:
                 while not self._queue and not self._closing:
@@ -432,13 +491,19 @@ class _Sender:
         except Exception:  # noqa: BLE001 - during interpreter shutdown
             pass
         self._thread.join(timeout)
+        with self._cv:
+            gave_up = self._thread.is_alive()
+            self._abandoned = gave_up
+            sock = self._sock
         try:
-            if self._thread.is_alive():
-                self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in sendall
-            self._sock.close()
+            if sock is not None:
+                if gave_up:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in sendall
+                sock.close()
         except OSError:
             pass
-        return self.error
+        # The error our own shutdown gives the thread is not the connection's.
+        return None if gave_up else self.error
 
 
 def _from_json(v: Any) -> Any:

@@ -8,13 +8,14 @@
 
 :func:`listen` starts ``gradtone listen - --serve 127.0.0.1:0 --no-live`` as a subprocess (the
 binary from ``bin=``, ``$GRADTONE_BIN`` or ``PATH``) and displays the served page (sound, chart,
-alarms) in an ``<iframe>``. The hooks of this kernel (and of its child processes) send to a UDP
-port on loopback that ``GRADTONE_TO`` names, and a thread of this kernel relays each frame into
-gradtone's standard input: a hook never waits for gradtone, and this kernel holds the only
-writer of that pipe. :meth:`Page.stop`, the kernel's exit, or its death closes the pipe, and
-gradtone finalises its outputs (``wav=``, ``csv=``, ``plot=``...) as at the end of any stream.
-The page is served on loopback: the browser must run on the kernel's machine (for a remote
-kernel, forward the port: ``ssh -L PORT:127.0.0.1:PORT host``).
+alarms) in an ``<iframe>``. The hooks of this kernel (and of its child processes) connect to a
+TCP port on loopback that ``GRADTONE_TO`` names (a stream: frames of any size), and threads of
+this kernel relay their lines into gradtone's standard input: a hook never waits for gradtone
+(its writer queues), and this kernel holds the only writer of that pipe. :meth:`Page.stop`, the
+kernel's exit, or its death closes the pipe, and gradtone finalises its outputs (``wav=``,
+``csv=``, ``plot=``...) as at the end of any stream. The page is served on loopback: the browser
+must run on the kernel's machine (for a remote kernel, forward the port:
+``ssh -L PORT:127.0.0.1:PORT host``).
 
 IPython is needed only to display the page.
 """
@@ -29,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from typing import Any, Sequence
 
 from ._writer import ENV_TO
@@ -57,35 +59,122 @@ def find_binary(bin: str | None = None) -> str:
     return found
 
 
+#: After stop(): how long a connection that goes on sending is still relayed.
+_DRAIN_SECONDS = 1.0
+
+#: Connections relayed at once, at most (as gradtone's own TCP source).
+MAX_CONNECTIONS = 1024
+
+#: A line longer than this is not relayed (gradtone skips lines over 1 MiB unread anyway).
+MAX_LINE_BYTES = 1 << 20
+
+
 class _Relay(threading.Thread):
-    """Datagrams on a loopback UDP port → lines on gradtone's standard input."""
+    """Lines on loopback TCP connections → lines on gradtone's standard input.
+
+    A stream, as under ``gradtone run``: frames of any size (a model heard per tensor makes
+    lines far above a datagram's 64 KiB). Each connection (each hook, each process of this
+    kernel) is read by its own thread, and only whole lines are written to the pipe, one
+    connection's at a time.
+    """
 
     def __init__(self, stdin: Any):
         super().__init__(name="gradtone-relay", daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
         self.sock.settimeout(0.2)  # how soon stop() is noticed
         self.port = self.sock.getsockname()[1]
         self.stdin = stdin
         self.frames = 0
+        #: Lines not relayed: longer than :data:`MAX_LINE_BYTES`.
+        self.skipped = 0
         self.halt = threading.Event()
+        self._write_lock = threading.Lock()
+        self._readers: list[threading.Thread] = []
 
     def run(self) -> None:
         try:
             while not self.halt.is_set():
                 try:
-                    data = self.sock.recv(65536)
+                    conn, _ = self.sock.accept()
                 except socket.timeout:
                     continue
-                if not data.endswith(b"\n"):
-                    data += b"\n"
-                self.stdin.write(data)
-                self.stdin.flush()
-                self.frames += 1
-        except (OSError, ValueError):
-            pass  # gradtone has gone (EPIPE) or stop() closed the pipe: nothing more to relay
+                alive = [r for r in self._readers if r.is_alive()]
+                if len(alive) >= MAX_CONNECTIONS:
+                    conn.close()  # one per process is enough: more is not a training
+                    continue
+                t = threading.Thread(target=self._read, args=(conn,), name="gradtone-relay-conn", daemon=True)
+                t.start()
+                self._readers = alive + [t]
+        except OSError:
+            pass  # the listening socket is gone
         finally:
             self.sock.close()
+
+    def _read(self, conn: socket.socket) -> None:
+        buf = bytearray()
+        skipping = False
+        deadline = None
+        with conn:
+            conn.settimeout(0.2)
+            while True:
+                if self.halt.is_set():
+                    # stop(): what was sent is read on, for a moment (a training still running
+                    # in another thread must not hold stop() up).
+                    deadline = deadline or time.monotonic() + _DRAIN_SECONDS
+                    if time.monotonic() > deadline:
+                        return
+                try:
+                    data = conn.recv(1 << 16)
+                except socket.timeout:
+                    if self.halt.is_set():
+                        return  # what was sent has been read; the sender stays quiet
+                    continue
+                except OSError:
+                    return
+                if not data:  # the sender closed: its unterminated last line too
+                    if buf and not skipping:
+                        self._write(bytes(buf) + b"\n")
+                    return
+                start = 0
+                while True:
+                    nl = data.find(b"\n", start)
+                    if nl < 0:
+                        if not skipping:
+                            buf += data[start:]
+                            if len(buf) > MAX_LINE_BYTES:
+                                buf.clear()
+                                skipping = True
+                                self.skipped += 1
+                        break
+                    if not skipping:
+                        buf += data[start : nl + 1]
+                        if len(buf) <= MAX_LINE_BYTES + 1:
+                            if not self._write(bytes(buf)):
+                                return
+                        else:
+                            self.skipped += 1
+                    buf.clear()
+                    skipping = False
+                    start = nl + 1
+
+    def _write(self, line: bytes) -> bool:
+        try:
+            with self._write_lock:
+                self.stdin.write(line)
+                self.stdin.flush()
+                self.frames += 1
+            return True
+        except (OSError, ValueError):
+            return False  # gradtone has gone (EPIPE) or stop() closed the pipe
+
+    def finish(self, timeout: float) -> None:
+        """Stop accepting; let each connection relay what it has sent (until it is quiet)."""
+        self.halt.set()
+        self.join(timeout)
+        for r in list(self._readers):
+            r.join(timeout)
 
 
 class Page:
@@ -99,7 +188,7 @@ class Page:
         #: The served page (``http://127.0.0.1:PORT/``).
         self.url = url
         #: ``GRADTONE_TO`` as :func:`listen` set it (hooks made after stop() fall back to stdout).
-        self.destination = f"udp://127.0.0.1:{relay.port}"
+        self.destination = f"tcp://127.0.0.1:{relay.port}"
         self._log = log
         self._width, self._height = width, height
         self._lock = threading.Lock()
@@ -141,8 +230,7 @@ class Page:
         with self._lock:
             if os.environ.get(ENV_TO) == self.destination:
                 del os.environ[ENV_TO]
-            self._relay.halt.set()
-            self._relay.join(timeout)
+            self._relay.finish(timeout)
             if self.process.stdin is not None:
                 try:
                     self.process.stdin.close()

@@ -188,3 +188,38 @@ def test_killed_kernel_still_leaves_valid_outputs(jupyter, tmp_path):
 
 def test_interrupted_training_then_stop_leaves_valid_outputs(jupyter, tmp_path):
     _run(tmp_path, "interrupt")
+
+
+def test_frames_above_a_datagram_reach_the_page_whole(monkeypatch, tmp_path):
+    # A model heard per tensor makes frames far above a datagram's 64 KiB: the kernel's hooks
+    # reach the page through a stream, as under `gradtone run`. No Jupyter needed: the helper
+    # itself, with display=False.
+    monkeypatch.delenv("GRADTONE_TO", raising=False)
+    from gradtone_hook import StreamWriter, encode_line
+    from gradtone_hook.notebook import listen
+
+    page = listen(csv=tmp_path / "big.csv", bin=gradtone_bin(ENV), display=False)
+    names = [f"model.layers.{i}.weight" for i in range(3000)]
+    try:
+        w = StreamWriter()  # the default destination: GRADTONE_TO, which listen() set
+        assert w.to == page.destination
+        for step in range(5):
+            line = encode_line(step, [(n, 0.25 * (i + 1) + step) for i, n in enumerate(names)])
+            assert len(line) > 90_000
+            assert w.write_line(line) is True
+        # The writer stays connected (a hook the user never closed): stop() ends the input anyway.
+        t = time.monotonic()
+        assert page.stop() == 0, page.log
+        assert time.monotonic() - t < 15
+    finally:
+        w.close()
+        if page.running:
+            page.stop()
+    assert page.frames == 5 and w.errors == 0
+    with open(tmp_path / "big.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", *names]
+    assert [int(r[0]) for r in rows[1:]] == [0, 1, 2, 3, 4]
+    for r in rows[1:]:
+        step = int(r[0])
+        assert [float(v) for v in r[1:]] == [0.25 * (i + 1) + step for i in range(3000)]

@@ -299,6 +299,52 @@ def test_tcp_never_waits_for_a_listener_that_does_not_read(monkeypatch, capsys):
     assert err.count("gradtone_hook:") == 1 and "frames are skipped" in err, err
 
 
+def test_tcp_frames_are_sent_by_the_step_itself_so_a_killed_process_has_sent_them():
+    # SIGKILL (the OOM killer), a crash in native code, os._exit: no atexit, no sender thread
+    # run. The frames of the steps before it are the ones that tell what happened: each must
+    # have left the process at its step, as a datagram would have.
+    import subprocess
+
+    srv, port, t, got = _tcp_server()
+    script = (
+        "import os, signal, sys\n"
+        "from gradtone_hook import StreamWriter\n"
+        f"w = StreamWriter('tcp://127.0.0.1:{port}')\n"
+        "for step in range(5):\n"
+        "    assert w.write_frame(step, {'a': float(step)})\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(gradtone_hook.__file__))]))
+    with srv:
+        r = subprocess.run([sys.executable, "-c", script], env=env, timeout=60)
+        t.join(10)
+    assert r.returncode == -9
+    steps = [strict_loads(line)["step"] for line in got[0].decode("utf-8").splitlines()]
+    assert steps == [0, 1, 2, 3, 4]
+
+
+def test_tcp_connect_beyond_loopback_never_holds_a_step(monkeypatch, capsys):
+    # A connect elsewhere can take seconds (a lost SYN, a slow name lookup). It must not be
+    # the training's: the sender thread makes it. No traffic leaves: the connect is a stand-in.
+    import time
+
+    def slow_refused(address, timeout=None):
+        time.sleep(1.5)
+        raise ConnectionRefusedError(f"refused by the stand-in for {address}")
+
+    monkeypatch.setattr(socket, "create_connection", slow_refused)
+    w = StreamWriter("tcp://gradtone-test.invalid:9")
+    t = time.monotonic()
+    for step in range(3):
+        w.write_frame(step, {"a": 1.0})
+    assert time.monotonic() - t < 0.5, "a step waited for the connection"
+    time.sleep(2.0)  # the thread's connect has failed by now
+    assert w.write_frame(3, {"a": 1.0}) is False
+    w.close()
+    assert w.errors >= 1
+    assert capsys.readouterr().err.count("cannot write to tcp://gradtone-test.invalid:9") == 1
+
+
 def test_tcp_refused_connection_is_counted_once(capsys):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))

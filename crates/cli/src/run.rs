@@ -3,7 +3,7 @@
 //! the same sinks as `listen`. The command keeps its stdin, stdout and stderr (gradtone's own
 //! messages go to stderr), its exit status, and Ctrl-C: the terminal sends SIGINT to the whole
 //! process group, gradtone ignores it, waits for the command to end, then finalises every
-//! output.
+//! output. A SIGTERM to the group (a scheduler's stop) is taken the same way.
 //!
 //! Everything that can fail is set up before the command starts (the files checked and
 //! created beside their paths, the OSC socket opened, the page's port bound), so a typo or a
@@ -37,6 +37,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let _ = interrupt_flag();
     // A command that cannot start drops the outputs unfinished: nothing is left behind.
     let (source, child) = spawn(program, rest)?;
+    // Started (the command has its own default dispositions): a SIGTERM to the process group
+    // (a scheduler's stop: SLURM, systemd, `timeout`) is the command's to act on, as Ctrl-C is;
+    // gradtone waits for it and finalises the outputs instead of dying before them.
+    #[cfg(unix)]
+    ignore_sigterm();
     let name = program.to_string_lossy();
     eprintln!(
         "gradtone: listening on {} for {name} (pid {})",
@@ -68,4 +73,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
         eprintln!("gradtone: the command exited with {s}; outputs finalised");
     }
     std::process::exit(code);
+}
+
+/// Ignores SIGTERM from now on (the command, already started, keeps the default).
+#[cfg(unix)]
+fn ignore_sigterm() {
+    // SAFETY: SIG_IGN runs no code of ours; `signal` only sets the disposition.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
 }

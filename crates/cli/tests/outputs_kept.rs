@@ -395,3 +395,37 @@ fn a_killed_listen_leaves_a_playable_wav_in_the_old_ones_place() {
         "no temporary file left"
     );
 }
+
+/// A SIGKILLed listen (or run) leaves the CSV's rows but those of its last half second: the
+/// rows reach the file as they come, not only at the end.
+#[test]
+fn a_killed_listen_leaves_the_csv_rows_it_had() {
+    let t = TempDir::new("kept-kill-csv");
+    let path = t.join("k.csv");
+    let mut child = Command::new(BIN)
+        .args(["listen", "--no-live", "--mapping", "seed", "--csv"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gradtone starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // 40 frames over 2 s, then a pause, then SIGKILL.
+    for s in 0..40 {
+        let line = format!("{{\"step\":{s},\"values\":{{\"a\":0.5,\"b\":1.5}}}}\n");
+        stdin.write_all(line.as_bytes()).expect("frame");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&path).expect("the CSV is in place from its first frame");
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    // Every row up to the last flush (at most 0.5 s before the last frame: 10 frames).
+    assert!(rows.len() >= 25, "{} rows of 40: {text}", rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(*r, format!("{i},0.5,1.5"), "row {i}");
+    }
+}

@@ -293,3 +293,59 @@ except KeyboardInterrupt:
     let r = hound::WavReader::open(&wav).expect("the WAV is finalised");
     assert!(r.len() > 0);
 }
+
+/// A scheduler's stop (SLURM preemption, `systemctl stop`, `timeout`) sends SIGTERM to the
+/// whole process group: the command ends as it would alone, and gradtone, which must not die
+/// with it, finalises every output (the plot exists only then, the CSV has every frame) and
+/// exits with the command's status.
+#[test]
+fn sigterm_to_the_group_ends_the_command_and_outputs_are_finalised() {
+    if Command::new("setsid").arg("--version").output().is_err() {
+        eprintln!("\n*** SKIPPED sigterm test: no setsid ***\n");
+        return;
+    }
+    let t = TempDir::new("run-sigterm");
+    let (csv, plot) = (t.join("t.csv"), t.join("t.png"));
+    let script = r#"
+import time
+from gradtone_hook import StreamWriter
+w = StreamWriter()
+s = 0
+while True:
+    w.write_frame(s, {"a": 0.5 + s, "b": 1.0})
+    print("step", s, flush=True)
+    s += 1
+    time.sleep(0.02)
+"#;
+    let child = Command::new("setsid")
+        .arg(BIN)
+        .args(["run", "--no-live", "--csv"])
+        .arg(&csv)
+        .arg("--plot")
+        .arg(&plot)
+        .args(["--", &python(), "-c", script])
+        .env("PYTHONPATH", python_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let pgid = child.id().to_string();
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{pgid}")])
+        .status();
+    let out = child.wait_with_output().expect("ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + 15), "{stdout}{stderr}");
+    let sent = stdout.lines().filter(|l| l.starts_with("step ")).count();
+    assert!(sent > 5, "{stdout}");
+    let rows = csv_rows(&csv).len();
+    // A frame is written before its line is printed: the kill may fall between the two.
+    assert!(
+        rows == sent || rows == sent + 1,
+        "{rows} rows for {sent} steps; {stderr}"
+    );
+    let png = std::fs::read(&plot).expect("the plot is drawn when the run ends");
+    assert!(png.starts_with(b"\x89PNG"), "{stderr}");
+}

@@ -83,8 +83,6 @@ impl TcpSource {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let listen_err = |source| IngestError::Listen { addr, source };
         let listener = TcpListener::bind(addr).map_err(listen_err)?;
-        // Non-blocking accepts, so that the stop flag is seen.
-        listener.set_nonblocking(true).map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
         let (tx, rx) = sync_channel(QUEUE);
         let closed = Arc::new(AtomicBool::new(false));
@@ -92,10 +90,25 @@ impl TcpSource {
             stop,
             closed: closed.clone(),
         };
+        let accepting = Arc::new(AtomicBool::new(true));
+        {
+            let (ends, accepting) = (ends.clone(), accepting.clone());
+            std::thread::Builder::new()
+                .name("gradtone-tcp-wake".into())
+                .spawn(move || wake_accept(addr, &ends, &accepting))
+                .map_err(listen_err)?;
+        }
+        let accepted = accepting.clone();
         std::thread::Builder::new()
             .name("gradtone-tcp-accept".into())
-            .spawn(move || accept_loop(&listener, &tx, &ends))
-            .map_err(listen_err)?;
+            .spawn(move || {
+                accept_loop(&listener, &tx, &ends);
+                accepted.store(false, Ordering::SeqCst);
+            })
+            .map_err(|e| {
+                accepting.store(false, Ordering::SeqCst); // the waker has nothing to wake
+                listen_err(e)
+            })?;
         Ok(TcpSource {
             rx,
             addr,
@@ -136,10 +149,20 @@ impl Ends {
 }
 
 /// Accepts connections until the stop flag (after taking the ones already waiting).
+///
+/// The accept blocks, so a sender is read from its first frame on (a rank that connects a
+/// moment after another must not lag behind it); [`wake_accept`] unblocks it once the stop
+/// flag is raised or the source is dropped.
 fn accept_loop(listener: &TcpListener, tx: &SyncSender<Event>, ends: &Ends) {
     let open = Arc::new(AtomicUsize::new(0));
     let mut conn = 0u64;
-    while !ends.closed() {
+    loop {
+        if ends.closed() {
+            return;
+        }
+        if ends.stopping() && listener.set_nonblocking(true).is_err() {
+            return;
+        }
         match listener.accept() {
             Ok((stream, _peer)) => {
                 conn += 1;
@@ -165,27 +188,35 @@ fn accept_loop(listener: &TcpListener, tx: &SyncSender<Event>, ends: &Ends) {
                     )));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if ends.stopping() {
-                    return;
-                }
-                std::thread::sleep(POLL);
-            }
+            // Stopping, and every connection that was waiting has been taken.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 // Out of file descriptors and the like: the connections already open go on.
                 if tx
                     .send(Event::Warn(format!("cannot accept a connection: {e}")))
                     .is_err()
+                    || ends.stopping()
                 {
-                    return;
-                }
-                if ends.stopping() {
                     return;
                 }
                 std::thread::sleep(POLL);
             }
         }
+    }
+}
+
+/// Waits for the stop flag (or the source's drop), then connects to the listener until the
+/// accept loop has ended: the connection wakes its blocking accept (it sends nothing, so it
+/// adds no line).
+fn wake_accept(addr: SocketAddr, ends: &Ends, accepting: &AtomicBool) {
+    while !ends.stopping() && !ends.closed() {
+        std::thread::sleep(POLL);
+    }
+    while accepting.load(Ordering::SeqCst) {
+        // Refused only when out of file descriptors: tried again until the accept has ended.
+        let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        std::thread::sleep(POLL);
     }
 }
 
@@ -226,13 +257,17 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
             {
                 if lines.consumed != before {
                     quiet = 0;
-                } else if ends.stopping() {
-                    quiet += 1;
-                    if quiet >= DRAIN_QUIET_POLLS {
-                        return;
-                    }
+                    continue;
                 }
-                continue;
+                if !ends.stopping() {
+                    continue;
+                }
+                quiet += 1;
+                if quiet < DRAIN_QUIET_POLLS {
+                    continue;
+                }
+                // Given up: a line it began and never ended is reported, as at an end.
+                (lines.take_partial(), true)
             }
             Err(e) => {
                 warn("reading stopped", &e);
@@ -398,13 +433,49 @@ mod tests {
     fn a_sender_that_keeps_its_socket_open_does_not_hold_the_stream() {
         let (mut src, stop) = source();
         let mut s = TcpStream::connect(src.local_addr()).unwrap();
-        s.write_all(b"{\"step\":7,\"values\":{\"a\":1}}\n").unwrap();
+        s.write_all(b"{\"step\":7,\"values\":{\"a\":1}}\n{\"step\":8,\"val")
+            .unwrap();
         stop.store(true, Ordering::SeqCst);
         let t = Instant::now();
         let steps: Vec<u64> = src.by_ref().map(|f| f.step).collect();
         assert_eq!(steps, [7]);
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // The line it began and never ended is not lost silently.
+        let d = src.diagnostics();
+        assert_eq!(d.malformed, 1, "{:?}", d.first_errors);
+        assert!(
+            d.first_errors[0].contains("connection 1 line 2")
+                && d.first_errors[0].contains("truncated"),
+            "{:?}",
+            d.first_errors
+        );
         drop(s);
+    }
+
+    #[test]
+    fn a_new_connection_is_read_at_once() {
+        // A rank that connects a moment after another must not lag behind it (the rank merge
+        // would call it silent): its first frame comes out without waiting for a poll of the
+        // accept (which took up to 50 ms, 25 on average).
+        let (mut src, stop) = source();
+        let addr = src.local_addr();
+        let mut waits = Vec::new();
+        let mut keep = Vec::new();
+        for step in 0..9 {
+            let t = Instant::now();
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(frame_line(step, 1).as_bytes()).unwrap();
+            let f = src.next().unwrap();
+            waits.push(t.elapsed());
+            assert_eq!(f.step, step as u64);
+            keep.push(s);
+            std::thread::sleep(Duration::from_millis(7)); // not in step with any poll
+        }
+        stop.store(true, Ordering::SeqCst);
+        drop(keep);
+        assert_eq!(src.count(), 0);
+        waits.sort();
+        assert!(waits[4] < Duration::from_millis(15), "median {:?}", waits);
     }
 
     #[test]

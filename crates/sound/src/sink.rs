@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
 
@@ -74,7 +75,13 @@ pub struct CsvFile {
     file: Option<File>,
     writer: Option<CsvWriter<File>>,
     overflow_told: bool,
+    /// When the rows were last flushed to the file.
+    flushed: Instant,
 }
+
+/// How often a CSV's rows reach the file: a process killed mid-run (`kill -9`) loses at most
+/// the rows of this last moment, as the WAV keeps its header current.
+const CSV_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 impl CsvFile {
     /// Creates the file beside `path` now, so a bad path fails before any work.
@@ -89,6 +96,7 @@ impl CsvFile {
             file: Some(file),
             writer: None,
             overflow_told: false,
+            flushed: Instant::now(),
         })
     }
 
@@ -117,6 +125,10 @@ impl Sink for CsvFile {
             self.output.place().map_err(|e| self.io_err(e))?;
         } else if let Some(w) = &mut self.writer {
             w.write(frame)?;
+            if self.flushed.elapsed() >= CSV_FLUSH_EVERY {
+                w.flush()?;
+                self.flushed = Instant::now();
+            }
         }
         if let Some(w) = &mut self.writer
             && !self.overflow_told

@@ -12,7 +12,8 @@ use crate::error::SoundError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SampleFormat {
-    /// 16-bit signed integer PCM (plays everywhere). Samples go through [`to_pcm16`].
+    /// 16-bit signed integer PCM (plays everywhere): each sample × 32767, rounded half to even,
+    /// clipped, NaN as 0 (`to_pcm16`).
     #[default]
     Pcm16,
     /// 32-bit IEEE float. NaN is written as 0, and samples are clamped to [−1, 1].

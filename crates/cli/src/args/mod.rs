@@ -52,10 +52,24 @@ pub enum Command {
     /// Time training steps (batch 10/64/256), the norms' and the sound's cost, and peak memory.
     Bench(BenchArgs),
     /// Sonify a live stream of metrics: stdin, a growing file, UDP or OSC (see docs/stream-format.md).
+    ///
+    /// From stdin (`python train.py | gradtone listen`), lines that are not frames (the
+    /// script's own prints) pass through to stdout; gradtone's messages and its summary go to
+    /// stderr. A pipe or a file carries lines of up to 1 MiB; a UDP or OSC datagram at most
+    /// 65,507 bytes. The outputs are replaced only once a frame has arrived: a run without
+    /// frames exits 1 and leaves existing files as they were.
     Listen(ListenArgs),
-    /// Run a training command and hear it: `gradtone run [FLAGS] -- python train.py …`. The
-    /// command's output is untouched; its gradtone hook reaches this listener through
-    /// GRADTONE_TO; the exit status is the command's.
+    /// Run a training command and hear it: `gradtone run [FLAGS] -- python train.py …`.
+    ///
+    /// The command keeps its stdin, stdout, stderr and Ctrl-C (SIGINT or SIGTERM to the process
+    /// group end the command as without gradtone, then gradtone finalises its outputs). Its gradtone hook reaches a private loopback TCP listener that GRADTONE_TO
+    /// names (`tcp://127.0.0.1:PORT`: lines up to 1 MiB, a 5,000-tensor frame is 390 KB; each
+    /// torchrun rank on its own connection); gradtone's messages and its summary go to stderr.
+    /// The outputs are set up first (files created beside their paths, the --serve port bound,
+    /// the OSC socket opened): a bad path or a busy port refuses the run before the command
+    /// starts. Once started, the command is never stopped by gradtone, which exits with the
+    /// command's status; a run in which no frame arrived says so in one line and leaves
+    /// existing files as they were.
     Run(RunArgs),
 }
 
