@@ -157,7 +157,8 @@ fn fit_hz(x: &[f32], rate: f64) -> f64 {
 fn one_browser_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     // A test that failed while holding it says nothing about the next one's turn.
-    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[test]

@@ -116,10 +116,11 @@ impl Sink for AlarmsFile {
             return Ok(format!("{} (no frames: not written)", self.path.display()));
         }
         self.out.flush().map_err(|e| self.io("write", e))?;
-        self.out.get_ref().sync_all().map_err(|e| self.io("write", e))?;
-        self.output
-            .place()
-            .map_err(|e| self.io("rename into", e))?;
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(|e| self.io("write", e))?;
+        self.output.place().map_err(|e| self.io("rename into", e))?;
         Ok(format!(
             "{} ({} alarm event{})",
             self.path.display(),
