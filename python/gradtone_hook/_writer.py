@@ -444,15 +444,19 @@ class _Sender:
             self._cv.notify()
         return True
 
+    def _fail(self, e: OSError) -> None:
+        """The connection is lost: keep the error, drop what was queued for it."""
+        with self._cv:
+            self.error = e
+            self._queue.clear()
+            self._bytes = 0
+
     def _run(self) -> None:
         if self._sock is None and self._address is not None:
             try:
                 sock = _connect(*self._address)
             except OSError as e:
-                with self._cv:
-                    self.error = e
-                    self._queue.clear()
-                    self._bytes = 0
+                self._fail(e)
                 return
             with self._cv:
                 if self._abandoned:  # close() gave up waiting for the connect
@@ -469,10 +473,7 @@ class _Sender:
             try:
                 self._sock.sendall(data)
             except OSError as e:
-                with self._cv:
-                    self.error = e
-                    self._queue.clear()
-                    self._bytes = 0
+                self._fail(e)
                 return
             with self._cv:
                 self._queue.popleft()
