@@ -19,7 +19,12 @@ encoder need no torch; :class:`GradTone` imports torch when it is created.
 from ._format import FORMAT_VERSION, encode_line, frame_dict, json_number
 from ._writer import StreamWriter
 
-__version__ = "0.2.0"
+try:  # the wheel's version, which is the gradtone executable's (one number for both)
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("gradtone")
+except PackageNotFoundError:  # used from a checkout, not installed
+    __version__ = "0.0.0+source"
 
 __all__ = ["GradTone", "StreamWriter", "encode_line", "frame_dict", "json_number", "FORMAT_VERSION", "__version__"]
 

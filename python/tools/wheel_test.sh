@@ -90,6 +90,10 @@ got=$(cd "$WORK" && run_clean gradtone --version) || fail "gradtone --version"
 hook=$(cd "$WORK" && run_clean python -c 'import gradtone_hook; print(gradtone_hook.__file__)') \
   || fail "import gradtone_hook in the venv"
 case "$hook" in "$WORK/venv/"*) ;; *) fail "gradtone_hook imported from $hook, not the venv" ;; esac
+hook_version=$(cd "$WORK" && run_clean python -c 'import gradtone_hook; print(gradtone_hook.__version__)') \
+  || fail "gradtone_hook.__version__ in the venv"
+[ "$hook_version" = "$CARGO_VERSION" ] \
+  || fail "gradtone_hook.__version__ is '$hook_version', want the wheel's $CARGO_VERSION"
 echo "wheel_test: gradtone at $where ($got), gradtone_hook at $hook"
 
 echo "== wheel_test: gradtone run --csv … -- python train.py, in the venv"
