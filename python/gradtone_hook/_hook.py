@@ -337,58 +337,37 @@ class GradTone:
             scale = float(sc.get_scale())
         return scale, skip
 
-    def _param_norms(self) -> dict[Any, tuple[list[int], Any]]:
-        """Per device: (indices into self._params, a 1-d tensor of those weights' norms), as few
-        kernels as torch allows (``_foreach_norm`` per dtype) and no host sync."""
-        torch = self._torch
-        batch: dict[tuple[Any, Any], list[tuple[int, Any]]] = {}
-        for i, (_, p, _) in enumerate(self._params):
-            w = p.detach()
-            if w.is_sparse:
-                w = w.coalesce()._values()
-            batch.setdefault((w.device, w.dtype), []).append((i, w))
-        out: dict[Any, tuple[list[int], list[Any]]] = {}
-        for (device, dtype), items in batch.items():
-            ws = [w for _, w in items]
-            if dtype in (torch.float16, torch.bfloat16):  # as for gradients: no overflow at 65504
-                norms = [torch.linalg.vector_norm(w, 2, dtype=torch.float32) for w in ws]
-            else:
-                try:
-                    norms = list(torch._foreach_norm(ws, 2))
-                except Exception:  # noqa: BLE001 - older torch, odd tensor types
-                    norms = [torch.linalg.vector_norm(w, 2) for w in ws]
-            dt = torch.float32 if device.type == "mps" else torch.float64
-            idx, vecs = out.setdefault(device, ([], []))
-            idx.extend(i for i, _ in items)
-            vecs.append(torch.stack(norms).to(dt))
-        return {dev: (idx, torch.cat(vecs) if len(vecs) > 1 else vecs[0]) for dev, (idx, vecs) in out.items()}
+    def _param_norms(self) -> list[tuple[list[int], Any]]:
+        """The weights' L2 norms, as :meth:`_grad_norms` reads the gradients'."""
+        return self._fused_norms((i, p) for i, (_, p, _) in enumerate(self._params))
 
     def _grad_norms(self) -> list[tuple[list[int], Any]]:
-        """The gradients' L2 norms, still on their devices (no host sync): one
-        ``(indices into self._params, 1-d norm tensor)`` per device and dtype, each from a fused
-        ``torch._foreach_norm`` (a few kernels, not one per tensor). Parameters without a
-        gradient are left out."""
+        """The gradients' L2 norms, still on their devices (no host sync): see
+        :meth:`_fused_norms`. Parameters without a gradient are left out."""
+        return self._fused_norms((i, p.grad) for i, (_, p, _) in enumerate(self._params) if p.grad is not None)
+
+    def _fused_norms(self, tensors: Any) -> list[tuple[list[int], Any]]:
+        """L2 norms of ``(index into self._params, tensor)`` pairs, still on their devices (no
+        host sync): one ``(indices, 1-d norm tensor)`` per device and dtype, each from a fused
+        ``torch._foreach_norm`` (a few kernels, not one per tensor)."""
         torch = self._torch
         batches: dict[tuple[Any, Any], tuple[list[int], list[Any]]] = {}
-        for i, (_, p, _) in enumerate(self._params):
-            g = p.grad
-            if g is None:
-                continue
-            if g.is_sparse:
-                g = g.coalesce()._values()
-            idx, gs = batches.setdefault((g.device, g.dtype), ([], []))
+        for i, t in tensors:
+            if t.is_sparse:
+                t = t.coalesce()._values()
+            idx, ts = batches.setdefault((t.device, t.dtype), ([], []))
             idx.append(i)
-            gs.append(g)
+            ts.append(t)
         out: list[tuple[list[int], Any]] = []
         with torch.no_grad():  # a grad made with create_graph=True must not grow a graph here
-            for (_, dtype), (idx, gs) in batches.items():
+            for (_, dtype), (idx, ts) in batches.items():
                 # A half-precision norm overflows at 65504: accumulate and return in float32.
                 half = dtype in (torch.float16, torch.bfloat16)
                 kw = {"dtype": torch.float32} if half else {}
                 try:
-                    norms = torch._foreach_norm(gs, 2, **kw)
+                    norms = torch._foreach_norm(ts, 2, **kw)
                 except Exception:  # noqa: BLE001 - an old torch or an exotic tensor type
-                    norms = [torch.linalg.vector_norm(g, 2, **kw) for g in gs]
+                    norms = [torch.linalg.vector_norm(t, 2, **kw) for t in ts]
                 out.append((idx, torch.stack(norms)))
         return out
 
@@ -471,9 +450,9 @@ class GradTone:
         if isinstance(scale, torch.Tensor):
             park(("scale", 0), scale.reshape(1))
         # The weights' norms ride along as one vector per device, in the same .tolist().
-        pvec = self._param_norms() if self.param_norms else {}
-        for dev, (_, vec) in pvec.items():
-            park(("params", dev), vec)
+        pvec = self._param_norms() if self.param_norms else []
+        for k, (_, vec) in enumerate(pvec):
+            park(("params", k), vec)
         host = {dev: torch.cat(xs).tolist() for dev, xs in slots.items()}
 
         def read(key: tuple[str, Any]) -> float:
@@ -498,10 +477,10 @@ class GradTone:
         params: list[tuple[str, Any]] | None = None
         if pvec:
             per_param: list[list[float]] = [[] for _ in self._groups]
-            for dev, (idx, _) in pvec.items():
-                at_dev, start = where[("params", dev)]
+            for k, (idx, _) in enumerate(pvec):
+                dev, start = where[("params", k)]
                 for j, i in enumerate(idx, start=start):
-                    per_param[self._params[i][2]].append(host[at_dev][j])
+                    per_param[self._params[i][2]].append(host[dev][j])
             params = [(g, _combine(ns)) for g, ns in zip(self._groups, per_param)]
 
         rank, world = self._rank_world()
