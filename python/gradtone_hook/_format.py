@@ -24,6 +24,8 @@ def json_number(x: Any) -> Number:
     (which readers take as NaN: a value that could not be computed). Anything with
     ``__float__`` (numpy scalars, 0-d tensors already on the host) is converted.
     """
+    if type(x) is float and x - x == 0.0:  # the common case, a finite float: as it is
+        return x
     if x is None:
         return None
     if isinstance(x, bool):
