@@ -6,8 +6,8 @@
 //! request head must arrive within [`HEAD_TIMEOUT`]; and connections that have not yet sent a
 //! valid request are the only ones counted against a cap, past which the *oldest* of them is
 //! closed, so a new viewer always gets in. WebSocket clients that stop reading are skipped
-//! ahead by the hub (they never buffer more than one message here) and dropped after
-//! [`SEND_TIMEOUT`] without progress.
+//! ahead by the hub (each holds one batch of the log, a few hundred KiB, and one message in
+//! the socket's writer) and dropped after [`SEND_TIMEOUT`] without progress.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
