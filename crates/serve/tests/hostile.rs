@@ -1,7 +1,7 @@
 //! The server against hostile clients this test starts on 127.0.0.1, bounded in count and time:
-//! requests that break HTTP's rules, every wrong form of the token on every path, pages that send
-//! (many frames, one too big), and floods of
-//! idle, slow, unauthenticated and churning connections that must not lock a viewer out.
+//! requests that break HTTP's rules, every wrong form of the token on every path, pages that
+//! send (many frames, one too big), and floods of idle, slow, unauthenticated and churning
+//! connections that must not lock a viewer out.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
