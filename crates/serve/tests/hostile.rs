@@ -130,6 +130,9 @@ fn every_wrong_token_is_refused_on_every_path() {
         format!("?xtoken={TOKEN}"),
         format!("?token%3D{TOKEN}"),
         format!("?token=+{TOKEN}"),
+        format!("?token={TOKEN}&token=nope"),
+        format!("?token=nope&token={TOKEN}"),
+        format!("?token={TOKEN}&token={TOKEN}"),
     ];
     let paths = ["/", "/index.html", "/app.js", "/worklet.js", "/ws", "/nope"];
     for path in paths {
@@ -140,6 +143,19 @@ fn every_wrong_token_is_refused_on_every_path() {
             assert_eq!(code, 403, "{path}{q}: {body}");
             assert!(!body.contains(TOKEN), "a refusal never echoes the token");
         }
+    }
+    // Without the token, whatever else a request breaks it is the same 403.
+    for bad in [
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi".to_string(),
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n".into(),
+        format!("PUT /?token={prefix} HTTP/1.1\r\nHost: h\r\n\r\n"),
+        "GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n".into(),
+        "GET http://evil.example/ HTTP/1.1\r\nHost: h\r\n\r\n".into(),
+        "GET / HTTP/1.0\r\n\r\n".into(),
+    ] {
+        let (code, body) = raw(a, &bad);
+        assert_eq!(code, 403, "{bad:?}: {body}");
+        assert!(!body.contains(TOKEN), "a refusal never echoes the token");
     }
     // The right one opens every path, the WebSocket included; the page's script carries it.
     let good = format!("?token={TOKEN}&autoplay=1");
