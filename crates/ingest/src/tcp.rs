@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::diag::{Diagnostics, Reporter, Tally};
 use crate::error::{IngestError, LineError};
@@ -33,6 +33,15 @@ const DRAIN_QUIET_POLLS: u32 = 10;
 /// After the stop flag: lines still read per connection, at most (a sender that goes on).
 const DRAIN_MAX_LINES: u64 = 1 << 16;
 
+/// After the stop flag: time a connection may keep its reader waiting in reads, in all. What a
+/// sender that exited left is read at memory speed; one that goes on sending (an endless line,
+/// a byte now and then) is cut off here instead of holding the stream open.
+const DRAIN_READ_TIME: Duration = Duration::from_secs(2);
+
+/// After the stop flag: connections still accepted, at most (a sender that keeps connecting
+/// must not keep the accept loop going).
+const DRAIN_MAX_ACCEPTS: usize = MAX_CONNECTIONS;
+
 /// What a connection's reader hands to the source.
 enum Event {
     /// A line: its record or why it was skipped. `last`: the connection's unterminated last
@@ -55,7 +64,8 @@ enum Event {
 /// connections come out in arrival order. At most a few hundred parsed lines wait for the
 /// consumer, and each connection holds at most one line, so memory is bounded by the limits,
 /// not by what senders send. The stream ends once the stop flag is set and every connection
-/// has been read to its end (or has been quiet for half a second).
+/// has been read to its end (or has been quiet for half a second, or has kept sending for
+/// two seconds of reads).
 ///
 /// ```no_run
 /// use std::sync::{Arc, atomic::AtomicBool};
@@ -156,12 +166,16 @@ impl Ends {
 fn accept_loop(listener: &TcpListener, tx: &SyncSender<Event>, ends: &Ends) {
     let open = Arc::new(AtomicUsize::new(0));
     let mut conn = 0u64;
+    let mut after_stop = 0usize;
     loop {
         if ends.closed() {
             return;
         }
-        if ends.stopping() && listener.set_nonblocking(true).is_err() {
-            return;
+        if ends.stopping() {
+            after_stop += 1;
+            if after_stop > DRAIN_MAX_ACCEPTS || listener.set_nonblocking(true).is_err() {
+                return;
+            }
         }
         match listener.accept() {
             Ok((stream, _peer)) => {
@@ -235,7 +249,14 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
         warn("cannot set up the connection", &e);
         return;
     }
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut reader = BufReader::with_capacity(
+        64 * 1024,
+        Drain {
+            stream,
+            ends: ends.clone(),
+            read_time: Duration::ZERO,
+        },
+    );
     let mut lines = LineBuf::new(MAX_LINE_BYTES);
     let mut line = 0u64;
     let mut quiet = 0u32;
@@ -301,6 +322,37 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
     }
 }
 
+/// A connection's stream that ends reading (an error) once the source is dropped, or once the
+/// reads after the stop flag have taken [`DRAIN_READ_TIME`]: a line reader inside an endless
+/// line never returns between reads, so the limits must be checked here.
+struct Drain {
+    stream: TcpStream,
+    ends: Ends,
+    /// Time spent in reads since the stop flag.
+    read_time: Duration,
+}
+
+impl io::Read for Drain {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.ends.closed() {
+            return Err(io::Error::other("the source was closed"));
+        }
+        if !self.ends.stopping() {
+            return self.stream.read(buf);
+        }
+        if self.read_time >= DRAIN_READ_TIME {
+            return Err(io::Error::other(format!(
+                "still sending {} s after the command ended",
+                DRAIN_READ_TIME.as_secs()
+            )));
+        }
+        let t = Instant::now();
+        let r = self.stream.read(buf);
+        self.read_time += t.elapsed();
+        r
+    }
+}
+
 impl FrameSource for TcpSource {
     fn next_record(&mut self) -> Option<Record> {
         while !self.done {
@@ -347,7 +399,6 @@ frames_from_records!(TcpSource);
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::time::Instant;
 
     fn source() -> (TcpSource, Arc<AtomicBool>) {
         let stop = Arc::new(AtomicBool::new(false));
@@ -476,6 +527,61 @@ mod tests {
         assert_eq!(src.count(), 0);
         waits.sort();
         assert!(waits[4] < Duration::from_millis(15), "median {:?}", waits);
+    }
+
+    /// Starts a sender that connects and calls `each` until it fails or 30 s pass, sets the
+    /// stop flag once it has sent, and collects the stream on a thread: the frames and the
+    /// warnings, or `None` when the stream did not end within 15 s.
+    fn hostile_sender_after_stop(
+        each: impl Fn(&mut TcpStream) -> io::Result<()> + Send + 'static,
+    ) -> Option<(Vec<u64>, Vec<String>)> {
+        let (mut src, stop) = source();
+        let addr = src.local_addr();
+        let sender = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(frame_line(3, 1).as_bytes()).unwrap();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(30) && each(&mut s).is_ok() {}
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let first = src.next().map(|f| f.step);
+            stop.store(true, Ordering::SeqCst);
+            let mut steps: Vec<u64> = first.into_iter().collect();
+            steps.extend(src.by_ref().map(|f| f.step));
+            let _ = tx.send((steps, src.diagnostics().warnings.clone()));
+        });
+        let out = rx.recv_timeout(Duration::from_secs(15)).ok();
+        if out.is_some() {
+            // Its connection was closed: its next write fails (at most 30 s otherwise).
+            let _ = sender.join();
+        }
+        out
+    }
+
+    #[test]
+    fn an_endless_line_after_the_stop_flag_does_not_hold_the_stream() {
+        let chunk = vec![b'x'; 64 * 1024];
+        let out = hostile_sender_after_stop(move |s| s.write_all(&chunk));
+        let (steps, warnings) = out.expect("the stream did not end within 15 s");
+        assert_eq!(steps, [3]);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("connection 1") && w.contains("after the command ended")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_sender_dribbling_bytes_after_the_stop_flag_does_not_hold_the_stream() {
+        let out = hostile_sender_after_stop(|s| {
+            std::thread::sleep(Duration::from_millis(20));
+            s.write_all(b"x")
+        });
+        let (steps, warnings) = out.expect("the stream did not end within 15 s");
+        assert_eq!(steps, [3]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! request head must arrive within [`HEAD_TIMEOUT`]; and connections that have not yet sent a
 //! valid request are the only ones counted against a cap, past which the *oldest* of them is
 //! closed, so a new viewer always gets in. WebSocket clients that stop reading are skipped
-//! ahead by the hub (they never buffer more than one message here) and dropped after
-//! [`SEND_TIMEOUT`] without progress.
+//! ahead by the hub (each holds one batch of the log, a few hundred KiB, and one message in
+//! the socket's writer) and dropped after [`SEND_TIMEOUT`] without progress.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -180,7 +180,8 @@ fn refuse(shared: &Shared, status: StatusCode, why: &str) -> Response<Body> {
 fn host_name(host: &str) -> &str {
     let host = host.trim();
     if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or("");
+        // An unclosed bracket names no host.
+        return rest.split_once(']').map_or("", |(h, _)| h);
     }
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
@@ -206,12 +207,18 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The value of `key` in `query`; `None` when it is missing or given more than once (which one
+/// counts would be a guess).
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query
+    let mut found = query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v);
+    match (found.next(), found.next()) {
+        (Some(v), None) => Some(v),
+        _ => None,
+    }
 }
 
 /// Checks a request; the refusal's status and reason, if refused.
@@ -221,6 +228,15 @@ fn check(
     headers: &HeaderMap,
     shared: &Shared,
 ) -> Result<(), (StatusCode, String)> {
+    // The token first: without it every request is the same 403, whatever else it breaks.
+    if let Some(t) = &shared.token
+        && !query_param(uri.query().unwrap_or(""), "token").is_some_and(|q| same(q, t))
+    {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "missing or wrong token: open the URL gradtone printed (…/?token=…)".into(),
+        ));
+    }
     if method != Method::GET && method != Method::HEAD {
         return Err((
             StatusCode::METHOD_NOT_ALLOWED,
@@ -242,25 +258,13 @@ fn check(
     let Ok(host) = host.to_str() else {
         return Err((StatusCode::BAD_REQUEST, "Host is not text".into()));
     };
-    match &shared.token {
-        Some(t) => {
-            if !query_param(uri.query().unwrap_or(""), "token").is_some_and(|q| same(q, t)) {
-                return Err((
-                    StatusCode::FORBIDDEN,
-                    "missing or wrong token: open the URL gradtone printed (…/?token=…)".into(),
-                ));
-            }
-        }
-        None => {
-            if !loopback_host(host) {
-                return Err((
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "Host {host:?} is not a loopback name; open http://127.0.0.1:PORT/ or http://localhost:PORT/ (or serve with a token)"
-                    ),
-                ));
-            }
-        }
+    if shared.token.is_none() && !loopback_host(host) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "Host {host:?} is not a loopback name; open http://127.0.0.1:PORT/ or http://localhost:PORT/ (or serve with a token)"
+            ),
+        ));
     }
     let mut origins = headers.get_all(header::ORIGIN).iter();
     match (origins.next(), origins.next()) {
@@ -420,6 +424,7 @@ mod tests {
         assert!(!loopback_host("localhost.evil.example"));
         assert!(!loopback_host("10.0.0.1:8737"));
         assert!(!loopback_host(""));
+        assert!(!loopback_host("[::1"), "an unclosed bracket");
     }
 
     #[test]
@@ -427,6 +432,14 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "abcd"));
+    }
+
+    #[test]
+    fn a_repeated_parameter_counts_as_missing() {
+        assert_eq!(query_param("a=1&token=x&b=2", "token"), Some("x"));
+        assert_eq!(query_param("token=x&token=x", "token"), None);
+        assert_eq!(query_param("token=x&token=y", "token"), None);
+        assert_eq!(query_param("token&b=1", "token"), None);
     }
 
     #[test]

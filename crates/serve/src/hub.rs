@@ -19,6 +19,9 @@ pub const AUDIO_HEADER: usize = 24;
 /// Live messages kept for slow clients, at most (bytes); a client further behind skips ahead.
 const LOG_BYTES: usize = 8 << 20;
 
+/// Bytes (about) of live messages a client takes from the log at once.
+pub(crate) const TAKE_BYTES: usize = 256 << 10;
+
 /// Bytes (about) of chart history per message to a joining page.
 pub(crate) const HISTORY_CHUNK: usize = 16 << 10;
 
@@ -401,7 +404,9 @@ impl Hub {
         st.clients = st.clients.saturating_sub(1);
     }
 
-    /// The live messages after `cursor` (advancing it), empty when there are none yet;
+    /// The live messages after `cursor` (advancing it past them), about [`TAKE_BYTES`] at
+    /// most (always one, if any): a page that reads slowly holds that much, not a copy of the
+    /// whole log kept alive after the log has dropped it. Empty when there are none yet;
     /// `None` once the server is closed and everything published has been taken. The next
     /// message published after this wakes the clients again.
     pub fn take(&self, cursor: &mut u64) -> Option<Vec<Message>> {
@@ -415,13 +420,19 @@ impl Hub {
         // A client that fell behind the log skips to what is kept (the page fills the gap
         // with silence, by the audio offsets).
         let from = (*cursor).max(first);
-        let out = st
+        let mut bytes = 0;
+        let out: Vec<Message> = st
             .log
             .iter()
             .skip((from - first) as usize)
+            .take_while(|(_, _, n)| {
+                let more = bytes < TAKE_BYTES;
+                bytes += n;
+                more
+            })
             .map(|(_, m, _)| m.clone())
             .collect();
-        *cursor = st.next_seq;
+        *cursor = from + out.len() as u64;
         Some(out)
     }
 }
@@ -471,5 +482,39 @@ mod tests {
         let (h3, _, _) = hub.join();
         assert_ne!(text_ptr(&h1[0]), text_ptr(&h3[0]));
         assert_eq!(hub.lock().clients, 3);
+    }
+
+    #[test]
+    fn a_client_takes_a_bounded_batch_and_misses_nothing_kept() {
+        let hub = Hub::new("t".into(), 44_100, 1, 4096, 1 << 20);
+        let mut cursor = hub.join().2;
+        // 4 MiB of audio: all of it stays in the log.
+        for step in 0..1024 {
+            hub.push_audio(step, &[0.5; 1024]);
+        }
+        let mut steps = Vec::new();
+        loop {
+            let batch = hub.take(&mut cursor).expect("not closed");
+            if batch.is_empty() {
+                break;
+            }
+            let mut bytes = 0;
+            for m in &batch {
+                let Message::Binary(b) = m else {
+                    panic!("audio is binary")
+                };
+                bytes += b.len();
+                let step: [u8; 8] = b[16..24].try_into().unwrap();
+                steps.push(f64::from_le_bytes(step) as u64);
+            }
+            assert!(bytes < TAKE_BYTES + 8192, "a batch of {bytes} bytes");
+        }
+        assert_eq!(
+            steps,
+            (0..1024).collect::<Vec<u64>>(),
+            "in order, none lost"
+        );
+        hub.close();
+        assert!(hub.take(&mut cursor).is_none());
     }
 }

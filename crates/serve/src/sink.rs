@@ -104,10 +104,10 @@ impl Sink for ServeSink {
                 "until Ctrl-C".into()
             };
             eprintln!("run finished, outputs final; still serving {url} {until} (Ctrl-C to stop)");
-            let deadline = self
-                .linger
-                .is_finite()
-                .then(|| Instant::now() + Duration::from_secs_f64(self.linger));
+            // A linger too long for a `Duration` or an `Instant` (1e300 s) is forever.
+            let deadline = Duration::try_from_secs_f64(self.linger)
+                .ok()
+                .and_then(|d| Instant::now().checked_add(d));
             while !self.stop.load(Ordering::SeqCst) && deadline.is_none_or(|d| Instant::now() < d) {
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -119,5 +119,27 @@ impl Sink for ServeSink {
             st.clients_total,
             if st.clients_total == 1 { "" } else { "s" }
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServeOptions;
+
+    #[test]
+    fn a_linger_too_long_for_a_duration_waits_for_the_stop_flag() {
+        let stop = Arc::new(AtomicBool::new(true)); // Ctrl-C already
+        for linger in [1e300, f64::MAX, 1e18] {
+            let server = Server::start(ServeOptions::new(
+                "127.0.0.1:0".parse().expect("an address"),
+                44_100,
+                1,
+            ))
+            .expect("serves on loopback");
+            let sink = ServeSink::new(server, GroupingConfig::default(), linger, stop.clone());
+            let summary = Box::new(sink).finish().expect("finishes");
+            assert!(summary.contains("served 0 browsers"), "{summary}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The server against hostile clients this test starts on 127.0.0.1, bounded in count and time:
-//! requests that break HTTP's rules, every wrong form of the token on every path, and floods of
-//! idle, slow, unauthenticated and churning connections that must not lock a viewer out.
+//! requests that break HTTP's rules, every wrong form of the token on every path, pages that
+//! send (many frames, one too big), and floods of idle, slow, unauthenticated and churning
+//! connections that must not lock a viewer out.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -129,6 +130,9 @@ fn every_wrong_token_is_refused_on_every_path() {
         format!("?xtoken={TOKEN}"),
         format!("?token%3D{TOKEN}"),
         format!("?token=+{TOKEN}"),
+        format!("?token={TOKEN}&token=nope"),
+        format!("?token=nope&token={TOKEN}"),
+        format!("?token={TOKEN}&token={TOKEN}"),
     ];
     let paths = ["/", "/index.html", "/app.js", "/worklet.js", "/ws", "/nope"];
     for path in paths {
@@ -139,6 +143,19 @@ fn every_wrong_token_is_refused_on_every_path() {
             assert_eq!(code, 403, "{path}{q}: {body}");
             assert!(!body.contains(TOKEN), "a refusal never echoes the token");
         }
+    }
+    // Without the token, whatever else a request breaks it is the same 403.
+    for bad in [
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi".to_string(),
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n".into(),
+        format!("PUT /?token={prefix} HTTP/1.1\r\nHost: h\r\n\r\n"),
+        "GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n".into(),
+        "GET http://evil.example/ HTTP/1.1\r\nHost: h\r\n\r\n".into(),
+        "GET / HTTP/1.0\r\n\r\n".into(),
+    ] {
+        let (code, body) = raw(a, &bad);
+        assert_eq!(code, 403, "{bad:?}: {body}");
+        assert!(!body.contains(TOKEN), "a refusal never echoes the token");
     }
     // The right one opens every path, the WebSocket included; the page's script carries it.
     let good = format!("?token={TOKEN}&autoplay=1");
@@ -410,4 +427,76 @@ fn a_page_that_stops_reading_is_skipped_not_buffered() {
     assert!(n >= 390, "the reading page got (nearly) everything: {n}");
     assert!(gap < 1.0, "a stuck page does not hold the others up: {gap}");
     drop(stuck);
+}
+
+#[test]
+fn what_a_page_sends_is_capped_and_ignored() {
+    let s = Arc::new(server(Token::Auto, 4096));
+    let a = s.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let push = pusher(s.clone(), stop.clone());
+    let view = viewer(a, None, stop.clone());
+    let open = |timeout_ms| {
+        let (mut ws, _) = tungstenite::connect(format!("ws://{a}/ws")).expect("joins");
+        if let tungstenite::stream::MaybeTlsStream::Plain(t) = ws.get_mut() {
+            t.set_read_timeout(Some(Duration::from_millis(timeout_ms)))
+                .unwrap();
+        }
+        ws
+    };
+    // Many small frames, pings among them: read and dropped, the page still gets its audio.
+    let mut chatty = open(100);
+    for i in 0..2000 {
+        let m = if i % 10 == 0 {
+            Message::Ping(vec![1; 8].into())
+        } else {
+            Message::Text(format!("{{\"t\":\"hello\",\"n\":{i}}}").into())
+        };
+        chatty.send(m).expect("a small frame is taken");
+    }
+    let t = Instant::now();
+    let mut audio = 0;
+    while audio < 5 && t.elapsed() < Duration::from_secs(5) {
+        match chatty.read() {
+            Ok(Message::Binary(_)) => audio += 1,
+            Ok(_) | Err(tungstenite::Error::Io(_)) => {}
+            Err(e) => panic!("the chatty page was cut off: {e}"),
+        }
+    }
+    assert_eq!(audio, 5, "the chatty page is still served");
+    // One message over the cap (64 KiB): the connection is closed, not the message buffered.
+    let mut big = open(5000);
+    let _ = big.send(Message::Binary(vec![7u8; 1 << 20].into()));
+    let t = Instant::now();
+    let closed = loop {
+        match big.read() {
+            Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => break true,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break false;
+            }
+            Err(_) => break true,
+            Ok(_) if t.elapsed() > Duration::from_secs(5) => break false,
+            Ok(_) => {}
+        }
+    };
+    assert!(closed, "a 1 MiB message from a page closes its connection");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        s.stats().clients,
+        2,
+        "the viewer and the chatty page remain"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let (gap, n) = view.join().expect("viewer");
+    push.join().expect("pusher");
+    assert!(
+        n >= 5 && gap < 1.0,
+        "the viewer was not held up: {n}, {gap}"
+    );
+    drop(chatty);
 }
