@@ -256,25 +256,7 @@ except KeyboardInterrupt:
     print("interrupted at", s, flush=True)
     sys.exit(7)
 "#;
-    // setsid: a process group of its own, like a terminal's foreground job.
-    let child = Command::new("setsid")
-        .arg(BIN)
-        .args(["run", "--no-live", "--csv"])
-        .arg(&csv)
-        .arg("--wav")
-        .arg(&wav)
-        .args(["--", &python(), "-c", script])
-        .env("PYTHONPATH", python_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let pgid = child.id().to_string();
-    let _ = Command::new("kill")
-        .args(["-INT", "--", &format!("-{pgid}")])
-        .status();
-    let out = child.wait_with_output().expect("ends");
+    let out = run_and_signal_the_group("-INT", ["--wav".as_ref(), wav.as_os_str()], &csv, script);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -292,6 +274,33 @@ except KeyboardInterrupt:
     );
     let r = hound::WavReader::open(&wav).expect("the WAV is finalised");
     assert!(r.len() > 0);
+}
+
+/// `gradtone run --no-live --csv CSV OUTPUT… -- python -c SCRIPT` in a process group of its own
+/// (setsid, like a terminal's foreground job); after 3 s, `signal` goes to the whole group.
+fn run_and_signal_the_group(
+    signal: &str,
+    output: [&std::ffi::OsStr; 2],
+    csv: &std::path::Path,
+    script: &str,
+) -> Output {
+    let child = Command::new("setsid")
+        .arg(BIN)
+        .args(["run", "--no-live", "--csv"])
+        .arg(csv)
+        .args(output)
+        .args(["--", &python(), "-c", script])
+        .env("PYTHONPATH", python_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let pgid = child.id().to_string();
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{pgid}")])
+        .status();
+    child.wait_with_output().expect("ends")
 }
 
 /// A scheduler's stop (SLURM preemption, `systemctl stop`, `timeout`) sends SIGTERM to the
@@ -317,24 +326,8 @@ while True:
     s += 1
     time.sleep(0.02)
 "#;
-    let child = Command::new("setsid")
-        .arg(BIN)
-        .args(["run", "--no-live", "--csv"])
-        .arg(&csv)
-        .arg("--plot")
-        .arg(&plot)
-        .args(["--", &python(), "-c", script])
-        .env("PYTHONPATH", python_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let pgid = child.id().to_string();
-    let _ = Command::new("kill")
-        .args(["-TERM", "--", &format!("-{pgid}")])
-        .status();
-    let out = child.wait_with_output().expect("ends");
+    let out =
+        run_and_signal_the_group("-TERM", ["--plot".as_ref(), plot.as_os_str()], &csv, script);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(128 + 15), "{stdout}{stderr}");
