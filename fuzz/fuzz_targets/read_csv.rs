@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     if overflow == 0 {
         for (a, b) in frames.iter().zip(&back) {
             assert_eq!(a.step, b.step);
-            let same = |x: &[gradtone_sound::Named], y: &[gradtone_sound::Named]| {
+            let same = |x: &[gradtone_frame::Named], y: &[gradtone_frame::Named]| {
                 x.len() == y.len()
                     && x.iter().zip(y).all(|(p, q)| {
                         p.name == q.name

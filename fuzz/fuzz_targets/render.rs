@@ -8,10 +8,11 @@ use std::io::Cursor;
 
 use gradtone_ingest::csv::CsvReader;
 use gradtone_ingest::{FrameSource, JsonlReader, MergeOptions, RankMerger};
-use gradtone_sound::alarm::AlarmDetector;
+use gradtone_detect::AlarmDetector;
+use gradtone_frame::{Frame, Watch};
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::csv::CsvWriter;
-use gradtone_sound::{Frame, Watch, mapping};
+use gradtone_sound::mapping;
 use libfuzzer_sys::fuzz_target;
 
 fn sonify(frames: &[Frame]) {

@@ -2,7 +2,7 @@
 //! pictures of its generated digits and a diagnostics CSV (D(real), D(fake), diversity).
 
 use anyhow::{Context, Result, bail};
-use gradtone_sound::{Frame, Shared};
+use gradtone_frame::{Frame, Shared};
 use gradtone_train::gan::report::{SAMPLE_SEED, phases_table, progress_path, write_diagnostics};
 use gradtone_train::gan::{self, GanConfig, GanStats};
 

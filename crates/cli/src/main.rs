@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use clap::Parser;
 use gradtone_pipeline::{FrameDriver, RunProgress};
-use gradtone_sound::AlarmEvent;
+use gradtone_frame::AlarmEvent;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{Cli, Command, ModelArg};

@@ -16,7 +16,7 @@ pub(crate) fn train_with_outputs(
     outputs: &mut Outputs,
     label: &str,
     step_offset: u64,
-) -> Result<(Vec<gradtone_sound::Frame>, gradtone_train::Trainer, bool)> {
+) -> Result<(Vec<gradtone_frame::Frame>, gradtone_train::Trainer, bool)> {
     let mut driver = crate::driver(cfg.total_steps(train.len()), label);
     let device = gradtone_train::default_device();
     let trainer = gradtone_train::run(cfg, params, train, &device, |mut frame| {

@@ -18,10 +18,10 @@
 
 use std::ops::ControlFlow;
 
-use gradtone_frame::stats;
+use gradtone_detect::{AlarmConfig, AlarmDetector};
+use gradtone_frame::{AlarmEvent, Frame, Watch, stats};
 use gradtone_mnist::Split;
-use gradtone_sound::Frame;
-use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent, Watch, onset_of_trouble};
+use gradtone_testkit::onset::onset_of_trouble;
 use gradtone_train::{Preset, SeedParams};
 
 /// The onset of trouble: `(step, why)`.

@@ -11,10 +11,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use gradtone_ingest::JsonlReader;
 use gradtone_ingest::csv::CsvReader;
-use gradtone_sound::alarm::AlarmDetector;
+use gradtone_detect::AlarmDetector;
+use gradtone_frame::{Frame, Named, Watch};
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::csv::CsvWriter;
-use gradtone_sound::{Frame, Named, Watch, mapping};
+use gradtone_sound::mapping;
 use gradtone_testkit::TempDir;
 
 /// SplitMix64: a tiny seeded generator, so a failure reproduces.

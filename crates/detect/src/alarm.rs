@@ -1,21 +1,22 @@
-//! Alarms: detectors that watch frames for trouble, and earcons that make it unmissable.
+//! The alarm detector: watches frames for trouble and says what it found, in words and numbers
+//! ([`AlarmEvent`]). How an alarm sounds is the sound crate's business (`gradtone_sound::alarm`).
 //!
 //! [`AlarmDetector::observe`] looks at each frame's raw values (per-layer gradient norms) and
-//! its loss ([`objective`]: the one named `loss`, else the only one; a game's several terms
+//! its loss ([`Frame::loss`]: the one named `loss`, else the only one; a game's several terms
 //! have none). Each detector fires **once per episode**: after firing it stays quiet until its
 //! condition has been false for `rearm_after` consecutive steps (default 20). Every detector
 //! judges from step 1: a run that goes wrong at its first update is heard at once.
 //!
-//! | kind | condition (defaults) | earcon |
-//! |---|---|---|
-//! | [`NonFinite`](AlarmKind::NonFinite) | any value or loss is NaN or ±∞ | fast two-tone siren, 1000/1500 Hz |
-//! | [`Explosion`](AlarmKind::Explosion) | the total norm `√Σ v²` > `factor` (10) × the median of the previous (up to `window` = 50) totals and of the last 5, from step `warmup` (1) on; or, in the first `early_steps` (10) steps, > `early_factor` (5) × the first step's; or two steps running > `persist_factor` (8) × the median before them — the first and last not while the loss is more than `learning_drop` (10 %) below where it was before the norm rose (learning); or, with parameter norms, one update that moves the weights' norm > `update_factor` (20) × its usual step | rising sweep 250 → 3000 Hz |
-//! | [`Divergence`](AlarmKind::Divergence) | the loss > `start_factor` (3) × its starting level; or the median of the last `smooth_steps` (3) losses > `smooth_factor` (2) × the starting level; or one loss > `jump_factor` (2) × the median of the `jump_window` (20) before it and > `jump_z` (6) × their noise; or the median of the last `shift_steps` (5) > `shift_factor` (1.3) × that level and > `shift_z` (8) × the noise of such a median | a climbing four-note figure, 330 → 784 Hz |
-//! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 (checked per instrument when the names carry several, e.g. `g_adv/…`; see [`gradtone_frame::naming::instrument_of`]) | three low falling thuds |
-//! | [`LayerDead`](AlarmKind::LayerDead) | some layers that were alive drop below `epsilon` (or to exactly 0) while others still move (vanishing layers excepted) | a glide falling away, 880 → 110 Hz, then a dull knock |
-//! | [`Vanishing`](AlarmKind::Vanishing) | some layers not 0 but below `ratio` (1e-5) × their instrument's largest norm for `steps` (5) steps running; names them | three fading bells, 1320 → 1175 Hz |
-//! | [`Frozen`](AlarmKind::Frozen) | with parameter norms ([`Frame::params`]): every flowing layer's weights bit-identical for `steps` (5) steps running; or, after a non-finite step, the weights' relative change per step (median of `crippled_steps` = 10) below 1/`crippled_factor` (10) of what it was before | six stuck buzzes at 262 Hz |
-//! | [`Plateau`](AlarmKind::Plateau) | the median loss of the last `window` (50) steps has neither beaten its best nor the median `patience` steps before by `min_improvement_pct` (1 %) for `patience` (100) steps; worded "rising" when it is above its best by more than that and two standard errors | soft double beep, 660 Hz |
+//! | kind | condition (defaults) |
+//! |---|---|
+//! | [`NonFinite`](AlarmKind::NonFinite) | any value or loss is NaN or ±∞ |
+//! | [`Explosion`](AlarmKind::Explosion) | the total norm `√Σ v²` > `factor` (10) × the median of the previous (up to `window` = 50) totals and of the last 5, from step `warmup` (1) on; or, in the first `early_steps` (10) steps, > `early_factor` (5) × the first step's; or two steps running > `persist_factor` (8) × the median before them — the first and last not while the loss is more than `learning_drop` (10 %) below where it was before the norm rose (learning); or, with parameter norms, one update that moves the weights' norm > `update_factor` (20) × its usual step |
+//! | [`Divergence`](AlarmKind::Divergence) | the loss > `start_factor` (3) × its starting level; or the median of the last `smooth_steps` (3) losses > `smooth_factor` (2) × the starting level; or one loss > `jump_factor` (2) × the median of the `jump_window` (20) before it and > `jump_z` (6) × their noise; or the median of the last `shift_steps` (5) > `shift_factor` (1.3) × that level and > `shift_z` (8) × the noise of such a median |
+//! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 (checked per instrument when the names carry several, e.g. `g_adv/…`; see [`gradtone_frame::naming::instrument_of`]) |
+//! | [`LayerDead`](AlarmKind::LayerDead) | some layers that were alive drop below `epsilon` (or to exactly 0) while others still move (vanishing layers excepted) |
+//! | [`Vanishing`](AlarmKind::Vanishing) | some layers not 0 but below `ratio` (1e-5) × their instrument's largest norm for `steps` (5) steps running; names them |
+//! | [`Frozen`](AlarmKind::Frozen) | with parameter norms ([`Frame::params`]): every flowing layer's weights bit-identical for `steps` (5) steps running; or, after a non-finite step, the weights' relative change per step (median of `crippled_steps` = 10) below 1/`crippled_factor` (10) of what it was before |
+//! | [`Plateau`](AlarmKind::Plateau) | the median loss of the last `window` (50) steps has neither beaten its best nor the median `patience` steps before by `min_improvement_pct` (1 %) for `patience` (100) steps; worded "rising" when it is above its best by more than that and two standard errors |
 //!
 //! **Noise.** A loss is judged against its own noise: the scaled median absolute deviation of
 //! its logarithm over the window before (floored at 1 %), since a batch's loss varies in
@@ -25,10 +26,10 @@
 //! A **trouble** alarm ([`AlarmKind::is_trouble`]) is every kind but the plateau.
 //!
 //! The detector is one [`Watch`] (frame in, alarms out) among others, fired by whoever can see
-//! the condition: [`Rank`](AlarmKind::Rank) (knocks) by the rank merger's watch,
-//! [`Imbalance`](AlarmKind::Imbalance) (a slow up-and-down seesaw),
-//! [`Collapse`](AlarmKind::Collapse) (a trill that narrows to one note) and
-//! [`Oscillation`](AlarmKind::Oscillation) (a wide, fast vibrato) by a GAN's.
+//! the condition: [`Rank`](AlarmKind::Rank) by the rank merger's watch,
+//! [`Imbalance`](AlarmKind::Imbalance), [`Collapse`](AlarmKind::Collapse) and
+//! [`Oscillation`](AlarmKind::Oscillation) by a GAN's. It fires the kinds of
+//! [`AlarmKind::DETECTOR`].
 //!
 //! **Clipped gradients.** When a frame says the run clips ([`Frame::clip`]) and its total norm
 //! is above the threshold, the step's update was bounded: the explosion detector does not call
@@ -57,22 +58,14 @@
 //! are evicted, oldest first by frame. A stream whose names never repeat therefore keeps at most
 //! that many — see [`AlarmDetector::tracked_names`]. Every other statistic is a window of fixed
 //! length.
-//!
-//! [`WithAlarms`] wraps any [`Mapping`] and plays the alarms it is given: it mixes each one's
-//! earcon into the audio of the step where it fired (ducking the music under it, so the sum
-//! stays within ±1); an earcon longer than a step carries on into the next steps' audio.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use serde::Deserialize;
 
-use crate::Mapping;
 use crate::stats::{RunningMedian, median_of};
-use crate::synth::sin_cycles;
-pub use gradtone_frame::Watch;
-pub use gradtone_frame::{AlarmEvent, AlarmKind};
-use gradtone_frame::{Frame, Latch, Named};
+use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Latch, Named, Watch};
 
 /// Alarm settings (the `[alarms]` table of the config file).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -299,7 +292,7 @@ impl Default for ExplosionConfig {
     }
 }
 
-/// `[alarms.divergence]`: the loss ([`objective`]) rising far above where it started or its
+/// `[alarms.divergence]`: the loss ([`Frame::loss`]) rising far above where it started or its
 /// best.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -628,7 +621,7 @@ struct PlateauState {
 #[derive(Clone, Debug)]
 pub struct AlarmDetector {
     config: AlarmConfig,
-    latches: [Latch; 8],
+    latches: [Latch; AlarmKind::DETECTOR.len()],
     /// Frames observed.
     frames: u64,
     names: NameTable,
@@ -678,7 +671,7 @@ impl AlarmDetector {
         self.names.map.len()
     }
 
-    /// Feeds one frame; returns the alarms that fire at its step (in [`AlarmKind::ALL`] order).
+    /// Feeds one frame; returns the alarms that fire at its step (in [`AlarmKind::DETECTOR`] order).
     /// Costs O(values in the frame). (The [`Watch`] implementation.)
     fn judge(&mut self, frame: &Frame) -> Vec<AlarmEvent> {
         let mut events = Vec::new();
@@ -689,7 +682,7 @@ impl AlarmDetector {
         let vanished = self.vanished_layers(frame);
         let layer_dead = self.layer_dead(frame, now, &vanished);
         let vanishing = self.vanishing(frame, vanished);
-        let conditions: [Option<Finding>; 8] = [
+        let conditions: [Option<Finding>; AlarmKind::DETECTOR.len()] = [
             self.non_finite(frame).map(Finding::from),
             self.explosion(frame, &params),
             self.divergence(frame),
@@ -703,7 +696,7 @@ impl AlarmDetector {
         for (i, condition) in conditions.into_iter().enumerate() {
             let fire = self.latches[i].update(condition.is_some(), rearm);
             if let (true, Some(found)) = (fire, condition) {
-                let kind = AlarmKind::ALL[i];
+                let kind = AlarmKind::DETECTOR[i];
                 events.push(AlarmEvent {
                     step: frame.step,
                     kind,
@@ -1054,7 +1047,7 @@ impl AlarmDetector {
         if let Some((_, since)) = &mut self.norms.first {
             *since += 1;
         }
-        let loss = objective(frame).filter(|l| l.is_finite());
+        let loss = frame.loss().filter(|l| l.is_finite());
         self.norms.last_ratio = None;
         // The loss well below where it was before the norm rose: the network learns.
         let calm_loss = median_of(&mut self.scratch, self.norms.calm_losses.iter().copied());
@@ -1240,7 +1233,7 @@ impl AlarmDetector {
 
     fn divergence(&mut self, frame: &Frame) -> Option<Finding> {
         let cfg = self.config.divergence.clone();
-        let loss = objective(frame).filter(|l| l.is_finite())?;
+        let loss = frame.loss().filter(|l| l.is_finite())?;
         let h = &mut self.loss;
         // The starting level as known before this step.
         let start = h.start.iter().copied().reduce(f64::min);
@@ -1435,7 +1428,7 @@ impl AlarmDetector {
         if !cfg.enabled {
             return None;
         }
-        let loss = objective(frame).filter(|l| l.is_finite())?;
+        let loss = frame.loss().filter(|l| l.is_finite())?;
         let w = cfg.window;
         let p = &mut self.plateau;
         // The last `window` losses, and the `patience` before them.
@@ -1509,21 +1502,10 @@ impl AlarmDetector {
 }
 
 impl Watch for AlarmDetector {
-    /// Feeds one frame; returns the alarms that fire at its step (in [`AlarmKind::ALL`] order).
+    /// Feeds one frame; returns the alarms that fire at its step (in [`AlarmKind::DETECTOR`] order).
     /// Costs O(values in the frame).
     fn observe(&mut self, frame: &Frame) -> Vec<AlarmEvent> {
         self.judge(frame)
-    }
-}
-
-/// The loss that training minimises, which the divergence and plateau alarms watch: the one
-/// named `loss` (a weighted sum sent beside its terms), else the only one. Several losses and
-/// none called `loss` are the terms of a game or of an unsent sum (a GAN's `d_real`, `d_fake`,
-/// `g_adv`): each may rightly rise while training goes well, so no loss alarm judges them.
-pub fn objective(frame: &Frame) -> Option<f64> {
-    match frame.losses.as_slice() {
-        [only] => Some(only.value),
-        many => many.iter().find(|n| n.name == "loss").map(|n| n.value),
     }
 }
 
@@ -1590,387 +1572,6 @@ impl fmt::Display for Sci {
             write!(f, "{v:.prec$}")
         }
     }
-}
-
-/// An earcon: mono samples with the level they occupy (`|sample| ≤ level ≤ 1`), so the music
-/// can be ducked by exactly that much.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Earcon {
-    /// Mono samples.
-    pub samples: Vec<f32>,
-    /// Envelope level at each sample.
-    pub level: Vec<f32>,
-}
-
-/// Builds earcons by appending tone segments with a continuous phase.
-struct EarconBuilder {
-    sr: f32,
-    phase: f32,
-    out: Earcon,
-}
-
-impl EarconBuilder {
-    fn new(sample_rate: u32) -> Self {
-        EarconBuilder {
-            sr: sample_rate as f32,
-            phase: 0.0,
-            out: Earcon::default(),
-        }
-    }
-
-    /// `ms` of a tone gliding exponentially from `f0` to `f1` Hz with odd-harmonic `partials`
-    /// (normalised; harmonics above 0.45·fs dropped) under the envelope `env(t ∈ [0,1))`.
-    fn tone(&mut self, ms: f32, f0: f32, f1: f32, partials: &[f32], env: impl Fn(f32) -> f32) {
-        let n = (ms * 1e-3 * self.sr) as usize;
-        let limit = crate::synth::BAND_LIMIT * self.sr;
-        for i in 0..n {
-            let t = i as f32 / n as f32;
-            let f = f0 * (f1 / f0).powf(t);
-            let (mut acc, mut norm) = (0.0f32, 0.0f32);
-            for (j, &w) in partials.iter().enumerate() {
-                let k = (2 * j + 1) as f32;
-                if k * f < limit {
-                    acc += w * sin_cycles(k * self.phase);
-                    norm += w.abs();
-                }
-            }
-            let level = env(t).clamp(0.0, 1.0);
-            self.out
-                .samples
-                .push(if norm > 0.0 { level * acc / norm } else { 0.0 });
-            self.out.level.push(level);
-            self.phase = (self.phase + f / self.sr).fract();
-        }
-    }
-
-    fn silence(&mut self, ms: f32) {
-        let n = (ms * 1e-3 * self.sr) as usize;
-        self.out.samples.resize(self.out.samples.len() + n, 0.0);
-        self.out.level.resize(self.out.level.len() + n, 0.0);
-    }
-}
-
-/// Linear attack/release of `ramp` (fraction of the segment) around a flat top.
-fn flat(ramp: f32) -> impl Fn(f32) -> f32 {
-    move |t: f32| (t / ramp).min((1.0 - t) / ramp).min(1.0)
-}
-
-/// The earcon for `kind` at `sample_rate`, peak `volume`. Durations: siren 440 ms, sweep
-/// 400 ms, climbing figure 400 ms, thuds 570 ms, falling glide and knock 490 ms, fading
-/// bells 440 ms, stuck buzzes 395 ms, double beep 250 ms.
-pub fn earcon(kind: AlarmKind, sample_rate: u32, volume: f32) -> Earcon {
-    let mut b = EarconBuilder::new(sample_rate);
-    let v = volume.clamp(0.0, 1.0);
-    match kind {
-        AlarmKind::NonFinite => {
-            // Siren: 8 × 55 ms alternating 1500/1000 Hz, a reed-like buzz; ramps only at the ends.
-            for i in 0..8 {
-                let f = if i % 2 == 0 { 1500.0 } else { 1000.0 };
-                let env = move |t: f32| {
-                    let edge = if i == 0 {
-                        t / 0.1
-                    } else if i == 7 {
-                        (1.0 - t) / 0.1
-                    } else {
-                        1.0
-                    };
-                    v * edge.min(1.0)
-                };
-                b.tone(55.0, f, f, &[1.0, 0.33, 0.2], env);
-            }
-        }
-        AlarmKind::Explosion => {
-            // Rising exponential sweep, 250 → 3000 Hz.
-            let env = flat(0.03);
-            b.tone(400.0, 250.0, 3000.0, &[1.0, 0.25], move |t| v * env(t));
-        }
-        AlarmKind::Dead => {
-            // Three falling thuds, each lower than the last, with a fast decay.
-            for (i, f) in [110.0f32, 90.0, 70.0].into_iter().enumerate() {
-                b.tone(130.0, f, f * 0.6, &[1.0, 0.15], move |t| {
-                    v * (t / 0.04).min(1.0) * (-5.0 * t).exp() * ((1.0 - t) / 0.05).min(1.0)
-                });
-                if i < 2 {
-                    b.silence(90.0);
-                }
-            }
-        }
-        AlarmKind::Divergence => {
-            // A climbing figure of four bright notes a fourth apart, "the loss climbs":
-            // stepped where the explosion glides, and in the middle register.
-            for (i, f) in [330.0f32, 440.0, 587.0, 784.0].into_iter().enumerate() {
-                b.tone(85.0, f, f, &[1.0, 0.4, 0.25], move |t| {
-                    v * (t / 0.08).min(1.0) * ((1.0 - t) / 0.1).min(1.0)
-                });
-                if i < 3 {
-                    b.silence(20.0);
-                }
-            }
-        }
-        AlarmKind::LayerDead => {
-            // A glide falling away, 880 → 110 Hz (the explosion's sweep upside down: "some
-            // voices drop out"), then one dull knock where the full death has three thuds.
-            let env = flat(0.05);
-            b.tone(300.0, 880.0, 110.0, &[1.0, 0.2], move |t| v * env(t));
-            b.silence(60.0);
-            b.tone(130.0, 80.0, 55.0, &[1.0, 0.15], move |t| {
-                v * (t / 0.04).min(1.0) * (-5.0 * t).exp() * ((1.0 - t) / 0.05).min(1.0)
-            });
-        }
-        AlarmKind::Rank => {
-            // Knocks: three short, fast-decaying 880 Hz ticks, "someone is out of step".
-            for i in 0..3 {
-                b.tone(35.0, 880.0, 880.0, &[1.0, 0.5], move |t| {
-                    v * (t / 0.1).min(1.0) * (-6.0 * t).exp() * ((1.0 - t) / 0.1).min(1.0)
-                });
-                if i < 2 {
-                    b.silence(70.0);
-                }
-            }
-        }
-        AlarmKind::Imbalance => {
-            // Seesaw: a slow glide up an octave and back down, "the balance tipped".
-            let env = flat(0.08);
-            b.tone(200.0, 330.0, 660.0, &[1.0, 0.3], |t| v * env(t));
-            b.tone(200.0, 660.0, 330.0, &[1.0, 0.3], |t| v * env(t));
-        }
-        AlarmKind::Collapse => {
-            // A trill whose notes slow down and narrow into one held note: "all the same".
-            let pairs = [(523.0f32, 784.0f32), (587.0, 698.0), (622.0, 659.0)];
-            for (i, (lo, hi)) in pairs.into_iter().enumerate() {
-                let ms = 45.0 + 15.0 * i as f32;
-                let edge = move |t: f32, first: bool| if first { (t / 0.2).min(1.0) } else { 1.0 };
-                b.tone(ms, lo, lo, &[1.0, 0.2], move |t| v * edge(t, i == 0));
-                b.tone(ms, hi, hi, &[1.0, 0.2], move |t| v * edge(t, false));
-            }
-            b.tone(180.0, 640.0, 640.0, &[1.0, 0.2], move |t| {
-                v * ((1.0 - t) / 0.15).min(1.0)
-            });
-        }
-        AlarmKind::Oscillation => {
-            // Wide vibrato: 480 Hz swinging ±3 semitones, 8 times a second, for 400 ms.
-            let env = flat(0.06);
-            for i in 0..8 {
-                let (f0, f1) = if i % 2 == 0 {
-                    (404.0, 571.0)
-                } else {
-                    (571.0, 404.0)
-                };
-                let env = &env;
-                b.tone(50.0, f0, f1, &[1.0, 0.2], move |t| {
-                    v * env((i as f32 + t) / 8.0)
-                });
-            }
-        }
-        AlarmKind::Vanishing => {
-            // Fading away: a high bell-like tone, 1320 → 1175 Hz, that dies out three times,
-            // each fainter ("the signal thins out before it reaches the first layers").
-            for (i, gain) in [1.0f32, 0.55, 0.3].into_iter().enumerate() {
-                b.tone(120.0, 1320.0, 1175.0, &[1.0, 0.1], move |t| {
-                    gain * v * (t / 0.05).min(1.0) * (-4.0 * t).exp() * ((1.0 - t) / 0.05).min(1.0)
-                });
-                if i < 2 {
-                    b.silence(40.0);
-                }
-            }
-        }
-        AlarmKind::Frozen => {
-            // A stuck note: six identical short buzzes at 262 Hz, like a record that skips
-            // ("the same step, again and again").
-            for i in 0..6 {
-                b.tone(45.0, 262.0, 262.0, &[1.0, 0.5, 0.3], move |t| {
-                    v * (t / 0.1).min(1.0) * ((1.0 - t) / 0.1).min(1.0)
-                });
-                if i < 5 {
-                    b.silence(25.0);
-                }
-            }
-        }
-        AlarmKind::Plateau => {
-            // Soft double beep: two short pure tones at 60 % of the alarm level.
-            let env = flat(0.1);
-            b.tone(90.0, 660.0, 660.0, &[1.0], |t| 0.6 * v * env(t));
-            b.silence(70.0);
-            b.tone(90.0, 660.0, 660.0, &[1.0], |t| 0.6 * v * env(t));
-        }
-    }
-    b.out
-}
-
-/// A separator between the parts of one file (the settings of a sweep): `count` bright
-/// 1760 Hz pings, 60 ms each and 110 ms apart, so the listener can count which part begins.
-/// Peak `volume`; mono at `sample_rate`.
-///
-/// ```
-/// let m = gradtone_sound::alarm::marker(3, 44_100, 0.5);
-/// assert_eq!(m.samples.len(), m.level.len());
-/// assert!(m.samples.iter().all(|s| s.abs() <= 0.5));
-/// ```
-pub fn marker(count: usize, sample_rate: u32, volume: f32) -> Earcon {
-    let mut b = EarconBuilder::new(sample_rate);
-    let v = volume.clamp(0.0, 1.0);
-    for i in 0..count.max(1) {
-        if i > 0 {
-            b.silence(50.0);
-        }
-        b.tone(60.0, 1760.0, 1760.0, &[1.0], move |t| {
-            v * (t / 0.08).min(1.0) * (-3.0 * t).exp() * ((1.0 - t) / 0.1).min(1.0)
-        });
-    }
-    b.out
-}
-
-/// A [`Mapping`] that plays alarms: renders `M` and mixes the [`earcon`] of each alarm it is
-/// given into the audio from the start of that step. It judges nothing: the watches (the
-/// [`AlarmDetector`] among them) decide what fires, and the pipeline hands their alarms here.
-///
-/// Mixing ducks the music by the earcon's level: `out = music·(1 − level) + earcon`, so if
-/// the music stays within ±1 the sum does too. Alarms of one step tell one story (a diverging
-/// step raises the norm and the loss alarms together): of the gradient alarms
-/// ([`AlarmKind::ALL`]) given at one step only the first, the most urgent, sounds, so that the
-/// next step's news is not queued behind a chain of earcons; every alarm of another kind (a
-/// rank's, a GAN's) sounds. Earcons play after what is still ringing, 50 ms apart; one
-/// outlasting the step continues in the next steps' audio (call [`WithAlarms::flush`] at the
-/// end of a stream for the rest).
-///
-/// ```
-/// use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmKind, Watch, WithAlarms};
-/// use gradtone_sound::{Frame, SeedMapping};
-/// let config = AlarmConfig::default();
-/// let (mut detector, mut m) = (AlarmDetector::new(&config), WithAlarms::new(SeedMapping::new(), &config));
-/// let mut out = Vec::new();
-/// for f in [Frame::new(0).with_value("fc1", 1.0), Frame::new(1).with_value("fc1", f64::NAN)] {
-///     let alarms = detector.observe(&f);
-///     m.play(&f, &alarms, &mut out);
-///     if f.step == 1 {
-///         assert_eq!((alarms[0].step, alarms[0].kind), (1, AlarmKind::NonFinite));
-///         assert!(alarms[0].message.contains("fc1 = NaN"));
-///     }
-/// }
-/// ```
-pub struct WithAlarms<M> {
-    inner: M,
-    volume: f32,
-    /// Earcon samples still to be mixed, with their levels.
-    pending: VecDeque<(f32, f32)>,
-}
-
-impl<M: Mapping> WithAlarms<M> {
-    /// Wraps `inner`; earcons peak at `config.volume`.
-    pub fn new(inner: M, config: &AlarmConfig) -> Self {
-        WithAlarms {
-            inner,
-            volume: config.volume,
-            pending: VecDeque::new(),
-        }
-    }
-
-    /// The wrapped mapping.
-    pub fn inner(&self) -> &M {
-        &self.inner
-    }
-
-    /// The wrapped mapping, mutably.
-    pub fn inner_mut(&mut self) -> &mut M {
-        &mut self.inner
-    }
-
-    /// Unwraps the mapping.
-    pub fn into_inner(self) -> M {
-        self.inner
-    }
-
-    /// Sample rate of the output, Hz (the wrapped mapping's).
-    pub fn sample_rate(&self) -> u32 {
-        self.inner.sample_rate()
-    }
-
-    /// Interleaved channels of the output (the wrapped mapping's).
-    pub fn channels(&self) -> u16 {
-        self.inner.channels()
-    }
-
-    /// Appends `frame`'s audio to `out` with the earcons of `alarms` (what the watches fired at
-    /// this step) mixed in, as the type's docs say.
-    pub fn play(&mut self, frame: &Frame, alarms: &[AlarmEvent], out: &mut Vec<f32>) {
-        let start = out.len();
-        self.inner.render(frame, out);
-        let mut gradient_sounded = false;
-        for event in alarms {
-            if AlarmKind::ALL.contains(&event.kind) {
-                if gradient_sounded {
-                    continue;
-                }
-                gradient_sounded = true;
-            }
-            self.queue(event.kind);
-        }
-        self.mix_pending(&mut out[start..]);
-    }
-
-    /// Appends what is left of a ringing earcon (silence under it), so a stream's end does not
-    /// cut it off.
-    pub fn flush(&mut self, out: &mut Vec<f32>) {
-        let ch = usize::from(self.inner.channels().max(1));
-        out.reserve(self.pending.len() * ch);
-        for (s, _) in self.pending.drain(..) {
-            out.extend(std::iter::repeat_n(s, ch));
-        }
-    }
-
-    /// Queues an earcon after what is already ringing (50 ms apart).
-    fn queue(&mut self, kind: AlarmKind) {
-        let sr = self.inner.sample_rate();
-        if !self.pending.is_empty() {
-            let gap = (0.05 * sr as f32) as usize;
-            self.pending.extend(std::iter::repeat_n((0.0, 0.0), gap));
-        }
-        let e = earcon(kind, sr, self.volume);
-        self.pending.extend(e.samples.into_iter().zip(e.level));
-    }
-
-    fn mix_pending(&mut self, out: &mut [f32]) {
-        let ch = usize::from(self.inner.channels().max(1));
-        for frame in out.chunks_mut(ch) {
-            let Some((s, level)) = self.pending.pop_front() else {
-                break;
-            };
-            for x in frame {
-                *x = *x * (1.0 - level) + s;
-            }
-        }
-    }
-}
-
-/// The onset of trouble as gradtone's alarms are judged against it (what a listener should hear
-/// at once): the index of the first frame with a non-finite value or loss, a total norm `√Σv²`
-/// above 5× the first frame's, a loss above 2× the first frame's, or at least half the values
-/// exactly 0; with which of `"non-finite"`, `"norm > 5× step 0"`, `"loss > 2× step 0"`,
-/// `"half the layers 0"` it is. `None` for a run without trouble (or without frames).
-pub fn onset_of_trouble(frames: &[Frame]) -> Option<(usize, &'static str)> {
-    let total = |f: &Frame| gradtone_frame::stats::l2(f.values.iter().map(|n| n.value));
-    let first = frames.first()?;
-    let (t0, l0) = (total(first), first.loss());
-    frames.iter().enumerate().find_map(|(i, f)| {
-        let non_finite = f
-            .values
-            .iter()
-            .chain(&f.losses)
-            .any(|n| !n.value.is_finite());
-        let zeros = f.values.iter().filter(|n| n.value == 0.0).count();
-        let why = if non_finite {
-            "non-finite"
-        } else if total(f) > 5.0 * t0 {
-            "norm > 5× step 0"
-        } else if l0.zip(f.loss()).is_some_and(|(a, b)| b > 2.0 * a) {
-            "loss > 2× step 0"
-        } else if !f.values.is_empty() && 2 * zeros >= f.values.len() {
-            "half the layers 0"
-        } else {
-            return None;
-        };
-        Some((i, why))
-    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! gradient, when the values are per-tensor gradient norms; NaN/∞ propagate).
 //!
 //! ```
-//! use gradtone_sound::grouping::{Grouping, GroupingConfig};
+//! use gradtone_detect::grouping::{Grouping, GroupingConfig};
 //! let names = ["conv1.weight", "layer1.0.conv1.weight", "layer1.1.conv2.weight", "fc.weight"];
 //! let cfg = GroupingConfig { max_voices: 4, ..GroupingConfig::default() };
 //! let g = Grouping::new(&names, &cfg);
@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 
+use gradtone_frame::naming::shorten_middle;
 use serde::Deserialize;
 
 /// Members listed per voice in [`Grouping::legend_text`] before the rest is summarised.
@@ -134,14 +135,14 @@ impl Grouping {
     /// the numbers differ.
     pub fn voice_label(&self, i: usize, max_chars: usize) -> String {
         let name = self.legend.get(i).map_or("", |(v, _)| v.as_str());
-        format!("{} {}", i + 1, shorten(name, max_chars))
+        format!("{} {}", i + 1, shorten_middle(name, max_chars))
     }
 
     /// The legend as text, one voice a line: `voice  (n): member, member, …`. Bounded whatever
     /// the names: at most 32 lines (voices), each listing its first members and the last one
     /// (`… 99,996 more …`), every name cut in the middle to 60 characters.
     pub fn legend_text(&self) -> String {
-        let voice = |v: &str| shorten(v, LEGEND_NAME_CHARS);
+        let voice = |v: &str| shorten_middle(v, LEGEND_NAME_CHARS);
         let width = self
             .legend
             .iter()
@@ -152,7 +153,7 @@ impl Grouping {
             .iter()
             .enumerate()
             .map(|(i, (v, members))| {
-                let short = |m: &String| shorten(m, LEGEND_NAME_CHARS);
+                let short = |m: &String| shorten_middle(m, LEGEND_NAME_CHARS);
                 let listed = if members.len() <= LEGEND_MEMBERS + 1 {
                     members.iter().map(short).collect::<Vec<_>>().join(", ")
                 } else {
@@ -193,22 +194,6 @@ fn components(name: &str) -> Vec<&str> {
     } else {
         parts
     }
-}
-
-/// `text` cut in the middle to at most `max` characters (`transformer.lay…n.out_proj`): the
-/// start and the end of a parameter path are what tells two names apart.
-pub fn shorten(text: &str, max: usize) -> String {
-    let n = text.chars().count();
-    if n <= max {
-        return text.to_owned();
-    }
-    let keep = max.saturating_sub(1);
-    let tail = keep / 2;
-    let head = keep - tail;
-    let mut out: String = text.chars().take(head).collect();
-    out.push('…');
-    out.extend(text.chars().skip(n - tail));
-    out
 }
 
 /// Ordered distinct keys of `members` at component depth `depth` (names shorter keep all).
@@ -472,8 +457,8 @@ mod tests {
         let unique: std::collections::HashSet<&String> = labels.iter().collect();
         assert_eq!(unique.len(), labels.len(), "{labels:?}");
         assert!(labels.iter().all(|l| l.chars().count() <= 19), "{labels:?}");
-        assert_eq!(shorten("abcdefghij", 5), "ab…ij");
-        assert_eq!(shorten("abc", 5), "abc");
+        assert_eq!(shorten_middle("abcdefghij", 5), "ab…ij");
+        assert_eq!(shorten_middle("abc", 5), "abc");
         assert!(Grouping::applies(13, &GroupingConfig::default()));
         assert!(!Grouping::applies(12, &GroupingConfig::default()));
         assert!(Grouping::for_values(&["a", "b"], &GroupingConfig::default()).is_none());

@@ -1,17 +1,21 @@
-//! Robust running statistics over a window of recent steps.
+//! Robust running statistics over a window of recent steps: what the detector judges by, and
+//! what the sound crate's mappings scale their ranges with.
 
 use std::collections::VecDeque;
 
+use gradtone_frame::stats::median;
+
 /// Percentiles of all values pushed during the last `window` steps.
 #[derive(Clone, Debug)]
-pub(crate) struct RunningPercentiles {
+pub struct RunningPercentiles {
     window: usize,
     steps: VecDeque<Vec<f64>>,
     scratch: Vec<f64>,
 }
 
 impl RunningPercentiles {
-    pub(crate) fn new(window: usize) -> Self {
+    /// Empty, keeping at most `window` steps (at least 1).
+    pub fn new(window: usize) -> Self {
         RunningPercentiles {
             window: window.max(1),
             steps: VecDeque::new(),
@@ -20,7 +24,7 @@ impl RunningPercentiles {
     }
 
     /// Records one step's (finite) values; the oldest step leaves once the window is full.
-    pub(crate) fn push(&mut self, values: impl IntoIterator<Item = f64>) {
+    pub fn push(&mut self, values: impl IntoIterator<Item = f64>) {
         if self.steps.len() == self.window {
             self.steps.pop_front();
         }
@@ -29,7 +33,7 @@ impl RunningPercentiles {
     }
 
     /// The `lo` and `hi` percentiles (0–100, nearest rank) of the window; `None` when empty.
-    pub(crate) fn range(&mut self, lo: f64, hi: f64) -> Option<(f64, f64)> {
+    pub fn range(&mut self, lo: f64, hi: f64) -> Option<(f64, f64)> {
         self.scratch.clear();
         self.scratch.extend(self.steps.iter().flatten());
         let n = self.scratch.len();
@@ -53,6 +57,7 @@ pub(crate) struct RunningMedian {
 }
 
 impl RunningMedian {
+    /// Empty, keeping at most `window` values (at least 1).
     pub(crate) fn new(window: usize) -> Self {
         RunningMedian {
             window: window.max(1),
@@ -61,10 +66,12 @@ impl RunningMedian {
         }
     }
 
+    /// How many values the window holds.
     pub(crate) fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// Records `v` if finite; the oldest value leaves once the window is full.
     pub(crate) fn push(&mut self, v: f64) {
         if !v.is_finite() {
             return;
@@ -87,20 +94,12 @@ impl RunningMedian {
     }
 }
 
-/// Median of `values` using `scratch` as working space.
+/// The median of `values` ([`gradtone_frame::stats::median`]), using `scratch` as working
+/// space so that a detector judging every step does not allocate.
 pub(crate) fn median_of(scratch: &mut Vec<f64>, values: impl Iterator<Item = f64>) -> Option<f64> {
     scratch.clear();
     scratch.extend(values);
-    let n = scratch.len();
-    if n == 0 {
-        return None;
-    }
-    scratch.sort_unstable_by(f64::total_cmp);
-    Some(if n % 2 == 1 {
-        scratch[n / 2]
-    } else {
-        0.5 * (scratch[n / 2 - 1] + scratch[n / 2])
-    })
+    median(scratch)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use gradtone_export::midi::{
     ALARM_CHANNEL, ALARM_KEY_NAN, ALARM_KEY_NEG_INF, ALARM_KEY_POS_INF, AUTO_HIGH, AUTO_LOW,
 };
 use gradtone_export::{ExportError, MidiOptions, MidiWriter, PitchMap};
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 use midly::{MetaMessage, MidiMessage, Smf, TrackEventKind};
 
 /// A fresh folder for one test.

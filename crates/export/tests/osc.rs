@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use gradtone_export::osc::{ADDR_ALARM, ADDR_LOSS, ADDR_STEP, ADDR_VALUE};
 use gradtone_export::{ExportError, OscSender};
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 use rosc::{OscMessage, OscPacket, OscType};
 
 /// A receiving socket on 127.0.0.1 with a bounded wait, and a sender pointed at it.

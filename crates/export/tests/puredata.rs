@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gradtone_export::OscSender;
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 
 fn pd() -> String {
     std::env::var("GRADTONE_PD").unwrap_or_else(|_| "pd".to_owned())

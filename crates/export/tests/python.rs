@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gradtone_export::{MidiOptions, MidiWriter, OscSender, PitchMap};
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 
 fn python() -> String {
     std::env::var("GRADTONE_PYTHON").unwrap_or_else(|_| "python3".to_owned())

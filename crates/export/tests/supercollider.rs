@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gradtone_export::OscSender;
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 use rosc::{OscMessage, OscPacket};
 
 fn sclang() -> String {

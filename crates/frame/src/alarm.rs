@@ -37,9 +37,11 @@ pub enum AlarmKind {
 }
 
 impl AlarmKind {
-    /// The kinds the gradient detector fires, in detector order (other watches fire the
-    /// others).
-    pub const ALL: [AlarmKind; 8] = [
+    /// The kinds the gradient detector (`gradtone_detect::alarm::AlarmDetector`) fires, in the
+    /// order it reports them, most urgent first. The other kinds ([`AlarmKind::Rank`],
+    /// [`AlarmKind::Imbalance`], [`AlarmKind::Collapse`], [`AlarmKind::Oscillation`]) are fired
+    /// by other watches.
+    pub const DETECTOR: [AlarmKind; 8] = [
         AlarmKind::NonFinite,
         AlarmKind::Explosion,
         AlarmKind::Divergence,

@@ -86,9 +86,26 @@ impl Frame {
         self.values.iter().find(|n| n.name == name).map(|n| n.value)
     }
 
-    /// The first loss, if any.
+    /// The loss: what training minimises, the one meaning of "the loss" in gradtone (the
+    /// alarms judge it, the console prints it). The only loss of a frame with one; else the one
+    /// named `loss` (a weighted sum sent beside its terms, which come after it). Several losses
+    /// and none called `loss` are the terms of a game or of an unsent sum (a GAN's `d_real`,
+    /// `d_fake`, `g_adv`): each may rightly rise while training goes well, so there is no loss
+    /// (`None`); read the terms from [`Frame::losses`].
+    ///
+    /// ```
+    /// use gradtone_frame::Frame;
+    /// assert_eq!(Frame::new(0).with_loss("nll", 2.0).loss(), Some(2.0));
+    /// let sum = Frame::new(0).with_loss("loss_l2", 0.1).with_loss("loss", 2.1);
+    /// assert_eq!(sum.loss(), Some(2.1));
+    /// let game = Frame::new(0).with_loss("d_real", 0.7).with_loss("g_adv", 1.4);
+    /// assert_eq!(game.loss(), None);
+    /// ```
     pub fn loss(&self) -> Option<f64> {
-        self.losses.first().map(|n| n.value)
+        match self.losses.as_slice() {
+            [only] => Some(only.value),
+            many => many.iter().find(|n| n.name == "loss").map(|n| n.value),
+        }
     }
 }
 

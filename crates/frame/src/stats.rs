@@ -25,7 +25,9 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
         .copied()
         .max_by(f64::total_cmp)
         .unwrap_or(hi);
-    Some(lo + (hi - lo) / 2.0)
+    // `(lo + hi) / 2`, rounded once: the detector's thresholds and the train summary were
+    // tuned and recorded with exactly this rounding.
+    Some((lo + hi) / 2.0)
 }
 
 /// The L2 norm `√Σ x²` of `values`, accumulated in f64.

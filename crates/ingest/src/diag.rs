@@ -1,6 +1,5 @@
 //! [`Diagnostics`]: what a source skipped, and the bookkeeping that fills it.
 
-use std::borrow::Cow;
 use std::fmt;
 
 /// How many messages [`Diagnostics::first_errors`] (and [`Diagnostics::warnings`]) keep; later
@@ -11,21 +10,9 @@ pub const MAX_REPORTED: usize = 20;
 /// one message at most; the rest is cut (see [`shorten`]).
 pub const MAX_MESSAGE_CHARS: usize = 200;
 
-/// `text` cut to at most `max` characters, with `…(N bytes)` added when it was cut, so that a
-/// message quoting what a peer sent stays one short line however long the input was.
-///
-/// ```
-/// use gradtone_ingest::shorten;
-/// assert_eq!(shorten("fc1", 10), "fc1");
-/// let long = "x".repeat(5000);
-/// assert_eq!(shorten(&long, 4), "xxxx…(5000 bytes)");
-/// ```
-pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
-    match text.char_indices().nth(max) {
-        None => Cow::Borrowed(text),
-        Some((cut, _)) => Cow::Owned(format!("{}…({} bytes)", &text[..cut], text.len())),
-    }
-}
+// The one cut for messages lives on the frame side (the sinks' messages use it too); it is
+// re-exported here because every reader's diagnostics quote peers' text through it.
+pub use gradtone_frame::naming::shorten;
 
 /// A callback that receives each diagnostic message as it is recorded.
 pub type Reporter = Box<dyn FnMut(&str) + Send>;

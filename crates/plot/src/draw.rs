@@ -12,7 +12,7 @@ use crate::series::{self, Decimated, Field, Scale, Series};
 use crate::spectrum::{self, Spectrogram};
 use crate::text::{self, Anchor};
 use crate::{Area, HEIGHT, Marker, PlotInput, R, WIDTH};
-use gradtone_sound::grouping::shorten;
+use gradtone_frame::naming::shorten_middle;
 
 /// plotters' errors are generic over the backend; the caller only needs the text.
 fn s<E: std::fmt::Display>(e: E) -> String {
@@ -480,7 +480,7 @@ impl StepsPanel<'_, '_> {
                 text: if d.any_finite {
                     label.clone()
                 } else {
-                    format!("{} (no finite value)", shorten(label, 12))
+                    format!("{} (no finite value)", shorten_middle(label, 12))
                 },
                 color: color(i),
             })
@@ -561,7 +561,7 @@ fn draw_legend(side: &Area, top: i32, entries: &[LegendEntry], extra: &[LegendEn
         slot += 1;
     }
     for e in extra {
-        draw_row(&shorten(&e.text, chars), Some(e.color), place(slot))?;
+        draw_row(&shorten_middle(&e.text, chars), Some(e.color), place(slot))?;
         slot += 1;
     }
     Ok(())

@@ -31,7 +31,7 @@ use std::path::Path;
 
 pub use error::PlotError;
 use gradtone_frame::Frame;
-use gradtone_sound::grouping::GroupingConfig;
+use gradtone_detect::grouping::GroupingConfig;
 
 /// The bitmap every panel draws on, and the plotters results reduced to their text.
 pub(crate) type Area<'a> =

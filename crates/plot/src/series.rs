@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use gradtone_frame::{Frame, Named};
-use gradtone_sound::grouping::{Grouping, GroupingConfig, shorten};
+use gradtone_detect::grouping::{Grouping, GroupingConfig};
+use gradtone_frame::naming::shorten_middle;
 
 /// One named quantity over steps, in frame order.
 pub(crate) struct Series {
@@ -70,7 +71,7 @@ pub(crate) fn value_labels(series: &[Series], grouped: bool, max: usize) -> Vec<
             .map(|(i, s)| {
                 let number = format!("{} ", i + 1);
                 let room = max.saturating_sub(number.len()).max(4);
-                format!("{number}{}", shorten(&s.name, room))
+                format!("{number}{}", shorten_middle(&s.name, room))
             })
             .collect();
     }
@@ -81,7 +82,7 @@ pub(crate) fn value_labels(series: &[Series], grouped: bool, max: usize) -> Vec<
 /// `texts` cut in the middle to about `max` characters; where cutting makes two equal, all are
 /// numbered by position (`14 tran…_weight`) so no two labels read the same.
 pub(crate) fn unique_cut<S: AsRef<str>>(texts: &[S], max: usize) -> Vec<String> {
-    let cut: Vec<String> = texts.iter().map(|t| shorten(t.as_ref(), max)).collect();
+    let cut: Vec<String> = texts.iter().map(|t| shorten_middle(t.as_ref(), max)).collect();
     let mut count: HashMap<&str, usize> = HashMap::new();
     for c in &cut {
         *count.entry(c.as_str()).or_default() += 1;
@@ -95,7 +96,7 @@ pub(crate) fn unique_cut<S: AsRef<str>>(texts: &[S], max: usize) -> Vec<String> 
         .map(|(i, (_, t))| {
             let number = format!("{} ", i + 1);
             let room = max.saturating_sub(number.len()).max(4);
-            format!("{number}{}", shorten(t.as_ref(), room))
+            format!("{number}{}", shorten_middle(t.as_ref(), room))
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
-use gradtone_sound::grouping::GroupingConfig;
+use gradtone_detect::grouping::GroupingConfig;
 
 use crate::{Marker, PlotError, PlotInput, render_png_into};
 

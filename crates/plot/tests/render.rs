@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gradtone_plot::{HEIGHT, Marker, PlotError, PlotInput, WIDTH, render_png};
-use gradtone_sound::{Frame, SeedMapping};
+use gradtone_frame::Frame;
+use gradtone_sound::SeedMapping;
 
 /// A fresh, empty folder for this test's files.
 /// Kept when `GRADTONE_KEEP_PLOTS` is set, to look at them; removed otherwise.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
-use gradtone_sound::grouping::{Grouping, GroupingConfig};
+use gradtone_detect::grouping::{Grouping, GroupingConfig};
 
 use crate::Server;
 

@@ -20,8 +20,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::SoundError;
-use crate::alarm::AlarmConfig;
-use crate::grouping::GroupingConfig;
+use gradtone_detect::AlarmConfig;
+use gradtone_detect::grouping::GroupingConfig;
 use crate::synth::Timbre;
 
 /// Every mapping name `mapping::by_name` accepts.

@@ -93,7 +93,8 @@ fn write_number(out: &mut String, v: f64) {
 ///
 /// ```
 /// use std::io::Cursor;
-/// use gradtone_sound::{Frame, csv::CsvWriter};
+/// use gradtone_frame::Frame;
+/// use gradtone_sound::csv::CsvWriter;
 /// let mut w = CsvWriter::new(Cursor::new(Vec::new()), &["loss"], &["conv1", "fc1"])?;
 /// w.write(&Frame::new(0).with_loss("loss", 2.5).with_value("conv1", f64::INFINITY))?;
 /// w.write(&Frame::new(1).with_value("conv1", f64::NAN).with_loss("r0/loss", 1.0))?;

@@ -362,7 +362,7 @@ pub fn detect_earcons(audio: &Audio) -> Vec<Detection> {
 /// [`detect_earcons`] on the audio's band spectrogram `spec`.
 fn detect_in(spec: &[[f64; BANDS]], audio: &Audio) -> Vec<Detection> {
     let mut candidates = Vec::new();
-    for kind in AlarmKind::ALL {
+    for kind in AlarmKind::DETECTOR {
         let template = earcon_template(kind, audio.sample_rate);
         let scores = template_scores(spec, &template);
         for (lag, &s) in scores.iter().enumerate() {
@@ -513,7 +513,7 @@ pub fn analyse(
     let spec = spectrogram(&audio.mono, audio.sample_rate);
     let detections = detect_in(&spec, &audio);
     let features = features(&audio, &detections);
-    let best_alarm_match = AlarmKind::ALL
+    let best_alarm_match = AlarmKind::DETECTOR
         .into_iter()
         .filter(|k| k.is_trouble())
         .flat_map(|k| template_scores(&spec, &earcon_template(k, audio.sample_rate)))

@@ -7,10 +7,12 @@
 //!
 //! Beyond the original: [`synth`] is a band-limited, click-free, never-clipping oscillator bank;
 //! [`mapping`] selects mappings by name (`seed`, `depth`, `cents`); [`config`] reads every
-//! setting from TOML; [`alarm`] detects divergence, explosion, dead gradients and plateaus and
-//! sounds them as earcons ([`alarm::WithAlarms`]); [`grouping`] folds hundreds of tensors into
-//! at most a dozen voices; [`informativeness`] measures what a listener can tell from the audio
-//! alone.
+//! setting from TOML; [`alarm`] sounds alarms as earcons ([`alarm::WithAlarms`]);
+//! [`informativeness`] measures what a listener can tell from the audio alone.
+//!
+//! What is not sound lives in `gradtone-frame` (the frame, watches) and `gradtone-detect` (the
+//! alarm detector, and the grouping of hundreds of tensors into at most a dozen voices, which
+//! the mappings play).
 //!
 //! No ML dependency: this crate compiles in seconds.
 #![warn(missing_docs)]
@@ -20,19 +22,18 @@ pub mod analysis;
 pub mod config;
 pub mod csv;
 mod error;
-pub mod grouping;
 pub mod informativeness;
 pub mod mapping;
 pub mod seed;
 pub mod sink;
-mod stats;
 pub mod synth;
 pub mod wav;
 
-pub use alarm::{AlarmEvent, AlarmKind, WithAlarms};
+pub use alarm::WithAlarms;
 pub use config::SoundConfig;
 pub use error::SoundError;
-pub use gradtone_frame::{Decimator, Frame, Latch, Named, Shared, Watch};
+// `AlarmEvent` only for `informativeness` (an evaluation on its way out of this crate).
+use gradtone_frame::{AlarmEvent, Frame};
 pub use seed::SeedMapping;
 pub use wav::{SampleFormat, WavSink};
 

@@ -19,7 +19,8 @@
 //! source get this, so a JSONL stream naming its values `term/layer` sounds the same.
 //!
 //! ```
-//! use gradtone_sound::{mapping, config::SoundConfig, Frame, Mapping};
+//! use gradtone_frame::Frame;
+//! use gradtone_sound::{mapping, config::SoundConfig, Mapping};
 //! let mut m = mapping::by_name("cents", &SoundConfig::default())?;
 //! assert_eq!((m.sample_rate(), m.channels()), (44_100, 2));
 //! let mut out = Vec::new();
@@ -30,8 +31,8 @@
 
 use crate::alarm::WithAlarms;
 use crate::config::{CentsConfig, DepthConfig, Layout, Range, Scale, SoundConfig};
-use crate::grouping::{Grouping, GroupingConfig};
-use crate::stats::RunningPercentiles;
+use gradtone_detect::grouping::{Grouping, GroupingConfig};
+use gradtone_detect::stats::RunningPercentiles;
 use crate::synth::{SAMPLE_RATE, Synth, Timbre, VoiceSettings};
 use crate::{Mapping, SeedMapping, SoundError};
 use gradtone_frame::Frame;
@@ -71,7 +72,7 @@ pub fn with_alarms(
     ))
 }
 
-pub use gradtone_frame::naming::instrument_of;
+use gradtone_frame::naming::instrument_of;
 
 /// What the console says about how a frame with these value names is voiced by the mapping
 /// `config.mapping`, or `None` when there is nothing to say (each value its own voice, and

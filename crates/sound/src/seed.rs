@@ -33,7 +33,8 @@ pub const MAX_FREQ_HZ: f32 = 20_000.0;
 ///   slots differ (identical 10 ms bursts back to back would buzz at 100 Hz).
 ///
 /// ```
-/// use gradtone_sound::{Frame, SeedMapping};
+/// use gradtone_frame::Frame;
+/// use gradtone_sound::SeedMapping;
 /// let mut m = SeedMapping::new();
 /// let mut out = Vec::new();
 /// m.render(&Frame::new(0).with_value("conv1", 0.5).with_value("fc1", f64::NAN), &mut out);

@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use gradtone_ingest::csv::read_frames;
-use gradtone_sound::alarm::{
-    AlarmConfig, AlarmDetector, AlarmEvent, AlarmKind, Watch, WithAlarms, earcon,
-};
+use gradtone_detect::{AlarmConfig, AlarmDetector};
+use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Watch};
+use gradtone_sound::alarm::{WithAlarms, earcon};
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak};
-use gradtone_sound::{Frame, Mapping, SeedMapping, SoundConfig, mapping};
+use gradtone_sound::{Mapping, SeedMapping, SoundConfig, mapping};
 
 fn trajectories(test: &str) -> Option<PathBuf> {
     gradtone_testkit::shared(test, "reference/pytorch/trajectories")
@@ -182,7 +182,7 @@ fn healthy_runs_raise_no_false_alarms() {
             println!("{run}: plateau alarms at {plateau:?}");
             assert!(plateau.is_empty(), "{run}: plateau alarms at {plateau:?}");
             // Every trouble kind, the new divergence and layer_dead included.
-            for kind in AlarmKind::ALL.into_iter().filter(|k| k.is_trouble()) {
+            for kind in AlarmKind::DETECTOR.into_iter().filter(|k| k.is_trouble()) {
                 let fired = of_kind(&events, kind);
                 assert!(fired.is_empty(), "{run}: false {kind} alarm at {fired:?}");
             }
@@ -636,7 +636,7 @@ fn fresh_names_every_frame_keep_state_bounded() {
     // 20 frames of 10 000 fresh names each: the limit follows the frame (4 × values).
     for s in 100_000..100_020u64 {
         let mut f = Frame::new(s).with_value("fc1", 1.0).with_value("fc2", 0.5);
-        f.values.extend((0..10_000).map(|j| gradtone_sound::Named {
+        f.values.extend((0..10_000).map(|j| gradtone_frame::Named {
             name: format!("wide{s}_{j}"),
             value: 0.3,
         }));
@@ -795,7 +795,7 @@ fn similarity(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
 #[test]
 fn the_six_detector_earcons_are_distinct() {
     let sr = 44_100;
-    let specs: Vec<(AlarmKind, Vec<Vec<f64>>)> = AlarmKind::ALL
+    let specs: Vec<(AlarmKind, Vec<Vec<f64>>)> = AlarmKind::DETECTOR
         .into_iter()
         .map(|k| (k, band_frames(&earcon(k, sr, 0.6).samples)))
         .collect();
@@ -896,13 +896,13 @@ fn divergence_and_layer_death_are_heard_at_their_step() {
     }
 }
 
-/// The loss alarms watch the objective: the loss named `loss`, else the only one. A game's
+/// The loss alarms watch the loss ([`Frame::loss`]): the one named `loss`, else the only one. A game's
 /// several terms with no total (a GAN's `d_real`, `g_adv`) may rise while training goes well,
 /// so they raise no divergence; the same numbers as a total `loss` do.
 #[test]
 fn loss_alarms_watch_the_objective_only() {
     assert_eq!(
-        gradtone_sound::alarm::objective(&Frame::new(0).with_loss("x", 2.0)),
+        Frame::new(0).with_loss("x", 2.0).loss(),
         Some(2.0)
     );
     let run = |names: [&str; 2]| {

@@ -6,7 +6,8 @@ use std::io::Cursor;
 
 use gradtone_ingest::csv::{CsvError, CsvReader, read_frames};
 use gradtone_sound::csv::{CsvWriter, MAX_COLUMNS};
-use gradtone_sound::{Frame, Named, SoundError};
+use gradtone_frame::{Frame, Named};
+use gradtone_sound::SoundError;
 
 fn read_str(text: &str) -> Result<Vec<Frame>, CsvError> {
     CsvReader::new(text.as_bytes(), "traj.csv")?.collect()

@@ -2,7 +2,8 @@
 //! norms as bounded hiss.
 
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak, rms};
-use gradtone_sound::{Frame, SeedMapping};
+use gradtone_frame::Frame;
+use gradtone_sound::SeedMapping;
 
 const SR: u32 = SeedMapping::SAMPLE_RATE;
 const TONE: usize = 441;

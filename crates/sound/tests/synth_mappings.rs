@@ -6,7 +6,8 @@ use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak};
 use gradtone_sound::config::{Layout, Range, Scale, SoundConfig};
 use gradtone_sound::mapping::{self, CentsMapping, DepthMapping, depth_pan, hz_to_cents};
 use gradtone_sound::synth::{SAMPLE_RATE, Synth, Timbre, VoiceSettings, pan_gains};
-use gradtone_sound::{Frame, Mapping};
+use gradtone_frame::Frame;
+use gradtone_sound::Mapping;
 
 const SR: u32 = SAMPLE_RATE;
 
@@ -437,7 +438,7 @@ fn a_150_tensor_model_groups_into_12_voices_and_renders_clean() {
     );
     assert_eq!(names.len(), 150);
     let cfg = SoundConfig::default();
-    let g = gradtone_sound::grouping::Grouping::new(&names, &cfg.grouping);
+    let g = gradtone_detect::grouping::Grouping::new(&names, &cfg.grouping);
     println!("{}", g.legend_text());
     assert!(g.voices() <= 12 && g.voices() >= 6, "{} voices", g.voices());
     let legend = g.legend();

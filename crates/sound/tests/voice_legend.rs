@@ -5,7 +5,8 @@ use gradtone_sound::analysis::{dominant_frequency, goertzel_power};
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::mapping::{self, DepthMapping, voice_legend};
 use gradtone_sound::synth::Timbre;
-use gradtone_sound::{Frame, Mapping};
+use gradtone_frame::Frame;
+use gradtone_sound::Mapping;
 use gradtone_testkit::transformer_names;
 
 const SR: u32 = 44_100;

@@ -4,6 +4,8 @@
 //! never inside it. Tests find it through [`shared_dir`]; where it is missing they skip *loudly*,
 //! except under CI (`CI` set), where a missing `../shared` is a failure: CI always has it.
 
+pub mod onset;
+
 use std::path::PathBuf;
 
 /// Environment variable that overrides where `shared/` is.

@@ -7,8 +7,11 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use gradtone_mnist::{Dataset, IMAGE_LEN};
+use gradtone_detect::AlarmDetector;
+use gradtone_frame::stats::median;
+use gradtone_frame::{Frame, Watch};
+use gradtone_sound::SoundError;
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::{Frame, SoundError};
 
 use crate::{LAYERS, Optim, Readback, RunConfig, SeedParams, Trainer};
 
@@ -26,12 +29,6 @@ pub fn config(batch: usize, steps: Option<usize>) -> RunConfig {
         drop_last: true,
         l2: 0.0,
     }
-}
-
-/// Median of `v` (mean of the middle two for even lengths; NaN if empty). Sorts `v`.
-pub fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    crate::summary::median_sorted(v)
 }
 
 /// Peak resident memory of this process, MiB (Linux; `None` elsewhere).
@@ -128,6 +125,7 @@ pub fn time_batch(
             }
             frames.push(frame_of(step as u64, &s));
         }
+        let median = |v: &mut [f64]| median(v).unwrap_or(f64::NAN);
         (median(&mut train_ms), median(&mut data_ms), frames)
     };
     let (ms, data_ms, frames) = timed(Readback::Weights);
@@ -149,31 +147,24 @@ pub fn sound_us(frames: &[Frame], mapping: &str) -> Result<f64, SoundError> {
         ..SoundConfig::default()
     };
     let mut m = gradtone_sound::mapping::with_alarms(&config)?;
-    let mut detector = gradtone_sound::alarm::AlarmDetector::new(&config.alarms);
+    let mut detector = AlarmDetector::new(&config.alarms);
     let mut buf = Vec::new();
     let mut us: Vec<f64> = frames
         .iter()
         .map(|f| {
             buf.clear();
             let t = Instant::now();
-            let alarms = gradtone_sound::Watch::observe(&mut detector, f);
+            let alarms = detector.observe(f);
             m.play(f, &alarms, &mut buf);
             t.elapsed().as_secs_f64() * 1e6
         })
         .collect();
-    Ok(median(&mut us))
+    Ok(median(&mut us).unwrap_or(f64::NAN))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_averages_the_middle_two() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!(median(&mut []).is_nan());
-    }
 
     #[test]
     fn peak_memory_is_read_from_vmhwm() {

@@ -83,7 +83,7 @@ pub fn summary_markdown(rows: &[Row], seed: u64, n_train: usize, n_test: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradtone_sound::Frame;
+    use gradtone_frame::Frame;
 
     #[test]
     fn summary_has_a_row_per_setting_and_two_columns_per_layer() {

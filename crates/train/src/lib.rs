@@ -1,5 +1,5 @@
 //! Trains the 2019 seed CNN (Perone, "Listening to the neural network gradient norms during
-//! training") on MNIST with [Burn](https://burn.dev), and emits one [`gradtone_sound::Frame`] per
+//! training") on MNIST with [Burn](https://burn.dev), and emits one [`gradtone_frame::Frame`] per
 //! step: the loss and the L2 norm of each layer's weight gradient, read after `backward` and
 //! before the optimiser step, exactly as PyTorch's `layer.weight.grad.norm()`.
 //!

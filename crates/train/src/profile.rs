@@ -79,8 +79,7 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    gradtone_frame::stats::median(&mut v).unwrap_or(f64::NAN)
 }
 
 /// A tracked leaf of `shape` with seeded values (a middle layer's input).

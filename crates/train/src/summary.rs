@@ -1,6 +1,7 @@
 //! Per-run statistics of a trajectory of frames, for `summary.md` tables.
 
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
+use gradtone_frame::stats::median;
 
 /// Statistics of one value (a layer's gradient norm) over a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,11 +50,11 @@ impl RunStats {
                     .map(|&(_, v)| v)
                     .filter(|v| v.is_finite())
                     .collect();
-                finite.sort_by(f64::total_cmp);
+                let max = finite.iter().copied().max_by(f64::total_cmp);
                 ValueStats {
                     name: name.clone(),
-                    median: median_sorted(&finite),
-                    max: finite.last().copied().unwrap_or(f64::NAN),
+                    median: median(&mut finite).unwrap_or(f64::NAN),
+                    max: max.unwrap_or(f64::NAN),
                     first_non_finite: series.iter().find(|(_, v)| !v.is_finite()).map(|&(s, _)| s),
                 }
             })
@@ -100,15 +101,6 @@ impl RunStats {
             ));
         }
         out
-    }
-}
-
-/// Median of an already sorted slice (mean of the middle two for even lengths; NaN if empty).
-pub fn median_sorted(v: &[f64]) -> f64 {
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

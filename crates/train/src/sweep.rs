@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use gradtone_sound::Frame;
-use gradtone_sound::mapping::instrument_of;
+use gradtone_frame::Frame;
+use gradtone_frame::naming::instrument_of;
 
 use crate::gan::GanStats;
 use crate::gan::report::term_norm;

@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gradtone_mnist::{Dataset, IMAGE_LEN};
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 
 use crate::model::{LAYERS, SeedNet};
 use crate::optim::{FusedSgd, Stepper};
@@ -459,9 +459,9 @@ pub fn run(
             .iter()
             .filter_map(|v| {
                 // `term/layer` or a bare layer name.
-                let layer = v.name.split_once('/').map_or(v.name.as_str(), |(_, l)| l);
+                let layer = gradtone_frame::naming::layer_of(&v.name);
                 let i = LAYERS.iter().position(|l| *l == layer)?;
-                Some(gradtone_sound::Named {
+                Some(gradtone_frame::Named {
                     name: v.name.clone(),
                     value: s.param_norms[i],
                 })

@@ -132,7 +132,7 @@ fn the_five_settings_have_the_reference_shape() {
 fn train_frames(
     cfg: &gradtone_train::RunConfig,
     train: &gradtone_mnist::Dataset,
-) -> (Vec<gradtone_sound::Frame>, gradtone_train::Trainer) {
+) -> (Vec<gradtone_frame::Frame>, gradtone_train::Trainer) {
     let mut frames = Vec::new();
     let trainer = gradtone_train::run(
         cfg,

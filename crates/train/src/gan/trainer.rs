@@ -5,7 +5,7 @@ use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptim
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use gradtone_mnist::{Dataset, IMAGE_LEN};
-use gradtone_sound::Frame;
+use gradtone_frame::Frame;
 
 use super::model::{Discriminator, Generator, mean_softplus, sq_norms};
 use super::{D_LAYERS, G_LAYERS, GanConfig, GanLoss, TERMS, Z_DIM};

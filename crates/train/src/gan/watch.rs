@@ -2,8 +2,7 @@
 
 use std::collections::VecDeque;
 
-use gradtone_sound::alarm::{AlarmEvent, AlarmKind, Watch};
-use gradtone_sound::{Frame, Latch};
+use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Latch, Watch};
 
 use super::GanStats;
 
@@ -27,7 +26,7 @@ use super::GanStats;
 ///
 /// A [`Watch`]: the frame does not carry these statistics, so the training loop
 /// [`note`](GanWatch::note)s each step's before the pipeline runs the watch on its frame
-/// (shared through [`gradtone_sound::Shared`]); a frame with nothing noted fires nothing.
+/// (shared through [`gradtone_frame::Shared`]); a frame with nothing noted fires nothing.
 #[derive(Clone, Debug)]
 pub struct GanWatch {
     /// Steps averaged (default 25).
