@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use clap::Parser;
-use gradtone_pipeline::{FrameDriver, RunProgress};
 use gradtone_frame::AlarmEvent;
+use gradtone_pipeline::{FrameDriver, RunProgress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{Cli, Command, ModelArg};

@@ -32,13 +32,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use gradtone_detect::AlarmDetector;
 use gradtone_export::OscSender;
 use gradtone_export::sink::MidiFile;
 use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, Watch};
 use gradtone_live::{LiveConfig, LivePlayer, Pace};
 use gradtone_plot::PlotFile;
 use gradtone_serve::{ServeOptions, ServeSink, Server};
-use gradtone_detect::AlarmDetector;
 use gradtone_sound::alarm::WithAlarms;
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::sink::{CsvFile, WavFile};

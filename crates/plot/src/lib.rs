@@ -30,8 +30,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 pub use error::PlotError;
-use gradtone_frame::Frame;
 use gradtone_detect::grouping::GroupingConfig;
+use gradtone_frame::Frame;
 
 /// The bitmap every panel draws on, and the plotters results reduced to their text.
 pub(crate) type Area<'a> =

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use gradtone_frame::{Frame, Named};
 use gradtone_detect::grouping::{Grouping, GroupingConfig};
 use gradtone_frame::naming::shorten_middle;
+use gradtone_frame::{Frame, Named};
 
 /// One named quantity over steps, in frame order.
 pub(crate) struct Series {
@@ -82,7 +82,10 @@ pub(crate) fn value_labels(series: &[Series], grouped: bool, max: usize) -> Vec<
 /// `texts` cut in the middle to about `max` characters; where cutting makes two equal, all are
 /// numbered by position (`14 tran…_weight`) so no two labels read the same.
 pub(crate) fn unique_cut<S: AsRef<str>>(texts: &[S], max: usize) -> Vec<String> {
-    let cut: Vec<String> = texts.iter().map(|t| shorten_middle(t.as_ref(), max)).collect();
+    let cut: Vec<String> = texts
+        .iter()
+        .map(|t| shorten_middle(t.as_ref(), max))
+        .collect();
     let mut count: HashMap<&str, usize> = HashMap::new();
     for c in &cut {
         *count.entry(c.as_str()).or_default() += 1;

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
 use gradtone_detect::grouping::GroupingConfig;
+use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
 
 use crate::{Marker, PlotError, PlotInput, render_png_into};
 

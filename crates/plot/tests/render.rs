@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use gradtone_plot::{HEIGHT, Marker, PlotError, PlotInput, WIDTH, render_png};
 use gradtone_frame::Frame;
+use gradtone_plot::{HEIGHT, Marker, PlotError, PlotInput, WIDTH, render_png};
 use gradtone_sound::SeedMapping;
 
 /// A fresh, empty folder for this test's files.

@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use gradtone_plot::{HEIGHT, PlotInput, WIDTH, render_png};
 use gradtone_detect::grouping::{Grouping, GroupingConfig};
 use gradtone_frame::Frame;
+use gradtone_plot::{HEIGHT, PlotInput, WIDTH, render_png};
 use gradtone_testkit::transformer_names;
 
 const LEGEND_W: u32 = 230;

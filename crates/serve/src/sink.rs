@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
 use gradtone_detect::grouping::{Grouping, GroupingConfig};
+use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
 
 use crate::Server;
 

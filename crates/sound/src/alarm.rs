@@ -31,8 +31,8 @@ use gradtone_detect::AlarmConfig;
 // `AlarmDetector`, `AlarmKind`, `Watch` and the test oracle are imported from here by `informativeness`
 // (an evaluation, on its way out of this crate); nothing else in sound judges frames.
 pub(crate) use gradtone_detect::AlarmDetector;
-pub(crate) use gradtone_frame::{AlarmKind, Watch};
 use gradtone_frame::{AlarmEvent, Frame};
+pub(crate) use gradtone_frame::{AlarmKind, Watch};
 // The oracle the detector is judged against; a test helper (see the file), not this crate's API.
 #[path = "../../testkit/src/onset.rs"]
 mod onset;

@@ -20,9 +20,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::SoundError;
+use crate::synth::Timbre;
 use gradtone_detect::AlarmConfig;
 use gradtone_detect::grouping::GroupingConfig;
-use crate::synth::Timbre;
 
 /// Every mapping name `mapping::by_name` accepts.
 pub const NAMES: [&str; 3] = ["seed", "depth", "cents"];

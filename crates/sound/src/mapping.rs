@@ -31,10 +31,10 @@
 
 use crate::alarm::WithAlarms;
 use crate::config::{CentsConfig, DepthConfig, Layout, Range, Scale, SoundConfig};
-use gradtone_detect::grouping::{Grouping, GroupingConfig};
-use gradtone_detect::stats::RunningPercentiles;
 use crate::synth::{SAMPLE_RATE, Synth, Timbre, VoiceSettings};
 use crate::{Mapping, SeedMapping, SoundError};
+use gradtone_detect::grouping::{Grouping, GroupingConfig};
+use gradtone_detect::stats::RunningPercentiles;
 use gradtone_frame::Frame;
 
 // The names live with the configuration that validates them (config must not import mappings).

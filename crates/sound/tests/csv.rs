@@ -4,10 +4,10 @@
 use std::error::Error;
 use std::io::Cursor;
 
-use gradtone_ingest::csv::{CsvError, CsvReader, read_frames};
-use gradtone_sound::csv::{CsvWriter, MAX_COLUMNS};
 use gradtone_frame::{Frame, Named};
+use gradtone_ingest::csv::{CsvError, CsvReader, read_frames};
 use gradtone_sound::SoundError;
+use gradtone_sound::csv::{CsvWriter, MAX_COLUMNS};
 
 fn read_str(text: &str) -> Result<Vec<Frame>, CsvError> {
     CsvReader::new(text.as_bytes(), "traj.csv")?.collect()

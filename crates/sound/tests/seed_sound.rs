@@ -1,9 +1,9 @@
 //! What SeedMapping sounds like, measured: tone frequencies, the Nyquist clamp, and non-finite
 //! norms as bounded hiss.
 
-use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak, rms};
 use gradtone_frame::Frame;
 use gradtone_sound::SeedMapping;
+use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak, rms};
 
 const SR: u32 = SeedMapping::SAMPLE_RATE;
 const TONE: usize = 441;

@@ -2,12 +2,12 @@
 //! boundaries, no clipping with many voices, nothing at or above Nyquist, the cents law, scale
 //! snapping, grouping of a 150-tensor model.
 
+use gradtone_frame::Frame;
+use gradtone_sound::Mapping;
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak};
 use gradtone_sound::config::{Layout, Range, Scale, SoundConfig};
 use gradtone_sound::mapping::{self, CentsMapping, DepthMapping, depth_pan, hz_to_cents};
 use gradtone_sound::synth::{SAMPLE_RATE, Synth, Timbre, VoiceSettings, pan_gains};
-use gradtone_frame::Frame;
-use gradtone_sound::Mapping;
 
 const SR: u32 = SAMPLE_RATE;
 

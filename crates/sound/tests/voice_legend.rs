@@ -1,12 +1,12 @@
 //! The console legend says what plays, checked by measuring the audio: `seed` plays every value
 //! as its own tone (and says so), `depth`/`cents` play the voices the legend lists.
 
+use gradtone_frame::Frame;
+use gradtone_sound::Mapping;
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power};
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::mapping::{self, DepthMapping, voice_legend};
 use gradtone_sound::synth::Timbre;
-use gradtone_frame::Frame;
-use gradtone_sound::Mapping;
 use gradtone_testkit::transformer_names;
 
 const SR: u32 = 44_100;

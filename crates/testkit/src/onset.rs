@@ -10,7 +10,8 @@
 /// exactly 0; with which of `"non-finite"`, `"norm > 5× step 0"`, `"loss > 2× step 0"`,
 /// `"half the layers 0"` it is. `None` for a run without trouble (or without frames).
 pub fn onset_of_trouble(frames: &[gradtone_frame::Frame]) -> Option<(usize, &'static str)> {
-    let total = |f: &gradtone_frame::Frame| gradtone_frame::stats::l2(f.values.iter().map(|n| n.value));
+    let total =
+        |f: &gradtone_frame::Frame| gradtone_frame::stats::l2(f.values.iter().map(|n| n.value));
     let first = frames.first()?;
     let (t0, l0) = (total(first), first.loss());
     frames.iter().enumerate().find_map(|(i, f)| {

@@ -6,10 +6,10 @@
 use std::time::Instant;
 
 use burn::tensor::Device;
-use gradtone_mnist::{Dataset, IMAGE_LEN};
 use gradtone_detect::AlarmDetector;
 use gradtone_frame::stats::median;
 use gradtone_frame::{Frame, Watch};
+use gradtone_mnist::{Dataset, IMAGE_LEN};
 use gradtone_sound::SoundError;
 use gradtone_sound::config::SoundConfig;
 

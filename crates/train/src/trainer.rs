@@ -5,8 +5,8 @@ use std::ops::ControlFlow;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use gradtone_mnist::{Dataset, IMAGE_LEN};
 use gradtone_frame::Frame;
+use gradtone_mnist::{Dataset, IMAGE_LEN};
 
 use crate::model::{LAYERS, SeedNet};
 use crate::optim::{FusedSgd, Stepper};

@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
-use gradtone_mnist::{Dataset, IMAGE_LEN};
 use gradtone_frame::Frame;
+use gradtone_mnist::{Dataset, IMAGE_LEN};
 
 use super::model::{Discriminator, Generator, mean_softplus, sq_norms};
 use super::{D_LAYERS, G_LAYERS, GanConfig, GanLoss, TERMS, Z_DIM};
