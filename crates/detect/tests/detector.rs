@@ -781,7 +781,11 @@ fn the_detector_fires_its_kinds_in_detector_order() {
     };
     let rank = |k: AlarmKind| AlarmKind::DETECTOR.iter().position(|&d| d == k);
     let mut seen = std::collections::HashSet::new();
-    for run in ["sgd_lr1.0_bs10_seed1", "sgd_lr1.0_bs256_seed1", "sgd_lr0.01_bs10_seed1"] {
+    for run in [
+        "sgd_lr1.0_bs10_seed1",
+        "sgd_lr1.0_bs256_seed1",
+        "sgd_lr0.01_bs10_seed1",
+    ] {
         let events = detect(&load(&dir, run));
         for pair in events.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);

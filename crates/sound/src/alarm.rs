@@ -2,7 +2,7 @@
 //! earcons of the alarms it is given into a mapping's audio.
 //!
 //! What fires an alarm is decided elsewhere: by the gradient detector
-//! ([`AlarmDetector`](gradtone_detect::AlarmDetector)) and the other watches. The earcons:
+//! ([`gradtone_detect::AlarmDetector`]) and the other watches. The earcons:
 //!
 //! | kind | earcon |
 //! |---|---|
@@ -268,7 +268,7 @@ pub fn marker(count: usize, sample_rate: u32, volume: f32) -> Earcon {
 
 /// A [`Mapping`] that plays alarms: renders `M` and mixes the [`earcon`] of each alarm it is
 /// given into the audio from the start of that step. It judges nothing: the watches (the
-/// [`AlarmDetector`](gradtone_detect::AlarmDetector) among them) decide what fires, and the
+/// [`gradtone_detect::AlarmDetector`] among them) decide what fires, and the
 /// pipeline hands their alarms here.
 ///
 /// Mixing ducks the music by the earcon's level: `out = music·(1 − level) + earcon`, so if

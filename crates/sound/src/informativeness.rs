@@ -445,7 +445,7 @@ pub fn outcome_truth(frames: &[Frame]) -> Outcome {
 }
 
 /// Ground truth trouble, the onset as the alarms are judged against it (issue 13; see
-/// [`onset_of_trouble`]). Returns the step index and which of
+/// `onset_of_trouble`). Returns the step index and which of
 /// `"non_finite"`, `"explosion"`, `"divergence"`, `"dead"`.
 pub fn first_trouble(frames: &[Frame]) -> Option<(usize, &'static str)> {
     onset_of_trouble(frames).map(|(i, why)| {
