@@ -1,12 +1,11 @@
-//! The trajectory CSV round trip: what `gradtone_sound::csv::CsvWriter` writes,
-//! `gradtone_ingest::csv` reads back, bit for bit and name for name.
+//! The trajectory CSV round trip: what `CsvWriter` writes, `CsvReader` reads back, bit for bit
+//! and name for name.
 
 use std::error::Error;
 use std::io::Cursor;
 
-use gradtone_ingest::csv::{CsvError, CsvReader, read_frames};
-use gradtone_sound::csv::{CsvWriter, MAX_COLUMNS};
-use gradtone_sound::{Frame, Named, SoundError};
+use gradtone_csv::{CsvError, CsvReader, CsvWriter, MAX_COLUMNS, read_frames};
+use gradtone_frame::{Frame, Named};
 
 fn read_str(text: &str) -> Result<Vec<Frame>, CsvError> {
     CsvReader::new(text.as_bytes(), "traj.csv")?.collect()
@@ -67,7 +66,7 @@ fn round_trip_preserves_every_bit() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn write_all(frames: &[Frame]) -> Result<String, SoundError> {
+fn write_all(frames: &[Frame]) -> Result<String, CsvError> {
     let mut w = CsvWriter::new(Cursor::new(Vec::new()), &[], &[])?;
     for f in frames {
         w.write(f)?;
