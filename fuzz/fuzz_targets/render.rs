@@ -6,11 +6,11 @@
 
 use std::io::Cursor;
 
-use gradtone_ingest::csv::CsvReader;
+use gradtone_csv::CsvReader;
 use gradtone_ingest::{FrameSource, JsonlReader, MergeOptions, RankMerger};
 use gradtone_sound::alarm::AlarmDetector;
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::csv::CsvWriter;
+use gradtone_csv::CsvWriter;
 use gradtone_sound::{Frame, Watch, mapping};
 use libfuzzer_sys::fuzz_target;
 

@@ -10,10 +10,10 @@ use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use gradtone_ingest::JsonlReader;
-use gradtone_ingest::csv::CsvReader;
+use gradtone_csv::CsvReader;
 use gradtone_sound::alarm::AlarmDetector;
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::csv::CsvWriter;
+use gradtone_csv::CsvWriter;
 use gradtone_sound::{Frame, Named, Watch, mapping};
 use gradtone_testkit::TempDir;
 

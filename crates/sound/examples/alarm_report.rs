@@ -13,7 +13,7 @@
 
 use std::error::Error;
 
-use gradtone_ingest::csv::read_frames;
+use gradtone_csv::read_frames;
 use gradtone_sound::Frame;
 use gradtone_sound::alarm::{AlarmConfig, AlarmDetector, AlarmEvent, Watch, onset_of_trouble};
 

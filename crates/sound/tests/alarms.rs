@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use gradtone_ingest::csv::read_frames;
+use gradtone_csv::read_frames;
 use gradtone_sound::alarm::{
     AlarmConfig, AlarmDetector, AlarmEvent, AlarmKind, Watch, WithAlarms, earcon,
 };

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gradtone_ingest::csv::read_frames;
+use gradtone_csv::read_frames;
 use gradtone_sound::alarm::AlarmKind;
 use gradtone_sound::informativeness::{
     MATCH_THRESHOLD, Outcome, Run, SEEDS, SETTINGS, Variant, analyse, first_alarm_heard,
