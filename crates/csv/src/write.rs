@@ -69,12 +69,15 @@ fn header_name(name: &str, loss: bool) -> String {
         .from_writer(Vec::new());
     // A record of one cell: its closing quote is written with the line end (cut here).
     // Writing to memory does not fail; the text is UTF-8 quoted with ASCII quotes.
-    match w.write_record([&text]).map(|()| w.into_inner()) {
-        Ok(Ok(mut cell)) => {
+    if w.write_record([&text]).is_err() {
+        return text;
+    }
+    match w.into_inner() {
+        Ok(mut cell) => {
             cell.pop_if(|b| *b == b'\n');
             String::from_utf8(cell).unwrap_or(text)
         }
-        _ => text,
+        Err(_) => text,
     }
 }
 
