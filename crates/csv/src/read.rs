@@ -192,32 +192,55 @@ fn split_header(text: &str) -> Result<Vec<(String, bool)>, String> {
         }
         let name = String::from_utf8_lossy(&out[..out_len]).into_owned();
         (start, out_len) = (used, 0);
-        if raw.starts_with('"') {
-            // csv-core keeps text after the closing quote; only spaces may follow it.
-            let closed = raw.trim_end_matches([' ', '\t']);
-            if closed.len() < 2 || !closed.ends_with('"') || closed.matches('"').count() % 2 == 1 {
-                return Err(if raw.matches('"').count() % 2 == 1 {
-                    "a quoted name is not closed".into()
-                } else {
-                    format!("unexpected text after the quoted name {:?}", clip(&name, 40))
-                });
-            }
-            let spaces = raw.len() - closed.len();
+        if let Some(quoted) = raw.strip_prefix('"') {
+            let spaces = after_closing_quote(quoted)?;
             names.push((name[..name.len() - spaces].to_string(), true));
         } else if raw.contains('"') {
+            // csv-core reads a quote after spaces as text, as RFC 4180 does.
+            let hint = if raw.trim_start_matches([' ', '\t']).starts_with('"') {
+                " (a quoted name starts right after the comma)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "a quote inside the unquoted name {:?} (a quoted name starts right after the \
-                 comma)",
+                "a quote inside the unquoted name {:?}{hint}",
                 clip(raw.trim(), 40)
             ));
         } else {
             names.push((name.trim().to_string(), false));
         }
-        if record_end {
+        // A line break ends csv-core's record only outside quotes, after a misplaced quote
+        // (reported above): the header's one line ends only with its text.
+        if record_end && input.is_empty() {
             break;
         }
     }
     Ok(names)
+}
+
+/// Checks a quoted name as written (`quoted`: after its opening quote): csv-core is lenient and
+/// keeps text after the closing quote as part of the name, where only spaces may follow (a
+/// damaged header is an error, not a name). Returns the number of those spaces.
+fn after_closing_quote(quoted: &str) -> Result<usize, String> {
+    let mut name = String::new();
+    let mut chars = quoted.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c != '"' {
+            name.push(c);
+        } else if chars.next_if(|&(_, c)| c == '"').is_some() {
+            name.push('"');
+        } else {
+            let rest = &quoted[i + 1..];
+            return match rest.trim_start_matches([' ', '\t']).chars().next() {
+                Some(c) => Err(format!(
+                    "unexpected {c:?} after the quoted name {:?}",
+                    clip(&name, 40)
+                )),
+                None => Ok(rest.len()),
+            };
+        }
+    }
+    Err("a quoted name is not closed".into())
 }
 
 /// Streams [`Frame`]s from a CSV source, one per row.
@@ -261,9 +284,13 @@ impl CsvReader<BufReader<File>> {
     }
 }
 
-/// The header's text; an error message when there is none, or it cannot be read as one.
-fn read_header<R: BufRead>(input: &mut Bounded<R>) -> Result<Result<String, String>, CsvError> {
+/// The header's text; an error message (and its line) when there is none, or it cannot be read
+/// as one.
+fn read_header<R: BufRead>(
+    input: &mut Bounded<R>,
+) -> Result<Result<String, (u64, String)>, CsvError> {
     loop {
+        let first_line = input.lines + 1;
         input.header = Some(HeaderState::default());
         let mut bytes = Vec::new();
         let read = input.read_to_end(&mut bytes);
@@ -272,28 +299,33 @@ fn read_header<R: BufRead>(input: &mut Bounded<R>) -> Result<Result<String, Stri
             path: PathBuf::new(),
             source,
         })?;
-        if header.too_long {
-            return Ok(Err(format!(
-                "the header is longer than {MAX_ROW_BYTES} bytes"
-            )));
+        // The first problem in the file wins: a bad byte comes before the end of the header (a
+        // character cut by the length limit is not one).
+        if let Err(e) = std::str::from_utf8(&bytes)
+            && !(header.too_long && e.error_len().is_none())
+        {
+            let at = e.valid_up_to();
+            let line_start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
+            let line = first_line + memchr::memchr_iter(b'\n', &bytes[..at]).count() as u64;
+            let message = format!("not valid UTF-8 (bad byte at offset {})", at - line_start);
+            return Ok(Err((line, message)));
         }
-        if bytes.is_empty() {
-            return Ok(Err("empty file: expected a header `step,...`".into()));
-        }
-        if header.open_quote {
-            return Ok(Err("the header ends inside a quoted name".into()));
-        }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let line = input.lines + u64::from(input.line_len > 0);
+        let message = if header.too_long {
+            format!("the header is longer than {MAX_ROW_BYTES} bytes")
+        } else if bytes.is_empty() {
+            "empty file: expected a header `step,...`".into()
+        } else if header.open_quote {
+            "the header ends inside a quoted name".into()
+        } else if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
-        }
-        bytes.pop_if(|b| *b == b'\n');
-        bytes.pop_if(|b| *b == b'\r');
-        return Ok(String::from_utf8(bytes).map_err(|e| {
-            format!(
-                "not valid UTF-8 (bad byte at offset {})",
-                e.utf8_error().valid_up_to()
-            )
-        }));
+        } else {
+            bytes.pop_if(|b| *b == b'\n');
+            bytes.pop_if(|b| *b == b'\r');
+            // Checked above.
+            return Ok(Ok(String::from_utf8(bytes).unwrap_or_default()));
+        };
+        return Ok(Err((line, message)));
     }
 }
 
@@ -322,7 +354,11 @@ impl<R: BufRead> CsvReader<R> {
             line,
             message,
         };
-        let header = header.map_err(format_error)?;
+        let header = header.map_err(|(line, message)| CsvError::Format {
+            file: source_name.to_string(),
+            line,
+            message,
+        })?;
         // A UTF-8 byte-order mark (spreadsheet exports) is not part of the first name.
         let fields = split_header(header.trim_start_matches('\u{feff}')).map_err(format_error)?;
         if fields.first().map(|(n, _)| n.as_str()) != Some("step") {
@@ -655,5 +691,86 @@ mod tests {
     fn duplicate_header_is_an_error() {
         assert!(read_str("step,a,a\n0,1,2\n").is_err());
         assert!(read_str("step,a,\n0,1,2\n").is_err());
+    }
+
+    fn header_error(text: &[u8]) -> String {
+        match CsvReader::new(text, "h.csv") {
+            Ok(r) => format!("accepted: {:?}", r.names()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn malformed_quotes_in_the_header_are_errors_that_say_where() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"step,\"a\"b\n", "h.csv line 1: unexpected 'b' after the quoted name \"a\""),
+            (
+                b"step,a\"b\"\n",
+                "h.csv line 1: a quote inside the unquoted name \"a\\\"b\\\"\"",
+            ),
+            (b"step,\"a\n", "h.csv line 1: the header ends inside a quoted name"),
+            (b"step,\"a\"\"b\n0\n", "h.csv line 2: the header ends inside a quoted name"),
+            (
+                b"step, \"a\",b\n",
+                "h.csv line 1: a quote inside the unquoted name \"\\\"a\\\"\" (a quoted name \
+                 starts right after the comma)",
+            ),
+            (b"step,\"a\n\xff\"\n", "h.csv line 2: not valid UTF-8 (bad byte at offset 0)"),
+            (b"step,,a\n", "h.csv line 1: column 2 has an empty name"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(header_error(text), want, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn quoted_names_keep_what_they_hold_and_unquoted_ones_are_trimmed() -> Result<(), CsvError> {
+        // A blank line inside a quoted name is part of it, not a blank line to skip.
+        let text = "\u{feff}step , loss ,\" a\"\"b \" ,\"x\r\n\r\ny\",\"\"\r\n0,1,2,3,4\r\n";
+        let r = CsvReader::new(text.as_bytes(), "q.csv")?;
+        assert_eq!(r.names(), ["step", "loss", " a\"b ", "x\r\n\r\ny", ""]);
+        let frames: Vec<Frame> = r.collect::<Result<_, _>>()?;
+        assert_eq!(frames[0].loss(), Some(1.0));
+        assert_eq!(frames[0].value("x\r\n\r\ny"), Some(3.0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_header_without_end_is_an_error_after_the_limit() {
+        let mut text = b"step,\"".to_vec();
+        text.resize(MAX_ROW_BYTES + 100, b'a');
+        let e = header_error(&text);
+        assert!(e.contains("the header is longer than"), "{e}");
+    }
+
+    #[test]
+    fn a_row_over_the_limit_is_skipped_and_the_next_one_read() -> Result<(), CsvError> {
+        // The last line has no line break and is too long.
+        let mut text = b"step,a\n0,1\n".to_vec();
+        text.extend(std::iter::repeat_n(b' ', MAX_ROW_BYTES + 1));
+        text.extend(b"\n1,2\n");
+        text.extend(std::iter::repeat_n(b'9', MAX_ROW_BYTES + 7));
+        let got: Vec<String> = CsvReader::new(text.as_slice(), "big.csv")?
+            .map(|r| r.map_or_else(|e| e.to_string(), |f| format!("step {}", f.step)))
+            .collect();
+        let limit = MAX_ROW_BYTES >> 20;
+        assert_eq!(
+            got,
+            [
+                "step 0".to_string(),
+                format!(
+                    "big.csv line 3: line of {} bytes is longer than the {limit} MiB limit; \
+                     skipped unread",
+                    MAX_ROW_BYTES + 1
+                ),
+                "step 1".to_string(),
+                format!(
+                    "big.csv line 5: line of {} bytes is longer than the {limit} MiB limit; \
+                     skipped unread",
+                    MAX_ROW_BYTES + 7
+                ),
+            ]
+        );
+        Ok(())
     }
 }
