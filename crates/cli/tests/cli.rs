@@ -367,9 +367,7 @@ fn interrupted_runs_keep_their_sound() {
         if sig == "INT" {
             assert!(out.status.success(), "SIGINT exit: {log}");
             assert!(log.contains("interrupted after"), "{log}");
-            let rows = gradtone_csv::read_frames(&csv)
-                .expect("csv parses")
-                .len();
+            let rows = gradtone_csv::read_frames(&csv).expect("csv parses").len();
             assert_eq!(
                 n,
                 rows * STEP_SAMPLES,

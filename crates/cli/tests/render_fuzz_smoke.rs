@@ -9,11 +9,11 @@ mod common;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use gradtone_ingest::JsonlReader;
 use gradtone_csv::CsvReader;
+use gradtone_csv::CsvWriter;
+use gradtone_ingest::JsonlReader;
 use gradtone_sound::alarm::AlarmDetector;
 use gradtone_sound::config::SoundConfig;
-use gradtone_csv::CsvWriter;
 use gradtone_sound::{Frame, Named, Watch, mapping};
 use gradtone_testkit::TempDir;
 

@@ -79,11 +79,7 @@ impl<R: BufRead> Read for Bounded<R> {
             return Ok(0);
         }
         loop {
-            if self
-                .header
-                .as_ref()
-                .is_some_and(|h| h.ended || h.too_long)
-            {
+            if self.header.as_ref().is_some_and(|h| h.ended || h.too_long) {
                 return Ok(0);
             }
             let chunk = match self.inner.fill_buf() {
@@ -703,23 +699,40 @@ mod tests {
     #[test]
     fn malformed_quotes_in_the_header_are_errors_that_say_where() {
         let cases: [(&[u8], &str); 7] = [
-            (b"step,\"a\"b\n", "h.csv line 1: unexpected 'b' after the quoted name \"a\""),
+            (
+                b"step,\"a\"b\n",
+                "h.csv line 1: unexpected 'b' after the quoted name \"a\"",
+            ),
             (
                 b"step,a\"b\"\n",
                 "h.csv line 1: a quote inside the unquoted name \"a\\\"b\\\"\"",
             ),
-            (b"step,\"a\n", "h.csv line 1: the header ends inside a quoted name"),
-            (b"step,\"a\"\"b\n0\n", "h.csv line 2: the header ends inside a quoted name"),
+            (
+                b"step,\"a\n",
+                "h.csv line 1: the header ends inside a quoted name",
+            ),
+            (
+                b"step,\"a\"\"b\n0\n",
+                "h.csv line 2: the header ends inside a quoted name",
+            ),
             (
                 b"step, \"a\",b\n",
                 "h.csv line 1: a quote inside the unquoted name \"\\\"a\\\"\" (a quoted name \
                  starts right after the comma)",
             ),
-            (b"step,\"a\n\xff\"\n", "h.csv line 2: not valid UTF-8 (bad byte at offset 0)"),
+            (
+                b"step,\"a\n\xff\"\n",
+                "h.csv line 2: not valid UTF-8 (bad byte at offset 0)",
+            ),
             (b"step,,a\n", "h.csv line 1: column 2 has an empty name"),
         ];
         for (text, want) in cases {
-            assert_eq!(header_error(text), want, "{:?}", String::from_utf8_lossy(text));
+            assert_eq!(
+                header_error(text),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
         }
     }
 

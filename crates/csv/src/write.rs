@@ -257,7 +257,9 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
 
     /// The error of a writer lost to an earlier I/O error.
     fn lost(&self) -> CsvError {
-        self.io_err(std::io::Error::other("an earlier write to this file failed"))
+        self.io_err(std::io::Error::other(
+            "an earlier write to this file failed",
+        ))
     }
 
     /// The header line for the current columns (in `order` when `final_order`).

@@ -262,7 +262,15 @@ fn file_round_trip_and_missing_file_names_path() -> Result<(), Box<dyn Error>> {
 
 #[test]
 fn header_names_are_quoted_exactly_where_needed() -> Result<(), Box<dyn Error>> {
-    let names = [" padded ", "a,b", "say \"hi\"", "\u{feff}bom", "x", "loss_ce", "cr\r"];
+    let names = [
+        " padded ",
+        "a,b",
+        "say \"hi\"",
+        "\u{feff}bom",
+        "x",
+        "loss_ce",
+        "cr\r",
+    ];
     let w = CsvWriter::new(Cursor::new(Vec::new()), &["r0/loss"], &names)?;
     let text = String::from_utf8(w.finish()?.into_inner())?;
     assert_eq!(
