@@ -6,11 +6,10 @@
 
 use std::io::Cursor;
 
-use gradtone_csv::CsvReader;
+use gradtone_csv::{CsvReader, CsvWriter};
 use gradtone_ingest::{FrameSource, JsonlReader, MergeOptions, RankMerger};
 use gradtone_sound::alarm::AlarmDetector;
 use gradtone_sound::config::SoundConfig;
-use gradtone_csv::CsvWriter;
 use gradtone_sound::{Frame, Watch, mapping};
 use libfuzzer_sys::fuzz_target;
 

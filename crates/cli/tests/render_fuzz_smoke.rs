@@ -9,8 +9,7 @@ mod common;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use gradtone_csv::CsvReader;
-use gradtone_csv::CsvWriter;
+use gradtone_csv::{CsvReader, CsvWriter};
 use gradtone_ingest::JsonlReader;
 use gradtone_sound::alarm::AlarmDetector;
 use gradtone_sound::config::SoundConfig;
