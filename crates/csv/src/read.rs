@@ -133,7 +133,8 @@ impl<R: BufRead> Read for Bounded<R> {
                 self.inner.consume(take);
                 return Ok(take);
             }
-            let room = MAX_ROW_BYTES - self.line_len;
+            // Past the limit once a skipped line ends (its length is noted): no room.
+            let room = MAX_ROW_BYTES.saturating_sub(self.line_len);
             let content = line_break.unwrap_or(chunk.len());
             if content > room && room == 0 {
                 self.skipping = true;
