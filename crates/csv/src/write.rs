@@ -345,6 +345,7 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
 
     /// Writes one row for `f`.
     pub fn write(&mut self, f: &Frame) -> Result<(), CsvError> {
+        use std::fmt::Write as _;
         self.row.clear();
         for (entries, loss) in [(&f.losses, true), (&f.values, false)] {
             let mut prev = None;
@@ -363,7 +364,10 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
             return Err(self.lost());
         };
         let result = (|| {
-            out.write_field(f.step.to_string())?;
+            self.cell.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(self.cell, "{}", f.step);
+            out.write_field(&self.cell)?;
             for v in &self.row {
                 self.cell.clear();
                 if let Some(v) = v {
