@@ -4,8 +4,7 @@
 
 use std::io::Cursor;
 
-use gradtone_ingest::csv::CsvReader;
-use gradtone_sound::csv::CsvWriter;
+use gradtone_csv::{CsvReader, CsvWriter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,12 +6,11 @@
 
 use std::io::Cursor;
 
-use gradtone_ingest::csv::CsvReader;
+use gradtone_csv::{CsvReader, CsvWriter};
 use gradtone_ingest::{FrameSource, JsonlReader, MergeOptions, RankMerger};
 use gradtone_detect::AlarmDetector;
 use gradtone_frame::{Frame, Watch};
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::csv::CsvWriter;
 use gradtone_sound::mapping;
 use libfuzzer_sys::fuzz_target;
 

@@ -185,7 +185,7 @@ fn train_writes_a_wav_whose_tones_are_the_csv_norms() {
     ));
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("test accuracy"), "{}", text(&o));
-    let frames = gradtone_ingest::csv::read_frames(&csv).expect("csv reads");
+    let frames = gradtone_csv::read_frames(&csv).expect("csv reads");
     assert_eq!(frames.len(), 12);
     let names: Vec<&str> = frames[0].values.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, ["conv1", "conv2", "fc1", "fc2"]);
@@ -367,9 +367,7 @@ fn interrupted_runs_keep_their_sound() {
         if sig == "INT" {
             assert!(out.status.success(), "SIGINT exit: {log}");
             assert!(log.contains("interrupted after"), "{log}");
-            let rows = gradtone_ingest::csv::read_frames(&csv)
-                .expect("csv parses")
-                .len();
+            let rows = gradtone_csv::read_frames(&csv).expect("csv parses").len();
             assert_eq!(
                 n,
                 rows * STEP_SAMPLES,

@@ -81,7 +81,7 @@ fn changing_names_all_reach_the_csv_and_it_renders_to_the_same_sound() {
         "--wav",
         &a,
     ]));
-    let frames = gradtone_ingest::csv::read_frames(Path::new(&csv)).expect("csv reads");
+    let frames = gradtone_csv::read_frames(Path::new(&csv)).expect("csv reads");
     assert_eq!(frames.len(), 60);
     assert!(frames[0].values.is_empty() && frames[0].loss() == Some(2.0));
     assert_eq!(
@@ -119,7 +119,7 @@ fn per_rank_and_loss_term_names_round_trip_through_the_csv() {
         "--plot",
         &png,
     ]));
-    let frames = gradtone_ingest::csv::read_frames(Path::new(&csv)).expect("csv reads");
+    let frames = gradtone_csv::read_frames(Path::new(&csv)).expect("csv reads");
     assert!(!frames.is_empty());
     let losses: Vec<&str> = frames[0].losses.iter().map(|n| n.name.as_str()).collect();
     assert!(
@@ -143,7 +143,7 @@ fn per_rank_and_loss_term_names_round_trip_through_the_csv() {
         "--csv",
         &csv2,
     ]));
-    let frames = gradtone_ingest::csv::read_frames(Path::new(&csv2)).expect("csv reads");
+    let frames = gradtone_csv::read_frames(Path::new(&csv2)).expect("csv reads");
     assert_eq!(frames[1].value("loss_ce/conv1"), Some(0.4));
     let losses: Vec<&str> = frames[1].losses.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(losses, ["loss_ce", "loss_l2", "total"]);

@@ -75,7 +75,7 @@ fn gan_train_writes_three_instruments_digits_and_diagnostics() {
         "{out}"
     );
 
-    let frames = gradtone_ingest::csv::read_frames(&t.join("gan.csv")).expect("csv reads");
+    let frames = gradtone_csv::read_frames(&t.join("gan.csv")).expect("csv reads");
     assert_eq!(frames.len(), 40);
     let names: Vec<&str> = frames[0].values.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(
@@ -214,7 +214,7 @@ fn l2_term_trains_as_a_second_instrument() {
         &csv,
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let frames = gradtone_ingest::csv::read_frames(Path::new(&csv)).expect("csv");
+    let frames = gradtone_csv::read_frames(Path::new(&csv)).expect("csv");
     assert_eq!(frames.len(), 8);
     let names: Vec<&str> = frames[0].values.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(
@@ -274,7 +274,7 @@ fn sweep_renders_each_weight_after_its_pings_and_tabulates_the_balance() {
     let acc: f64 = rows[0][7].parse().expect("accuracy");
     assert!((0.0..=1.0).contains(&acc));
 
-    let frames = gradtone_ingest::csv::read_frames(&t.join("sweep.csv")).expect("csv");
+    let frames = gradtone_csv::read_frames(&t.join("sweep.csv")).expect("csv");
     assert_eq!(frames.len(), 30);
     assert_eq!(frames[15].step, 15);
     assert_eq!(png_header(&t.join("sweep.png")).2, 2);

@@ -9,12 +9,11 @@ mod common;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use gradtone_csv::{CsvReader, CsvWriter};
 use gradtone_detect::AlarmDetector;
 use gradtone_frame::{Frame, Named, Watch};
 use gradtone_ingest::JsonlReader;
-use gradtone_ingest::csv::CsvReader;
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::csv::CsvWriter;
 use gradtone_sound::mapping;
 use gradtone_testkit::TempDir;
 

@@ -97,7 +97,7 @@ fn all_sinks_from_one_stream_and_tensorboard_round_trip() {
     assert!(gradtone_sound::analysis::rms(&s) > 0.01, "not silent");
     assert!(s.iter().all(|x| x.abs() <= 1.0));
     assert_eq!(
-        gradtone_ingest::csv::read_frames(Path::new(&csv))
+        gradtone_csv::read_frames(Path::new(&csv))
             .expect("csv")
             .len(),
         201
@@ -146,7 +146,7 @@ fn distributed_streams_merge_and_a_lagging_rank_is_flagged() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("4 ranks"), "{}", text(&o));
-    let frames = gradtone_ingest::csv::read_frames(Path::new(&csv)).expect("csv");
+    let frames = gradtone_csv::read_frames(Path::new(&csv)).expect("csv");
     assert_eq!(frames.len(), 50, "one merged frame per step");
     let o = gradtone(&[
         "render",

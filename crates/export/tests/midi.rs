@@ -402,7 +402,7 @@ fn real_diverging_run_rings_the_alarm() {
     ) else {
         return;
     };
-    let frames = gradtone_ingest::csv::read_frames(&dir.join("sgd_lr1.0_bs10_seed1.csv")).unwrap();
+    let frames = gradtone_csv::read_frames(&dir.join("sgd_lr1.0_bs10_seed1.csv")).unwrap();
     let voices: Vec<&str> = frames[0].values.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(voices, ["conv1", "conv2", "fc1", "fc2"]);
     let out = tmp_dir("real");

@@ -7,7 +7,6 @@
 #![warn(missing_docs)]
 
 mod alarm;
-pub mod csv_format;
 mod frame;
 pub mod naming;
 mod sink;

@@ -52,7 +52,7 @@ pub enum IngestError {
     /// A CSV trajectory file cannot be opened, its header is malformed, or reading it failed
     /// (a bad row is only skipped and counted).
     #[error(transparent)]
-    Csv(#[from] CsvError),
+    Csv(#[from] gradtone_csv::CsvError),
 }
 
 /// Why one JSONL line was rejected. The line is skipped and counted; the stream goes on.
@@ -98,40 +98,4 @@ impl LineError {
             column: e.column(),
         }
     }
-}
-
-/// What can go wrong reading a CSV trajectory. Each variant names the file (or stream).
-#[derive(Debug, thiserror::Error)]
-pub enum CsvError {
-    /// Reading the file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file (or stream name) being read.
-        path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// One field of a row is wrong (e.g. not a number).
-    #[error("{file} line {line}, column {column}: {message}")]
-    Field {
-        /// The CSV source's name, as given to the reader.
-        file: String,
-        /// 1-based line number (the header is line 1).
-        line: u64,
-        /// The column's header name.
-        column: String,
-        /// What is wrong with the field.
-        message: String,
-    },
-    /// A line is wrong as a whole (bad header, wrong number of fields, too long, not UTF-8).
-    #[error("{file} line {line}: {message}")]
-    Format {
-        /// The CSV source's name, as given to the reader.
-        file: String,
-        /// 1-based line number (the header is line 1).
-        line: u64,
-        /// What is wrong with the line.
-        message: String,
-    },
 }

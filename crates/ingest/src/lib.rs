@@ -9,8 +9,8 @@
 //! - [`TcpSource`]: JSONL lines over loopback TCP connections (any frame size, one connection
 //!   per rank).
 //! - [`OscSource`]: Open Sound Control messages over UDP (`docs/osc.md`).
-//! - [`csv_source`]: trajectory CSV files, via [`csv::CsvReader`] ([`csv::read_frames`] reads a
-//!   whole file).
+//! - [`csv_source`]: trajectory CSV files, via [`gradtone_csv::CsvReader`]
+//!   ([`gradtone_csv::read_frames`] reads a whole file).
 //!
 //! Sources never stop on bad content: a malformed line is skipped, counted and reported (with its
 //! line number) in [`Diagnostics`]. Only I/O errors end a stream early; they are kept for
@@ -30,7 +30,7 @@
 //! [`MAX_REPORTED`] problems reported and the rest counted (`docs/stream-format.md`, "Limits").
 #![warn(missing_docs)]
 
-pub mod csv;
+mod csv;
 mod diag;
 mod error;
 mod follow;

@@ -1,4 +1,4 @@
-//! `csv_source`: trajectory CSVs through `gradtone_ingest::csv::CsvReader`.
+//! `csv_source`: trajectory CSVs through `gradtone_csv::CsvReader`.
 
 use gradtone_ingest::{FrameSource, IngestError, csv_source};
 

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use gradtone_detect::AlarmDetector;
+use gradtone_csv::CsvFile;
 use gradtone_export::OscSender;
 use gradtone_export::sink::MidiFile;
 use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, Watch};
@@ -41,7 +42,7 @@ use gradtone_plot::PlotFile;
 use gradtone_serve::{ServeOptions, ServeSink, Server};
 use gradtone_sound::alarm::WithAlarms;
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::sink::{CsvFile, WavFile};
+use gradtone_sound::sink::WavFile;
 use gradtone_sound::{Mapping, SampleFormat, SoundError, mapping};
 use gradtone_tensorboard::TensorBoardSink;
 

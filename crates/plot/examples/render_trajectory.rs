@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use gradtone_ingest::csv::read_frames;
+use gradtone_csv::read_frames;
 use gradtone_plot::{Marker, PlotInput, render_png};
 use gradtone_sound::SeedMapping;
 

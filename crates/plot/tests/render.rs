@@ -411,7 +411,7 @@ fn real_trajectory_with_sound() {
     ) else {
         return;
     };
-    let f = gradtone_ingest::csv::read_frames(&csv).unwrap();
+    let f = gradtone_csv::read_frames(&csv).unwrap();
     let mut mapping = SeedMapping::new();
     let mut audio = Vec::new();
     for frame in &f {

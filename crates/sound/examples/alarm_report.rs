@@ -13,9 +13,9 @@
 
 use std::error::Error;
 
+use gradtone_csv::read_frames;
 use gradtone_detect::{AlarmConfig, AlarmDetector};
 use gradtone_frame::{AlarmEvent, Frame, Watch};
-use gradtone_ingest::csv::read_frames;
 use gradtone_testkit::onset::onset_of_trouble;
 
 /// The onset of trouble by the definition: `(step, why)`.

@@ -13,7 +13,7 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-use gradtone_ingest::csv::read_frames;
+use gradtone_csv::read_frames;
 use gradtone_sound::informativeness::{SEEDS, SETTINGS, Variant, analyse, report, run_file};
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -2,8 +2,8 @@
 //!
 //! A training source emits one [`Frame`] per step (per-layer gradient norms, losses). A
 //! [`Mapping`] turns frames into samples; [`SeedMapping`] is the original 2019 mapping,
-//! sample-exact with the PyTorch reference. [`csv`] writes trajectory files (`gradtone-ingest` reads them), [`wav`]
-//! streams audio to disk, and [`analysis`] measures audio (tone power, dominant frequency).
+//! sample-exact with the PyTorch reference. [`wav`] streams audio to disk (trajectory CSV files are
+//! `gradtone-csv`'s), and [`analysis`] measures audio (tone power, dominant frequency).
 //!
 //! Beyond the original: [`synth`] is a band-limited, click-free, never-clipping oscillator bank;
 //! [`mapping`] selects mappings by name (`seed`, `depth`, `cents`); [`config`] reads every
@@ -20,7 +20,6 @@
 pub mod alarm;
 pub mod analysis;
 pub mod config;
-pub mod csv;
 mod error;
 pub mod informativeness;
 pub mod mapping;

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use gradtone_csv::read_frames;
 use gradtone_detect::{AlarmConfig, AlarmDetector};
 use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Watch};
-use gradtone_ingest::csv::read_frames;
 use gradtone_sound::alarm::{WithAlarms, earcon};
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak};
 use gradtone_sound::{Mapping, SeedMapping, SoundConfig, mapping};

@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use gradtone_csv::read_frames;
 use gradtone_frame::AlarmKind;
-use gradtone_ingest::csv::read_frames;
 use gradtone_sound::informativeness::{
     MATCH_THRESHOLD, Outcome, Run, SEEDS, SETTINGS, Variant, analyse, first_alarm_heard,
     loso_outcomes, loso_settings, run_file,

@@ -2,7 +2,7 @@
 //! sample (within ±1 LSB, for libm differences in `sin`) on every step the clamp/noise decisions
 //! leave untouched.
 
-use gradtone_ingest::csv::read_frames;
+use gradtone_csv::read_frames;
 use gradtone_sound::analysis::peak;
 use gradtone_sound::wav::to_pcm16;
 use gradtone_sound::{Mapping, SeedMapping};

@@ -51,9 +51,8 @@ fn reference_medians(name: &str) -> Option<Vec<Vec<f64>>> {
     Some(
         (1..=3)
             .map(|seed| {
-                let frames =
-                    gradtone_ingest::csv::read_frames(&dir.join(format!("{name}_seed{seed}.csv")))
-                        .expect("reference CSV reads");
+                let frames = gradtone_csv::read_frames(&dir.join(format!("{name}_seed{seed}.csv")))
+                    .expect("reference CSV reads");
                 RunStats::of(&frames)
                     .values
                     .iter()

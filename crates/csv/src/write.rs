@@ -1,24 +1,19 @@
-//! Writing trajectory CSV files: one [`Frame`] per row ([`CsvWriter`]). The format, and its
-//! reader, are in `gradtone_ingest::csv`: a header `step,<name1>,<name2>,...` and one row per
-//! step, e.g. `0,2.3001,0.0123,...`.
+//! Writing trajectory CSV files: one [`Frame`] per row ([`CsvWriter`]). The format is
+//! described in the [crate docs](crate).
 //!
-//! **Which columns are losses** is the shared rule of [`column_kind`]: a header name
-//! `loss:NAME` is the loss `NAME`, `value:NAME` the value `NAME`, any other name a loss when it
-//! starts with `loss` (the reference files' rule), else a value. [`CsvWriter`] writes a name
-//! plainly when that rule already gives its kind (`loss`, `conv1`) and with the prefix
-//! otherwise (a per-rank loss `r0/loss` is written `loss:r0/loss`, a value `loss_ce/conv1` is
-//! written `value:loss_ce/conv1`), so every name the stream format allows reads back as itself.
-//! Names are quoted as in RFC 4180 when they need it; empty cells are values a step did not
-//! have, `nan` a diverged one.
+//! Names are quoted by the `csv` crate when they need it (a comma, a quote, a line break), and
+//! also when surrounding spaces or a leading byte-order mark would otherwise be trimmed by the
+//! reader; empty cells are values a step did not have, `nan` a diverged one.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::SoundError;
+use csv::{QuoteStyle, Terminator, WriterBuilder};
 use gradtone_frame::Frame;
-use gradtone_frame::csv_format::{LOSS_PREFIX, MAX_ROW_BYTES, VALUE_PREFIX, column_kind};
+
+use crate::{CsvError, LOSS_PREFIX, MAX_ROW_BYTES, VALUE_PREFIX, clip, column_kind};
 
 /// The most columns [`CsvWriter`] writes (and at most [`MAX_HEADER_BYTES`] of names). A wide
 /// CSV repeats every column on every row, so a stream whose names never repeat would grow the
@@ -31,11 +26,21 @@ pub const MAX_COLUMNS: usize = 4096;
 /// back.
 pub const MAX_HEADER_BYTES: usize = MAX_ROW_BYTES / 2;
 
-/// Cuts `s` to at most `max` characters for a message (names and cells can be megabytes long).
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
-        None => s.to_string(),
+/// How cells are written: `\n` line ends, rows of any length (columns are added as names
+/// arrive), quotes only where `style` asks.
+fn builder(style: QuoteStyle) -> WriterBuilder {
+    let mut b = WriterBuilder::new();
+    b.quote_style(style)
+        .terminator(Terminator::Any(b'\n'))
+        .flexible(true);
+    b
+}
+
+/// The `csv` crate's error as the I/O error it is (a writer with `flexible` has no other).
+fn into_io(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
     }
 }
 
@@ -51,13 +56,28 @@ fn header_name(name: &str, loss: bool) -> String {
     } else {
         format!("{VALUE_PREFIX}{name}")
     };
-    let needs_quotes = text.contains([',', '"', '\n', '\r'])
-        || text.trim() != text
-        || text.starts_with('\u{feff}');
-    if needs_quotes {
-        format!("\"{}\"", text.replace('"', "\"\""))
+    // The csv crate quotes what CSV needs (a comma, a quote, a line break). The reader trims
+    // unquoted names, so surrounding spaces (and a leading byte-order mark, which spreadsheets
+    // strip) are quoted too.
+    let style = if text.trim() != text || text.starts_with('\u{feff}') {
+        QuoteStyle::Always
     } else {
-        text
+        QuoteStyle::Necessary
+    };
+    let mut w = builder(style)
+        .buffer_capacity(2 * text.len() + 3)
+        .from_writer(Vec::new());
+    // A record of one cell: its closing quote is written with the line end (cut here).
+    // Writing to memory does not fail; the text is UTF-8 quoted with ASCII quotes.
+    if w.write_record([&text]).is_err() {
+        return text;
+    }
+    match w.into_inner() {
+        Ok(mut cell) => {
+            cell.pop_if(|b| *b == b'\n');
+            String::from_utf8(cell).unwrap_or(text)
+        }
+        Err(_) => text,
     }
 }
 
@@ -89,22 +109,23 @@ fn write_number(out: &mut String, v: f64) {
 /// columns were added). Names beyond [`MAX_COLUMNS`] are counted in
 /// [`overflow`](Self::overflow), never dropped without a word. Numbers use Rust's shortest
 /// round-trip formatting; non-finite ones are spelled `nan`, `inf`, `-inf` as Python does, so
-/// Python and `gradtone_ingest::csv::CsvReader` read back the exact same `f64`.
+/// Python and [`CsvReader`](crate::CsvReader) read back the exact same `f64`.
 ///
 /// ```
 /// use std::io::Cursor;
+/// use gradtone_csv::CsvWriter;
 /// use gradtone_frame::Frame;
-/// use gradtone_sound::csv::CsvWriter;
 /// let mut w = CsvWriter::new(Cursor::new(Vec::new()), &["loss"], &["conv1", "fc1"])?;
 /// w.write(&Frame::new(0).with_loss("loss", 2.5).with_value("conv1", f64::INFINITY))?;
 /// w.write(&Frame::new(1).with_value("conv1", f64::NAN).with_loss("r0/loss", 1.0))?;
 /// let text = String::from_utf8(w.finish()?.into_inner()).unwrap();
 /// // A new name is placed where its frame had it (first), the earlier row padded.
 /// assert_eq!(text, "step,loss:r0/loss,loss,conv1,fc1\n0,,2.5,inf,\n1,1.0,,nan,\n");
-/// # Ok::<(), gradtone_sound::SoundError>(())
+/// # Ok::<(), gradtone_csv::CsvError>(())
 /// ```
 pub struct CsvWriter<W: Read + Write + Seek> {
-    out: BufWriter<W>,
+    /// `None` only after an I/O error lost the writer (see [`Self::with_inner`]).
+    out: Option<csv::Writer<W>>,
     path: PathBuf,
     /// Every column after `step`, in the order they were added (as rows are written): (name,
     /// is a loss).
@@ -118,7 +139,8 @@ pub struct CsvWriter<W: Read + Write + Seek> {
     /// Bytes of that header.
     header_bytes: u64,
     row: Vec<Option<f64>>,
-    line: String,
+    /// One number's text, reused from cell to cell.
+    cell: String,
     overflow: u64,
     first_overflow: Option<String>,
     /// Bytes of header the columns take so far.
@@ -131,14 +153,14 @@ impl CsvWriter<File> {
         path: &Path,
         loss_names: &[&str],
         value_names: &[&str],
-    ) -> Result<Self, SoundError> {
+    ) -> Result<Self, CsvError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)
-            .map_err(|source| SoundError::Io {
+            .map_err(|source| CsvError::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -152,7 +174,7 @@ impl CsvWriter<File> {
         path: &Path,
         loss_names: &[&str],
         value_names: &[&str],
-    ) -> Result<Self, SoundError> {
+    ) -> Result<Self, CsvError> {
         let mut w = CsvWriter::with_path(file, path.to_path_buf());
         w.start(loss_names, value_names)?;
         Ok(w)
@@ -162,7 +184,7 @@ impl CsvWriter<File> {
 impl<W: Read + Write + Seek> CsvWriter<W> {
     /// Wraps `w` (written from its current start) and writes the header with these first
     /// columns. Any name is accepted (see the module docs for how names are written).
-    pub fn new(w: W, loss_names: &[&str], value_names: &[&str]) -> Result<Self, SoundError> {
+    pub fn new(w: W, loss_names: &[&str], value_names: &[&str]) -> Result<Self, CsvError> {
         let mut writer = CsvWriter::with_path(w, PathBuf::from("<csv output>"));
         writer.start(loss_names, value_names)?;
         Ok(writer)
@@ -170,7 +192,7 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
 
     fn with_path(w: W, path: PathBuf) -> Self {
         CsvWriter {
-            out: BufWriter::new(w),
+            out: Some(builder(QuoteStyle::Necessary).from_writer(w)),
             path,
             columns: Vec::new(),
             order: Vec::new(),
@@ -179,14 +201,14 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
             header_columns: 0,
             header_bytes: 0,
             row: Vec::new(),
-            line: String::new(),
+            cell: String::new(),
             overflow: 0,
             first_overflow: None,
             header_len: "step\n".len(),
         }
     }
 
-    fn start(&mut self, loss_names: &[&str], value_names: &[&str]) -> Result<(), SoundError> {
+    fn start(&mut self, loss_names: &[&str], value_names: &[&str]) -> Result<(), CsvError> {
         for (names, loss) in [(loss_names, true), (value_names, false)] {
             let mut prev = None;
             for n in names {
@@ -207,9 +229,37 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
             };
             index.insert(name.clone(), i);
         }
-        self.line = self.header(false);
-        self.header_bytes = self.line.len() as u64;
-        self.emit_line()
+        let header = self.header(false);
+        self.header_bytes = header.len() as u64;
+        // Each name is already a CSV cell (see `header_name`): the line goes out as it is.
+        self.with_inner(|w| w.write_all(header.as_bytes()))
+    }
+
+    /// Runs `f` on the underlying writer, the rows buffered so far written first (the csv
+    /// writer lends it only through `into_inner`).
+    fn with_inner<T>(
+        &mut self,
+        f: impl FnOnce(&mut W) -> std::io::Result<T>,
+    ) -> Result<T, CsvError> {
+        let out = self.out.take().ok_or_else(|| self.lost())?;
+        let mut w = match out.into_inner() {
+            Ok(w) => w,
+            Err(e) => {
+                let source = std::io::Error::new(e.error().kind(), e.error().to_string());
+                self.out = Some(e.into_inner());
+                return Err(self.io_err(source));
+            }
+        };
+        let result = f(&mut w);
+        self.out = Some(builder(QuoteStyle::Necessary).from_writer(w));
+        result.map_err(|e| self.io_err(e))
+    }
+
+    /// The error of a writer lost to an earlier I/O error.
+    fn lost(&self) -> CsvError {
+        self.io_err(std::io::Error::other(
+            "an earlier write to this file failed",
+        ))
     }
 
     /// The header line for the current columns (in `order` when `final_order`).
@@ -240,8 +290,13 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
         if let Some(&i) = index.get(name) {
             return Some(i);
         }
-        let len = header_name(name, loss).len() + 1;
-        if self.columns.len() >= MAX_COLUMNS || self.header_len + len > MAX_HEADER_BYTES {
+        let full = self.columns.len() >= MAX_COLUMNS;
+        let len = if full {
+            0
+        } else {
+            header_name(name, loss).len() + 1
+        };
+        if full || self.header_len + len > MAX_HEADER_BYTES {
             self.overflow += 1;
             if self.first_overflow.is_none() {
                 self.first_overflow = Some(clip(name, 60));
@@ -281,21 +336,15 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
         self.columns.len()
     }
 
-    fn io_err(&self, source: std::io::Error) -> SoundError {
-        SoundError::Io {
+    fn io_err(&self, source: std::io::Error) -> CsvError {
+        CsvError::Io {
             path: self.path.clone(),
             source,
         }
     }
 
-    fn emit_line(&mut self) -> Result<(), SoundError> {
-        let result = self.out.write_all(self.line.as_bytes());
-        self.line.clear();
-        result.map_err(|e| self.io_err(e))
-    }
-
     /// Writes one row for `f`.
-    pub fn write(&mut self, f: &Frame) -> Result<(), SoundError> {
+    pub fn write(&mut self, f: &Frame) -> Result<(), CsvError> {
         use std::fmt::Write as _;
         self.row.clear();
         for (entries, loss) in [(&f.losses, true), (&f.values, false)] {
@@ -311,29 +360,41 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
             }
         }
         self.row.resize(self.columns.len(), None);
-        let _ = write!(self.line, "{}", f.step);
-        for v in &self.row {
-            self.line.push(',');
-            if let Some(v) = v {
-                write_number(&mut self.line, *v);
+        let Some(out) = &mut self.out else {
+            return Err(self.lost());
+        };
+        let result = (|| {
+            self.cell.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(self.cell, "{}", f.step);
+            out.write_field(&self.cell)?;
+            for v in &self.row {
+                self.cell.clear();
+                if let Some(v) = v {
+                    write_number(&mut self.cell, *v);
+                }
+                out.write_field(&self.cell)?;
             }
-        }
-        self.line.push('\n');
-        self.emit_line()
+            out.write_record(None::<&[u8]>)
+        })();
+        result.map_err(|e| self.io_err(into_io(e)))
     }
 
     /// Flushes buffered rows to the underlying writer (e.g. so a live file can be followed).
-    pub fn flush(&mut self) -> Result<(), SoundError> {
-        self.out.flush().map_err(|e| self.io_err(e))
+    pub fn flush(&mut self) -> Result<(), CsvError> {
+        let Some(out) = &mut self.out else {
+            return Err(self.lost());
+        };
+        out.flush().map_err(|e| self.io_err(e))
     }
 
     /// Rewrites the header with every column and pads the rows written before columns were
     /// added. The old rows are copied to a spill file first (the new text is longer, so it
     /// cannot be written over the old in place while reading it).
-    fn rewrite(&mut self) -> Result<(), SoundError> {
+    fn rewrite(&mut self) -> Result<(), CsvError> {
         self.flush()?;
         let spill_path = spill_path(&self.path);
-        let spill_err = |source| SoundError::Io {
+        let spill_err = |source| CsvError::Io {
             path: spill_path.clone(),
             source,
         };
@@ -344,45 +405,36 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
             .truncate(true)
             .open(&spill_path)
             .map_err(spill_err)?;
-        let result = (|| -> Result<(), SoundError> {
-            let header = self.header(true);
-            let order = &self.order;
-            let w = self.out.get_mut();
-            w.seek(SeekFrom::Start(self.header_bytes))
-                .and_then(|_| std::io::copy(w, &mut spill))
-                .and_then(|_| spill.seek(SeekFrom::Start(0)))
-                .and_then(|_| w.seek(SeekFrom::Start(0)))
-                .map_err(|e| self.io_err(e))?;
-            let mut out = BufWriter::new(self.out.get_mut());
-            let mut rows = BufReader::new(&mut spill);
-            let mut buf = Vec::new();
-            let copy = (|| -> std::io::Result<()> {
-                out.write_all(header.as_bytes())?;
-                loop {
-                    buf.clear();
-                    if rows.read_until(b'\n', &mut buf)? == 0 {
-                        break;
+        let header = self.header(true);
+        let (header_bytes, order) = (self.header_bytes, std::mem::take(&mut self.order));
+        let result = self.with_inner(|w| {
+            w.seek(SeekFrom::Start(header_bytes))?;
+            std::io::copy(w, &mut spill)?;
+            spill.seek(SeekFrom::Start(0))?;
+            w.seek(SeekFrom::Start(0))?;
+            w.write_all(header.as_bytes())?;
+            let mut out = builder(QuoteStyle::Necessary).from_writer(w);
+            let mut rows = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .quoting(false)
+                .terminator(Terminator::Any(b'\n'))
+                .from_reader(&mut spill);
+            let mut row = csv::ByteRecord::new();
+            let copy = (|| -> csv::Result<()> {
+                while rows.read_byte_record(&mut row)? {
+                    // Cells the row does not have (columns added after it) are empty.
+                    out.write_field(row.get(0).unwrap_or_default())?;
+                    for &c in &order {
+                        out.write_field(row.get(c + 1).unwrap_or_default())?;
                     }
-                    if buf.last() == Some(&b'\n') {
-                        buf.pop();
-                    }
-                    // Row cells are numbers: no comma but the separators. Cells the row does
-                    // not have (columns added after it) are empty.
-                    let cells: Vec<&[u8]> = buf.split(|&b| b == b',').collect();
-                    out.write_all(cells[0])?;
-                    for &c in order {
-                        out.write_all(b",")?;
-                        out.write_all(cells.get(c + 1).copied().unwrap_or_default())?;
-                    }
-                    out.write_all(b"\n")?;
+                    out.write_record(None::<&[u8]>)?;
                 }
-                out.flush()
+                Ok(out.flush()?)
             })();
-            copy.map_err(|source| SoundError::Io {
-                path: self.path.clone(),
-                source,
-            })
-        })();
+            copy.map_err(into_io)
+        });
+        self.order = order;
         drop(spill);
         let _ = std::fs::remove_file(&spill_path);
         result?;
@@ -392,15 +444,15 @@ impl<W: Read + Write + Seek> CsvWriter<W> {
 
     /// Completes the file (rewriting the header if columns were added), flushes it and returns
     /// the underlying writer.
-    pub fn finish(mut self) -> Result<W, SoundError> {
+    pub fn finish(mut self) -> Result<W, CsvError> {
         let reordered = self.order.iter().enumerate().any(|(k, &c)| k != c);
         if self.columns.len() > self.header_columns || reordered {
             self.rewrite()?;
         }
-        self.flush()?;
-        let path = self.path.clone();
-        self.out.into_inner().map_err(|e| SoundError::Io {
-            path,
+        let lost = self.lost();
+        let out = self.out.take().ok_or(lost)?;
+        out.into_inner().map_err(|e| CsvError::Io {
+            path: self.path.clone(),
             source: e.into_error(),
         })
     }

@@ -1,13 +1,11 @@
-//! The trajectory CSV round trip: what `gradtone_sound::csv::CsvWriter` writes,
-//! `gradtone_ingest::csv` reads back, bit for bit and name for name.
+//! The trajectory CSV round trip: what `CsvWriter` writes, `CsvReader` reads back, bit for bit
+//! and name for name.
 
 use std::error::Error;
 use std::io::Cursor;
 
+use gradtone_csv::{CsvError, CsvReader, CsvWriter, MAX_COLUMNS, read_frames};
 use gradtone_frame::{Frame, Named};
-use gradtone_ingest::csv::{CsvError, CsvReader, read_frames};
-use gradtone_sound::SoundError;
-use gradtone_sound::csv::{CsvWriter, MAX_COLUMNS};
 
 fn read_str(text: &str) -> Result<Vec<Frame>, CsvError> {
     CsvReader::new(text.as_bytes(), "traj.csv")?.collect()
@@ -68,7 +66,7 @@ fn round_trip_preserves_every_bit() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn write_all(frames: &[Frame]) -> Result<String, SoundError> {
+fn write_all(frames: &[Frame]) -> Result<String, CsvError> {
     let mut w = CsvWriter::new(Cursor::new(Vec::new()), &[], &[])?;
     for f in frames {
         w.write(f)?;
@@ -259,5 +257,26 @@ fn file_round_trip_and_missing_file_names_path() -> Result<(), Box<dyn Error>> {
         .unwrap_or_default();
     assert!(msg.contains(&missing.display().to_string()), "{msg}");
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn header_names_are_quoted_exactly_where_needed() -> Result<(), Box<dyn Error>> {
+    let names = [
+        " padded ",
+        "a,b",
+        "say \"hi\"",
+        "\u{feff}bom",
+        "x",
+        "loss_ce",
+        "cr\r",
+    ];
+    let w = CsvWriter::new(Cursor::new(Vec::new()), &["r0/loss"], &names)?;
+    let text = String::from_utf8(w.finish()?.into_inner())?;
+    assert_eq!(
+        text,
+        "step,loss:r0/loss,\" padded \",\"a,b\",\"say \"\"hi\"\"\",\"\u{feff}bom\",x,\
+         value:loss_ce,\"cr\r\"\n"
+    );
     Ok(())
 }
