@@ -35,22 +35,10 @@ fn main() {
     }
 }
 
-/// `e` and its causes, `: `-separated. Many library errors already print their cause in their
-/// own message (`cannot open x: No such file (os error 2)`) and also return it as `source()`;
-/// a cause whose text is already there is left out, so nothing is said twice.
+/// `e` and its causes, `: `-separated (anyhow's `{:#}`). Library errors leave their cause to
+/// `source()` instead of repeating it in their message, so each cause is said once.
 pub(crate) fn error_chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
+    format!("{e:#}")
 }
 
 fn run(cli: Cli) -> Result<()> {

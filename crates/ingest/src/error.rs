@@ -100,11 +100,12 @@ impl LineError {
     }
 }
 
-/// What can go wrong reading a CSV trajectory. Each variant names the file (or stream).
+/// What can go wrong reading a CSV trajectory. Each variant names the file (or stream); an I/O
+/// error is the [`source`](std::error::Error::source), as in [`IngestError`].
 #[derive(Debug, thiserror::Error)]
 pub enum CsvError {
     /// Reading the file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file (or stream name) being read.
         path: PathBuf,

@@ -34,7 +34,7 @@ pub use config::SoundConfig;
 pub use error::SoundError;
 pub use gradtone_frame::{Decimator, Frame, Latch, Named, Shared, Watch};
 pub use seed::SeedMapping;
-pub use wav::{SampleFormat, WavSink};
+pub use wav::{SampleFormat, WavWriter};
 
 /// Turns frames into audio samples.
 ///

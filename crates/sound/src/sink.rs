@@ -8,11 +8,11 @@ use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
 
 use crate::SoundError;
 use crate::csv::{CsvWriter, MAX_COLUMNS};
-use crate::wav::{SampleFormat, WavSink};
+use crate::wav::{SampleFormat, WavWriter};
 
 /// The run's audio as a WAV file, written as it comes (the header kept current).
 pub struct WavFile {
-    sink: WavSink,
+    sink: WavWriter,
     path: PathBuf,
     rate: u32,
     channels: u16,
@@ -21,7 +21,7 @@ pub struct WavFile {
 
 impl WavFile {
     /// Prepares `path` for audio of `rate` Hz and `channels` channels (written beside it, put
-    /// there at the first samples: see [`WavSink`]); `mapping` names what made the sound, for the
+    /// there at the first samples: see [`WavWriter`]); `mapping` names what made the sound, for the
     /// summary line.
     pub fn create(
         path: &Path,
@@ -31,7 +31,7 @@ impl WavFile {
         mapping: &str,
     ) -> Result<Self, SoundError> {
         Ok(WavFile {
-            sink: WavSink::create(path, rate, channels, format)?,
+            sink: WavWriter::create(path, rate, channels, format)?,
             path: path.to_path_buf(),
             rate,
             channels,

@@ -3,7 +3,7 @@
 
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power};
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::mapping::{self, DepthMapping, voice_legend};
+use gradtone_sound::mapping::{self, DepthMapping, MappingKind, voice_legend};
 use gradtone_sound::synth::Timbre;
 use gradtone_sound::{Frame, Mapping};
 use gradtone_testkit::transformer_names;
@@ -26,7 +26,7 @@ fn seed_legend_says_every_value_plays_and_it_does() {
     assert!(!legend.contains("grouped into"), "{legend}");
 
     // Measure: 27 tones of 441 samples, each at 200 + 100·v Hz, then 882 samples of silence.
-    let mut m = mapping::by_name("seed", &cfg).unwrap();
+    let mut m = mapping::build(MappingKind::Seed, &cfg);
     let frame = names.iter().enumerate().fold(Frame::new(0), |f, (i, n)| {
         f.with_value(n.as_str(), 1.0 + 0.5 * i as f64)
     });
