@@ -1,6 +1,7 @@
-//! `gradtone`: hear neural-network training. Thin wiring of the library crates: sources
-//! (the Burn trainer, CSV files) → frames → a mapping → sinks (WAV, CSV). The flags live in
-//! `args/`, a file per command; each command's file beside this one only wires them up.
+//! `gradtone`: hear neural-network training. The only crate that knows every other: it wires a
+//! source (the Burn trainer; a recorded JSONL, CSV or TensorBoard run; a live stream; a user's
+//! training command) through the pipeline to the outputs (speakers, files, OSC, a browser page).
+//! The flags live in `args/`, a file per command; each command's file beside this one wires them.
 
 mod alloc;
 mod args;

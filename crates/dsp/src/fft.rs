@@ -38,22 +38,12 @@ impl Fft {
         Fft { n, twiddles }
     }
 
-    /// The number of points.
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    /// Always false: a transform has at least one point.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// In-place forward transform of `buf`, complex as `(re, im)`: afterwards
     /// `buf[k] = Σ_j x_j · e^{−2πijk/n}` (no scaling).
     ///
     /// # Panics
     ///
-    /// If `buf.len()` is not [`len`](Self::len).
+    /// If `buf.len()` is not the size the transform was made for.
     pub fn run(&self, buf: &mut [(f64, f64)]) {
         let n = self.n;
         assert_eq!(buf.len(), n, "FFT of {n} points given {} values", buf.len());

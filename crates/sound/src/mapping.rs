@@ -533,15 +533,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_name_is_a_config_error() {
-        let err = by_name("loud", &SoundConfig::default())
-            .err()
-            .map(|e| e.to_string());
-        let msg = err.unwrap_or_default();
-        assert!(
-            msg.contains("field `mapping`") && msg.contains("seed, depth, cents"),
-            "{msg}"
+    fn kinds_parse_from_their_names_and_unknown_names_list_them() {
+        for kind in MappingKind::ALL {
+            assert_eq!(kind.name().parse::<MappingKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.name());
+        }
+        assert_eq!(
+            "loud".parse::<MappingKind>(),
+            Err("unknown mapping \"loud\"; use one of seed, depth, cents".to_owned())
         );
+        assert_eq!(MappingKind::default(), DEFAULT_MAPPING);
     }
 
     #[test]

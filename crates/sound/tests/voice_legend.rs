@@ -15,7 +15,7 @@ fn seed_legend_says_every_value_plays_and_it_does() {
     let names = transformer_names();
     assert_eq!(names.len(), 27);
     let cfg = SoundConfig {
-        mapping: "seed".into(),
+        mapping: MappingKind::Seed,
         ..SoundConfig::default()
     };
     let legend = voice_legend(&cfg, &names).expect("27 > 12 values: a legend");
@@ -47,7 +47,7 @@ fn seed_legend_says_every_value_plays_and_it_does() {
 fn depth_legend_names_the_voices_that_play() {
     let names = transformer_names();
     let mut cfg = SoundConfig {
-        mapping: "depth".into(),
+        mapping: MappingKind::Depth,
         ..SoundConfig::default()
     };
     cfg.synth.timbre = Timbre::Sine;
