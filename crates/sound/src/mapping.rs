@@ -19,13 +19,12 @@
 //! source get this, so a JSONL stream naming its values `term/layer` sounds the same.
 //!
 //! ```
-//! use gradtone_sound::{mapping, config::SoundConfig, Frame, Mapping};
-//! let mut m = mapping::by_name("cents", &SoundConfig::default())?;
+//! use gradtone_sound::{mapping::{self, MappingKind}, config::SoundConfig, Frame, Mapping};
+//! let mut m = mapping::build(MappingKind::Cents, &SoundConfig::default());
 //! assert_eq!((m.sample_rate(), m.channels()), (44_100, 2));
 //! let mut out = Vec::new();
 //! m.render(&Frame::new(0).with_value("conv1", 0.3).with_value("fc1", 2.0), &mut out);
 //! assert_eq!(out.len(), 2 * 3528); // 80 ms, stereo
-//! # Ok::<(), gradtone_sound::SoundError>(())
 //! ```
 
 use crate::alarm::WithAlarms;
