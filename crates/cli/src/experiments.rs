@@ -23,7 +23,7 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
             cfg.steps = usize::try_from(n).ok();
         }
         let spec = OutputSpec {
-            mapping: Some("seed".into()),
+            mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
             wav: Some(args.out.join(format!("{}.wav", preset.name()))),
             wav_format: args.wav_format,
             csv: Some(args.out.join(format!("{}.csv", preset.name()))),
@@ -57,7 +57,7 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
             gradtone_sound::mapping::DEFAULT_MAPPING
         );
         let mut informed = Outputs::create(&OutputSpec {
-            mapping: Some(gradtone_sound::mapping::DEFAULT_MAPPING.into()),
+            mapping: Some(gradtone_sound::mapping::DEFAULT_MAPPING),
             wav: Some(args.out.join(format!("{stem}.wav"))),
             wav_format: args.wav_format,
             plot: Some(args.out.join(format!("{}.png", preset.name()))),

@@ -1,6 +1,7 @@
-//! `gradtone`: hear neural-network training. Thin wiring of the library crates: sources
-//! (the Burn trainer, CSV files) → frames → a mapping → sinks (WAV, CSV). The flags live in
-//! `args/`, a file per command; each command's file beside this one only wires them up.
+//! `gradtone`: hear neural-network training. The only crate that knows every other: it wires a
+//! source (the Burn trainer; a recorded JSONL, CSV or TensorBoard run; a live stream; a user's
+//! training command) through the pipeline to the outputs (speakers, files, OSC, a browser page).
+//! The flags live in `args/`, a file per command; each command's file beside this one wires them.
 
 mod alloc;
 mod args;
@@ -35,22 +36,10 @@ fn main() {
     }
 }
 
-/// `e` and its causes, `: `-separated. Many library errors already print their cause in their
-/// own message (`cannot open x: No such file (os error 2)`) and also return it as `source()`;
-/// a cause whose text is already there is left out, so nothing is said twice.
+/// `e` and its causes, `: `-separated (anyhow's `{:#}`). Library errors leave their cause to
+/// `source()` instead of repeating it in their message, so each cause is said once.
 pub(crate) fn error_chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
+    format!("{e:#}")
 }
 
 fn run(cli: Cli) -> Result<()> {

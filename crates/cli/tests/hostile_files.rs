@@ -367,3 +367,82 @@ fn causes_are_not_printed_twice() {
     ]);
     clean_error(&o, "nowhere");
 }
+
+/// Each error names its cause exactly once per line, whether the cause is part of the message
+/// (a corrupt gzip, a plot) or its `source()` (a sound config, a WAV file, TensorBoard's folder,
+/// reported by the pipeline while the run goes on).
+#[test]
+fn each_cause_is_printed_once_and_not_lost() {
+    let t = TempDir::new("hostile-cause-once");
+    let seed = fixture("pytorch_mnist_seed.jsonl");
+    std::fs::write(t.path().join("afile"), b"").expect("write");
+    let mnist = t.path().join("mnist");
+    std::fs::create_dir_all(&mnist).expect("mkdir");
+    // 40 noise images (incompressible), gzipped and cut in half: the deflate stream breaks off.
+    let mut image = [0x803u32, 40, 28, 28]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect::<Vec<u8>>();
+    let mut x = 1u32;
+    image.extend((0..40 * 784).map(|_| {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (x >> 24) as u8
+    }));
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &image).expect("gzip");
+    let gz = enc.finish().expect("gzip");
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(mnist.join(format!("{name}.gz")), &gz[..gz.len() / 2]).expect("write");
+    }
+    let (x_wav, no_toml, tb, t_wav) = (
+        t.arg("x.wav"),
+        t.arg("none.toml"),
+        t.arg("afile/tb"),
+        t.arg("t.wav"),
+    );
+    let data = mnist.display().to_string();
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["render", &seed, "--wav", &x_wav, "--sound-config", &no_toml],
+            "none.toml",
+            "(os error 2)",
+        ),
+        (
+            &["render", &seed, "--tensorboard", &tb],
+            "afile/tb: cannot create the log folder",
+            "(os error 20)",
+        ),
+        (
+            &[
+                "train",
+                "--no-live",
+                "--steps",
+                "1",
+                "--wav",
+                &t_wav,
+                "--data",
+                &data,
+            ],
+            "is a truncated or corrupt gzip file",
+            "replace it with a fresh copy",
+        ),
+        (
+            &["render", &seed, "--plot", "/proc/gradtone-test.png"],
+            "cannot write plot /proc/gradtone-test.png",
+            "(os error 2)",
+        ),
+    ];
+    for (args, what, cause) in cases {
+        let o = gradtone(args);
+        clean_error(&o, what);
+        let msg = String::from_utf8_lossy(&o.stderr).into_owned();
+        for line in msg.lines().filter(|l| l.contains(what)) {
+            assert_eq!(line.matches(cause).count(), 1, "{args:?}: {line}");
+        }
+    }
+}

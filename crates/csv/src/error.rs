@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 /// What can go wrong reading or writing a CSV trajectory. Each variant names the file (or
-/// stream).
+/// stream). An I/O error is the [`source`](std::error::Error::source), not repeated in the
+/// message: print the chain ([`gradtone_frame::ErrorChain`]) to see both, each once.
 #[derive(Debug, thiserror::Error)]
 pub enum CsvError {
     /// Reading or writing the file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file (or stream name) being read or written.
         path: PathBuf,

@@ -10,15 +10,14 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum ExportError {
     /// A file could not be created, written, synced or renamed.
-    #[error("{}: cannot {action}: {source} (check that the folder exists and is writable)", path.display())]
+    #[error("{}: cannot {action}: {cause} (check that the folder exists and is writable)", path.display())]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// What was being done, e.g. `"create the temporary file"`.
         action: &'static str,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error, shown in the message (before the hint), so not the `source()`.
+        cause: std::io::Error,
     },
     /// An option is outside what the format can express.
     #[error("MIDI option `{field}` = {value}: {reason}")]
@@ -47,14 +46,13 @@ pub enum ExportError {
         reason: String,
     },
     /// An OSC destination address did not resolve or no local socket could be opened for it.
-    #[error("OSC destination `{addr}`: {what}: {source} (give host:port, e.g. 127.0.0.1:57120)")]
+    #[error("OSC destination `{addr}`: {what}: {cause} (give host:port, e.g. 127.0.0.1:57120)")]
     Osc {
         /// The address as the user gave it.
         addr: String,
         /// What failed, e.g. `"cannot resolve"`.
         what: &'static str,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error, shown in the message (before the hint), so not the `source()`.
+        cause: std::io::Error,
     },
 }

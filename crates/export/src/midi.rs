@@ -227,7 +227,7 @@ impl MidiWriter {
         let output = OutputFile::create(path).map_err(|source| ExportError::Io {
             path: path.to_path_buf(),
             action: "create a file beside it",
-            source,
+            cause: source,
         })?;
         Self::with_output(output, voices, options)
     }
@@ -362,7 +362,7 @@ impl MidiWriter {
         self.output.place().map_err(|source| ExportError::Io {
             path: self.path.clone(),
             action: "rename the temporary file onto",
-            source,
+            cause: source,
         })?;
         Ok(summary)
     }
@@ -373,7 +373,7 @@ impl MidiWriter {
             move |source| ExportError::Io {
                 path,
                 action,
-                source,
+                cause: source,
             }
         };
         let tracks = self.build_tracks();

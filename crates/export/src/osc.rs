@@ -92,7 +92,7 @@ impl OscSender {
         let osc_err = |what, source| ExportError::Osc {
             addr: addr.to_owned(),
             what,
-            source,
+            cause: source,
         };
         let peer = addr
             .to_socket_addrs()

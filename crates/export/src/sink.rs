@@ -26,7 +26,7 @@ impl MidiFile {
         let output = OutputFile::create(path).map_err(|source| ExportError::Io {
             path: path.to_path_buf(),
             action: "create a file beside it",
-            source,
+            cause: source,
         })?;
         Ok(MidiFile {
             path: path.to_path_buf(),

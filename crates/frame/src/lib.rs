@@ -15,5 +15,5 @@ mod watch;
 
 pub use alarm::{AlarmEvent, AlarmKind};
 pub use frame::{Decimator, Frame, Named};
-pub use sink::{OutputFile, Sink, SinkError, remove_partial};
+pub use sink::{ErrorChain, OutputFile, Sink, SinkError, remove_partial};
 pub use watch::{Latch, Shared, Watch};

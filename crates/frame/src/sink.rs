@@ -11,6 +11,42 @@ use crate::{AlarmEvent, Frame};
 /// the pipeline can hold sinks of every crate side by side.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An error and its causes on one line, `: `-separated (`out.wav: No space left on device`), as
+/// `anyhow`'s `{:#}` shows them: how to print a [`SinkError`] or any of the workspace's errors,
+/// which leave their cause to [`source`](std::error::Error::source) rather than repeating it.
+///
+/// ```
+/// use gradtone_frame::ErrorChain;
+/// #[derive(Debug)]
+/// struct Outer(std::io::Error);
+/// impl std::fmt::Display for Outer {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("cannot write out.wav")
+///     }
+/// }
+/// impl std::error::Error for Outer {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+/// let e = Outer(std::io::Error::other("disk full"));
+/// assert_eq!(ErrorChain(&e).to_string(), "cannot write out.wav: disk full");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// One output of a run: a WAV file, a CSV, the speakers, a browser page, TensorBoard…
 ///
 /// The pipeline calls, per step, [`Sink::audio`] with the samples the mapping rendered for the

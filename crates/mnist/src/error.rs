@@ -65,7 +65,7 @@ pub enum MnistError {
         file: String,
     },
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -73,12 +73,13 @@ pub enum MnistError {
         source: std::io::Error,
     },
     /// A gzip file's compressed stream is cut off or corrupt.
-    #[error("{} is a truncated or corrupt gzip file ({source}); replace it with a fresh copy", path.display())]
+    #[error("{} is a truncated or corrupt gzip file ({cause}); replace it with a fresh copy", path.display())]
     CorruptGzip {
         /// The file.
         path: PathBuf,
-        /// What the decoder reported.
-        source: std::io::Error,
+        /// What the decoder reported, shown in the message (before the advice), so not the
+        /// `source()`.
+        cause: std::io::Error,
     },
     /// The file (after decompression) ends before its header says it should.
     #[error("{} is truncated: its header promises {expected} bytes but it holds {got}; replace it with a fresh copy", path.display())]

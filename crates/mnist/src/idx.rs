@@ -57,7 +57,7 @@ fn read_from(path: &Path, mut reader: impl Read, gzip: bool) -> Result<Idx, Mnis
         if gzip {
             MnistError::CorruptGzip {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             }
         } else {
             MnistError::Io {

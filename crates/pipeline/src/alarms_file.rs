@@ -30,7 +30,7 @@ pub struct AlarmsFile {
 #[derive(Debug, thiserror::Error)]
 pub enum AlarmsFileError {
     /// Creating, writing or renaming the file failed.
-    #[error("cannot {action} the alarms file {}: {source}", path.display())]
+    #[error("cannot {action} the alarms file {}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,

@@ -36,7 +36,7 @@ use gradtone_detect::AlarmDetector;
 use gradtone_csv::CsvFile;
 use gradtone_export::OscSender;
 use gradtone_export::sink::MidiFile;
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, Watch};
+use gradtone_frame::{AlarmEvent, ErrorChain, Frame, Sink, SinkError, Watch};
 use gradtone_live::{LiveConfig, LivePlayer, Pace};
 use gradtone_plot::PlotFile;
 use gradtone_serve::{ServeOptions, ServeSink, Server};
@@ -113,7 +113,7 @@ pub enum PipelineError {
 #[derive(Clone, Debug, Default)]
 pub struct OutputSpec {
     /// Mapping name (`seed`, `depth`, `cents`); `None`: the config's (default `cents`).
-    pub mapping: Option<String>,
+    pub mapping: Option<mapping::MappingKind>,
     /// A TOML sound configuration.
     pub sound_config: Option<PathBuf>,
     /// Mix alarm earcons into the `seed` mapping too (off by default: it stays sample-exact).
@@ -178,7 +178,7 @@ impl OutputSpec {
             None => SoundConfig::default(),
         };
         if let Some(m) = &self.mapping {
-            config.mapping = m.clone();
+            config.mapping = *m;
         }
         if self.absolute_pitch && self.sound_config.is_none() {
             config.cents.range = gradtone_sound::config::Range::Absolute;
@@ -186,7 +186,7 @@ impl OutputSpec {
         if self.no_plateau {
             config.alarms.plateau.enabled = false;
         }
-        if config.mapping == "seed" && !self.alarm_sounds {
+        if config.mapping == mapping::MappingKind::Seed && !self.alarm_sounds {
             // The seed mapping is the 2019 sound, sample for sample: alarms print, silently.
             config.alarms.volume = 0.0;
         }
@@ -330,7 +330,7 @@ impl Outputs {
             }
         }
         if let Some(p) = &spec.wav {
-            let wav = WavFile::create(p, rate, channels, spec.wav_format, &config.mapping);
+            let wav = WavFile::create(p, rate, channels, spec.wav_format, config.mapping.name());
             sinks.push(open("WAV file", wav)?);
         }
         if let Some(p) = &spec.csv {
@@ -521,12 +521,18 @@ impl Outputs {
     fn drop_failed(&mut self, sink: Box<dyn Sink>, e: &SinkError) {
         let what = sink.describe();
         if sink.essential() {
-            eprintln!("error: {what}: {e}; that output is abandoned, the others go on");
-            self.failed.push(format!("{what}: {e}"));
+            eprintln!(
+                "error: {what}: {}; that output is abandoned, the others go on",
+                ErrorChain(&**e)
+            );
+            self.failed.push(format!("{what}: {}", ErrorChain(&**e)));
             sink.discard();
         } else {
             // Losing the speakers must not lose the run: the files keep everything.
-            eprintln!("note: {what}: {e}; it stopped, the other outputs go on");
+            eprintln!(
+                "note: {what}: {}; it stopped, the other outputs go on",
+                ErrorChain(&**e)
+            );
         }
     }
 
@@ -555,8 +561,8 @@ impl Outputs {
             let (what, essential) = (sink.describe(), sink.essential());
             match sink.finish() {
                 Ok(line) => lines.push(line),
-                Err(e) if essential => self.failed.push(format!("{what}: {e}")),
-                Err(e) => eprintln!("note: {what}: {e}"),
+                Err(e) if essential => self.failed.push(format!("{what}: {}", ErrorChain(&*e))),
+                Err(e) => eprintln!("note: {what}: {}", ErrorChain(&*e)),
             }
         }
         if self.failed.is_empty() {

@@ -25,7 +25,7 @@ fn troubled(step: u64) -> Frame {
 
 fn spec(dir: &TempDir) -> OutputSpec {
     OutputSpec {
-        mapping: Some("seed".into()),
+        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
         alarms: Some(dir.join("alarms.jsonl")),
         tensorboard: Some(dir.join("tb")),
         ..OutputSpec::default()
@@ -115,7 +115,7 @@ fn a_healthy_run_leaves_an_empty_file_and_no_frames_leave_the_old_one() {
     std::fs::write(&path, "old\n").unwrap();
     let spec = OutputSpec {
         alarms: Some(path.clone()),
-        mapping: Some("seed".into()),
+        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
         ..OutputSpec::default()
     };
     // No frames: the run fails and the user's file is as it was.

@@ -82,7 +82,7 @@ fn frame(step: u64, norm: f64) -> Frame {
 
 fn seed_spec(dir: &TempDir) -> OutputSpec {
     OutputSpec {
-        mapping: Some("seed".into()),
+        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
         wav: Some(dir.join("run.wav")),
         csv: Some(dir.join("run.csv")),
         ..OutputSpec::default()
@@ -252,7 +252,7 @@ impl Watch for ProbeWatch {
 /// steps the watch judged.
 fn watched_run(watch: bool, enabled: bool) -> (Seen, Vec<String>, Vec<u64>) {
     let spec = OutputSpec {
-        mapping: Some("seed".into()),
+        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
         alarm_sounds: true,
         ..OutputSpec::default()
     };

@@ -27,7 +27,7 @@ fn lines(steps: std::ops::Range<u64>) -> String {
 
 fn spec(dir: &TempDir) -> OutputSpec {
     OutputSpec {
-        mapping: Some("seed".into()),
+        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
         wav: Some(dir.join("run.wav")),
         csv: Some(dir.join("run.csv")),
         title: "test stream".into(),
@@ -137,7 +137,7 @@ impl Sink for Probe {
 #[test]
 fn ranks_are_merged_and_a_disagreeing_one_raises_an_alarm() {
     let spec = OutputSpec {
-        mapping: Some("seed".into()),
+        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
         title: "ranks".into(),
         ..OutputSpec::default()
     };
@@ -206,7 +206,7 @@ impl Sink for Breaks {
 fn failed_outputs_drain_the_stream_when_asked() {
     for drain in [false, true] {
         let spec = OutputSpec {
-            mapping: Some("seed".into()),
+            mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
             drain_on_failure: drain,
             ..OutputSpec::default()
         };

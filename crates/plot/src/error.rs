@@ -7,18 +7,18 @@ use std::path::PathBuf;
 pub enum PlotError {
     /// The PNG file could not be created or written.
     #[error(
-        "cannot write plot {}: {source} (check that the folder exists and is writable)",
+        "cannot write plot {}: {cause} (check that the folder exists and is writable)",
         path.display()
     )]
     Io {
         /// The output file.
         path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error, shown in the message (before the hint), so not the
+        /// `source()`.
+        cause: std::io::Error,
     },
     /// The pixels could not be encoded as PNG.
-    #[error("cannot encode plot {} as PNG: {source}", path.display())]
+    #[error("cannot encode plot {} as PNG", path.display())]
     Encode {
         /// The output file.
         path: PathBuf,

@@ -93,7 +93,7 @@ pub fn render_png(path: &Path, input: &PlotInput) -> Result<(), PlotError> {
     check_audio(path, input)?;
     let file = std::fs::File::create(path).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     render_png_into(file, path, input)
 }
@@ -140,7 +140,7 @@ fn write_png(
 ) -> Result<(), PlotError> {
     let file = std::fs::File::create(path).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     encode_png(file, path, pixels, width, height, color)
 }
@@ -156,7 +156,7 @@ fn encode_png(
 ) -> Result<(), PlotError> {
     let io_err = |source| PlotError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut out = BufWriter::new(file);
     let encode_err = |e: png::EncodingError| match e {

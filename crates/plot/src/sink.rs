@@ -42,7 +42,7 @@ impl PlotFile {
     ) -> Result<Self, PlotError> {
         let (output, file) = OutputFile::create(path).map_err(|source| PlotError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         Ok(PlotFile {
             output,
@@ -99,7 +99,7 @@ impl Sink for PlotFile {
         let mut output = self.output;
         output.place().map_err(|source| PlotError::Io {
             path: self.path.clone(),
-            source,
+            cause: source,
         })?;
         Ok(self.path.display().to_string())
     }

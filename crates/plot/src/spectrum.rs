@@ -1,7 +1,7 @@
-//! Short-time Fourier transform for the spectrogram panel.
-//!
-//! A 2048-point radix-2 FFT is a few dozen lines and the picture needs at most one transform
-//! per pixel column, so this stays hand-written rather than pulling in an FFT crate.
+//! Short-time Fourier transform for the spectrogram panel, on the shared [`Fft`] (at most one
+//! 2048-point transform per pixel column).
+
+use gradtone_dsp::Fft;
 
 /// Samples per STFT window (a power of two: the FFT is radix-2).
 pub const WINDOW: usize = 2048;
@@ -141,55 +141,6 @@ fn hann(n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Iterative radix-2 decimation-in-time FFT with precomputed twiddles.
-struct Fft {
-    n: usize,
-    /// `e^{-2πik/n}` for `k < n/2`.
-    twiddles: Vec<(f64, f64)>,
-}
-
-impl Fft {
-    /// `n` must be a power of two.
-    fn new(n: usize) -> Self {
-        debug_assert!(n.is_power_of_two());
-        let twiddles = (0..n / 2)
-            .map(|k| {
-                let a = -2.0 * std::f64::consts::PI * k as f64 / n as f64;
-                (a.cos(), a.sin())
-            })
-            .collect();
-        Fft { n, twiddles }
-    }
-
-    /// In-place forward transform of `buf` (length `n`), complex as `(re, im)`.
-    fn run(&self, buf: &mut [(f64, f64)]) {
-        let n = self.n;
-        debug_assert_eq!(buf.len(), n);
-        let bits = n.trailing_zeros();
-        for i in 0..n {
-            let j = i.reverse_bits() >> (usize::BITS - bits);
-            if j > i {
-                buf.swap(i, j);
-            }
-        }
-        let mut len = 2;
-        while len <= n {
-            let half = len / 2;
-            let stride = n / len;
-            for chunk in buf.chunks_exact_mut(len) {
-                let (lo, hi) = chunk.split_at_mut(half);
-                for (k, (a, b)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
-                    let (wr, wi) = self.twiddles[k * stride];
-                    let t = (b.0 * wr - b.1 * wi, b.0 * wi + b.1 * wr);
-                    *b = (a.0 - t.0, a.1 - t.1);
-                    *a = (a.0 + t.0, a.1 + t.1);
-                }
-            }
-            len *= 2;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,32 +164,6 @@ mod tests {
         (0..s.bins)
             .max_by(|&a, &b| mean[a].total_cmp(&mean[b]))
             .unwrap_or(0)
-    }
-
-    #[test]
-    fn fft_matches_naive_dft() {
-        let n = 64;
-        let x: Vec<(f64, f64)> = (0..n)
-            .map(|i| {
-                (
-                    (i as f64 * 0.37).sin() + 0.2 * i as f64,
-                    (i as f64 * 1.3).cos(),
-                )
-            })
-            .collect();
-        let mut fast = x.clone();
-        Fft::new(n).run(&mut fast);
-        let mut worst = 0.0f64;
-        for (k, f) in fast.iter().enumerate() {
-            let (mut re, mut im) = (0.0, 0.0);
-            for (j, &(xr, xi)) in x.iter().enumerate() {
-                let a = -2.0 * std::f64::consts::PI * (k * j) as f64 / n as f64;
-                re += xr * a.cos() - xi * a.sin();
-                im += xr * a.sin() + xi * a.cos();
-            }
-            worst = worst.max((f.0 - re).abs()).max((f.1 - im).abs());
-        }
-        assert!(worst < 1e-9, "max |FFT − DFT| = {worst}");
     }
 
     #[test]

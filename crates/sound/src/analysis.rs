@@ -1,7 +1,9 @@
 //! Measuring audio: tone power at a frequency, the dominant frequency, RMS and peak, and a
 //! windowed power [`Spectrum`] with its centroid (brightness) and flatness (noisiness).
 //!
-//! Everything accumulates in `f64`.
+//! Everything accumulates in `f64`. The FFT is the one shared with the sinks ([`Fft`]).
+
+use gradtone_dsp::Fft;
 
 /// Goertzel recurrence over `samples` (optionally weighted): `|X(f)|²`, the squared magnitude of
 /// the discrete-time Fourier transform at `freq` (any frequency, not just FFT bins).
@@ -171,8 +173,7 @@ impl Spectrum {
     /// ```
     pub fn of(samples: &[f32], sample_rate: u32) -> Spectrum {
         let n = samples.len().next_power_of_two().max(2);
-        let mut re = vec![0.0f64; n];
-        let mut im = vec![0.0f64; n];
+        let mut buf = vec![(0.0f64, 0.0f64); n];
         let len = samples.len() as f64;
         let mut wsum = 0.0;
         for (i, &x) in samples.iter().enumerate() {
@@ -180,13 +181,14 @@ impl Spectrum {
                 .sin()
                 .powi(2);
             wsum += w;
-            re[i] = f64::from(x) * w;
+            buf[i].0 = f64::from(x) * w;
         }
-        fft_in_place(&mut re, &mut im);
+        Fft::new(n).run(&mut buf);
         // Dividing by (Σw)² makes a sine of amplitude A read A²/4 at its bin, as `goertzel_power`.
         let scale = if wsum > 0.0 { 1.0 / (wsum * wsum) } else { 0.0 };
-        let power = (0..=n / 2)
-            .map(|k| (re[k] * re[k] + im[k] * im[k]) * scale)
+        let power = buf[..=n / 2]
+            .iter()
+            .map(|&(re, im)| (re * re + im * im) * scale)
             .collect();
         Spectrum {
             bin_hz: f64::from(sample_rate) / n as f64,
@@ -240,43 +242,6 @@ impl Spectrum {
         let floor = mean * 1e-30;
         let mean_ln = bins.iter().map(|&p| p.max(floor).ln()).sum::<f64>() / bins.len() as f64;
         (mean_ln.exp() / mean).clamp(0.0, 1.0)
-    }
-}
-
-/// Iterative radix-2 Cooley–Tukey FFT (decimation in time); `re.len()` must be a power of two.
-fn fft_in_place(re: &mut [f64], im: &mut [f64]) {
-    let n = re.len();
-    // Bit-reversal permutation.
-    let mut j = 0usize;
-    for i in 1..n {
-        let mut bit = n >> 1;
-        while j & bit != 0 {
-            j ^= bit;
-            bit >>= 1;
-        }
-        j |= bit;
-        if i < j {
-            re.swap(i, j);
-            im.swap(i, j);
-        }
-    }
-    let mut len = 2;
-    while len <= n {
-        let ang = -2.0 * std::f64::consts::PI / len as f64;
-        for start in (0..n).step_by(len) {
-            for k in 0..len / 2 {
-                // Twiddles from sin/cos directly (not by recurrence): no drift on long blocks.
-                let (s, c) = (ang * k as f64).sin_cos();
-                let (a, b) = (start + k, start + k + len / 2);
-                let tr = re[b] * c - im[b] * s;
-                let ti = re[b] * s + im[b] * c;
-                re[b] = re[a] - tr;
-                im[b] = im[a] - ti;
-                re[a] += tr;
-                im[a] += ti;
-            }
-        }
-        len <<= 1;
     }
 }
 
@@ -364,26 +329,6 @@ mod tests {
                 amp * (((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) as f32
             })
             .collect()
-    }
-
-    #[test]
-    fn fft_matches_a_naive_dft() {
-        let x = noise(64, 1.0);
-        let (mut re, mut im): (Vec<f64>, Vec<f64>) =
-            (x.iter().map(|&v| f64::from(v)).collect(), vec![0.0; 64]);
-        fft_in_place(&mut re, &mut im);
-        for k in [0usize, 1, 7, 31, 32, 50] {
-            let (mut dr, mut di) = (0.0, 0.0);
-            for (i, &v) in x.iter().enumerate() {
-                let a = -2.0 * std::f64::consts::PI * (k * i) as f64 / 64.0;
-                dr += f64::from(v) * a.cos();
-                di += f64::from(v) * a.sin();
-            }
-            assert!(
-                (re[k] - dr).abs() < 1e-9 && (im[k] - di).abs() < 1e-9,
-                "bin {k}"
-            );
-        }
     }
 
     #[test]

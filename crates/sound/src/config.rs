@@ -24,17 +24,87 @@ use crate::synth::Timbre;
 use gradtone_detect::AlarmConfig;
 use gradtone_detect::grouping::GroupingConfig;
 
-/// Every mapping name `mapping::by_name` accepts.
-pub const NAMES: [&str; 3] = ["seed", "depth", "cents"];
+/// Which mapping turns frames into sound: the `mapping` field of a config, and `--mapping`.
+///
+/// Read from TOML as its name (`mapping = "seed"`); an unknown name is an error that lists the
+/// names. With the `clap` feature it is also a `clap::ValueEnum` (the names, without help text).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MappingKind {
+    /// `seed`: the 2019 original, sample-exact ([`SeedMapping`](crate::SeedMapping)).
+    Seed,
+    /// `depth`: layer → fixed pitch, norm → loudness ([`DepthMapping`](crate::mapping::DepthMapping)).
+    Depth,
+    /// `cents`: norm → pitch ([`CentsMapping`](crate::mapping::CentsMapping)); the default.
+    #[default]
+    Cents,
+}
+
+impl MappingKind {
+    /// Every mapping, in the order the names are listed.
+    pub const ALL: [MappingKind; 3] = [MappingKind::Seed, MappingKind::Depth, MappingKind::Cents];
+
+    /// The name in configs and on the command line: `seed`, `depth` or `cents`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MappingKind::Seed => "seed",
+            MappingKind::Depth => "depth",
+            MappingKind::Cents => "cents",
+        }
+    }
+}
+
+impl std::fmt::Display for MappingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for MappingKind {
+    /// What is wrong and what to use instead.
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        MappingKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                let names = MappingKind::ALL.map(MappingKind::name);
+                format!("unknown mapping {name:?}; use one of {}", names.join(", "))
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for MappingKind {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        // By hand rather than derived: an unknown name keeps the message that lists the names.
+        String::deserialize(de)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// By hand rather than derived: a derived `ValueEnum` takes the variants' docs as help, which
+/// would change `--help`; the flag's own doc already says what each mapping is.
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for MappingKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &MappingKind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
 /// The mapping new users get.
-pub const DEFAULT_MAPPING: &str = "cents";
+pub const DEFAULT_MAPPING: MappingKind = MappingKind::Cents;
 
 /// All sound settings. See the [module docs](self) and each field.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SoundConfig {
     /// Which mapping: `seed` (the 2019 original), `depth` or `cents` (default `cents`).
-    pub mapping: String,
+    pub mapping: MappingKind,
     /// The oscillator bank (`[synth]`).
     pub synth: SynthConfig,
     /// The `depth` mapping (`[depth]`).
@@ -50,7 +120,7 @@ pub struct SoundConfig {
 impl Default for SoundConfig {
     fn default() -> Self {
         SoundConfig {
-            mapping: DEFAULT_MAPPING.to_owned(),
+            mapping: DEFAULT_MAPPING,
             synth: SynthConfig::default(),
             depth: DepthConfig::default(),
             cents: CentsConfig::default(),
@@ -266,7 +336,7 @@ impl SoundConfig {
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
-    /// Checks ranges and names; the error is `(field, what is allowed)`.
+    /// Checks ranges; the error is `(field, what is allowed)`.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         fn check(ok: bool, field: &'static str, msg: &str) -> Result<(), (&'static str, String)> {
             if ok {
@@ -276,16 +346,6 @@ impl SoundConfig {
             }
         }
         let fin_pos = |x: f64| x.is_finite() && x > 0.0;
-        if !NAMES.contains(&self.mapping.as_str()) {
-            return Err((
-                "mapping",
-                format!(
-                    "unknown mapping {:?}; use one of {}",
-                    self.mapping,
-                    NAMES.join(", ")
-                ),
-            ));
-        }
         let s = &self.synth;
         check(
             (0.5..=100.0).contains(&s.ramp_ms),

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 /// Everything that can go wrong reading a configuration or writing audio and CSV.
 ///
 /// Each variant names the file (or stream) it is about, so a message printed on its own still
-/// tells the user where to look.
+/// tells the user where to look. An underlying error is the
+/// [`source`](std::error::Error::source), not repeated in the message: print the chain
+/// (`anyhow`'s `{:#}`, or [`gradtone_frame::ErrorChain`]) to see both, each once.
 #[derive(Debug, thiserror::Error)]
 pub enum SoundError {
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file (or stream name) being read or written.
         path: PathBuf,
@@ -26,7 +28,7 @@ pub enum SoundError {
         reason: &'static str,
     },
     /// The WAV encoder/decoder (hound) reported an error.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Wav {
         /// The WAV file.
         path: PathBuf,

@@ -91,7 +91,7 @@ pub fn render(frames: &[Frame], variant: Variant) -> Result<(Audio, Vec<AlarmEve
     let mut config = SoundConfig::default();
     let layers = frames.first().map_or(0, |f| f.values.len());
     if variant == Variant::SeedAlarms {
-        config.mapping = "seed".into();
+        config.mapping = crate::config::MappingKind::Seed;
     }
     let step_len = match variant {
         Variant::CentsAlarms => CentsMapping::new(&config).samples_per_step(layers),

@@ -34,7 +34,7 @@ pub use error::SoundError;
 // `AlarmEvent` only for `informativeness` (an evaluation on its way out of this crate).
 use gradtone_frame::{AlarmEvent, Frame};
 pub use seed::SeedMapping;
-pub use wav::{SampleFormat, WavSink};
+pub use wav::{SampleFormat, WavWriter};
 
 /// Turns frames into audio samples.
 ///
@@ -49,7 +49,7 @@ pub trait Mapping {
     fn render(&mut self, frame: &Frame, out: &mut Vec<f32>);
 }
 
-// Lets `Box<dyn Mapping + Send>` (what `mapping::by_name` returns) be wrapped and passed on.
+// Lets `Box<dyn Mapping + Send>` (what `mapping::build` returns) be wrapped and passed on.
 impl<M: Mapping + ?Sized> Mapping for Box<M> {
     fn sample_rate(&self) -> u32 {
         (**self).sample_rate()

@@ -20,13 +20,12 @@
 //!
 //! ```
 //! use gradtone_frame::Frame;
-//! use gradtone_sound::{mapping, config::SoundConfig, Mapping};
-//! let mut m = mapping::by_name("cents", &SoundConfig::default())?;
+//! use gradtone_sound::{mapping::{self, MappingKind}, config::SoundConfig, Mapping};
+//! let mut m = mapping::build(MappingKind::Cents, &SoundConfig::default());
 //! assert_eq!((m.sample_rate(), m.channels()), (44_100, 2));
 //! let mut out = Vec::new();
 //! m.render(&Frame::new(0).with_value("conv1", 0.3).with_value("fc1", 2.0), &mut out);
 //! assert_eq!(out.len(), 2 * 3528); // 80 ms, stereo
-//! # Ok::<(), gradtone_sound::SoundError>(())
 //! ```
 
 use crate::alarm::WithAlarms;
@@ -37,37 +36,27 @@ use gradtone_detect::grouping::{Grouping, GroupingConfig};
 use gradtone_detect::stats::RunningPercentiles;
 use gradtone_frame::Frame;
 
-// The names live with the configuration that validates them (config must not import mappings).
-pub use crate::config::{DEFAULT_MAPPING, NAMES};
+// The kinds live with the configuration that reads them (config must not import mappings).
+pub use crate::config::{DEFAULT_MAPPING, MappingKind};
 /// Smallest log10 range the auto-ranging spreads over (a constant norm must not blow up).
 const MIN_SPAN_DECADES: f64 = 0.1;
 
-/// The mapping called `name` (`seed`, `depth`, `cents`), set up from `config`.
-///
-/// An unknown name is a [`SoundError::Config`] about the field `mapping`, listing the names.
-pub fn by_name(name: &str, config: &SoundConfig) -> Result<Box<dyn Mapping + Send>, SoundError> {
-    Ok(match name {
-        "seed" => Box::new(SeedMapping::new()),
-        "depth" => Box::new(DepthMapping::new(config)),
-        "cents" => Box::new(CentsMapping::new(config)),
-        other => {
-            return Err(SoundError::Config {
-                file: "(mapping name)".into(),
-                line: None,
-                field: "mapping".into(),
-                message: format!("unknown mapping {other:?}; use one of {}", NAMES.join(", ")),
-            });
-        }
-    })
+/// The mapping `kind`, set up from `config`.
+pub fn build(kind: MappingKind, config: &SoundConfig) -> Box<dyn Mapping + Send> {
+    match kind {
+        MappingKind::Seed => Box::new(SeedMapping::new()),
+        MappingKind::Depth => Box::new(DepthMapping::new(config)),
+        MappingKind::Cents => Box::new(CentsMapping::new(config)),
+    }
 }
 
-/// [`by_name`] with `config.mapping`, wrapped in [`WithAlarms`] to play alarms at
+/// [`build`] with `config.mapping`, wrapped in [`WithAlarms`] to play alarms at
 /// `config.alarms.volume`.
 pub fn with_alarms(
     config: &SoundConfig,
 ) -> Result<WithAlarms<Box<dyn Mapping + Send>>, SoundError> {
     Ok(WithAlarms::new(
-        by_name(&config.mapping, config)?,
+        build(config.mapping, config),
         &config.alarms,
     ))
 }
@@ -84,16 +73,16 @@ use gradtone_frame::naming::instrument_of;
 /// and says so (`"27 values, each its own 10 ms tone in turn (mapping seed does not group; ..."`).
 ///
 /// ```
-/// use gradtone_sound::{config::SoundConfig, mapping::voice_legend};
+/// use gradtone_sound::{config::SoundConfig, mapping::{MappingKind, voice_legend}};
 /// let names: Vec<String> = (0..27).map(|i| format!("layers.{i}.weight")).collect();
 /// let mut cfg = SoundConfig::default();
 /// assert!(voice_legend(&cfg, &names).unwrap().starts_with("27 values grouped into"));
-/// cfg.mapping = "seed".into();
+/// cfg.mapping = MappingKind::Seed;
 /// assert!(voice_legend(&cfg, &names).unwrap().starts_with("27 values, each its own"));
 /// ```
 pub fn voice_legend<S: AsRef<str>>(config: &SoundConfig, names: &[S]) -> Option<String> {
     let n = names.len();
-    if config.mapping == "seed" {
+    if config.mapping == MappingKind::Seed {
         return (n > config.grouping.max_voices).then(|| {
             format!(
                 "{n} values, each its own 10 ms tone in turn (mapping seed does not group; \
@@ -113,7 +102,7 @@ pub fn voice_legend<S: AsRef<str>>(config: &SoundConfig, names: &[S]) -> Option<
 /// The grouping the plot should draw for the mapping `config.mapping`: the one its sound uses
 /// (`None` for `seed`, which voices every value).
 pub fn plot_grouping(config: &SoundConfig) -> Option<&GroupingConfig> {
-    (config.mapping != "seed").then_some(&config.grouping)
+    (config.mapping != MappingKind::Seed).then_some(&config.grouping)
 }
 
 /// Timbres given to instruments, in order of first appearance (cycling).
@@ -544,15 +533,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_name_is_a_config_error() {
-        let err = by_name("loud", &SoundConfig::default())
-            .err()
-            .map(|e| e.to_string());
-        let msg = err.unwrap_or_default();
-        assert!(
-            msg.contains("field `mapping`") && msg.contains("seed, depth, cents"),
-            "{msg}"
+    fn kinds_parse_from_their_names_and_unknown_names_list_them() {
+        for kind in MappingKind::ALL {
+            assert_eq!(kind.name().parse::<MappingKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.name());
+        }
+        assert_eq!(
+            "loud".parse::<MappingKind>(),
+            Err("unknown mapping \"loud\"; use one of seed, depth, cents".to_owned())
         );
+        assert_eq!(MappingKind::default(), DEFAULT_MAPPING);
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use gradtone_frame::{Sink, SinkError};
 
 use crate::SoundError;
-use crate::wav::{SampleFormat, WavSink};
+use crate::wav::{SampleFormat, WavWriter};
 
 /// The run's audio as a WAV file, written as it comes (the header kept current).
 pub struct WavFile {
-    sink: WavSink,
+    sink: WavWriter,
     path: PathBuf,
     rate: u32,
     channels: u16,
@@ -18,7 +18,7 @@ pub struct WavFile {
 
 impl WavFile {
     /// Prepares `path` for audio of `rate` Hz and `channels` channels (written beside it, put
-    /// there at the first samples: see [`WavSink`]); `mapping` names what made the sound, for the
+    /// there at the first samples: see [`WavWriter`]); `mapping` names what made the sound, for the
     /// summary line.
     pub fn create(
         path: &Path,
@@ -28,7 +28,7 @@ impl WavFile {
         mapping: &str,
     ) -> Result<Self, SoundError> {
         Ok(WavFile {
-            sink: WavSink::create(path, rate, channels, format)?,
+            sink: WavWriter::create(path, rate, channels, format)?,
             path: path.to_path_buf(),
             rate,
             channels,

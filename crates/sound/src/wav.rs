@@ -8,7 +8,7 @@ use gradtone_frame::OutputFile;
 
 use crate::error::SoundError;
 
-/// How [`WavSink`] stores samples.
+/// How [`WavWriter`] stores samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SampleFormat {
@@ -29,31 +29,18 @@ impl SampleFormat {
     }
 }
 
-/// Converts one sample in [−1, 1] to 16-bit PCM as the reference does:
-/// `clip(rint(s·32767), −32768, 32767)`, rounding half to even, NaN → 0.
-///
-/// ```
-/// use gradtone_sound::wav::to_pcm16;
-/// assert_eq!((to_pcm16(1.0), to_pcm16(-2.0), to_pcm16(f32::NAN)), (32767, -32768, 0));
-/// ```
-pub fn to_pcm16(s: f32) -> i16 {
-    if s.is_nan() {
-        return 0;
-    }
-    // In f64 like NumPy (`float64(s) * 32767.0`), so the product is exact before rounding.
-    // `as` saturates for ±inf, and the clamp makes that explicit.
-    (s as f64 * 32767.0)
-        .round_ties_even()
-        .clamp(-32768.0, 32767.0) as i16
-}
+/// The float → 16-bit conversion of [`SampleFormat::Pcm16`]: the one every 16-bit writer uses.
+pub use gradtone_dsp::to_pcm16;
 
 /// Room left in the RIFF header's 32-bit sizes for the header itself.
 const RIFF_HEADER_MARGIN: u64 = 1024;
 
-/// Streaming WAV file writer: memory stays flat however long the run.
+/// Streaming WAV file writer: memory stays flat however long the run. Named after hound's
+/// `WavWriter`, which it wraps; it is not a [`Sink`](gradtone_frame::Sink) (the sink that
+/// writes a run's WAV is [`WavFile`](crate::sink::WavFile), built on this).
 ///
 /// The file is written beside its path and put there at the first samples (an
-/// [`OutputFile`]): until then an existing file at the path is left as it was, and a sink
+/// [`OutputFile`]): until then an existing file at the path is left as it was, and a writer
 /// dropped without samples leaves nothing. The header's sizes are kept current (hound's
 /// `WavWriter::flush` rewrites them) at the first samples and then at least every `flush_every`
 /// sample frames (default: 0.5 s of audio), so a process killed mid-run leaves a playable file
@@ -62,13 +49,13 @@ const RIFF_HEADER_MARGIN: u64 = 1024;
 /// than corrupting the header.
 ///
 /// ```no_run
-/// use gradtone_sound::wav::{SampleFormat, WavSink};
-/// let mut sink = WavSink::create("out.wav".as_ref(), 44_100, 1, SampleFormat::Pcm16)?;
-/// sink.write(&[0.0, 0.5, -0.5])?;
-/// sink.finalize()?;
+/// use gradtone_sound::wav::{SampleFormat, WavWriter};
+/// let mut wav = WavWriter::create("out.wav".as_ref(), 44_100, 1, SampleFormat::Pcm16)?;
+/// wav.write(&[0.0, 0.5, -0.5])?;
+/// wav.finalize()?;
 /// # Ok::<(), gradtone_sound::SoundError>(())
 /// ```
-pub struct WavSink {
+pub struct WavWriter {
     writer: hound::WavWriter<BufWriter<File>>,
     /// Dropped after `writer` (field order): an unplaced file is removed once closed.
     output: OutputFile,
@@ -81,7 +68,7 @@ pub struct WavSink {
     since_flush: u64,
 }
 
-impl WavSink {
+impl WavWriter {
     /// Creates the file beside `path` and writes a WAV header; the file replaces `path` at the
     /// first [`write`](Self::write) (or [`finalize`](Self::finalize)). Errors name the path.
     ///
@@ -121,7 +108,7 @@ impl WavSink {
         })?;
         let max_bytes = u64::from(u32::MAX) - RIFF_HEADER_MARGIN;
         let frame_bytes = format.bytes() * u64::from(channels);
-        let mut sink = WavSink {
+        let mut sink = WavWriter {
             writer,
             output,
             path: path.to_path_buf(),
@@ -225,7 +212,7 @@ impl WavSink {
     /// Writes the final header and closes the file, reporting any error (dropping a sink also
     /// finalizes, but silently).
     pub fn finalize(self) -> Result<(), SoundError> {
-        let WavSink {
+        let WavWriter {
             writer,
             mut output,
             path,
@@ -243,7 +230,7 @@ impl WavSink {
     /// Abandons the file after a failure: the temporary file, or once placed the partial file
     /// at the path, is removed (see [`OutputFile::discard`]).
     pub fn discard(self) {
-        let WavSink { writer, output, .. } = self;
+        let WavWriter { writer, output, .. } = self;
         drop(writer);
         output.discard();
     }
@@ -280,27 +267,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pcm16_matches_reference_rounding() {
-        assert_eq!(to_pcm16(0.0), 0);
-        assert_eq!(to_pcm16(-0.0), 0);
-        assert_eq!(to_pcm16(1.0), 32767);
-        assert_eq!(to_pcm16(-1.0), -32767);
-        assert_eq!(to_pcm16(1.5), 32767);
-        assert_eq!(to_pcm16(-1.5), -32768);
-        assert_eq!(to_pcm16(f32::INFINITY), 32767);
-        assert_eq!(to_pcm16(f32::NEG_INFINITY), -32768);
-        assert_eq!(to_pcm16(f32::NAN), 0);
-        // The only exact ties in range are ±0.5 (32767 is odd): 16383.5 → 16384 (even).
-        assert_eq!(to_pcm16(0.5), 16384);
-        assert_eq!(to_pcm16(-0.5), -16384);
-        assert_eq!(to_pcm16(0.1), 3277); // 3276.7 → 3277
-    }
-
-    #[test]
     fn refuses_to_overflow_the_riff_size() -> Result<(), SoundError> {
         let path =
             std::env::temp_dir().join(format!("gradtone-sound-cap-{}.wav", std::process::id()));
-        let mut sink = WavSink::create(&path, 44_100, 2, SampleFormat::Pcm16)?;
+        let mut sink = WavWriter::create(&path, 44_100, 2, SampleFormat::Pcm16)?;
         // The real cap is ~2^31 samples; shrink it to test the boundary without writing 4 GiB.
         assert_eq!(
             sink.max_samples,

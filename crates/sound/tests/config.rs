@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use gradtone_sound::config::{Layout, Range, Scale, SoundConfig};
+use gradtone_sound::config::{Layout, MappingKind, Range, Scale, SoundConfig};
 use gradtone_sound::synth::Timbre;
 
 fn err(text: &str) -> String {
@@ -43,7 +43,7 @@ factor = 20
         "t",
     )
     .expect("valid");
-    assert_eq!(cfg.mapping, "depth");
+    assert_eq!(cfg.mapping, MappingKind::Depth);
     assert_eq!(cfg.synth.timbre, Timbre::Reed);
     assert_eq!(cfg.cents.range, Range::Absolute);
     assert_eq!(cfg.cents.scale, Scale::Pentatonic);
@@ -157,9 +157,9 @@ fn errors_name_file_line_and_field() {
             vec!["field `synth.timbre`", "unknown variant `flute`", "sine"],
         ),
         (
-            "mapping = \"loud\"\n",
+            "# which mapping\nmapping = \"loud\"\n",
             vec![
-                "field `mapping`",
+                "test.toml line 2: field `mapping`",
                 "unknown mapping \"loud\"",
                 "seed, depth, cents",
             ],

@@ -6,7 +6,9 @@ use gradtone_frame::Frame;
 use gradtone_sound::Mapping;
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power, peak};
 use gradtone_sound::config::{Layout, Range, Scale, SoundConfig};
-use gradtone_sound::mapping::{self, CentsMapping, DepthMapping, depth_pan, hz_to_cents};
+use gradtone_sound::mapping::{
+    self, CentsMapping, DepthMapping, MappingKind, depth_pan, hz_to_cents,
+};
 use gradtone_sound::synth::{SAMPLE_RATE, Synth, Timbre, VoiceSettings, pan_gains};
 
 const SR: u32 = SAMPLE_RATE;
@@ -407,11 +409,11 @@ fn auto_range_spreads_the_running_percentiles() {
 #[test]
 fn by_name_gives_stereo_and_seed_stays_mono() {
     let cfg = SoundConfig::default();
-    assert_eq!(cfg.mapping, "cents");
-    for name in mapping::NAMES {
-        let m = mapping::by_name(name, &cfg).expect("known name");
-        let want = if name == "seed" { 1 } else { 2 };
-        assert_eq!((m.sample_rate(), m.channels()), (44_100, want), "{name}");
+    assert_eq!(cfg.mapping, MappingKind::Cents);
+    for kind in MappingKind::ALL {
+        let m = mapping::build(kind, &cfg);
+        let want = if kind == MappingKind::Seed { 1 } else { 2 };
+        assert_eq!((m.sample_rate(), m.channels()), (44_100, want), "{kind}");
     }
     // Sequence layout: a step lasts voices × tone_ms.
     let cfg = cents_config(|c| c.cents.layout = Layout::Sequence);
@@ -463,10 +465,10 @@ fn a_150_tensor_model_groups_into_12_voices_and_renders_clean() {
     assert!((agg[0] - want0).abs() < 1e-12 && (agg[1] - want1).abs() < 1e-12);
 
     // Both mappings render it, loud, without clipping, with one pitch per voice.
-    for name in ["cents", "depth"] {
+    for kind in [MappingKind::Cents, MappingKind::Depth] {
         let mut cfg = SoundConfig::default();
         cfg.synth.volume = 1.0;
-        let mut m = mapping::by_name(name, &cfg).expect("known");
+        let mut m = mapping::build(kind, &cfg);
         let mut out = Vec::new();
         for s in 0..20u64 {
             let f = names.iter().zip(&values).fold(Frame::new(s), |f, (n, &v)| {
@@ -475,8 +477,8 @@ fn a_150_tensor_model_groups_into_12_voices_and_renders_clean() {
             m.render(&f, &mut out);
         }
         let p = peak(&out);
-        println!("{name}: 150 tensors, 20 steps: peak {p:.3}");
-        assert!(p <= 1.0 && p > 0.2, "{name}: {p}");
+        println!("{kind}: 150 tensors, 20 steps: peak {p:.3}");
+        assert!(p <= 1.0 && p > 0.2, "{kind}: {p}");
     }
     let mut m = DepthMapping::new(&cfg);
     let f = names

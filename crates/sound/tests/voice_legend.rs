@@ -5,7 +5,7 @@ use gradtone_frame::Frame;
 use gradtone_sound::Mapping;
 use gradtone_sound::analysis::{dominant_frequency, goertzel_power};
 use gradtone_sound::config::SoundConfig;
-use gradtone_sound::mapping::{self, DepthMapping, voice_legend};
+use gradtone_sound::mapping::{self, DepthMapping, MappingKind, voice_legend};
 use gradtone_sound::synth::Timbre;
 use gradtone_testkit::transformer_names;
 
@@ -16,7 +16,7 @@ fn seed_legend_says_every_value_plays_and_it_does() {
     let names = transformer_names();
     assert_eq!(names.len(), 27);
     let cfg = SoundConfig {
-        mapping: "seed".into(),
+        mapping: MappingKind::Seed,
         ..SoundConfig::default()
     };
     let legend = voice_legend(&cfg, &names).expect("27 > 12 values: a legend");
@@ -27,7 +27,7 @@ fn seed_legend_says_every_value_plays_and_it_does() {
     assert!(!legend.contains("grouped into"), "{legend}");
 
     // Measure: 27 tones of 441 samples, each at 200 + 100·v Hz, then 882 samples of silence.
-    let mut m = mapping::by_name("seed", &cfg).unwrap();
+    let mut m = mapping::build(MappingKind::Seed, &cfg);
     let frame = names.iter().enumerate().fold(Frame::new(0), |f, (i, n)| {
         f.with_value(n.as_str(), 1.0 + 0.5 * i as f64)
     });
@@ -48,7 +48,7 @@ fn seed_legend_says_every_value_plays_and_it_does() {
 fn depth_legend_names_the_voices_that_play() {
     let names = transformer_names();
     let mut cfg = SoundConfig {
-        mapping: "depth".into(),
+        mapping: MappingKind::Depth,
         ..SoundConfig::default()
     };
     cfg.synth.timbre = Timbre::Sine;

@@ -1,9 +1,9 @@
-//! WavSink and read_wav against hound's own reader, on real files.
+//! WavWriter and read_wav against hound's own reader, on real files.
 
 use std::path::{Path, PathBuf};
 
 use gradtone_sound::wav::{read_wav, to_pcm16};
-use gradtone_sound::{SampleFormat, SoundError, WavSink};
+use gradtone_sound::{SampleFormat, SoundError, WavWriter};
 
 /// A fresh per-test directory under the system temp dir (no tempfile crate: kept to hound and
 /// thiserror).
@@ -36,7 +36,7 @@ fn pcm16_round_trip() -> Result<(), SoundError> {
     let dir = scratch("pcm16");
     let path = dir.join("a.wav");
     let input = signal();
-    let mut sink = WavSink::create(&path, 22_050, 2, SampleFormat::Pcm16)?;
+    let mut sink = WavWriter::create(&path, 22_050, 2, SampleFormat::Pcm16)?;
     sink.write(&input)?;
     assert_eq!(
         (sink.samples_written(), sink.frames_written()),
@@ -81,7 +81,7 @@ fn float32_round_trip_is_exact() -> Result<(), SoundError> {
     let dir = scratch("float32");
     let path = dir.join("f.wav");
     let input = signal();
-    let mut sink = WavSink::create(&path, 44_100, 1, SampleFormat::Float32)?;
+    let mut sink = WavWriter::create(&path, 44_100, 1, SampleFormat::Float32)?;
     sink.write(&input[..1000])?;
     sink.write(&input[1000..])?;
     sink.finalize()?;
@@ -116,7 +116,7 @@ fn float32_round_trip_is_exact() -> Result<(), SoundError> {
 fn flushed_file_is_playable_while_sink_is_still_open() -> Result<(), SoundError> {
     let dir = scratch("flush");
     let path = dir.join("live.wav");
-    let mut sink = WavSink::create(&path, 44_100, 1, SampleFormat::Pcm16)?;
+    let mut sink = WavWriter::create(&path, 44_100, 1, SampleFormat::Pcm16)?;
     sink.write(&vec![0.25; 1000])?;
     sink.flush()?;
     // More samples after the flush stay in the write buffer: as if the process were killed now.
@@ -153,7 +153,7 @@ fn flushed_file_is_playable_while_sink_is_still_open() -> Result<(), SoundError>
 fn flush_every_is_configurable() -> Result<(), SoundError> {
     let dir = scratch("flush-every");
     let path = dir.join("s.wav");
-    let mut sink = WavSink::create(&path, 8000, 2, SampleFormat::Pcm16)?.with_flush_every(100);
+    let mut sink = WavWriter::create(&path, 8000, 2, SampleFormat::Pcm16)?.with_flush_every(100);
     assert!(
         !path.exists(),
         "nothing at the path before the first samples"
@@ -177,20 +177,20 @@ fn flush_every_is_configurable() -> Result<(), SoundError> {
 fn bad_calls_are_errors_naming_the_path() -> Result<(), SoundError> {
     let dir = scratch("errors");
     let missing = dir.join("no-such-dir").join("out.wav");
-    let err = WavSink::create(&missing, 44_100, 1, SampleFormat::Pcm16)
+    let err = WavWriter::create(&missing, 44_100, 1, SampleFormat::Pcm16)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains(&missing.display().to_string()), "{err:?}");
 
     let path = dir.join("st.wav");
-    let msg = WavSink::create(&path, 44_100, 0, SampleFormat::Pcm16)
+    let msg = WavWriter::create(&path, 44_100, 0, SampleFormat::Pcm16)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(msg.contains("channels"), "{msg:?}");
 
-    let mut sink = WavSink::create(&path, 44_100, 2, SampleFormat::Float32)?;
+    let mut sink = WavWriter::create(&path, 44_100, 2, SampleFormat::Float32)?;
     let msg = sink
         .write(&[0.0; 3])
         .err()
@@ -230,11 +230,11 @@ fn an_existing_file_is_replaced_only_by_samples() -> Result<(), SoundError> {
         v.sort();
         v
     };
-    drop(WavSink::create(&path, 8000, 1, SampleFormat::Pcm16)?);
-    WavSink::create(&path, 8000, 1, SampleFormat::Pcm16)?.discard();
+    drop(WavWriter::create(&path, 8000, 1, SampleFormat::Pcm16)?);
+    WavWriter::create(&path, 8000, 1, SampleFormat::Pcm16)?.discard();
     assert_eq!(std::fs::read(&path).expect("read"), b"the user's file");
     assert_eq!(listing(), ["o.wav"]);
-    let mut sink = WavSink::create(&path, 8000, 1, SampleFormat::Pcm16)?;
+    let mut sink = WavWriter::create(&path, 8000, 1, SampleFormat::Pcm16)?;
     assert_eq!(listing().len(), 2, "written beside the path");
     sink.write(&[0.25; 10])?;
     // Killed now, the path would hold a playable WAV of those samples.

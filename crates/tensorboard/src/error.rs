@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 /// An error reading or writing a TensorBoard event file. Each names the file, and where it applies
-/// the byte offset of the record at fault.
+/// the byte offset of the record at fault. An underlying error is the
+/// [`source`](std::error::Error::source), not repeated in the message.
 #[derive(Debug, thiserror::Error)]
 pub enum TbError {
     /// The operating system refused a file operation.
-    #[error("{path}: cannot {action}: {source}")]
+    #[error("{path}: cannot {action}")]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -70,7 +71,7 @@ pub enum TbError {
         computed: u32,
     },
     /// A record's checksum is right but its bytes are not an `Event` protobuf.
-    #[error("{path}: record at byte {offset} is not a valid Event protobuf: {source}")]
+    #[error("{path}: record at byte {offset} is not a valid Event protobuf")]
     Decode {
         /// The file.
         path: PathBuf,
@@ -93,7 +94,7 @@ pub enum TbError {
         what: String,
     },
     /// The in-memory WAV encoder failed.
-    #[error("encoding audio for tag {tag:?} as WAV: {source}")]
+    #[error("encoding audio for tag {tag:?} as WAV")]
     Wav {
         /// The audio's tag.
         tag: String,

@@ -113,7 +113,7 @@ pub fn read_scalars(
                     Err(e) => {
                         skipped += 1;
                         if problems.len() < MAX_PROBLEMS {
-                            problems.push(e.to_string());
+                            problems.push(gradtone_frame::ErrorChain(&e).to_string());
                         }
                         continue;
                     }

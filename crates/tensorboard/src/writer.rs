@@ -5,6 +5,7 @@ use std::io::{BufWriter, Cursor, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use gradtone_dsp::to_pcm16;
 use prost::Message;
 
 use crate::TbError;
@@ -202,8 +203,9 @@ impl EventWriter {
         self.add_value(step, value, wall_time)
     }
 
-    /// Writes one audio clip: `samples` are interleaved, nominally in −1…1 (clipped there; NaN
-    /// becomes silence), encoded as a 16-bit PCM WAV in memory.
+    /// Writes one audio clip: `samples` are interleaved, nominally in −1…1, encoded as a 16-bit
+    /// PCM WAV in memory with [`to_pcm16`] (clipped, NaN as silence), so the clip holds the same
+    /// codes as a 16-bit WAV file of the same samples.
     pub fn add_audio(
         &mut self,
         tag: &str,
@@ -360,8 +362,7 @@ fn encode_wav(samples: &[f32], sample_rate: u32, channels: u16) -> Result<Vec<u8
     let mut cursor = Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
     let mut wav = hound::WavWriter::new(&mut cursor, spec)?;
     for &s in samples {
-        // `as` saturates and maps NaN to 0.
-        wav.write_sample((s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16)?;
+        wav.write_sample(to_pcm16(s))?;
     }
     wav.finalize()?;
     Ok(cursor.into_inner())

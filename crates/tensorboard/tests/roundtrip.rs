@@ -173,6 +173,58 @@ fn audio_round_trip_decodes_as_wav() {
     assert!(goertzel_power(&left, rate, 660.0) < 1e-4, "no crosstalk");
 }
 
+/// The clip's 16-bit codes are the WAV file's, sample for sample: one conversion for both
+/// (they used to round differently and differ by 1 LSB).
+#[test]
+fn audio_clip_holds_the_same_codes_as_the_wav_file() {
+    use gradtone_sound::wav::{SampleFormat, WavWriter, to_pcm16};
+    let dir = temp_dir("same-codes");
+    let mut rng = common::SplitMix(7);
+    // Random samples over the range, beyond it, NaN, and the one exact tie (±0.5).
+    let mut samples: Vec<f32> = (0..20_000)
+        .map(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.4 - 1.2) as f32)
+        .collect();
+    samples.extend([0.5, -0.5, 1.0, -1.0, -1.5, 1.5, f32::NAN, 0.0]);
+    // The old f32 `.round()` conversion differs on some of these: the test can tell the two apart.
+    let old = |s: f32| (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)).round() as i16;
+    assert!(samples.iter().any(|&s| old(s) != to_pcm16(s)));
+
+    let wav_path = dir.join("clip.wav");
+    let mut wav = WavWriter::create(&wav_path, 8000, 2, SampleFormat::Pcm16).unwrap();
+    wav.write(&samples).unwrap();
+    wav.finalize().unwrap();
+    let from_wav: Vec<i16> = hound::WavReader::open(&wav_path)
+        .unwrap()
+        .samples::<i16>()
+        .collect::<Result<_, _>>()
+        .unwrap();
+
+    let mut w = EventWriter::create(&dir).unwrap();
+    w.add_audio("sound/clip", 1, &samples, 8000, 2, 1.0)
+        .unwrap();
+    let file = w.finish().unwrap();
+    let clip = EventReader::open(&file)
+        .unwrap()
+        .filter_map(|e| e.unwrap().summary)
+        .flat_map(|s| s.value)
+        .find_map(|v| match v.value {
+            Some(Value::Audio(a)) => Some(a.encoded_audio_string),
+            _ => None,
+        })
+        .expect("an audio value");
+    let from_tb: Vec<i16> = hound::WavReader::new(clip.as_slice())
+        .unwrap()
+        .samples::<i16>()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(from_tb.len(), samples.len());
+    assert!(
+        from_tb == from_wav,
+        "the clip's codes differ from the WAV file's"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn flushing_follows_the_interval() {
     let dir = temp_dir("flush");

@@ -135,15 +135,18 @@ pub fn time_batch(
         ms,
         ms_no_norms,
         data_ms,
-        seed_us: sound_us(&frames, "seed")?,
+        seed_us: sound_us(&frames, gradtone_sound::mapping::MappingKind::Seed)?,
         cents_us: sound_us(&frames, gradtone_sound::mapping::DEFAULT_MAPPING)?,
     })
 }
 
 /// Median µs to render one frame's sound with `mapping` (alarms included, as `train` does).
-pub fn sound_us(frames: &[Frame], mapping: &str) -> Result<f64, SoundError> {
+pub fn sound_us(
+    frames: &[Frame],
+    mapping: gradtone_sound::mapping::MappingKind,
+) -> Result<f64, SoundError> {
     let config = SoundConfig {
-        mapping: mapping.into(),
+        mapping,
         ..SoundConfig::default()
     };
     let mut m = gradtone_sound::mapping::with_alarms(&config)?;
@@ -196,8 +199,7 @@ mod tests {
                     .with_value("conv1", 0.5)
             })
             .collect();
-        let us = sound_us(&frames, "seed").unwrap();
+        let us = sound_us(&frames, gradtone_sound::mapping::MappingKind::Seed).unwrap();
         assert!(us.is_finite() && us >= 0.0);
-        assert!(sound_us(&frames, "no-such-mapping").is_err());
     }
 }

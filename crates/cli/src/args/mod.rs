@@ -96,8 +96,8 @@ impl LiveArgs {
 pub struct SinkArgs {
     /// Mapping from values to sound: seed (the 2019 original, sample-exact), depth, cents
     /// (default: cents, or the --sound-config file's).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(gradtone_sound::mapping::NAMES))]
-    pub mapping: Option<String>,
+    #[arg(long)]
+    pub mapping: Option<gradtone_sound::mapping::MappingKind>,
     /// TOML file configuring mappings, synthesis, grouping and alarms (see crates/sound/examples/sound.toml).
     #[arg(long, value_name = "FILE")]
     pub sound_config: Option<PathBuf>,
@@ -152,7 +152,7 @@ impl SinkArgs {
     /// The output spec of these flags, with live playback `live` and a plot title.
     pub fn spec(&self, live: Option<gradtone_live::Pace>, title: &str) -> OutputSpec {
         OutputSpec {
-            mapping: self.mapping.clone(),
+            mapping: self.mapping,
             sound_config: self.sound_config.clone(),
             alarm_sounds: self.alarm_sounds,
             wav: self.wav.clone(),
