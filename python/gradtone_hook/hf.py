@@ -56,6 +56,8 @@ class GradToneCallback(TrainerCallback):
         self._handles: list[Any] = []
         self._queued = False
         self._norms: list[tuple[list[int], Any]] | None = None
+        #: The step's norms from :meth:`GradTone._launch` (the common case), else ``_norms``.
+        self._vec: Any = None
         #: The step's loss as the Trainer weighs it (a device tensor), from the backward passes.
         self._loss_sum: Any = None
         #: The plain mean of the outputs' losses, when no backward reached them.
@@ -109,9 +111,13 @@ class GradToneCallback(TrainerCallback):
         try:
             if tone._dropped:
                 tone._warn_dropped()
-            self._norms = tone._grad_norms()  # new tensors: clipping later does not change them
+            # New tensors: clipping later does not change them. The weights' norms are read here
+            # too (fused with the gradients'): the weights do not change before optimizer.step().
+            self._vec = tone._launch()
+            if self._vec is None:
+                self._norms = tone._grad_norms()
         except Exception:  # noqa: BLE001 - never crash training; step() then reads post-clip
-            self._norms = None
+            self._vec = self._norms = None
 
     def _on_forward(self, module: Any, _inputs: Any, output: Any) -> None:
         if not module.training:
@@ -175,6 +181,7 @@ class GradToneCallback(TrainerCallback):
         if tone is None:
             return
         norms, self._norms = self._norms, None
+        vec, self._vec = self._vec, None
         scale = _scale_of(kwargs.get("optimizer"))
         if self._loss_sum is not None:
             # The backward passes carried the fp16 loss scale too.
@@ -188,7 +195,7 @@ class GradToneCallback(TrainerCallback):
         if clip is None:
             clip = getattr(args, "max_grad_norm", None)
         step = int(state.global_step)
-        if norms is None:
+        if vec is None and norms is None:
             # No backward seen (e.g. DeepSpeed owns the gradients): read them now, as they are.
             tone.step(loss=loss, step=step, clip=clip, unscaled=True)
             return
@@ -196,16 +203,15 @@ class GradToneCallback(TrainerCallback):
         if step % tone.every:
             return
         try:
-            tone._emit(step, norms, scale, None, loss, None, None, clip)
+            items = [] if loss is None else [("loss", loss)]
+            if vec is not None and tone._scalars(items):
+                tone._finish(step, vec, scale, items, clip, False)
+            else:
+                if norms is None:  # a loss of several elements: the general read (it warns)
+                    norms = tone._grad_norms()
+                tone._emit(step, norms, scale, None, loss, None, None, clip)
         except Exception as e:  # noqa: BLE001 - as GradTone.step: warn once, never end training
-            if tone.strict:
-                raise
-            tone.step_errors += 1
-            if not tone._warned:
-                tone._warned = True
-                from ._writer import _warn
-
-                _warn(f"step {step}: {type(e).__name__}: {e}. Training goes on.")
+            tone._failed(step, e)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._remove_hooks()
