@@ -25,13 +25,19 @@ Importing this module imports ``transformers``.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any
 
+import torch
 from transformers import TrainerCallback
 
 from ._hook import GradTone
 
 __all__ = ["GradToneCallback"]
+
+#: Loss dtypes whose product with their gradient needs no conversion.
+_WIDE = (torch.float32, torch.float64)
 
 
 class GradToneCallback(TrainerCallback):
@@ -60,9 +66,9 @@ class GradToneCallback(TrainerCallback):
         self._vec: Any = None
         #: The step's loss as the Trainer weighs it (a device tensor), from the backward passes.
         self._loss_sum: Any = None
-        #: The plain mean of the outputs' losses, when no backward reached them.
-        self._fwd_sum: Any = None
-        self._fwd_n = 0
+        #: The outputs' losses, whose plain mean is the step's when no backward reached them
+        #: (summed only then: most steps never need it).
+        self._fwd: list[Any] = []
         self._grad_state: Any = None
         self._param_hooks = False
         #: Whether this optimizer step gets a frame (``every``): its norms are read.
@@ -85,7 +91,10 @@ class GradToneCallback(TrainerCallback):
     def _on_loss_grad(self, value: Any, grad: Any) -> None:
         # Backward starts at the loss the Trainer built from this output: grad is d(that)/d(value).
         if value is not None:
-            w = (value.float() * grad.detach().float()).sum()
+            if value.dtype is grad.dtype and value.dtype in _WIDE and value.numel() == 1:
+                w = value * grad.detach()  # the common case: one product, no conversions
+            else:
+                w = (value.float() * grad.detach().float()).sum()
             self._loss_sum = w if self._loss_sum is None else self._loss_sum + w
         if not self._queued and self._last_micro_batch():
             self._queued = True
@@ -93,8 +102,6 @@ class GradToneCallback(TrainerCallback):
 
     @staticmethod
     def _engine() -> Any:
-        import torch
-
         return torch.autograd.Variable._execution_engine
 
     def _after_backward_1(self) -> None:
@@ -125,9 +132,7 @@ class GradToneCallback(TrainerCallback):
         loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
         if loss is not None and hasattr(loss, "detach"):
             value = loss.detach()
-            v = value if value.numel() == 1 else value.float().mean()
-            self._fwd_sum = v if self._fwd_sum is None else self._fwd_sum + v
-            self._fwd_n += 1
+            self._fwd.append(value if value.numel() == 1 else value.float().mean())
             if loss.requires_grad:
                 loss.register_hook(lambda g, value=value: self._on_loss_grad(value, g))
                 return
@@ -186,11 +191,11 @@ class GradToneCallback(TrainerCallback):
         if self._loss_sum is not None:
             # The backward passes carried the fp16 loss scale too.
             loss = self._loss_sum / scale if scale else self._loss_sum
-        elif self._fwd_n:
-            loss = self._fwd_sum / self._fwd_n
+        elif self._fwd:
+            loss = functools.reduce(operator.add, self._fwd) / len(self._fwd)
         else:
             loss = None
-        self._loss_sum, self._fwd_sum, self._fwd_n = None, None, 0
+        self._loss_sum, self._fwd = None, []
         clip = self.kwargs.get("clip")
         if clip is None:
             clip = getattr(args, "max_grad_norm", None)
