@@ -164,9 +164,6 @@ class GradTone:
         self._encoder = FrameEncoder(self._groups)
         #: False once the common read failed (parameters on several devices): not tried again.
         self._common = True
-        #: Whether lines are made and written by the writer's thread (the framework callbacks,
-        #: which flush it before each step's forward pass; see StreamWriter.write_deferred).
-        self._defer = False
         self.clip = clip
         self.writer = StreamWriter(to, append=append)
         self.scaler = scaler
@@ -523,8 +520,6 @@ class GradTone:
             frame = frame_dict(step, zip(groups, vals), ls, rank, world, t, clip, params and zip(groups, params))
         if self.writer._kind == "osc":
             self.writer.write_dict(frame)
-        elif self._defer:
-            self.writer.write_deferred(self._encoder.line, step, vals, ls, rank, world, t, clip, params, rank=rank)
         else:
             self.writer.write_line(self._encoder.line(step, vals, ls, rank, world, t, clip, params), rank)
         return frame if want_frame else None

@@ -128,8 +128,6 @@ class StreamWriter:
         self._hinted = False
         self._loopback = False
         self._sender: _Sender | None = None
-        #: The thread that encodes and writes what :meth:`write_deferred` hands over.
-        self._deferred: _Deferred | None = None
         self._closed = False
 
     @staticmethod
@@ -175,11 +173,11 @@ class StreamWriter:
             if _is_loopback_host(host):
                 # Loopback (gradtone run's listener): connected or refused at once, and the step's
                 # own frame goes out with it.
-                self._sender = _Sender(_connect(host, port), exit_hook=self._deferred is None)
+                self._sender = _Sender(_connect(host, port))
             else:
                 # Elsewhere a connect can take seconds (a lost SYN, a slow name lookup): the
                 # sender thread makes it, and frames wait in its queue meanwhile.
-                self._sender = _Sender(None, (host, port), exit_hook=self._deferred is None)
+                self._sender = _Sender(None, (host, port))
         elif self._kind == "path" and self._file is None:
             path = self._target
             if "{rank}" in path:
@@ -212,31 +210,9 @@ class StreamWriter:
         """
         return self.write_dict(frame_dict(step, values, losses, rank, world, t, clip))
 
-    def write_deferred(self, encode: Any, *args: Any, rank: int | None = None) -> None:
-        """Hands a frame to this writer's thread, which makes its line with ``encode(*args)``
-        and writes it as :meth:`write_line` would, in the order handed over: the training thread
-        neither encodes nor waits for the file or socket. (The framework callbacks write this
-        way and call :meth:`flush_deferred` before the next step's forward pass, so a frame has
-        left the process before the next step begins; a plain :meth:`write_line` does too.)
-        A line that cannot be made or written is counted in :attr:`errors`."""
-        if self._closed:
-            self._fail(ValueError("writer is closed"))
-            return
-        if self._deferred is None:
-            self._deferred = _Deferred(self)
-        self._deferred.put(lambda: self._send(encode(*args), rank))
-
-    def flush_deferred(self) -> None:
-        """Writes what :meth:`write_deferred` handed over and the thread has not written yet,
-        now, on the calling thread (nothing to do in the usual case: the thread was faster)."""
-        d = self._deferred
-        if d is not None and d.pending:
-            d.drain()
-
     def write_dict(self, frame: dict) -> bool:
         """Write a frame built by :func:`frame_dict` (for a caller that keeps the dict too: it is
         built once); as :meth:`write_frame` otherwise."""
-        self.flush_deferred()  # after what was handed over before it
         if self._kind == "osc":
             # frame_dict turned non-finite values into strings; OSC floats carry them natively.
             vals = frame.get("values", {})
@@ -249,7 +225,6 @@ class StreamWriter:
         """Write an already encoded JSON line (a ``\\n`` is added if missing); not for OSC."""
         if self._kind == "osc":
             raise ValueError("write_line cannot send to an osc:// destination; use write_frame")
-        self.flush_deferred()
         return self._send(line if line.endswith("\n") else line + "\n", rank)
 
     def _send(self, payload: Any, rank: int | None) -> bool:
@@ -350,10 +325,7 @@ class StreamWriter:
         return self._kind
 
     def close(self) -> None:
-        """Close the socket or the file this writer opened (never a stream or object it was given),
-        once what was handed to :meth:`write_deferred` is written."""
-        if self._deferred is not None:
-            self._deferred.close()
+        """Close the socket or the file this writer opened (never a stream or object it was given)."""
         self._closed = True
         if self._sender is not None:
             error = self._sender.close(TCP_CLOSE_SECONDS)
@@ -429,7 +401,7 @@ class _Sender:
     what is queued. Queued frames are flushed at :meth:`close` and at interpreter exit.
     """
 
-    def __init__(self, sock: socket.socket | None, address: tuple[str, int] | None = None, exit_hook: bool = True):
+    def __init__(self, sock: socket.socket | None, address: tuple[str, int] | None = None):
         #: None until the thread has connected to ``address``.
         self._sock = sock
         self._address = address
@@ -442,8 +414,7 @@ class _Sender:
         self.error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="gradtone-hook-sender", daemon=True)
         self._thread.start()
-        if exit_hook:  # else the writer's _Deferred closes it at exit, after writing its frames
-            atexit.register(self.close, TCP_CLOSE_SECONDS)
+        atexit.register(self.close, TCP_CLOSE_SECONDS)
 
     def put(self, data: bytes) -> bool:
         """Queues ``data``; False (not queued) when the queue is full. Raises the connection's
@@ -534,69 +505,6 @@ class _Sender:
             pass
         # The error our own shutdown gives the thread is not the connection's.
         return None if gave_up else self.error
-
-
-class _Deferred:
-    """A daemon thread that runs a writer's jobs (make a line, write it) in the order they were
-    handed over, so that encoding and the write system call are off the training thread. The
-    training thread may run the waiting jobs itself (:meth:`drain`); one lock keeps a single
-    runner at a time, hence the order. At interpreter exit, the jobs left are run and the
-    writer is closed (its ``tcp://`` sender then sends what it holds)."""
-
-    def __init__(self, writer: StreamWriter):
-        self._writer = writer
-        self._jobs: collections.deque[Any] = collections.deque()
-        self._cv = threading.Condition()
-        self._runner = threading.Lock()
-        self._closing = False
-        #: Jobs handed over and not finished (queued or running).
-        self.pending = 0
-        self._thread = threading.Thread(target=self._run, name="gradtone-hook-writer", daemon=True)
-        self._thread.start()
-        atexit.register(self._at_exit)
-
-    def put(self, job: Any) -> None:
-        with self._cv:
-            self._jobs.append(job)
-            self.pending += 1
-            self._cv.notify()
-
-    def drain(self) -> None:
-        """Runs the waiting jobs on the calling thread, after the one the thread is running."""
-        with self._runner:
-            while True:
-                with self._cv:
-                    if not self._jobs:
-                        return
-                    job = self._jobs.popleft()
-                try:
-                    job()
-                except Exception as e:  # noqa: BLE001 - a frame that cannot be made is counted
-                    self._writer._fail(e)
-                with self._cv:
-                    self.pending -= 1
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._jobs and not self._closing:
-                    self._cv.wait()
-                if not self._jobs:
-                    return
-            self.drain()
-
-    def close(self) -> None:
-        with self._cv:
-            self._closing = True
-            self._cv.notify()
-        self.drain()
-        try:
-            atexit.unregister(self._at_exit)
-        except Exception:  # noqa: BLE001 - during interpreter shutdown
-            pass
-
-    def _at_exit(self) -> None:
-        self._writer.close()
 
 
 def _from_json(v: Any) -> Any:

@@ -168,7 +168,6 @@ class GradToneCallback(TrainerCallback):
         if self.tone is not None:
             kw.setdefault("append", True)  # a second train() appends to the same file
         self.tone = GradTone(model, to=self.to, **kw)
-        self.tone._defer = True  # lines made and written off the training thread
         try:  # shared state: reading it later sees what the Trainer set for each micro-batch
             from accelerate.state import GradientState
 
@@ -180,10 +179,6 @@ class GradToneCallback(TrainerCallback):
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._queued = False  # in case a backward failed before its end-of-backward callback
         tone = self.tone
-        if tone is not None:
-            # The previous step's frame has left the process before this step's forward pass
-            # (the writer's thread has nearly always written it already): a kill now loses none.
-            tone.writer.flush_deferred()
         self._wanted = tone is None or int(state.global_step) % tone.every == 0
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

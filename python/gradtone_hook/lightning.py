@@ -59,13 +59,6 @@ class GradToneCallback(_Callback):
         kw.setdefault("rank", getattr(trainer, "global_rank", None))
         kw.setdefault("world", getattr(trainer, "world_size", None))
         self.tone = GradTone(pl_module, to=self.to, **kw)
-        self.tone._defer = True  # lines made and written off the training thread
-
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        # The previous step's frame has left the process before this forward pass (the writer's
-        # thread has nearly always written it already): a kill now loses none.
-        if self.tone is not None:
-            self.tone.writer.flush_deferred()
 
     def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
         if loss is None:
