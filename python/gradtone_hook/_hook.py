@@ -429,7 +429,7 @@ class GradTone:
         if not values and skip is None and not isinstance(scale, self._torch.Tensor):
             items = self._loss_items(loss, losses)
             if self._scalars(items):
-                vec = self._launch()
+                vec = self._launch(items)
                 if vec is not None:
                     return self._finish(step, vec, scale, items, clip, want_frame)
         norms = self._grad_norms()
@@ -447,12 +447,14 @@ class GradTone:
         tensor = self._torch.Tensor
         return all(v.numel() == 1 for _, v in items if isinstance(v, tensor))
 
-    def _launch(self) -> Any | None:
+    def _launch(self, items: list[tuple[str, Any]] = ()) -> Any | None:  # type: ignore[assignment]
         """The common case's read, without a host sync: one vector on the device, the norms of
         every selected gradient, then (with ``param_norms``) of every selected weight, from one
         fused ``torch._foreach_norm`` -- the kernel of ``p.grad.norm()``, so the numbers are the
-        same. ``None`` when the case is not the common one (a gradient missing, dtypes or devices
-        that differ): then :meth:`_grad_norms` and :meth:`_emit` do the general read."""
+        same -- and the one-element tensors among the losses ``items``, when they are on the same
+        device (else :meth:`_finish` reads them apart). ``None`` when the case is not the common
+        one (a gradient missing, dtypes or devices that differ): then :meth:`_grad_norms` and
+        :meth:`_emit` do the general read."""
         if not self._common:
             return None
         torch = self._torch
@@ -467,6 +469,12 @@ class GradTone:
         kw = {"dtype": torch.float32} if dtype in (torch.float16, torch.bfloat16) else {}
         with torch.no_grad():  # a grad made with create_graph=True must not grow a graph here
             norms = torch._foreach_norm(ts, 2, **kw)
+            losses = [v.detach().reshape(()) for _, v in items if isinstance(v, torch.Tensor)]
+            if losses:
+                try:
+                    return torch.stack([*norms, *losses])
+                except RuntimeError:  # a loss elsewhere than the gradients: read apart
+                    pass
             try:
                 return torch.stack(norms)
             except RuntimeError:  # several devices: the general read (one sync per device) from now on
@@ -482,19 +490,22 @@ class GradTone:
         clip: float | None,
         want_frame: bool,
     ) -> dict | None:
-        """Reads what :meth:`_launch` returned and the tensor losses back in one ``.tolist()``,
-        and writes the frame (its dict returned when ``want_frame``)."""
+        """Reads what :meth:`_launch` returned (the norms and the tensor losses ``loss_items``
+        had then, in one ``.tolist()``), and writes the frame (its dict returned when
+        ``want_frame``)."""
         torch = self._torch
         t = _time.time() if self.wall_time else None
-        extra = [v.detach().reshape(1) for _, v in loss_items if isinstance(v, torch.Tensor)]
-        if extra:
-            try:
-                host = torch.cat([vec, *extra]).tolist()
-            except RuntimeError:  # a loss on another device than the gradients
-                host = vec.tolist() + [x.item() for x in extra]
-        else:
-            host = vec.tolist()
         n = len(self._plist)
+        size = 2 * n if self.param_norms else n
+        extra = [v.detach().reshape(1) for _, v in loss_items if isinstance(v, torch.Tensor)]
+        if extra and vec.numel() == size:  # losses known only now (the HF callback's)
+            try:
+                vec = torch.cat([vec, *extra])
+            except RuntimeError:  # a loss elsewhere than the gradients: read apart below
+                pass
+        host = vec.tolist()
+        if len(host) == size and extra:
+            host += [x.item() for x in extra]
         gvals = host[:n]
         if scale is not None:
             gvals = [v / scale for v in gvals]
@@ -506,7 +517,7 @@ class GradTone:
         if self.param_norms:
             pv = host[n : 2 * n]
             params = pv if self._one_per_group else [_combine([pv[i] for i in m]) for m in self._members]
-        j = len(host) - len(extra)
+        j = size
         ls = []
         for name, v in loss_items:
             if isinstance(v, torch.Tensor):
