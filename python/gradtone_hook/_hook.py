@@ -245,7 +245,9 @@ class GradTone:
         if int(step) % self.every:
             return None
         try:
-            return self._step(int(step), loss, losses, values, unscaled, self.clip if clip is None else clip, want_frame)
+            return self._step(
+                int(step), loss, losses, values, unscaled, self.clip if clip is None else clip, want_frame
+            )
         except Exception as e:  # noqa: BLE001 - never crash the user's training
             self._failed(step, e)
             return None
@@ -447,7 +449,7 @@ class GradTone:
         tensor = self._torch.Tensor
         return all(v.numel() == 1 for _, v in items if isinstance(v, tensor))
 
-    def _launch(self, items: list[tuple[str, Any]] = ()) -> Any | None:  # type: ignore[assignment]
+    def _launch(self, items: Sequence[tuple[str, Any]] = ()) -> Any | None:
         """The common case's read, without a host sync: one vector on the device, the norms of
         every selected gradient, then (with ``param_norms``) of every selected weight, from one
         fused ``torch._foreach_norm`` -- the kernel of ``p.grad.norm()``, so the numbers are the
