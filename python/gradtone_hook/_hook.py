@@ -10,7 +10,7 @@ import math
 import time as _time
 from typing import Any, Sequence
 
-from ._format import clip_value, frame_dict
+from ._format import FrameEncoder, clip_value, frame_dict
 from ._groups import GroupBy, check_group_by, group_of
 from ._writer import StreamWriter, _warn
 
@@ -33,11 +33,10 @@ def _combine(norms: Sequence[float]) -> float:
     masked by an infinity, as ``math.hypot`` would), overflow-safe for float64 grads."""
     if len(norms) == 1:  # group_by="tensor": a norm is its own combination
         return norms[0]
-    if any(math.isnan(n) for n in norms):
+    h = math.hypot(*norms)  # 0.0 for none; inf if any is inf, else NaN if any is NaN
+    if h == math.inf and any(n != n for n in norms):
         return math.nan
-    if any(math.isinf(n) for n in norms):
-        return math.inf
-    return math.hypot(*norms) if norms else 0.0
+    return h
 
 
 def _stage_name(state: Any) -> str | None:
@@ -155,6 +154,16 @@ class GradTone:
             )
 
         self._include = list(include) if include else None
+        #: The selected parameters, and each group's members (indices into them): the per-step
+        #: read (:meth:`_launch`) works on these lists, made once.
+        self._plist = [p for _, p, _ in self._params]
+        self._members: list[list[int]] = [[] for _ in self._groups]
+        for i, (_, _, gi) in enumerate(self._params):
+            self._members[gi].append(i)
+        self._one_per_group = all(m == [i] for i, m in enumerate(self._members))
+        self._encoder = FrameEncoder(self._groups)
+        #: False once the common read failed (parameters on several devices): not tried again.
+        self._common = True
         self.clip = clip
         self.writer = StreamWriter(to, append=append)
         self.scaler = scaler
@@ -216,21 +225,40 @@ class GradTone:
         (from fused ``torch._foreach_norm`` kernels), tensor losses and the AMP scale are stacked
         and read with one ``.tolist()``.
         """
+        return self._guarded(step, loss, losses, values, unscaled, clip, True)
+
+    def _guarded(
+        self,
+        step: int | None,
+        loss: Any,
+        losses: dict[str, Any] | None,
+        values: dict[str, Any] | None,
+        unscaled: bool | None,
+        clip: float | None,
+        want_frame: bool,
+    ) -> dict | None:
+        """:meth:`step`; with ``want_frame`` False (the framework callbacks, which drop it) the
+        frame's dict is not built, only its line."""
         if step is None:
             step = self._next_step
         self._next_step = int(step) + 1
         if int(step) % self.every:
             return None
         try:
-            return self._step(int(step), loss, losses, values, unscaled, self.clip if clip is None else clip)
+            return self._step(
+                int(step), loss, losses, values, unscaled, self.clip if clip is None else clip, want_frame
+            )
         except Exception as e:  # noqa: BLE001 - never crash the user's training
-            if self.strict:
-                raise
-            self.step_errors += 1
-            if not self._warned:
-                self._warned = True
-                _warn(f"step {step}: {type(e).__name__}: {e}. Training goes on; further failures are counted silently.")
+            self._failed(step, e)
             return None
+
+    def _failed(self, step: Any, e: Exception) -> None:
+        if self.strict:
+            raise e
+        self.step_errors += 1
+        if not self._warned:
+            self._warned = True
+            _warn(f"step {step}: {type(e).__name__}: {e}. Training goes on; further failures are counted silently.")
 
     def term_norms(self, terms: dict[str, Any]) -> dict[str, float]:
         """Per-loss gradient norms: for a loss ``L = sum_i w_i * L_i``, pass the *weighted* terms
@@ -395,12 +423,119 @@ class GradTone:
         values: dict[str, Any] | None,
         unscaled: bool | None,
         clip: float | None,
-    ) -> dict:
+        want_frame: bool = True,
+    ) -> dict | None:
         if self._dropped:
             self._warn_dropped()
-        norms = self._grad_norms()
         scale, skip = self._scale_plan(unscaled)
+        if not values and skip is None and not isinstance(scale, self._torch.Tensor):
+            items = self._loss_items(loss, losses)
+            if self._scalars(items):
+                vec = self._launch(items)
+                if vec is not None:
+                    return self._finish(step, vec, scale, items, clip, want_frame)
+        norms = self._grad_norms()
         return self._emit(step, norms, scale, skip, loss, losses, values, clip)
+
+    @staticmethod
+    def _loss_items(loss: Any, losses: dict[str, Any] | None) -> list[tuple[str, Any]]:
+        items: list[tuple[str, Any]] = [] if loss is None else [("loss", loss)]
+        if losses:
+            items.extend(losses.items())
+        return items
+
+    def _scalars(self, items: list[tuple[str, Any]]) -> bool:
+        """Whether every tensor among the losses has one element (else the general read warns)."""
+        tensor = self._torch.Tensor
+        return all(v.numel() == 1 for _, v in items if isinstance(v, tensor))
+
+    def _launch(self, items: Sequence[tuple[str, Any]] = ()) -> Any | None:
+        """The common case's read, without a host sync: one vector on the device, the norms of
+        every selected gradient, then (with ``param_norms``) of every selected weight, from one
+        fused ``torch._foreach_norm`` -- the kernel of ``p.grad.norm()``, so the numbers are the
+        same -- and the one-element tensors among the losses ``items``, when they are on the same
+        device (else :meth:`_finish` reads them apart). ``None`` when the case is not the common
+        one (a gradient missing, dtypes or devices that differ): then :meth:`_grad_norms` and
+        :meth:`_emit` do the general read."""
+        if not self._common:
+            return None
+        torch = self._torch
+        ts = [p.grad for p in self._plist]
+        dtype = ts[0].dtype if ts[0] is not None else None
+        for g in ts:
+            if g is None or g.dtype is not dtype:
+                return None
+        if self.param_norms:
+            ts += self._plist  # a gradient has its parameter's dtype and device
+        # A half-precision norm overflows at 65504: accumulate and return in float32.
+        kw = {"dtype": torch.float32} if dtype in (torch.float16, torch.bfloat16) else {}
+        with torch.no_grad():  # a grad made with create_graph=True must not grow a graph here
+            norms = torch._foreach_norm(ts, 2, **kw)
+            losses = [v.detach().reshape(()) for _, v in items if isinstance(v, torch.Tensor)]
+            if losses:
+                try:
+                    return torch.stack([*norms, *losses])
+                except RuntimeError:  # a loss elsewhere than the gradients: read apart
+                    pass
+            try:
+                return torch.stack(norms)
+            except RuntimeError:  # several devices: the general read (one sync per device) from now on
+                self._common = False
+                return None
+
+    def _finish(
+        self,
+        step: int,
+        vec: Any,
+        scale: float | None,
+        loss_items: list[tuple[str, Any]],
+        clip: float | None,
+        want_frame: bool,
+    ) -> dict | None:
+        """Reads what :meth:`_launch` returned (the norms and the tensor losses ``loss_items``
+        had then, in one ``.tolist()``), and writes the frame (its dict returned when
+        ``want_frame``)."""
+        torch = self._torch
+        t = _time.time() if self.wall_time else None
+        n = len(self._plist)
+        size = 2 * n if self.param_norms else n
+        extra = [v.detach().reshape(1) for _, v in loss_items if isinstance(v, torch.Tensor)]
+        if extra and vec.numel() == size:  # losses known only now (the HF callback's)
+            try:
+                vec = torch.cat([vec, *extra])
+            except RuntimeError:  # a loss elsewhere than the gradients: read apart below
+                pass
+        host = vec.tolist()
+        if len(host) == size and extra:
+            host += [x.item() for x in extra]
+        gvals = host[:n]
+        if scale is not None:
+            gvals = [v / scale for v in gvals]
+        if self._one_per_group:
+            vals = gvals
+        else:
+            vals = [_combine([gvals[i] for i in m]) for m in self._members]
+        params = None
+        if self.param_norms:
+            pv = host[n : 2 * n]
+            params = pv if self._one_per_group else [_combine([pv[i] for i in m]) for m in self._members]
+        j = size
+        ls = []
+        for name, v in loss_items:
+            if isinstance(v, torch.Tensor):
+                v = host[j]
+                j += 1
+            ls.append((name, v))
+        rank, world = self._rank_world()
+        frame = None
+        if want_frame or self.writer._kind == "osc":
+            groups = self._groups
+            frame = frame_dict(step, zip(groups, vals), ls, rank, world, t, clip, params and zip(groups, params))
+        if self.writer._kind == "osc":
+            self.writer.write_dict(frame)
+        else:
+            self.writer.write_line(self._encoder.line(step, vals, ls, rank, world, t, clip, params), rank)
+        return frame if want_frame else None
 
     def _emit(
         self,

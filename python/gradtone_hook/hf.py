@@ -25,13 +25,19 @@ Importing this module imports ``transformers``.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any
 
+import torch
 from transformers import TrainerCallback
 
 from ._hook import GradTone
 
 __all__ = ["GradToneCallback"]
+
+#: Loss dtypes whose product with their gradient needs no conversion.
+_WIDE = (torch.float32, torch.float64)
 
 
 class GradToneCallback(TrainerCallback):
@@ -56,11 +62,13 @@ class GradToneCallback(TrainerCallback):
         self._handles: list[Any] = []
         self._queued = False
         self._norms: list[tuple[list[int], Any]] | None = None
+        #: The step's norms from :meth:`GradTone._launch` (the common case), else ``_norms``.
+        self._vec: Any = None
         #: The step's loss as the Trainer weighs it (a device tensor), from the backward passes.
         self._loss_sum: Any = None
-        #: The plain mean of the outputs' losses, when no backward reached them.
-        self._fwd_sum: Any = None
-        self._fwd_n = 0
+        #: The outputs' losses, whose plain mean is the step's when no backward reached them
+        #: (summed only then: most steps never need it).
+        self._fwd: list[Any] = []
         self._grad_state: Any = None
         self._param_hooks = False
         #: Whether this optimizer step gets a frame (``every``): its norms are read.
@@ -83,7 +91,10 @@ class GradToneCallback(TrainerCallback):
     def _on_loss_grad(self, value: Any, grad: Any) -> None:
         # Backward starts at the loss the Trainer built from this output: grad is d(that)/d(value).
         if value is not None:
-            w = (value.float() * grad.detach().float()).sum()
+            if value.dtype is grad.dtype and value.dtype in _WIDE and value.numel() == 1:
+                w = value * grad.detach()  # the common case: one product, no conversions
+            else:
+                w = (value.float() * grad.detach().float()).sum()
             self._loss_sum = w if self._loss_sum is None else self._loss_sum + w
         if not self._queued and self._last_micro_batch():
             self._queued = True
@@ -91,8 +102,6 @@ class GradToneCallback(TrainerCallback):
 
     @staticmethod
     def _engine() -> Any:
-        import torch
-
         return torch.autograd.Variable._execution_engine
 
     def _after_backward_1(self) -> None:
@@ -109,9 +118,13 @@ class GradToneCallback(TrainerCallback):
         try:
             if tone._dropped:
                 tone._warn_dropped()
-            self._norms = tone._grad_norms()  # new tensors: clipping later does not change them
+            # New tensors: clipping later does not change them. The weights' norms are read here
+            # too (fused with the gradients'): the weights do not change before optimizer.step().
+            self._vec = tone._launch()
+            if self._vec is None:
+                self._norms = tone._grad_norms()
         except Exception:  # noqa: BLE001 - never crash training; step() then reads post-clip
-            self._norms = None
+            self._vec = self._norms = None
 
     def _on_forward(self, module: Any, _inputs: Any, output: Any) -> None:
         if not module.training:
@@ -119,9 +132,7 @@ class GradToneCallback(TrainerCallback):
         loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
         if loss is not None and hasattr(loss, "detach"):
             value = loss.detach()
-            v = value if value.numel() == 1 else value.float().mean()
-            self._fwd_sum = v if self._fwd_sum is None else self._fwd_sum + v
-            self._fwd_n += 1
+            self._fwd.append(value if value.numel() == 1 else value.float().mean())
             if loss.requires_grad:
                 loss.register_hook(lambda g, value=value: self._on_loss_grad(value, g))
                 return
@@ -175,20 +186,21 @@ class GradToneCallback(TrainerCallback):
         if tone is None:
             return
         norms, self._norms = self._norms, None
+        vec, self._vec = self._vec, None
         scale = _scale_of(kwargs.get("optimizer"))
         if self._loss_sum is not None:
             # The backward passes carried the fp16 loss scale too.
             loss = self._loss_sum / scale if scale else self._loss_sum
-        elif self._fwd_n:
-            loss = self._fwd_sum / self._fwd_n
+        elif self._fwd:
+            loss = functools.reduce(operator.add, self._fwd) / len(self._fwd)
         else:
             loss = None
-        self._loss_sum, self._fwd_sum, self._fwd_n = None, None, 0
+        self._loss_sum, self._fwd = None, []
         clip = self.kwargs.get("clip")
         if clip is None:
             clip = getattr(args, "max_grad_norm", None)
         step = int(state.global_step)
-        if norms is None:
+        if vec is None and norms is None:
             # No backward seen (e.g. DeepSpeed owns the gradients): read them now, as they are.
             tone.step(loss=loss, step=step, clip=clip, unscaled=True)
             return
@@ -196,16 +208,15 @@ class GradToneCallback(TrainerCallback):
         if step % tone.every:
             return
         try:
-            tone._emit(step, norms, scale, None, loss, None, None, clip)
+            items = [] if loss is None else [("loss", loss)]
+            if vec is not None and tone._scalars(items):
+                tone._finish(step, vec, scale, items, clip, False)
+            else:
+                if norms is None:  # a loss of several elements: the general read (it warns)
+                    norms = tone._grad_norms()
+                tone._emit(step, norms, scale, None, loss, None, None, clip)
         except Exception as e:  # noqa: BLE001 - as GradTone.step: warn once, never end training
-            if tone.strict:
-                raise
-            tone.step_errors += 1
-            if not tone._warned:
-                tone._warned = True
-                from ._writer import _warn
-
-                _warn(f"step {step}: {type(e).__name__}: {e}. Training goes on.")
+            tone._failed(step, e)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._remove_hooks()

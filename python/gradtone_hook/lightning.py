@@ -75,8 +75,9 @@ class GradToneCallback(_Callback):
         clip = self.kwargs.get("clip")
         if clip is None and getattr(trainer, "gradient_clip_algorithm", "norm") in (None, "norm"):
             clip = getattr(trainer, "gradient_clip_val", None)
-        # unscaled=True: with a GradScaler, Lightning unscales before calling this hook.
-        tone.step(loss=loss, step=int(trainer.global_step), clip=clip, unscaled=True)
+        # unscaled=True: with a GradScaler, Lightning unscales before calling this hook. As
+        # tone.step(), without building the frame's dict (nobody reads it here).
+        tone._guarded(int(trainer.global_step), loss, None, None, True, clip, False)
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage == "fit" and self.tone is not None:

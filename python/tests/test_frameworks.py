@@ -306,8 +306,17 @@ def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
 
     def count_norm_reads(*a, **kw):
         real_on_train_begin(*a, **kw)
-        real = cb.tone._grad_norms
+        # The common read (_launch, gradients and weights fused) or the general one.
+        real, real_launch = cb.tone._grad_norms, cb.tone._launch
         cb.tone._grad_norms = lambda: reads.append(1) or real()
+
+        def launch():
+            vec = real_launch()
+            if vec is not None:
+                reads.append(1)
+            return vec
+
+        cb.tone._launch = launch
 
     cb.on_train_begin = count_norm_reads
     trainer.train()

@@ -389,3 +389,28 @@ def test_term_norms_are_each_weighted_terms_gradient(torch):
     assert total <= got["ce/fc1"] + got["reg/fc1"] + 1e-9
     with pytest.raises(ValueError):
         tone.term_norms({"a/b": ce})
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_half_gradients_are_reduced_in_float32_on_every_read(torch, mixed):
+    """The common read (one fused _foreach_norm for every tensor) must not reduce a float16
+    gradient in float16 (it overflows at 65504), alone or beside float32 ones (mixed dtypes go
+    to the general read, one batch per dtype)."""
+    from gradtone_hook import GradTone
+
+    model = torch.nn.Sequential(torch.nn.Linear(300, 300), torch.nn.Linear(300, 2))
+    model[0].half()
+    if not mixed:
+        model[1].half()
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 200.0)  # the weight: sqrt(300 * 300 * 200^2) = 60,000
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, group_by="tensor", strict=True)
+    frame = tone.step(loss=torch.tensor(1.5))
+    obj = strict_loads(buf.getvalue())
+    for n, p in model.named_parameters():
+        want = p.grad.float().norm().item()
+        assert obj["values"][n] == pytest.approx(want, rel=1e-6), n
+        assert obj["params"][n] == pytest.approx(p.detach().float().norm().item(), rel=1e-3), n
+    assert obj["values"]["0.weight"] == pytest.approx(60000.0, rel=1e-6)
+    assert obj["losses"] == {"loss": 1.5} and frame["values"] == obj["values"]

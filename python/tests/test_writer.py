@@ -68,6 +68,37 @@ def test_non_finite_values_are_strings_and_line_is_strict_json():
     assert "t" not in obj  # a non-finite clock is dropped, not written as a string
 
 
+def test_frame_encoder_writes_the_line_of_encode_line_byte_for_byte():
+    """The hook's fast encoder (names escaped once, numbers through one % format) must write
+    exactly what encode_line writes, whatever the names and the numbers."""
+    import random
+
+    from gradtone_hook._format import FrameEncoder
+
+    names = ["fc1", 'q"uote', "back\\slash", "per%cent", "%r%s", "ünï\u2013code", "tab\tnl\n", "x" * 40]
+    enc = FrameEncoder(names)
+    rng = random.Random(7)
+    specials = [math.nan, math.inf, -math.inf, -0.0, 0.0, 1e308, 5e-324, 1.0, 0.1, 3.4028234663852886e38]
+    cases = [[rng.random() * 10 ** rng.randint(-30, 30) for _ in names] for _ in range(40)]
+    cases += [[rng.choice(specials) for _ in names] for _ in range(40)]
+    cases.append([1e308] * len(names))  # finite numbers whose sum overflows
+    for k, vals in enumerate(cases):
+        params = None if k % 3 == 0 else [rng.choice(specials + [rng.random()]) for _ in names]
+        args = dict(
+            losses=[("loss", vals[0]), ("aux", 2)] if k % 2 else None,
+            rank=k % 4 if k % 5 else None,
+            world=4 if k % 5 else None,
+            t=[None, 1.7e9 + k / 7, math.nan, 12][k % 4],
+            clip=[None, 1.0, 0.0, math.inf, 0.25][k % 5],
+        )
+        want = encode_line(k, list(zip(names, vals)), params=params and list(zip(names, params)), **args)
+        assert enc.line(k, vals, params=params, **args) == want, (vals, params, args)
+    with pytest.raises(ValueError, match="3 numbers for 8 names"):
+        enc.line(0, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="step must be >= 0"):
+        enc.line(-1, [1.0] * len(names))
+
+
 def test_json_number_conversions():
     assert json_number(3) == 3 and isinstance(json_number(3), int)
     assert json_number(2.5) == 2.5
