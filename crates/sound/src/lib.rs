@@ -9,8 +9,7 @@
 //! [`mapping`] selects mappings by name (`seed`, `depth`, `cents`); [`config`] reads every
 //! setting from TOML; [`alarm`] detects divergence, explosion, dead gradients and plateaus and
 //! sounds them as earcons ([`alarm::WithAlarms`]); [`grouping`] folds hundreds of tensors into
-//! at most a dozen voices; [`informativeness`] measures what a listener can tell from the audio
-//! alone.
+//! at most a dozen voices.
 //!
 //! No ML dependency: this crate compiles in seconds.
 #![warn(missing_docs)]
@@ -21,7 +20,6 @@ pub mod config;
 pub mod csv;
 mod error;
 pub mod grouping;
-pub mod informativeness;
 pub mod mapping;
 pub mod seed;
 pub mod sink;

@@ -10,7 +10,7 @@ use gradtone_mnist::{Dataset, IMAGE_LEN};
 use gradtone_sound::config::SoundConfig;
 use gradtone_sound::{Frame, SoundError};
 
-use crate::{LAYERS, Optim, Readback, RunConfig, SeedParams, Trainer};
+use gradtone_train::{LAYERS, Optim, Readback, RunConfig, SeedParams, StepStats, Trainer};
 
 /// The benchmark's run: SGD lr 0.01 momentum 0.5, seed 1, shuffled, at `batch` for `steps`
 /// steps (or, without, 1000 epochs).
@@ -29,9 +29,9 @@ pub fn config(batch: usize, steps: Option<usize>) -> RunConfig {
 }
 
 /// Median of `v` (mean of the middle two for even lengths; NaN if empty). Sorts `v`.
-pub fn median(v: &mut [f64]) -> f64 {
+fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
-    crate::summary::median_sorted(v)
+    gradtone_train::summary::median_sorted(v)
 }
 
 /// Peak resident memory of this process, MiB (Linux; `None` elsewhere).
@@ -66,7 +66,7 @@ pub fn step_frame(
     frame_of(step, &trainer.step_with(x, y, readback))
 }
 
-fn frame_of(step: u64, s: &crate::StepStats) -> Frame {
+fn frame_of(step: u64, s: &StepStats) -> Frame {
     let mut f = Frame::new(step).with_loss("loss", s.loss);
     for (name, v) in LAYERS.iter().zip(s.weight_norms) {
         f = f.with_value(*name, v);
@@ -115,7 +115,7 @@ pub fn time_batch(
     let timed = |readback: Readback| {
         let mut trainer = Trainer::new(&params, cfg.optim, cfg.lr, device);
         let (mut train_ms, mut data_ms, mut frames) = (Vec::new(), Vec::new(), Vec::new());
-        for (step, idx) in crate::batches(&cfg, train.len()).enumerate() {
+        for (step, idx) in gradtone_train::batches(&cfg, train.len()).enumerate() {
             let t0 = Instant::now();
             let (mut x, mut y) = (Vec::with_capacity(idx.len() * IMAGE_LEN), Vec::new());
             train.gather_normalised(&idx, &mut x, &mut y);

@@ -1,4 +1,4 @@
-//! Informativeness, reduced: `gradtone_sound::informativeness` on a few reference runs, with thresholds that a worse mapping, a
+//! Informativeness, reduced: `gradtone_bench::informativeness` on a few reference runs, with thresholds that a worse mapping, a
 //! softer earcon or a broken detector would fail. Needs `../shared`; skips loudly without it.
 //!
 //! Measured (release build of the example, all 15 runs): alarm delay 0 steps after the onset
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use gradtone_ingest::csv::read_frames;
 use gradtone_sound::alarm::AlarmKind;
-use gradtone_sound::informativeness::{
+use gradtone_bench::informativeness::{
     MATCH_THRESHOLD, Outcome, Run, SEEDS, SETTINGS, Variant, analyse, first_alarm_heard,
     loso_outcomes, loso_settings, run_file,
 };
