@@ -13,8 +13,8 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-use gradtone_ingest::csv::read_frames;
 use gradtone_bench::informativeness::{SEEDS, SETTINGS, Variant, analyse, report, run_file};
+use gradtone_ingest::csv::read_frames;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let dir = match std::env::args_os().nth(1) {

@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use gradtone_ingest::csv::read_frames;
-use gradtone_sound::alarm::AlarmKind;
 use gradtone_bench::informativeness::{
     MATCH_THRESHOLD, Outcome, Run, SEEDS, SETTINGS, Variant, analyse, first_alarm_heard,
     loso_outcomes, loso_settings, run_file,
 };
+use gradtone_ingest::csv::read_frames;
+use gradtone_sound::alarm::AlarmKind;
 
 fn trajectories(test: &str) -> Option<PathBuf> {
     gradtone_testkit::shared(test, "reference/pytorch/trajectories")

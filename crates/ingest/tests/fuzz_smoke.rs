@@ -160,8 +160,8 @@ fn two_hundred_thousand_mutated_and_random_inputs_do_not_panic() {
 /// Valid OSC datagrams to mutate: a frame bundle, a rank message, a loss, nested bundles.
 fn osc_seeds() -> Vec<Vec<u8>> {
     use gradtone_ingest::Frame;
-    use support::frame_packet;
     use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
+    use support::frame_packet;
     let enc = |p: &OscPacket| rosc::encoder::encode(p).unwrap_or_else(|e| panic!("{e}"));
     let mut ranked = Frame::new(12)
         .with_value("conv1", 0.1)
