@@ -228,4 +228,64 @@ mod tests {
             Err("--steps (10) must exceed --warmup (10)".to_string())
         );
     }
+
+    /// 40 synthetic 28×28 images, labels 0–9.
+    fn images() -> Dataset {
+        let n = 40;
+        let px = (0..n * 784).map(|i| (i * 7 % 256) as u8).collect();
+        let labels = (0..n).map(|i| (i % 10) as u8).collect();
+        Dataset::from_parts(px, labels).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn report(mode: Mode, batch: Vec<usize>) -> (String, Result<(), BenchError>) {
+        let opts = Options {
+            batch,
+            steps: 3,
+            warmup: 1,
+            mode,
+        };
+        let mut text = String::new();
+        let r = run(
+            &opts,
+            &images(),
+            &gradtone_train::default_device(),
+            &mut |s| {
+                assert!(s.ends_with('\n'), "a piece ends its line: {s:?}");
+                text.push_str(s);
+            },
+        );
+        (text, r)
+    }
+
+    #[test]
+    fn the_default_mode_reports_a_row_and_a_result_per_batch_size() {
+        let (text, r) = report(Mode::Steps, vec![2, 4]);
+        assert!(r.is_ok(), "{r:?}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with(
+            "gradtone bench: seed CNN, SGD lr 0.01 momentum 0.5, 3 steps (1 warm-up)"
+        ));
+        assert!(lines[1].trim_start().starts_with("batch      ms/step"));
+        for batch in [2, 4] {
+            let result = format!("RESULT batch={batch} ms_per_step=");
+            assert_eq!(
+                lines.iter().filter(|l| l.starts_with(&result)).count(),
+                1,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_profile_mode_reports_a_table_per_batch_size_and_refuses_batch_zero() {
+        let (text, r) = report(Mode::Profile, vec![2, 0]);
+        assert!(matches!(r, Err(BenchError::ZeroBatch)), "{r:?}");
+        assert!(text.starts_with("\nbatch 2: whole step "), "{text}");
+        // The table's head, its rule and the seven parts, then nothing for batch 0.
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with('|')).count(),
+            9,
+            "{text}"
+        );
+    }
 }
