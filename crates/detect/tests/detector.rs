@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use gradtone_csv::read_frames;
 use gradtone_detect::{AlarmConfig, AlarmDetector};
 use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Watch};
-use gradtone_csv::read_frames;
 
 fn trajectories(test: &str) -> Option<PathBuf> {
     gradtone_testkit::shared(test, "reference/pytorch/trajectories")

@@ -14,7 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use gradtone_ingest::{Frame, FrameSource, OscSource, UdpOptions, UdpSource, frame_packet};
+use gradtone_ingest::{Frame, FrameSource, OscSource, UdpOptions, UdpSource};
+
+// Test support, not the library's: encodes a frame as a `docs/osc.md` sender would.
+#[path = "../tests/support/frame_packet.rs"]
+mod support;
+use support::frame_packet;
 
 /// Which listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -55,7 +55,7 @@ pub use jsonl::{JsonlReader, MAX_LINE_BYTES, Record, parse_line, parse_record};
 pub use merge::{
     MAX_PENDING_BYTES, MAX_WORLD, MergeMode, MergeOptions, Merged, MergedFrame, RankMerger,
 };
-pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscDecoder, OscSource, frame_packet};
+pub use osc::{ADDR_FRAME, ADDR_LOSS, ADDR_RANK, OscDecoder, OscSource};
 pub use rank_alarms::RankAlarms;
 pub use tcp::{MAX_CONNECTIONS, TcpSource};
 pub use udp::{UdpOptions, UdpSource};

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use gradtone_frame::{Frame, Named};
-use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
+use rosc::{OscMessage, OscPacket, OscType};
 
 use crate::diag::{Diagnostics, Reporter, Tally};
 use crate::diag::{MAX_MESSAGE_CHARS, shorten};
@@ -110,61 +110,6 @@ fn describe(a: &OscType) -> String {
         OscType::Nil => "nil".into(),
         OscType::Inf => "infinity".into(),
     }
-}
-
-/// Encodes `frame` as one OSC packet in the `docs/osc.md` scheme: a bundle of its
-/// `/gradtone/loss` messages followed by its `/gradtone/frame` (or, with a rank,
-/// `/gradtone/rank`, with `world` or else `rank + 1` ranks). Values are sent as 32-bit floats
-/// (OSC's standard type), integers as `i` when they fit, else `h`.
-///
-/// ```
-/// use gradtone_ingest::{frame_packet, Frame};
-/// let packet = frame_packet(&Frame::new(5).with_value("fc1", 0.5).with_loss("loss", 2.0), None);
-/// let bytes = rosc::encoder::encode(&packet).unwrap();
-/// assert!(bytes.starts_with(b"#bundle"));
-/// ```
-pub fn frame_packet(frame: &Frame, world: Option<u32>) -> OscPacket {
-    let int = |x: u64| match i32::try_from(x) {
-        Ok(i) => OscType::Int(i),
-        Err(_) => OscType::Long(i64::try_from(x).unwrap_or(i64::MAX)),
-    };
-    let mut content = Vec::with_capacity(frame.losses.len() + 1);
-    for loss in &frame.losses {
-        let mut args = vec![
-            int(frame.step),
-            OscType::String(loss.name.clone()),
-            OscType::Float(loss.value as f32),
-        ];
-        if let Some(rank) = frame.rank {
-            args.push(int(rank.into()));
-        }
-        content.push(OscPacket::Message(OscMessage {
-            addr: ADDR_LOSS.into(),
-            args,
-        }));
-    }
-    let mut args = Vec::with_capacity(3 + 2 * frame.values.len());
-    let addr = match frame.rank {
-        Some(rank) => {
-            args.push(int(rank.into()));
-            args.push(int(world.unwrap_or(rank.saturating_add(1)).into()));
-            ADDR_RANK
-        }
-        None => ADDR_FRAME,
-    };
-    args.push(int(frame.step));
-    for v in &frame.values {
-        args.push(OscType::String(v.name.clone()));
-        args.push(OscType::Float(v.value as f32));
-    }
-    content.push(OscPacket::Message(OscMessage {
-        addr: addr.into(),
-        args,
-    }));
-    OscPacket::Bundle(OscBundle {
-        timetag: OscTime::from((0, 1)), // "immediately"
-        content,
-    })
 }
 
 /// An integer argument `≥ min` (`i` or `h`).
@@ -328,9 +273,13 @@ pub struct OscSource {
 /// other transports, tests and fuzzing). Bounded whatever it is fed: see `docs/osc.md`.
 ///
 /// ```
-/// use gradtone_ingest::{frame_packet, Frame, OscDecoder};
+/// use gradtone_ingest::{ADDR_FRAME, OscDecoder};
+/// use rosc::{OscMessage, OscPacket, OscType};
 /// let mut dec = OscDecoder::new("test");
-/// let packet = frame_packet(&Frame::new(5).with_value("fc1", 0.5), None);
+/// let packet = OscPacket::Message(OscMessage {
+///     addr: ADDR_FRAME.into(),
+///     args: vec![OscType::Int(5), OscType::String("fc1".into()), OscType::Float(0.5)],
+/// });
 /// assert!(dec.push(&rosc::encoder::encode(&packet).unwrap()));
 /// assert!(!dec.push(b"garbage"));
 /// assert_eq!(dec.pop().map(|r| r.frame.step), Some(5));

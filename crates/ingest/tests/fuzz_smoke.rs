@@ -6,6 +6,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use gradtone_ingest::{FrameSource, JsonlReader, parse_line};
 
+#[path = "support/frame_packet.rs"]
+mod support;
+
 /// SplitMix64: a tiny seeded generator, so a failure reproduces.
 struct Rng(u64);
 
@@ -156,8 +159,9 @@ fn two_hundred_thousand_mutated_and_random_inputs_do_not_panic() {
 
 /// Valid OSC datagrams to mutate: a frame bundle, a rank message, a loss, nested bundles.
 fn osc_seeds() -> Vec<Vec<u8>> {
-    use gradtone_ingest::{Frame, frame_packet};
+    use gradtone_ingest::Frame;
     use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
+    use support::frame_packet;
     let enc = |p: &OscPacket| rosc::encoder::encode(p).unwrap_or_else(|e| panic!("{e}"));
     let mut ranked = Frame::new(12)
         .with_value("conv1", 0.1)

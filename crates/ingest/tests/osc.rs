@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use gradtone_ingest::{
     ADDR_FRAME, ADDR_LOSS, ADDR_RANK, Frame, FrameSource, IngestError, OscSource, UdpOptions,
-    frame_packet,
 };
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
+
+#[path = "support/frame_packet.rs"]
+mod support;
+use support::frame_packet;
 
 fn msg(addr: &str, args: Vec<OscType>) -> OscPacket {
     OscPacket::Message(OscMessage {

@@ -16,13 +16,11 @@
 //! opens it from its [`OutputSpec`] field.
 //!
 //! [`driver::FrameDriver`] feeds a training loop's frames to the outputs; [`stream`] drives a
-//! stream of frames from any source (merging a distributed run's ranks) through them;
-//! [`serve_cost`] measures what the live page costs a loop.
+//! stream of frames from any source (merging a distributed run's ranks) through them.
 #![warn(missing_docs)]
 
 pub mod alarms_file;
 pub mod driver;
-pub mod serve_cost;
 pub mod stream;
 
 pub use driver::{FrameDriver, RunProgress};
@@ -32,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use gradtone_detect::AlarmDetector;
 use gradtone_csv::CsvFile;
+use gradtone_detect::AlarmDetector;
 use gradtone_export::OscSender;
 use gradtone_export::sink::MidiFile;
 use gradtone_frame::{AlarmEvent, ErrorChain, Frame, Sink, SinkError, Watch};
@@ -92,12 +90,6 @@ pub enum PipelineError {
     /// CSV would pass for a result.
     #[error("no frames: the input held no training step to sonify, so nothing was written")]
     NoFrames,
-    /// Outputs asked to serve the page have no server address.
-    #[error("no server")]
-    NoServer,
-    /// The test client of [`serve_cost`] could not connect.
-    #[error(transparent)]
-    Probe(Box<dyn std::error::Error + Send + Sync>),
     /// Some outputs failed; the others were finished and kept.
     #[error("{} output(s) failed: {}; kept: {}", failed.len(), failed.join("; "),
         if finished.is_empty() { "nothing".to_string() } else { finished.join(", ") })]

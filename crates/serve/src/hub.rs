@@ -13,7 +13,8 @@ use axum::body::Bytes;
 use axum::extract::ws::{Message, Utf8Bytes};
 use tokio::sync::watch;
 
-/// Bytes of audio message header: sample offset, server time (ms), step, all f64 LE.
+/// Bytes of audio message header: sample offset, server time (ms since the Unix epoch), step,
+/// all f64 LE.
 pub const AUDIO_HEADER: usize = 24;
 
 /// Live messages kept for slow clients, at most (bytes); a client further behind skips ahead.

@@ -24,7 +24,6 @@
 
 mod http;
 mod hub;
-mod probe;
 mod sink;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -34,7 +33,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use hub::AUDIO_HEADER;
-pub use probe::{Probe, ProbeStats};
 pub use sink::ServeSink;
 
 /// The port `--serve` uses when none is given.

@@ -28,15 +28,7 @@ use std::collections::VecDeque;
 use crate::Mapping;
 use crate::synth::sin_cycles;
 use gradtone_detect::AlarmConfig;
-// `AlarmDetector`, `AlarmKind`, `Watch` and the test oracle are imported from here by `informativeness`
-// (an evaluation, on its way out of this crate); nothing else in sound judges frames.
-pub(crate) use gradtone_detect::AlarmDetector;
-use gradtone_frame::{AlarmEvent, Frame};
-pub(crate) use gradtone_frame::{AlarmKind, Watch};
-// The oracle the detector is judged against; a test helper (see the file), not this crate's API.
-#[path = "../../testkit/src/onset.rs"]
-mod onset;
-pub(crate) use onset::onset_of_trouble;
+use gradtone_frame::{AlarmEvent, AlarmKind, Frame};
 
 /// An earcon: mono samples with the level they occupy (`|sample| ≤ level ≤ 1`), so the music
 /// can be ducked by exactly that much.

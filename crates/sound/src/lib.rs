@@ -7,8 +7,7 @@
 //!
 //! Beyond the original: [`synth`] is a band-limited, click-free, never-clipping oscillator bank;
 //! [`mapping`] selects mappings by name (`seed`, `depth`, `cents`); [`config`] reads every
-//! setting from TOML; [`alarm`] sounds alarms as earcons ([`alarm::WithAlarms`]);
-//! [`informativeness`] measures what a listener can tell from the audio alone.
+//! setting from TOML; [`alarm`] sounds alarms as earcons ([`alarm::WithAlarms`]).
 //!
 //! What is not sound lives in `gradtone-frame` (the frame, watches) and `gradtone-detect` (the
 //! alarm detector, and the grouping of hundreds of tensors into at most a dozen voices, which
@@ -21,7 +20,6 @@ pub mod alarm;
 pub mod analysis;
 pub mod config;
 mod error;
-pub mod informativeness;
 pub mod mapping;
 pub mod seed;
 pub mod sink;
@@ -31,8 +29,7 @@ pub mod wav;
 pub use alarm::WithAlarms;
 pub use config::SoundConfig;
 pub use error::SoundError;
-// `AlarmEvent` only for `informativeness` (an evaluation on its way out of this crate).
-use gradtone_frame::{AlarmEvent, Frame};
+use gradtone_frame::Frame;
 pub use seed::SeedMapping;
 pub use wav::{SampleFormat, WavWriter};
 

@@ -6,7 +6,6 @@
 //! The trainer is one source of frames among several; the sound side never depends on it.
 #![warn(missing_docs)]
 
-pub mod bench;
 mod error;
 pub mod experiments;
 pub mod fused;
@@ -16,7 +15,6 @@ pub mod model;
 pub mod optim;
 pub mod params;
 pub mod preset;
-pub mod profile;
 pub mod reference;
 pub mod rng;
 pub mod summary;

@@ -141,6 +141,27 @@ impl SeedNet {
         log_softmax(self.fc2.forward(x), 1)
     }
 
+    /// The conv1 block (patches → pooled, relu'd maps), read-only: to run one layer of the
+    /// network alone (`gradtone-bench` times each layer's forward and backward this way).
+    pub fn conv1(&self) -> &PatchConv {
+        &self.conv1
+    }
+
+    /// The conv2 block, read-only (see [`SeedNet::conv1`]).
+    pub fn conv2(&self) -> &ConvPool {
+        &self.conv2
+    }
+
+    /// fc1 (800 → 500, before its relu), read-only (see [`SeedNet::conv1`]).
+    pub fn fc1(&self) -> &Linear {
+        &self.fc1
+    }
+
+    /// fc2 (500 → 10, before the log-softmax), read-only (see [`SeedNet::conv1`]).
+    pub fn fc2(&self) -> &Linear {
+        &self.fc2
+    }
+
     /// Mean negative log-likelihood of `log_probs` for integer `targets` `[n]`.
     pub fn nll_loss(log_probs: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
         let [n, _] = log_probs.dims();

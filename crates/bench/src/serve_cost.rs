@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use gradtone_frame::Frame;
 use gradtone_frame::stats::median;
 
-use crate::{OutputSpec, Outputs, PipelineError, ServeSpec};
+use gradtone_pipeline::{OutputSpec, Outputs, ServeSpec};
+
+use crate::BenchError;
+use crate::probe::Probe;
 
 /// Steps per block; blocks alternate between the two outputs.
 pub const BLOCK: usize = 25;
@@ -57,7 +60,7 @@ pub fn measure(
     steps: usize,
     warmup: usize,
     mut make_frame: impl FnMut(u64) -> Option<Frame>,
-) -> Result<ServeCost, PipelineError> {
+) -> Result<ServeCost, BenchError> {
     let spec = |serve: bool| OutputSpec {
         serve: serve.then(|| ServeSpec {
             addr: "0".into(),
@@ -67,9 +70,8 @@ pub fn measure(
     };
     let mut plain = Outputs::create(&spec(false))?;
     let mut served = Outputs::create(&spec(true))?;
-    let addr = served.served_addr().ok_or(PipelineError::NoServer)?;
-    let probe = gradtone_serve::Probe::connect(addr, None)
-        .map_err(|e| PipelineError::Probe(Box::new(e)))?;
+    let addr = served.served_addr().ok_or(BenchError::NoServer)?;
+    let probe = Probe::connect(addr, None)?;
     let (mut with, mut without) = (Vec::new(), Vec::new());
     let (mut push_with, mut push_without) = (Vec::new(), Vec::new());
     for step in 0..steps {

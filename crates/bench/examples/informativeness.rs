@@ -1,9 +1,9 @@
 //! Informativeness, measured: can the five reference training settings, their outcome, and the
 //! moment they blow up be told apart from the rendered audio alone? (See
-//! `gradtone_sound::informativeness`.)
+//! `gradtone_bench::informativeness`.)
 //!
 //! ```text
-//! cargo run --release -p gradtone-sound --example informativeness [TRAJECTORY_DIR]
+//! cargo run --release -p gradtone-bench --example informativeness [TRAJECTORY_DIR]
 //! ```
 //!
 //! Reads the 15 PyTorch reference trajectories (`<setting>_seed{1,2,3}.csv` in
@@ -13,8 +13,8 @@
 use std::error::Error;
 use std::path::PathBuf;
 
+use gradtone_bench::informativeness::{SEEDS, SETTINGS, Variant, analyse, report, run_file};
 use gradtone_csv::read_frames;
-use gradtone_sound::informativeness::{SEEDS, SETTINGS, Variant, analyse, report, run_file};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let dir = match std::env::args_os().nth(1) {

@@ -5,11 +5,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use gradtone_serve::AUDIO_HEADER;
 use tungstenite::Message;
 
-use crate::hub::now_ms;
+/// Milliseconds since the Unix epoch: the clock the server stamps each audio message with.
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
 
 /// What a [`Probe`] received.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,11 +51,11 @@ impl Probe {
             let mut st = ProbeStats::default();
             while !s.load(Ordering::SeqCst) {
                 match ws.read() {
-                    Ok(Message::Binary(b)) if b.len() >= crate::AUDIO_HEADER => {
+                    Ok(Message::Binary(b)) if b.len() >= AUDIO_HEADER => {
                         st.messages += 1;
                         let sent = f64::from_le_bytes(b[8..16].try_into().unwrap_or([0; 8]));
                         st.delays_ms.push(now_ms() - sent);
-                        st.audio_samples += ((b.len() - crate::AUDIO_HEADER) / 4) as u64;
+                        st.audio_samples += ((b.len() - AUDIO_HEADER) / 4) as u64;
                     }
                     Ok(_) => st.messages += 1,
                     Err(tungstenite::Error::Io(e))

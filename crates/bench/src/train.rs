@@ -13,7 +13,7 @@ use gradtone_mnist::{Dataset, IMAGE_LEN};
 use gradtone_sound::SoundError;
 use gradtone_sound::config::SoundConfig;
 
-use crate::{LAYERS, Optim, Readback, RunConfig, SeedParams, Trainer};
+use gradtone_train::{LAYERS, Optim, Readback, RunConfig, SeedParams, StepStats, Trainer};
 
 /// The benchmark's run: SGD lr 0.01 momentum 0.5, seed 1, shuffled, at `batch` for `steps`
 /// steps (or, without, 1000 epochs).
@@ -63,7 +63,7 @@ pub fn step_frame(
     frame_of(step, &trainer.step_with(x, y, readback))
 }
 
-fn frame_of(step: u64, s: &crate::StepStats) -> Frame {
+fn frame_of(step: u64, s: &StepStats) -> Frame {
     let mut f = Frame::new(step).with_loss("loss", s.loss);
     for (name, v) in LAYERS.iter().zip(s.weight_norms) {
         f = f.with_value(*name, v);
@@ -112,7 +112,7 @@ pub fn time_batch(
     let timed = |readback: Readback| {
         let mut trainer = Trainer::new(&params, cfg.optim, cfg.lr, device);
         let (mut train_ms, mut data_ms, mut frames) = (Vec::new(), Vec::new(), Vec::new());
-        for (step, idx) in crate::batches(&cfg, train.len()).enumerate() {
+        for (step, idx) in gradtone_train::batches(&cfg, train.len()).enumerate() {
             let t0 = Instant::now();
             let (mut x, mut y) = (Vec::with_capacity(idx.len() * IMAGE_LEN), Vec::new());
             train.gather_normalised(&idx, &mut x, &mut y);

@@ -1,4 +1,4 @@
-//! Informativeness, reduced: `gradtone_sound::informativeness` on a few reference runs, with thresholds that a worse mapping, a
+//! Informativeness, reduced: `gradtone_bench::informativeness` on a few reference runs, with thresholds that a worse mapping, a
 //! softer earcon or a broken detector would fail. Needs `../shared`; skips loudly without it.
 //!
 //! Measured (release build of the example, all 15 runs): alarm delay 0 steps after the onset
@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use gradtone_csv::read_frames;
-use gradtone_frame::AlarmKind;
-use gradtone_sound::informativeness::{
+use gradtone_bench::informativeness::{
     MATCH_THRESHOLD, Outcome, Run, SEEDS, SETTINGS, Variant, analyse, first_alarm_heard,
     loso_outcomes, loso_settings, run_file,
 };
+use gradtone_csv::read_frames;
+use gradtone_frame::AlarmKind;
 
 fn trajectories(test: &str) -> Option<PathBuf> {
     gradtone_testkit::shared(test, "reference/pytorch/trajectories")

@@ -13,10 +13,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gradtone_mnist::{Dataset, IMAGE_LEN};
-
-use crate::model::SeedNet;
-use crate::params::SeedParams;
-use crate::trainer::{Optim, read_f32};
+use gradtone_train::optim::FusedSgd;
+use gradtone_train::rng::SplitMix64;
+use gradtone_train::{Optim, SeedNet, SeedParams, Trainer};
 
 /// One timed part of a step.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +69,12 @@ impl Profile {
     }
 }
 
+/// Reads `t` back to the host, as the trainer reads its norms: the sync that ends a timed pass.
+fn read_back<const D: usize>(t: Tensor<D>) {
+    // What is read is not looked at: only that the device finished the work.
+    let _ = t.into_data().try_into_vec::<f32>();
+}
+
 fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm-up: first-touch allocations, thread pool start
     let mut v: Vec<f64> = (0..reps.max(1))
@@ -85,7 +90,7 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
 /// A tracked leaf of `shape` with seeded values (a middle layer's input).
 fn leaf<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     let n: usize = shape.iter().product();
-    let mut r = crate::rng::SplitMix64::new(n as u64);
+    let mut r = SplitMix64::new(n as u64);
     let v: Vec<f32> = (0..n).map(|_| r.next_f64() as f32 - 0.5).collect();
     Tensor::<D>::from_data(TensorData::new(v, shape), device).require_grad()
 }
@@ -100,7 +105,7 @@ fn fwd_bwd(
     mut f: impl FnMut() -> Tensor<1>,
 ) -> Part {
     let forward_ms = median_ms(reps, || {
-        read_f32(fwd());
+        read_back(fwd());
     });
     let total = median_ms(reps, || {
         let y = f();
@@ -142,32 +147,32 @@ pub fn profile(batch: usize, reps: usize, data: &Dataset, device: &Device) -> Pr
     parts.push(fwd_bwd(
         "conv1 1→20 5×5 → max-pool 2 → relu (fused, host patches)",
         reps,
-        || plain.conv1.forward(xi.clone()).sum(),
-        || net.conv1.forward(x.clone()).sum(),
+        || plain.conv1().forward(xi.clone()).sum(),
+        || net.conv1().forward(x.clone()).sum(),
     ));
     let a2 = leaf([n, 20, 12, 12], &ad);
     let a2i = a2.clone().inner();
     parts.push(fwd_bwd(
         "conv2 20→50 5×5 → max-pool 2 → relu (fused)",
         reps,
-        || plain.conv2.forward(a2i.clone()).sum(),
-        || net.conv2.forward(a2.clone()).sum(),
+        || plain.conv2().forward(a2i.clone()).sum(),
+        || net.conv2().forward(a2.clone()).sum(),
     ));
     let a4 = leaf([n, 800], &ad);
     let a4i = a4.clone().inner();
     parts.push(fwd_bwd(
         "fc1 800→500 + relu",
         reps,
-        || relu(plain.fc1.forward(a4i.clone())).sum(),
-        || relu(net.fc1.forward(a4.clone())).sum(),
+        || relu(plain.fc1().forward(a4i.clone())).sum(),
+        || relu(net.fc1().forward(a4.clone())).sum(),
     ));
     let a5 = leaf([n, 500], &ad);
     let a5i = a5.clone().inner();
     parts.push(fwd_bwd(
         "fc2 500→10 + log-softmax + NLL",
         reps,
-        || SeedNet::nll_loss(log_softmax(plain.fc2.forward(a5i.clone()), 1), yi.clone()),
-        || SeedNet::nll_loss(log_softmax(net.fc2.forward(a5.clone()), 1), y.clone()),
+        || SeedNet::nll_loss(log_softmax(plain.fc2().forward(a5i.clone()), 1), yi.clone()),
+        || SeedNet::nll_loss(log_softmax(net.fc2().forward(a5.clone()), 1), y.clone()),
     ));
 
     // Norms and the optimiser need a whole step's gradients.
@@ -175,12 +180,12 @@ pub fn profile(batch: usize, reps: usize, data: &Dataset, device: &Device) -> Pr
     parts.push(Part {
         name: "4 gradient norms, read back",
         forward_ms: median_ms(reps, || {
-            read_f32(net.grad_sq_sums(&grads, false));
+            read_back(net.grad_sq_sums(&grads, false));
         }),
         backward_ms: 0.0,
     });
     let grads = GradientsParams::from_grads(grads, &net);
-    let mut optim = Optim::Sgd { momentum: 0.5 }.build(); // the fused, in-place SGD
+    let mut optim = FusedSgd::new(0.5); // what `Optim::Sgd` steps with: fused, in place
     let mut model = Some(net.clone());
     parts.push(Part {
         name: "optimiser step (fused SGD, momentum 0.5)",
@@ -195,7 +200,7 @@ pub fn profile(batch: usize, reps: usize, data: &Dataset, device: &Device) -> Pr
         backward_ms: 0.0,
     });
 
-    let mut trainer = crate::Trainer::new(&params, Optim::Sgd { momentum: 0.5 }, 0.01, device);
+    let mut trainer = Trainer::new(&params, Optim::Sgd { momentum: 0.5 }, 0.01, device);
     let step_ms = median_ms(reps, || {
         trainer.step(xv.clone(), yv.clone(), false);
     });

@@ -1,7 +1,7 @@
 //! Informativeness, measured: can the five reference training settings, their outcome, and the
 //! moment they blow up be told apart from the **rendered audio alone**?
 //!
-//! `cargo run --release -p gradtone-sound --example informativeness [TRAJECTORY_DIR]` prints
+//! `cargo run --release -p gradtone-bench --example informativeness [TRAJECTORY_DIR]` prints
 //! [`report`] for the reference runs; the test `tests/informativeness.rs` checks a few of them.
 //!
 //! Each of the 15 PyTorch reference trajectories (`<setting>_seed{1,2,3}.csv` in
@@ -29,10 +29,14 @@
 
 use std::fmt::Write as _;
 
-use crate::alarm::{AlarmDetector, AlarmKind, Watch, earcon, onset_of_trouble};
-use crate::analysis::{Spectrum, rms};
-use crate::mapping::{self, CentsMapping};
-use crate::{AlarmEvent, Frame, Mapping, SeedMapping, SoundConfig, SoundError};
+use gradtone_detect::AlarmDetector;
+use gradtone_frame::stats;
+use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Watch};
+use gradtone_sound::alarm::earcon;
+use gradtone_sound::analysis::{Spectrum, rms};
+use gradtone_sound::mapping::{self, CentsMapping};
+use gradtone_sound::{Mapping, SeedMapping, SoundConfig, SoundError};
+use gradtone_testkit::onset::onset_of_trouble;
 
 /// The five original training settings, in table order.
 pub const SETTINGS: [&str; 5] = [
@@ -91,7 +95,7 @@ pub fn render(frames: &[Frame], variant: Variant) -> Result<(Audio, Vec<AlarmEve
     let mut config = SoundConfig::default();
     let layers = frames.first().map_or(0, |f| f.values.len());
     if variant == Variant::SeedAlarms {
-        config.mapping = crate::config::MappingKind::Seed;
+        config.mapping = gradtone_sound::config::MappingKind::Seed;
     }
     let step_len = match variant {
         Variant::CentsAlarms => CentsMapping::new(&config).samples_per_step(layers),
@@ -195,9 +199,9 @@ const SILENT_RMS: f64 = 1e-3;
 /// about 0.56, so 0.2 means "mostly hiss".
 const NOISY_FLATNESS: f64 = 0.2;
 
-/// Median of `v` (NaN when empty); `v` is sorted in place.
+/// Median of `v` (NaN when empty); `v` is reordered.
 fn median(v: &mut [f64]) -> f64 {
-    quantile(v, 0.5)
+    stats::median(v).unwrap_or(f64::NAN)
 }
 
 /// Linear-interpolated quantile `q` of `v` (NaN when empty); `v` is sorted in place.
