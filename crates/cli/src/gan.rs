@@ -7,7 +7,8 @@ use gradtone_train::gan::report::{SAMPLE_SEED, phases_table, progress_path, writ
 use gradtone_train::gan::{self, GanConfig, GanStats};
 
 use crate::args::TrainArgs;
-use crate::outputs::{Outputs, check_parent};
+use gradtone_frame::check_parent;
+use gradtone_pipeline::Outputs;
 
 /// What a GAN run left behind.
 pub(crate) struct GanRun {
@@ -91,18 +92,17 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             train_set.len()
         );
     }
-    let mut spec = args.sinks.spec(
-        args.live.pace(),
-        &format!(
-            "gradtone train --model gan ({}, D lr {} G lr {}, weights {:?})",
-            g.gan_preset.name(),
-            cfg.d_lr,
-            cfg.g_lr,
-            cfg.weights
-        ),
+    let title = format!(
+        "gradtone train --model gan ({}, D lr {} G lr {}, weights {:?})",
+        g.gan_preset.name(),
+        cfg.d_lr,
+        cfg.g_lr,
+        cfg.weights
     );
-    spec.no_plateau = true;
-    let mut outputs = Outputs::create(&spec)?;
+    let mut config = args.sinks.sound.config()?;
+    // A GAN's losses are not meant to fall: no plateau alarm.
+    config.alarms.plateau.enabled = false;
+    let mut outputs = args.sinks.open_with(config, Some(&args.live), &title)?;
     let every = g.sample_every.unwrap_or(cfg.steps / 10).max(1);
     let started = std::time::Instant::now();
     let run = match run_with_outputs(&cfg, &train_set, &mut outputs, "gan", 0, every) {

@@ -8,11 +8,10 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
 use gradtone_ingest::{BoxedSource, FollowOptions, OscSource, UdpOptions, UdpSource, listen_addr};
-use gradtone_pipeline::stream;
+use gradtone_pipeline::{StreamOptions, stream};
 
-use crate::args::{ListenArgs, RankArgs, RenderArgs};
+use crate::args::{ListenArgs, RenderArgs, show};
 use crate::interrupt_flag;
-use crate::outputs::{OutputSpec, Outputs};
 
 fn is_tensorboard(p: &Path) -> bool {
     p.is_dir()
@@ -24,25 +23,22 @@ fn is_tensorboard(p: &Path) -> bool {
 pub fn render(args: &RenderArgs) -> Result<()> {
     let mut sinks = args.sinks.clone();
     if args.output.is_some() {
-        sinks.wav = args.output.clone();
+        sinks.wav.wav = args.output.clone();
     }
-    if sinks.wav.is_none()
-        && sinks.plot.is_none()
-        && sinks.midi.is_none()
-        && sinks.csv.is_none()
-        && sinks.alarms.is_none()
-        && sinks.tensorboard.is_none()
-        && sinks.serve.is_none()
-    {
+    if !sinks.keeps() {
         bail!(
             "nothing to write: give -o OUT.wav (or --plot, --midi, --csv, --alarms, --tensorboard, --serve)"
         );
     }
     // A replay in the browser: serve until Ctrl-C unless told otherwise.
-    if sinks.serve.is_some() && sinks.serve_linger.is_none() {
-        sinks.serve_linger = Some(f64::INFINITY);
+    if sinks.serve.serve.is_some() && sinks.serve.serve_linger.is_none() {
+        sinks.serve.serve_linger = Some(f64::INFINITY);
     }
     let title = args.input.display().to_string();
+    let opts = StreamOptions {
+        name: title.clone(),
+        drain_on_failure: false,
+    };
     if is_tensorboard(&args.input) {
         let patterns: Vec<&str> = if args.tags.is_empty() {
             vec!["*"]
@@ -72,18 +68,20 @@ pub fn render(args: &RenderArgs) -> Result<()> {
             series.tags.len(),
             series.tags.join(", ")
         );
-        let frames = series.to_frames();
-        let spec = sinks.spec(None, &title);
-        return Ok(stream::run_frames(
-            frames.into_iter().map(Ok),
-            None,
-            &spec,
-            &args.ranks.options(),
-            Outputs::create(&spec)?,
-        )?);
+        let frames = series.to_frames().into_iter().map(Ok);
+        let outputs = sinks.open(None, &title)?;
+        let ranks = args.ranks.options();
+        show(
+            &stream::run_frames(frames, None, outputs, &ranks, &opts)?,
+            false,
+        );
+        return Ok(());
     }
     let source = gradtone_ingest::open(&args.input)?;
-    run_source(source, &sinks.spec(None, &title), &args.ranks)
+    let outputs = sinks.open(None, &title)?;
+    let finished = stream::run_source(source, outputs, &args.ranks.options(), &opts)?;
+    show(&finished, false);
+    Ok(())
 }
 
 pub fn listen(args: &ListenArgs) -> Result<()> {
@@ -137,21 +135,30 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
             }
         }
     };
-    let mut spec = args.sinks.spec(args.live.pace(), &title);
-    // Stdout is the training's (a piped script's prints pass through): ours goes to stderr.
-    spec.summary_to_stderr = true;
-    // A script piped in must not block or die on a broken pipe because our outputs failed.
-    spec.drain_on_failure = args.udp.is_none()
-        && args.osc.is_none()
-        && args.input.as_deref().is_none_or(|p| p == Path::new("-"));
-    let r = run_source(source, &spec, &args.ranks);
+    let opts = StreamOptions {
+        // A script piped in must not block or die on a broken pipe because our outputs failed.
+        drain_on_failure: args.udp.is_none()
+            && args.osc.is_none()
+            && args.input.as_deref().is_none_or(|p| p == Path::new("-")),
+        name: title,
+    };
+    let r = args
+        .sinks
+        .open(Some(&args.live), &opts.name)
+        .and_then(|outputs| {
+            Ok(stream::run_source(
+                source,
+                outputs,
+                &args.ranks.options(),
+                &opts,
+            )?)
+        });
+    if let Ok(finished) = &r {
+        // Stdout is the training's (a piped script's prints pass through): ours goes to stderr.
+        show(finished, true);
+    }
     if stop.load(Ordering::SeqCst) {
         eprintln!("stopped; outputs finalised");
     }
-    r
-}
-
-/// A source's frames through the sinks of `spec` (the loop is the pipeline's).
-pub(crate) fn run_source(source: BoxedSource, spec: &OutputSpec, ranks: &RankArgs) -> Result<()> {
-    Ok(stream::run_source(source, spec, &ranks.options())?)
+    r.map(drop)
 }

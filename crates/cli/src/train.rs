@@ -5,7 +5,7 @@ use gradtone_train::summary::RunStats;
 use gradtone_train::{RunConfig, SeedParams};
 
 use crate::args::TrainArgs;
-use crate::outputs::Outputs;
+use gradtone_pipeline::Outputs;
 
 /// Trains one configuration with sound, returns the frames, the trainer and whether Ctrl-C
 /// stopped it. Steps are numbered from `step_offset` (a sweep's parts follow each other).
@@ -55,7 +55,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         "gradtone train ({:?} lr {} batch {}{l2})",
         cfg.optim, cfg.lr, cfg.batch
     );
-    let mut outputs = Outputs::create(&args.sinks.spec(args.live.pace(), &title))?;
+    let mut outputs = args.sinks.open(Some(&args.live), &title)?;
     let started = std::time::Instant::now();
     let (frames, trainer, interrupted) =
         match train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train", 0) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use gradtone_frame::Frame;
 use gradtone_frame::stats::median;
 
-use crate::{OutputSpec, Outputs, PipelineError, ServeSpec};
+use crate::{Outputs, PipelineError};
 
 /// Steps per block; blocks alternate between the two outputs.
 pub const BLOCK: usize = 25;
@@ -58,16 +58,21 @@ pub fn measure(
     warmup: usize,
     mut make_frame: impl FnMut(u64) -> Option<Frame>,
 ) -> Result<ServeCost, PipelineError> {
-    let spec = |serve: bool| OutputSpec {
-        serve: serve.then(|| ServeSpec {
-            addr: "0".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let mut plain = Outputs::create(&spec(false))?;
-    let mut served = Outputs::create(&spec(true))?;
-    let addr = served.served_addr().ok_or(PipelineError::NoServer)?;
+    let config = gradtone_sound::SoundConfig::default();
+    let mut plain = Outputs::from_sinks(config.clone(), Vec::new())?;
+    let mut served = Outputs::from_sinks(config.clone(), Vec::new())?;
+    let (rate, channels) = served.audio_format();
+    let mut opts = gradtone_serve::ServeOptions::new(([127, 0, 0, 1], 0).into(), rate, channels);
+    opts.title = "gradtone".into();
+    let server = gradtone_serve::Server::start(opts).map_err(|e| PipelineError::Probe(e.into()))?;
+    let addr = server.local_addr();
+    served.add_sink(Box::new(gradtone_serve::ServeSink::new(
+        server,
+        config.grouping.clone(),
+        0.0,
+        Default::default(),
+        gradtone_frame::silent_report(),
+    )));
     let probe = gradtone_serve::Probe::connect(addr, None)
         .map_err(|e| PipelineError::Probe(Box::new(e)))?;
     let (mut with, mut without) = (Vec::new(), Vec::new());

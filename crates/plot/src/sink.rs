@@ -1,9 +1,13 @@
 //! The picture as a [`Sink`]: frames, alarm markers and (the first ten minutes of) the sound are
-//! kept, and drawn into one PNG when the run finishes.
+//! kept, and drawn into one PNG when the run finishes. Its options, [`PlotArgs`], open it
+//! through [`Output`].
 
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
+use gradtone_frame::{
+    AlarmEvent, Frame, Opening, Output, OutputError, OutputFile, Sink, SinkError, check_file,
+};
+use gradtone_sound::SoundConfig;
 use gradtone_sound::grouping::GroupingConfig;
 
 use crate::{Marker, PlotError, PlotInput, render_png_into};
@@ -106,5 +110,33 @@ impl Sink for PlotFile {
 
     fn discard(self: Box<Self>) {
         self.output.discard();
+    }
+}
+
+/// The plot's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct PlotArgs {
+    /// Draw the values per step (log scale, alarm markers) and a spectrogram of the sound to this PNG.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub plot: Option<PathBuf>,
+}
+
+impl Output<SoundConfig> for PlotArgs {
+    fn precheck(&self) -> Result<(), OutputError> {
+        check_file(self.plot.as_deref(), "plot")
+    }
+
+    fn open(&self, at: &Opening<'_, SoundConfig>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(p) = &self.plot else { return Ok(None) };
+        gradtone_frame::check_parent(p, "plot")?;
+        let grouping = gradtone_sound::mapping::plot_grouping(at.config).cloned();
+        let plot = PlotFile::create(p, at.title, (at.sample_rate, at.channels), grouping)
+            .map_err(|e| OutputError::open("plot", e))?;
+        Ok(Some(Box::new(plot)))
+    }
+
+    fn keeps(&self) -> bool {
+        self.plot.is_some()
     }
 }

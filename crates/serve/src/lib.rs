@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 pub use hub::AUDIO_HEADER;
 pub use probe::{Probe, ProbeStats};
-pub use sink::ServeSink;
+pub use sink::{ServeArgs, ServeSink};
 
 /// The port `--serve` uses when none is given.
 pub const DEFAULT_PORT: u16 = 8737;

@@ -1,12 +1,18 @@
-//! The sound crate's [`Sink`]s: the WAV file of the rendered audio and the CSV of the frames.
+//! The sound crate's [`Sink`]s: the WAV file of the rendered audio and the CSV of the frames,
+//! with their options ([`WavArgs`], [`CsvArgs`]) and the sound's ([`SoundArgs`]): each opens
+//! its sink through [`Output`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
+use gradtone_frame::{
+    AlarmEvent, Frame, Opening, Output, OutputError, OutputFile, Report, Sink, SinkError,
+    check_file,
+};
 
 use crate::SoundError;
+use crate::config::SoundConfig;
 use crate::csv::{CsvWriter, MAX_COLUMNS};
 use crate::wav::{SampleFormat, WavSink};
 
@@ -75,6 +81,8 @@ pub struct CsvFile {
     file: Option<File>,
     writer: Option<CsvWriter<File>>,
     overflow_told: bool,
+    /// Where the names that do not fit are reported.
+    report: Option<Report>,
     /// When the rows were last flushed to the file.
     flushed: Instant,
 }
@@ -96,8 +104,15 @@ impl CsvFile {
             file: Some(file),
             writer: None,
             overflow_told: false,
+            report: None,
             flushed: Instant::now(),
         })
+    }
+
+    /// Says through `report` (once) that a run had more names than the file's columns.
+    pub fn reporting_to(mut self, report: Report) -> Self {
+        self.report = Some(report);
+        self
     }
 
     fn io_err(&self, source: std::io::Error) -> SoundError {
@@ -137,12 +152,14 @@ impl Sink for CsvFile {
         {
             // Never silent: said once here, counted in the summary line.
             self.overflow_told = true;
-            eprintln!(
-                "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
-                 {first:?}) are counted, not written (--tensorboard or the JSONL stream keep \
-                 them)",
-                self.path.display(),
-            );
+            if let Some(report) = &self.report {
+                report(&format!(
+                    "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
+                     {first:?}) are counted, not written (--tensorboard or the JSONL stream \
+                     keep them)",
+                    self.path.display(),
+                ));
+            }
         }
         Ok(())
     }
@@ -171,5 +188,95 @@ impl Sink for CsvFile {
         let CsvFile { output, writer, .. } = *self;
         drop(writer);
         output.discard();
+    }
+}
+
+/// How the sound is made: the mapping, a configuration file, the alarms' earcons.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct SoundArgs {
+    /// Mapping from values to sound: seed (the 2019 original, sample-exact), depth, cents
+    /// (default: cents, or the --sound-config file's).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::mapping::NAMES)))]
+    pub mapping: Option<String>,
+    /// TOML file configuring mappings, synthesis, grouping and alarms (see crates/sound/examples/sound.toml).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub sound_config: Option<std::path::PathBuf>,
+    /// Mix alarm earcons into the seed mapping too (it stays sample-exact without).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub alarm_sounds: bool,
+}
+
+impl SoundArgs {
+    /// The sound configuration these options ask for: the file's (or the defaults), with the
+    /// mapping and alarm choices applied.
+    pub fn config(&self) -> Result<SoundConfig, SoundError> {
+        let mut config = match &self.sound_config {
+            Some(p) => SoundConfig::from_file(p)?,
+            None => SoundConfig::default(),
+        };
+        if let Some(m) = &self.mapping {
+            config.mapping = m.clone();
+        }
+        if config.mapping == "seed" && !self.alarm_sounds {
+            // The seed mapping is the 2019 sound, sample for sample: alarms print, silently.
+            config.alarms.volume = 0.0;
+        }
+        Ok(config)
+    }
+}
+
+/// The WAV output's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct WavArgs {
+    /// Write the sound to this WAV file.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub wav: Option<PathBuf>,
+    /// WAV sample format.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = SampleFormat::Pcm16))]
+    pub wav_format: SampleFormat,
+}
+
+impl Output<SoundConfig> for WavArgs {
+    fn precheck(&self) -> Result<(), OutputError> {
+        check_file(self.wav.as_deref(), "WAV file")
+    }
+
+    fn open(&self, at: &Opening<'_, SoundConfig>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(p) = &self.wav else { return Ok(None) };
+        let (rate, channels) = (at.sample_rate, at.channels);
+        let wav = WavFile::create(p, rate, channels, self.wav_format, &at.config.mapping)
+            .map_err(|e| OutputError::open("WAV file", e))?;
+        Ok(Some(Box::new(wav)))
+    }
+
+    fn keeps(&self) -> bool {
+        self.wav.is_some()
+    }
+}
+
+/// The CSV output's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct CsvArgs {
+    /// Write one row per step (step,loss,<values>...) to this CSV file.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub csv: Option<PathBuf>,
+}
+
+impl<C: ?Sized> Output<C> for CsvArgs {
+    fn precheck(&self) -> Result<(), OutputError> {
+        check_file(self.csv.as_deref(), "CSV file")
+    }
+
+    fn open(&self, at: &Opening<'_, C>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(p) = &self.csv else { return Ok(None) };
+        let csv = CsvFile::create(p).map_err(|e| OutputError::open("CSV file", e))?;
+        Ok(Some(Box::new(csv.reporting_to(at.report.clone()))))
+    }
+
+    fn keeps(&self) -> bool {
+        self.csv.is_some()
     }
 }
