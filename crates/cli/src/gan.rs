@@ -65,9 +65,9 @@ pub(crate) fn run_with_outputs(
 
 /// `train --model gan`.
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let overrides = args.gan_overrides().map_err(anyhow::Error::msg)?;
-    let g = &args.gan;
-    let cfg = g.gan_preset.config_with(args.seed, &overrides)?;
+    let overrides = args.run.gan_overrides().map_err(anyhow::Error::msg)?;
+    let g = &args.run.gan;
+    let cfg = g.gan_preset.config_with(args.run.seed, &overrides)?;
     // Bad paths fail before any training.
     if let Some(p) = &g.samples {
         check_parent(p, "samples picture")?;

@@ -70,7 +70,7 @@ pub fn render(args: &RenderArgs) -> Result<()> {
         );
         let frames = series.to_frames().into_iter().map(Ok);
         let outputs = sinks.open(None, &title)?;
-        let ranks = args.ranks.options();
+        let ranks = args.ranks;
         show(
             &stream::run_frames(frames, None, outputs, &ranks, &opts)?,
             false,
@@ -79,7 +79,7 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     }
     let source = gradtone_ingest::open(&args.input)?;
     let outputs = sinks.open(None, &title)?;
-    let finished = stream::run_source(source, outputs, &args.ranks.options(), &opts)?;
+    let finished = stream::run_source(source, outputs, &args.ranks, &opts)?;
     show(&finished, false);
     Ok(())
 }
@@ -145,14 +145,7 @@ pub fn listen(args: &ListenArgs) -> Result<()> {
     let r = args
         .sinks
         .open(Some(&args.live), &opts.name)
-        .and_then(|outputs| {
-            Ok(stream::run_source(
-                source,
-                outputs,
-                &args.ranks.options(),
-                &opts,
-            )?)
-        });
+        .and_then(|outputs| Ok(stream::run_source(source, outputs, &args.ranks, &opts)?));
     if let Ok(finished) = &r {
         // Stdout is the training's (a piped script's prints pass through): ours goes to stderr.
         show(finished, true);

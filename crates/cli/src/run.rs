@@ -47,7 +47,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         child.to(),
         child.id()
     );
-    let result = run_source(Box::new(source), outputs, &args.ranks.options(), &opts);
+    let result = run_source(Box::new(source), outputs, &args.ranks, &opts);
     let status = child.wait();
     let code = status.map_or(1, exit_code);
     let no_frames = matches!(result, Err(StreamError::NoFrames(_)));

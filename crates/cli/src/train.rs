@@ -32,16 +32,19 @@ pub(crate) fn train_with_outputs(
 
 /// `gradtone train` (`--model cnn`).
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let cfg = args.preset.config_with(args.seed, &args.overrides())?;
+    let cfg = args
+        .run
+        .preset
+        .config_with(args.run.seed, &args.run.overrides())?;
     // Everything that can fail on bad input is read before any output file is created.
-    let params = match &args.init_params {
+    let params = match &args.run.init_params {
         Some(dir) => SeedParams::load_dir(dir)
             .with_context(|| format!("loading --init-params {}", dir.display()))?,
         None => SeedParams::init(cfg.seed),
     };
     let train_set = args.data.load(gradtone_mnist::Split::Train)?;
     cfg.check_plan(train_set.len()).context("gradtone train")?;
-    let test_set = if args.no_eval {
+    let test_set = if args.run.no_eval {
         None
     } else {
         Some(args.data.load(gradtone_mnist::Split::Test)?)

@@ -31,16 +31,22 @@ pub enum StreamError {
     NoFrames(String),
 }
 
-/// How the ranks of a distributed stream are merged, and how many steps make a frame.
+/// How the ranks of a distributed stream are merged, and how many steps make a frame (the
+/// flags of the streams that may carry several ranks, behind the `clap` feature).
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct RankOptions {
-    /// What the merged values are.
+    /// Combine the ranks of a distributed run (frames with `rank`/`world`).
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = MergeMode::Mean))]
     pub merge: MergeMode,
-    /// A step is emitted without the ranks this many steps behind (they raise a lag alarm).
+    /// Emit a step without the ranks that are this many steps behind (they raise a lag alarm).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 8))]
     pub max_lag: u64,
     /// A rank whose norm differs from the other ranks' median by this factor raises an alarm.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10.0))]
     pub disagreement: f64,
-    /// The mean of every N steps is sounded as one frame.
+    /// Sound the mean of every N steps as one (non-finite values win): hear a million-step run in minutes.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 1))]
     pub steps_per_frame: usize,
 }
 

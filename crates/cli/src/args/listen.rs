@@ -1,41 +1,11 @@
-//! `gradtone listen` and `gradtone render` flags, and the rank flags they share with `run`.
+//! `gradtone listen` and `gradtone render` flags.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use gradtone_ingest::MergeMode;
 use gradtone_pipeline::RankOptions;
 
 use super::{LiveArgs, SinkArgs};
-
-/// Flags for streams that may carry several ranks.
-#[derive(Args, Debug, Clone)]
-pub struct RankArgs {
-    /// Combine the ranks of a distributed run (frames with `rank`/`world`).
-    #[arg(long, value_enum, default_value_t = MergeMode::Mean)]
-    pub merge: MergeMode,
-    /// Emit a step without the ranks that are this many steps behind (they raise a lag alarm).
-    #[arg(long, default_value_t = 8)]
-    pub max_lag: u64,
-    /// A rank whose norm differs from the other ranks' median by this factor raises an alarm.
-    #[arg(long, default_value_t = 10.0)]
-    pub disagreement: f64,
-    /// Sound the mean of every N steps as one (non-finite values win): hear a million-step run in minutes.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub steps_per_frame: usize,
-}
-
-impl RankArgs {
-    /// The pipeline's options from the flags.
-    pub fn options(&self) -> RankOptions {
-        RankOptions {
-            merge: self.merge,
-            max_lag: self.max_lag,
-            disagreement: self.disagreement,
-            steps_per_frame: self.steps_per_frame,
-        }
-    }
-}
 
 /// `gradtone render`.
 #[derive(Args, Debug)]
@@ -51,7 +21,7 @@ pub struct RenderArgs {
     #[arg(long, value_name = "PATTERN")]
     pub tags: Vec<String>,
     #[command(flatten)]
-    pub ranks: RankArgs,
+    pub ranks: RankOptions,
     #[command(flatten)]
     pub sinks: SinkArgs,
 }
@@ -84,7 +54,7 @@ pub struct ListenArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub idle_timeout: Option<f64>,
     #[command(flatten)]
-    pub ranks: RankArgs,
+    pub ranks: RankOptions,
     #[command(flatten)]
     pub sinks: SinkArgs,
     #[command(flatten)]

@@ -20,10 +20,11 @@ use gradtone_sound::SoundConfig;
 pub use bench::BenchArgs;
 pub use data::DataArgs;
 pub use experiments::ExperimentsArgs;
-pub use listen::{ListenArgs, RankArgs, RenderArgs};
+pub use gradtone_train::args::ModelArg;
+pub use listen::{ListenArgs, RenderArgs};
 pub use run::RunArgs;
 pub use sweep::SweepArgs;
-pub use train::{ModelArg, TrainArgs};
+pub use train::TrainArgs;
 
 /// Hear neural-network training: each step's per-layer gradient norms become sound.
 #[derive(Parser, Debug)]
