@@ -6,8 +6,7 @@ use gradtone_train::experiments::{Row, summary_markdown};
 use gradtone_train::summary::RunStats;
 use gradtone_train::{Preset, SeedParams};
 
-use crate::args::ExperimentsArgs;
-use crate::args::SinkArgs;
+use crate::args::{ExperimentsArgs, SinkArgs};
 use crate::train::train_with_outputs;
 
 /// `gradtone experiments`.
@@ -32,21 +31,9 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
         let label = format!("[{}/5] {}", i + 1, preset.name());
         // The run's heading comes first: its alarms print under it, as they fire.
         eprintln!("{label} (seed {})", args.seed);
-        let result = train_with_outputs(
-            &cfg,
-            &SeedParams::init(args.seed),
-            &train,
-            &mut outputs,
-            &label,
-            0,
-        );
-        let (frames, trainer, interrupted) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                outputs.discard();
-                return Err(e);
-            }
-        };
+        let params = SeedParams::init(args.seed);
+        let (frames, trainer, interrupted) =
+            train_with_outputs(&cfg, &params, &train, &mut outputs, &label, 0)?;
         outputs.finish()?;
         // The same run through the default mapping, with its picture, from the frames.
         let stem = format!(

@@ -105,13 +105,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut outputs = args.sinks.open_with(config, Some(&args.live), &title)?;
     let every = g.sample_every.unwrap_or(cfg.steps / 10).max(1);
     let started = std::time::Instant::now();
-    let run = match run_with_outputs(&cfg, &train_set, &mut outputs, "gan", 0, every) {
-        Ok(r) => r,
-        Err(e) => {
-            outputs.discard();
-            return Err(e);
-        }
-    };
+    let run = run_with_outputs(&cfg, &train_set, &mut outputs, "gan", 0, every)?;
     let secs = started.elapsed().as_secs_f64();
     let mut lines = outputs.finish()?;
     if run.interrupted {

@@ -70,13 +70,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             };
             Ok((row, interrupted))
         })();
-        let (row, interrupted) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                outputs.discard();
-                return Err(e);
-            }
-        };
+        let (row, interrupted) = result?;
         offset += row.steps as u64;
         rows.push(row);
         if interrupted {

@@ -60,14 +60,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     );
     let mut outputs = args.sinks.open(Some(&args.live), &title)?;
     let started = std::time::Instant::now();
+    // An error drops the outputs unfinished, which discards what they had begun.
     let (frames, trainer, interrupted) =
-        match train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train", 0) {
-            Ok(r) => r,
-            Err(e) => {
-                outputs.discard();
-                return Err(e);
-            }
-        };
+        train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train", 0)?;
     let train_secs = started.elapsed().as_secs_f64();
     let written = outputs.finish()?;
     let stats = RunStats::of(&frames);

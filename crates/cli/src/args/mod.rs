@@ -76,7 +76,7 @@ pub enum Command {
 }
 
 /// Every output's flags (each output crate's options), in `--help` order; the order they open
-/// in is [`SinkArgs::open`]'s. A new output is its field here and its place there.
+/// in is `SinkArgs::outputs`'. A new output is its field here and its place there.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SinkArgs {
     #[command(flatten)]
@@ -104,19 +104,13 @@ impl SinkArgs {
     /// take their time with it, the page last so every file is checked before a port is taken;
     /// this is also the order of the "wrote …" lines.
     fn outputs<'a>(&'a self, live: Option<&'a LiveArgs>) -> Vec<&'a dyn Output<SoundConfig>> {
-        let mut all: Vec<&dyn Output<SoundConfig>> = Vec::new();
-        all.extend(live.map(|l| l as &dyn Output<SoundConfig>));
-        all.extend([
-            &self.wav as &dyn Output<SoundConfig>,
-            &self.csv,
-            &self.alarms,
-            &self.midi,
-            &self.osc,
-            &self.tensorboard,
-            &self.plot,
-            &self.serve,
-        ]);
-        all
+        let (wav, csv, alarms, midi) = (&self.wav, &self.csv, &self.alarms, &self.midi);
+        let (osc, tb, plot, serve) = (&self.osc, &self.tensorboard, &self.plot, &self.serve);
+        let listed: [&dyn Output<SoundConfig>; 8] = [wav, csv, alarms, midi, osc, tb, plot, serve];
+        live.map(|l| l as &dyn Output<SoundConfig>)
+            .into_iter()
+            .chain(listed)
+            .collect()
     }
 
     /// Checks, then opens every output asked for (and the speakers, `live`) for the sound
