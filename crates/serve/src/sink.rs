@@ -138,6 +138,8 @@ impl Sink for ServeSink {
 #[derive(Clone, Debug, Default)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct ServeArgs {
+    // The doc is the flag's --help text: `[IP:]PORT` is the value's syntax there, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// Serve a live page (the sound, the chart, the alarms) on [IP:]PORT: 127.0.0.1:8737 when
     /// no value is given, 0 for any free port. Any address but loopback needs a token (a random
     /// one is printed in the URL). Remote use: README "Hear it from anywhere".

@@ -260,6 +260,8 @@ impl Output<SoundConfig> for WavArgs {
 #[derive(Clone, Debug, Default)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct CsvArgs {
+    // The doc is the flag's --help text: `<values>` there is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     /// Write one row per step (step,loss,<values>...) to this CSV file.
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub csv: Option<PathBuf>,

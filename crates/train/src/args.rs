@@ -1,6 +1,8 @@
 //! `gradtone train`'s own flags (behind the `clap` feature): the model, its loss weights, the
 //! optimiser and run length, and the GAN's flags, as changes to a preset. The binary adds the
 //! outputs', playback and data flags.
+// The fields' docs are their --help texts: `<name>` there is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 
