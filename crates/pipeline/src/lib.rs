@@ -1,8 +1,9 @@
 //! The pipeline of a gradtone run, as a library: frames in; alarms, sound and every output out.
 //!
-//! [`Outputs`] owns the run's [`Watch`]es, the mapping and the [`Sink`]s. Each [`Outputs::push`]
-//! runs every watch on the frame (the gradient detector and any added with
-//! [`Outputs::add_watch`]: a GAN's, a rank merger's), has the mapping render the frame with the
+//! [`Outputs`] owns the run's [`Watch`]es, its [`Voice`] (the mapping, from the sound crate) and
+//! the [`Sink`]s. Each [`Outputs::push`] runs every watch on the frame (the voice's gradient
+//! detector and any added with [`Outputs::add_watch`]: a GAN's, a rank merger's), has the voice
+//! render the frame with the
 //! earcons of the alarms they fired, then hands the samples and the frame with its alarms to
 //! every sink. Sinks are independent: one that fails is reported, its own
 //! partial output removed, and the others go on; [`Outputs::finish`] completes every sink that
@@ -36,18 +37,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use gradtone_frame::{
-    AlarmEvent, Frame, Opening, Output, OutputError, Report, Sink, SinkError, Watch,
+    AlarmEvent, Frame, Opening, Output, OutputError, Report, Sink, SinkError, Voice, Watch,
 };
-use gradtone_sound::alarm::{AlarmDetector, WithAlarms};
-use gradtone_sound::config::SoundConfig;
-use gradtone_sound::{Mapping, SoundError, mapping};
 
 /// What can go wrong in a run's outputs.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The sound configuration or mapping could not be made.
-    #[error(transparent)]
-    Sound(#[from] SoundError),
+    /// The voice could not start a new part.
+    #[error("{0}")]
+    Voice(SinkError),
     /// An output could not be checked or opened.
     #[error(transparent)]
     Output(#[from] OutputError),
@@ -82,10 +80,11 @@ pub enum PipelineError {
 /// [`gradtone_frame::Output`]s before any work); an output file replaces what is at its path
 /// only at its first data ([`gradtone_frame::OutputFile`]).
 pub struct Outputs {
-    /// The added watches in the order added, then the gradient detector (when alarms are on).
+    /// The added watches in the order added, then the voice's (the gradient detector).
     watches: Vec<Box<dyn Watch + Send>>,
-    mapping: WithAlarms<Box<dyn Mapping + Send>>,
-    config: SoundConfig,
+    /// How many of `watches` (at the end) are the voice's own.
+    builtin: usize,
+    voice: Box<dyn Voice>,
     sinks: Vec<Box<dyn Sink>>,
     failed: Vec<String>,
     buf: Vec<f32>,
@@ -96,13 +95,15 @@ pub struct Outputs {
 
 impl Outputs {
     /// Checks every output in `outputs` (nothing is touched), then opens them in order for
-    /// the mapping `config` names: each file is created beside its path (it replaces the path
-    /// at its first data), a socket opened, the page's server bound. A failure touches no output
-    /// path and leaves no file: the outputs already open are dropped unfinished. Their messages,
-    /// and the outputs', go to `report`; `stop` (Ctrl-C) ends waiting for a browser.
-    pub fn open(
-        config: SoundConfig,
-        outputs: &[&dyn Output<SoundConfig>],
+    /// the sound of `voice`, whose configuration `config` they are told: each file is created
+    /// beside its path (it replaces the path at its first data), a socket opened, the page's
+    /// server bound. A failure touches no output path and leaves no file: the outputs already
+    /// open are dropped unfinished. Their messages, and the outputs', go to `report`; `stop`
+    /// (Ctrl-C) ends waiting for a browser.
+    pub fn open<C: ?Sized>(
+        voice: Box<dyn Voice>,
+        config: &C,
+        outputs: &[&dyn Output<C>],
         title: &str,
         report: Report,
         stop: &Arc<AtomicBool>,
@@ -110,46 +111,30 @@ impl Outputs {
         for o in outputs {
             o.precheck()?;
         }
-        let mut out = Self::from_sinks(config, Vec::new())?.reporting_to(report);
-        let (sample_rate, channels) = out.audio_format();
-        let mut sinks = Vec::new();
-        {
-            let at = Opening {
-                sample_rate,
-                channels,
-                title,
-                config: &out.config,
-                report: &out.report,
-                stop,
-            };
-            for o in outputs {
-                sinks.extend(o.open(&at)?);
-            }
-        }
-        out.sinks = sinks;
-        Ok(out)
-    }
-
-    /// Outputs made of `sinks` and the mapping `config` names (the sinks made by the caller,
-    /// for this mapping's [`Outputs::audio_format`]); they report nothing until
-    /// [`Outputs::reporting_to`].
-    pub fn from_sinks(
-        config: SoundConfig,
-        sinks: Vec<Box<dyn Sink>>,
-    ) -> Result<Self, PipelineError> {
-        let mapping = mapping::with_alarms(&config)?;
-        Ok(Self::with_sinks(mapping, config, sinks))
-    }
-
-    fn with_sinks(
-        mapping: WithAlarms<Box<dyn Mapping + Send>>,
-        config: SoundConfig,
-        sinks: Vec<Box<dyn Sink>>,
-    ) -> Self {
-        Outputs {
-            watches: gradient_watch(&config),
-            mapping,
+        let (sample_rate, channels) = voice.format();
+        let at = Opening {
+            sample_rate,
+            channels,
+            title,
             config,
+            report: &report,
+            stop,
+        };
+        let mut sinks = Vec::new();
+        for o in outputs {
+            sinks.extend(o.open(&at)?);
+        }
+        Ok(Self::new(voice, sinks).reporting_to(report))
+    }
+
+    /// Outputs made of `sinks` (made by the caller for `voice`'s [`Outputs::audio_format`]),
+    /// sounding `voice`; they report nothing until [`Outputs::reporting_to`].
+    pub fn new(voice: Box<dyn Voice>, sinks: Vec<Box<dyn Sink>>) -> Self {
+        let watches = voice.watches();
+        Outputs {
+            builtin: watches.len(),
+            watches,
+            voice,
             sinks,
             failed: Vec::new(),
             buf: Vec::new(),
@@ -178,47 +163,38 @@ impl Outputs {
 
     /// The sample rate (Hz) and channel count of the sound every sink gets.
     pub fn audio_format(&self) -> (u32, u16) {
-        (self.mapping.sample_rate(), self.mapping.channels())
+        self.voice.format()
     }
 
     /// Adds a watch: from the next [`Outputs::push`] on it judges every frame, before the
     /// gradient detector (so its alarms come first in what `push` returns), after the watches
     /// added before it. A watch that needs more than the frame carries is a
-    /// [`gradtone_frame::Shared`] its source also holds. With `alarms.enabled` off it still
+    /// [`gradtone_frame::Shared`] its source also holds. With the voice's alarms off it still
     /// sees every frame, but nothing it fires is reported or sounded.
     pub fn add_watch(&mut self, watch: Box<dyn Watch + Send>) {
-        let at = self.watches.len() - usize::from(self.config.alarms.enabled);
+        let at = self.watches.len() - self.builtin;
         self.watches.insert(at, watch);
     }
 
-    /// Starts part `index` (0-based) of a file made of several runs (a sweep's settings): a
-    /// fresh mapping and gradient detector, so no statistics or alarm state carry over from the
-    /// previous part (the watches added for it are dropped: add the new part's after this), then
-    /// `index + 1` marker pings and 300 ms of silence in the audio, and a part marker called
-    /// `label` at `step`, the first step of the part.
+    /// Starts part `index` (0-based) of a file made of several runs (a sweep's settings): the
+    /// voice starts afresh with its own watches ([`Voice::begin_part`]: for the sound crate's, a
+    /// fresh mapping and gradient detector, then `index + 1` marker pings and 300 ms of silence),
+    /// so no statistics or alarm state carry over from the previous part (the watches added for
+    /// it are dropped: add the new part's after this), and a part marker called `label` at
+    /// `step`, the first step of the part.
     pub fn begin_part(
         &mut self,
         index: usize,
         label: &str,
         step: u64,
     ) -> Result<(), PipelineError> {
-        self.mapping = mapping::with_alarms(&self.config)?;
-        self.watches = gradient_watch(&self.config);
-        let ch = usize::from(self.mapping.channels());
-        let m = gradtone_sound::alarm::marker(
-            index + 1,
-            self.mapping.sample_rate(),
-            self.config.alarms.volume.max(0.3),
-        );
-        let silence = (0.3 * f64::from(self.mapping.sample_rate())) as usize;
         self.buf.clear();
-        for s in m
-            .samples
-            .into_iter()
-            .chain(std::iter::repeat_n(0.0, silence))
-        {
-            self.buf.extend(std::iter::repeat_n(s, ch));
-        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let begun = self.voice.begin_part(index, &mut buf);
+        self.buf = buf;
+        begun.map_err(PipelineError::Voice)?;
+        self.watches = self.voice.watches();
+        self.builtin = self.watches.len();
         self.send_audio(step)?;
         for s in &mut self.sinks {
             s.part(step, label);
@@ -237,19 +213,19 @@ impl Outputs {
             self.legend_shown = true;
             let names: Vec<&str> = frame.values.iter().map(|v| v.name.as_str()).collect();
             // What plays: voices for cents/depth, every value in turn for seed; bounded text.
-            if let Some(legend) = mapping::voice_legend(&self.config, &names) {
-                (self.report)(legend.strip_suffix('\n').unwrap_or(&legend));
+            if let Some(legend) = self.voice.legend(&names) {
+                (self.report)(&legend);
             }
         }
         let mut events: Vec<AlarmEvent> = Vec::new();
         for w in &mut self.watches {
             events.extend(w.observe(frame));
         }
-        if !self.config.alarms.enabled {
+        if !self.voice.alarms_enabled() {
             events.clear();
         }
         self.buf.clear();
-        self.mapping.play(frame, &events, &mut self.buf);
+        self.voice.play(frame, &events, &mut self.buf);
         self.send_audio(frame.step)?;
         self.each_sink(|s| s.frame(frame, &events))?;
         Ok(events)
@@ -316,10 +292,7 @@ impl Outputs {
             return Err(PipelineError::NoFrames);
         }
         self.buf.clear();
-        // Silent earcons (the seed mapping's default) leave no tail: its length stays exact.
-        if self.config.alarms.volume > 0.0 {
-            self.mapping.flush(&mut self.buf);
-        }
+        self.voice.flush(&mut self.buf);
         if !self.buf.is_empty() {
             let step = self.frames_seen;
             // A failure here is recorded in `self.failed`, reported below.
@@ -346,15 +319,6 @@ impl Outputs {
 
     /// Removes every partial output (what dropping an unfinished `Outputs` does).
     pub fn discard(self) {}
-}
-
-/// The built-in watch: the gradient detector, when `config.alarms` are on.
-fn gradient_watch(config: &SoundConfig) -> Vec<Box<dyn Watch + Send>> {
-    if config.alarms.enabled {
-        vec![Box::new(AlarmDetector::new(&config.alarms))]
-    } else {
-        Vec::new()
-    }
 }
 
 impl Drop for Outputs {

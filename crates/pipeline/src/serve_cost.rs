@@ -59,8 +59,10 @@ pub fn measure(
     mut make_frame: impl FnMut(u64) -> Option<Frame>,
 ) -> Result<ServeCost, PipelineError> {
     let config = gradtone_sound::SoundConfig::default();
-    let mut plain = Outputs::from_sinks(config.clone(), Vec::new())?;
-    let mut served = Outputs::from_sinks(config.clone(), Vec::new())?;
+    let voice = || gradtone_sound::SoundVoice::new(config.clone()).map(Box::new);
+    let voice_err = |e: gradtone_sound::SoundError| PipelineError::Voice(e.into());
+    let mut plain = Outputs::new(voice().map_err(voice_err)?, Vec::new());
+    let mut served = Outputs::new(voice().map_err(voice_err)?, Vec::new());
     let (rate, channels) = served.audio_format();
     let mut opts = gradtone_serve::ServeOptions::new(([127, 0, 0, 1], 0).into(), rate, channels);
     opts.title = "gradtone".into();

@@ -5,7 +5,7 @@
 use gradtone_frame::{AlarmEvent, AlarmKind, Frame};
 use gradtone_pipeline::alarms_file::event_json;
 use gradtone_pipeline::{AlarmsArgs, Outputs, PipelineError};
-use gradtone_sound::SoundArgs;
+use gradtone_sound::{SoundArgs, SoundVoice};
 use gradtone_tensorboard::TensorBoardArgs;
 use gradtone_tensorboard::proto::Value;
 use gradtone_tensorboard::{ALARMS_TAG, EventReader, event_files};
@@ -37,14 +37,9 @@ fn open(alarms: std::path::PathBuf, tb: Option<std::path::PathBuf>) -> Outputs {
     let tb = TensorBoardArgs { tensorboard: tb };
     let stop = std::sync::Arc::default();
     let report = gradtone_frame::silent_report();
-    Outputs::open(
-        sound.config().unwrap(),
-        &[&alarms, &tb],
-        "test",
-        report,
-        &stop,
-    )
-    .unwrap()
+    let config = sound.config().unwrap();
+    let voice = Box::new(SoundVoice::new(config.clone()).unwrap());
+    Outputs::open(voice, &config, &[&alarms, &tb], "test", report, &stop).unwrap()
 }
 
 fn lines(path: &std::path::Path) -> Vec<Json> {

@@ -9,7 +9,12 @@ use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Sink, SinkError, Watch};
 use gradtone_pipeline::{Outputs, PipelineError};
 use gradtone_plot::PlotArgs;
 use gradtone_sound::wav::read_wav;
-use gradtone_sound::{CsvArgs, SoundArgs, SoundConfig, WavArgs};
+use gradtone_sound::{CsvArgs, SoundArgs, SoundConfig, SoundVoice, WavArgs};
+
+/// Outputs sounding `config`, into `sinks`.
+fn with_sinks(config: SoundConfig, sinks: Vec<Box<dyn Sink>>) -> Outputs {
+    Outputs::new(Box::new(SoundVoice::new(config).unwrap()), sinks)
+}
 use gradtone_tensorboard::TensorBoardArgs;
 use gradtone_testkit::TempDir;
 
@@ -99,8 +104,10 @@ fn open(
     outputs: &[&dyn Output<SoundConfig>],
 ) -> Result<Outputs, PipelineError> {
     let stop = Arc::default();
+    let voice = Box::new(SoundVoice::new(config.clone()).unwrap());
     Outputs::open(
-        config,
+        voice,
+        &config,
         outputs,
         "test",
         gradtone_frame::silent_report(),
@@ -163,7 +170,7 @@ fn when_every_essential_sink_failed_push_stops_the_run() {
     let (a, _) = probe(Some(2), true);
     let (speakers, speakers_seen) = probe(None, false);
     let config = SoundArgs::default().config().unwrap();
-    let mut out = Outputs::from_sinks(config, vec![a, speakers]).unwrap();
+    let mut out = with_sinks(config, vec![a, speakers]);
     out.push(&frame(0, 0.5)).unwrap();
     out.push(&frame(1, 0.5)).unwrap();
     let err = out
@@ -196,7 +203,7 @@ fn dropping_an_unfinished_run_discards_partial_files() {
 fn parts_reach_every_sink_and_alarms_come_with_their_frame() {
     let (p, seen) = probe(None, true);
     let config = SoundArgs::default().config().unwrap();
-    let mut out = Outputs::from_sinks(config, vec![p]).unwrap();
+    let mut out = with_sinks(config, vec![p]);
     out.begin_part(0, "w=0.1", 0).unwrap();
     let mut fired = 0;
     for step in 0..5 {
@@ -300,7 +307,7 @@ fn watched_run(watch: bool, enabled: bool) -> (Seen, Vec<String>, Vec<u64>) {
     let mut config = sound.config().unwrap();
     config.alarms.enabled = enabled;
     let (p, seen) = probe(None, true);
-    let mut out = Outputs::from_sinks(config, vec![p]).unwrap();
+    let mut out = with_sinks(config, vec![p]);
     let judged = Arc::new(Mutex::new(Vec::new()));
     if watch {
         out.add_watch(Box::new(ProbeWatch {
@@ -361,7 +368,7 @@ fn an_added_watch_judges_every_frame_and_its_alarms_reach_the_sinks_and_the_audi
 #[test]
 fn a_new_part_drops_the_watches_added_for_the_last() {
     let config = SoundArgs::default().config().unwrap();
-    let mut out = Outputs::from_sinks(config, Vec::new()).unwrap();
+    let mut out = with_sinks(config, Vec::new());
     let judged = Arc::new(Mutex::new(Vec::new()));
     out.add_watch(Box::new(ProbeWatch {
         at: 1,

@@ -9,7 +9,7 @@ use gradtone_ingest::{BoxedSource, JsonlReader};
 use gradtone_pipeline::stream::{run_frames, run_source};
 use gradtone_pipeline::{Finished, Outputs, RankOptions, StreamError, StreamOptions};
 use gradtone_sound::wav::read_wav;
-use gradtone_sound::{CsvArgs, SoundArgs, SoundConfig, WavArgs};
+use gradtone_sound::{CsvArgs, SoundArgs, SoundConfig, SoundVoice, WavArgs};
 use gradtone_testkit::TempDir;
 
 /// A JSONL source over `text`.
@@ -44,7 +44,9 @@ fn outputs(dir: &TempDir, report: gradtone_frame::Report) -> Outputs {
         csv: Some(dir.join("run.csv")),
     };
     let stop = Arc::default();
-    Outputs::open(seed(), &[&wav, &csv], "test stream", report, &stop).unwrap()
+    let voice = Box::new(SoundVoice::new(seed()).unwrap());
+    let outputs: [&dyn gradtone_frame::Output<SoundConfig>; 2] = [&wav, &csv];
+    Outputs::open(voice, &seed(), &outputs, "test stream", report, &stop).unwrap()
 }
 
 fn opts(drain_on_failure: bool) -> StreamOptions {
@@ -157,7 +159,7 @@ impl Sink for Probe {
 
 #[test]
 fn ranks_are_merged_and_a_disagreeing_one_raises_an_alarm() {
-    let mut outputs = Outputs::from_sinks(seed(), Vec::new()).unwrap();
+    let mut outputs = Outputs::new(Box::new(SoundVoice::new(seed()).unwrap()), Vec::new());
     let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
     outputs.add_sink(Box::new(Probe(Arc::clone(&seen))));
     let mut frames = Vec::new();
@@ -221,7 +223,7 @@ impl Sink for Breaks {
 #[test]
 fn failed_outputs_drain_the_stream_when_asked() {
     for drain in [false, true] {
-        let mut outputs = Outputs::from_sinks(seed(), Vec::new()).unwrap();
+        let mut outputs = Outputs::new(Box::new(SoundVoice::new(seed()).unwrap()), Vec::new());
         outputs.add_sink(Box::new(Breaks(3)));
         let pulled = Arc::new(Mutex::new(0u64));
         let p = Arc::clone(&pulled);

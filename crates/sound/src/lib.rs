@@ -34,7 +34,7 @@ pub use config::SoundConfig;
 pub use error::SoundError;
 pub use gradtone_frame::{Decimator, Frame, Latch, Named, Shared, Watch};
 pub use seed::SeedMapping;
-pub use sink::{CsvArgs, SoundArgs, WavArgs};
+pub use sink::{CsvArgs, SoundArgs, SoundVoice, WavArgs};
 pub use wav::{SampleFormat, WavSink};
 
 /// Turns frames into audio samples.

@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gradtone_frame::{
-    AlarmEvent, Frame, Opening, Output, OutputError, OutputFile, Report, Sink, SinkError,
-    check_file,
+    AlarmEvent, Frame, Opening, Output, OutputError, OutputFile, Report, Sink, SinkError, Voice,
+    Watch, check_file,
 };
 
 use crate::SoundError;
+use crate::alarm::{AlarmDetector, WithAlarms};
 use crate::config::SoundConfig;
 use crate::csv::{CsvWriter, MAX_COLUMNS};
 use crate::wav::{SampleFormat, WavSink};
+use crate::{Mapping, mapping};
 
 /// The run's audio as a WAV file, written as it comes (the header kept current).
 pub struct WavFile {
@@ -280,5 +282,76 @@ impl<C: ?Sized> Output<C> for CsvArgs {
 
     fn keeps(&self) -> bool {
         self.csv.is_some()
+    }
+}
+
+/// The run's sound as a [`Voice`]: the mapping a [`SoundConfig`] names, with the alarms'
+/// earcons, and the gradient detector its `alarms` configure.
+pub struct SoundVoice {
+    config: SoundConfig,
+    mapping: WithAlarms<Box<dyn Mapping + Send>>,
+}
+
+impl SoundVoice {
+    /// The voice of `config` (an unknown mapping fails here).
+    pub fn new(config: SoundConfig) -> Result<Self, SoundError> {
+        let mapping = mapping::with_alarms(&config)?;
+        Ok(SoundVoice { config, mapping })
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &SoundConfig {
+        &self.config
+    }
+}
+
+impl Voice for SoundVoice {
+    fn format(&self) -> (u32, u16) {
+        (self.mapping.sample_rate(), self.mapping.channels())
+    }
+
+    fn watches(&self) -> Vec<Box<dyn Watch + Send>> {
+        if self.config.alarms.enabled {
+            vec![Box::new(AlarmDetector::new(&self.config.alarms))]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn alarms_enabled(&self) -> bool {
+        self.config.alarms.enabled
+    }
+
+    fn legend(&self, names: &[&str]) -> Option<String> {
+        let legend = mapping::voice_legend(&self.config, names)?;
+        Some(legend.strip_suffix('\n').unwrap_or(&legend).to_string())
+    }
+
+    fn play(&mut self, frame: &Frame, alarms: &[AlarmEvent], out: &mut Vec<f32>) {
+        self.mapping.play(frame, alarms, out);
+    }
+
+    fn flush(&mut self, out: &mut Vec<f32>) {
+        // Silent earcons (the seed mapping's default) leave no tail: its length stays exact.
+        if self.config.alarms.volume > 0.0 {
+            self.mapping.flush(out);
+        }
+    }
+
+    /// A fresh mapping, then `index + 1` marker pings and 300 ms of silence.
+    fn begin_part(&mut self, index: usize, out: &mut Vec<f32>) -> Result<(), SinkError> {
+        self.mapping = mapping::with_alarms(&self.config)?;
+        let (rate, channels) = self.format();
+        let volume = self.config.alarms.volume.max(0.3);
+        let m = crate::alarm::marker(index + 1, rate, volume);
+        let silence = (0.3 * f64::from(rate)) as usize;
+        for s in m
+            .samples
+            .into_iter()
+            .chain(std::iter::repeat_n(0.0, silence))
+        {
+            out.extend(std::iter::repeat_n(s, usize::from(channels)));
+        }
+        Ok(())
     }
 }

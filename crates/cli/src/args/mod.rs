@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use gradtone_frame::{Output, Report};
 use gradtone_live::LiveArgs;
-use gradtone_pipeline::{Finished, Outputs, PipelineError};
-use gradtone_sound::SoundConfig;
+use gradtone_pipeline::{Finished, Outputs};
+use gradtone_sound::{SoundConfig, SoundVoice};
 
 pub use bench::BenchArgs;
 pub use data::DataArgs;
@@ -120,15 +120,24 @@ impl SinkArgs {
         config: SoundConfig,
         live: Option<&LiveArgs>,
         title: &str,
-    ) -> Result<Outputs, PipelineError> {
+    ) -> anyhow::Result<Outputs> {
+        let voice = SoundVoice::new(config.clone())?;
         let stop = crate::interrupt_flag_as_is();
-        Outputs::open(config, &self.outputs(live), title, console(), &stop)
+        let (outputs, report) = (self.outputs(live), console());
+        Ok(Outputs::open(
+            Box::new(voice),
+            &config,
+            &outputs,
+            title,
+            report,
+            &stop,
+        )?)
     }
 
     /// [`SinkArgs::open_with`] the sound configuration of the flags.
     pub fn open(&self, live: Option<&LiveArgs>, title: &str) -> anyhow::Result<Outputs> {
         let config = self.sound.config()?;
-        Ok(self.open_with(config, live, title)?)
+        self.open_with(config, live, title)
     }
 
     /// Whether any output asked for keeps something after the run (a file, a page).
