@@ -72,16 +72,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if let Some(p) = &g.samples {
         check_parent(p, "samples picture")?;
     }
-    let mut diagnostics = match &g.diagnostics {
-        Some(p) => Some((
-            p,
-            std::io::BufWriter::new(
-                std::fs::File::create(p)
-                    .with_context(|| format!("cannot write the CSV file {}", p.display()))?,
-            ),
-        )),
-        None => None,
-    };
+    let mut diagnostics = None;
+    if let Some(p) = &g.diagnostics {
+        let file = std::fs::File::create(p);
+        let file = file.with_context(|| format!("cannot write the CSV file {}", p.display()))?;
+        diagnostics = Some((p, std::io::BufWriter::new(file)));
+    }
     let train_set = args.data.load(gradtone_mnist::Split::Train)?;
     if train_set.len() < cfg.batch {
         bail!(

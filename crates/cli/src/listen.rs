@@ -32,14 +32,8 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     let finished = if gradtone_tensorboard::is_event_input(&args.input) {
         let say = |m: &str| eprintln!("{m}");
         let frames = gradtone_tensorboard::frames_of(&args.input, &args.tags, &say)?;
-        let outputs = sinks.open(None, &title)?;
-        stream::run_frames(
-            frames.into_iter().map(Ok),
-            None,
-            outputs,
-            &args.ranks,
-            &opts,
-        )?
+        let (frames, outputs) = (frames.into_iter().map(Ok), sinks.open(None, &title)?);
+        stream::run_frames(frames, None, outputs, &args.ranks, &opts)?
     } else {
         let source = gradtone_ingest::open(&args.input)?;
         stream::run_source(source, sinks.open(None, &title)?, &args.ranks, &opts)?
