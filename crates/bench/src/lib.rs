@@ -48,9 +48,9 @@ pub enum BenchError {
     /// The outputs of [`serve_cost`] could not be made, fed or finished.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    /// Outputs asked to serve the page have no server address.
-    #[error("no server")]
-    NoServer,
+    /// The page's server of [`serve_cost`] could not start.
+    #[error(transparent)]
+    Serve(#[from] gradtone_serve::ServeError),
     /// The [`probe`] client could not connect to the served page.
     #[error(transparent)]
     Probe(#[from] tungstenite::Error),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use gradtone_frame::Frame;
 use gradtone_frame::stats::median;
 
-use gradtone_pipeline::{OutputSpec, Outputs, ServeSpec};
+use gradtone_pipeline::Outputs;
 
 use crate::BenchError;
 use crate::probe::Probe;
@@ -61,16 +61,22 @@ pub fn measure(
     warmup: usize,
     mut make_frame: impl FnMut(u64) -> Option<Frame>,
 ) -> Result<ServeCost, BenchError> {
-    let spec = |serve: bool| OutputSpec {
-        serve: serve.then(|| ServeSpec {
-            addr: "0".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let mut plain = Outputs::create(&spec(false))?;
-    let mut served = Outputs::create(&spec(true))?;
-    let addr = served.served_addr().ok_or(BenchError::NoServer)?;
+    let config = gradtone_sound::SoundConfig::default();
+    let voice = || gradtone_sound::SoundVoice::new(config.clone()).map(Box::new);
+    let mut plain = Outputs::new(voice()?, Vec::new());
+    let mut served = Outputs::new(voice()?, Vec::new());
+    let (rate, channels) = served.audio_format();
+    let mut opts = gradtone_serve::ServeOptions::new(([127, 0, 0, 1], 0).into(), rate, channels);
+    opts.title = "gradtone".into();
+    let server = gradtone_serve::Server::start(opts)?;
+    let addr = server.local_addr();
+    served.add_sink(Box::new(gradtone_serve::ServeSink::new(
+        server,
+        config.grouping.clone(),
+        0.0,
+        Default::default(),
+        gradtone_frame::silent_report(),
+    )));
     let probe = Probe::connect(addr, None)?;
     let (mut with, mut without) = (Vec::new(), Vec::new());
     let (mut push_with, mut push_without) = (Vec::new(), Vec::new());

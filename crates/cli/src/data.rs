@@ -1,34 +1,15 @@
 //! Loading MNIST from where `DataArgs` says, with a download progress bar.
 
-use anyhow::{Context, Result};
-use gradtone_mnist::{Dataset, Source, Split};
+use anyhow::Result;
+use gradtone_mnist::{Dataset, Split};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::DataArgs;
 
 impl DataArgs {
-    fn source(&self) -> Result<Source> {
-        if let Some(dir) = &self.data {
-            return Ok(Source::Dir(dir.clone()));
-        }
-        let cache_dir = match &self.cache_dir {
-            Some(d) => d.clone(),
-            None => gradtone_mnist::default_cache_dir().context(
-                "no cache folder on this platform: pass --cache-dir DIR, or --data DIR with MNIST in it",
-            )?,
-        };
-        Ok(Source::Download {
-            cache_dir,
-            mirrors: gradtone_mnist::DEFAULT_MIRRORS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        })
-    }
-
     /// Loads a split, downloading (with a progress bar) if needed.
     pub fn load(&self, split: Split) -> Result<Dataset> {
-        let source = self.source()?;
+        let source = self.from.source()?;
         let mut progress = BarProgress(None);
         Ok(gradtone_mnist::load(&source, split, &mut progress)?)
     }

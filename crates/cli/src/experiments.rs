@@ -6,8 +6,7 @@ use gradtone_train::experiments::{Row, summary_markdown};
 use gradtone_train::summary::RunStats;
 use gradtone_train::{Preset, SeedParams};
 
-use crate::args::ExperimentsArgs;
-use crate::outputs::{OutputSpec, Outputs};
+use crate::args::{ExperimentsArgs, SinkArgs};
 use crate::train::train_with_outputs;
 
 /// `gradtone experiments`.
@@ -22,33 +21,19 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
         if let Some(n) = args.steps {
             cfg.steps = usize::try_from(n).ok();
         }
-        let spec = OutputSpec {
-            mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
-            wav: Some(args.out.join(format!("{}.wav", preset.name()))),
-            wav_format: args.wav_format,
-            csv: Some(args.out.join(format!("{}.csv", preset.name()))),
-            title: format!("{} (seed {})", preset.name(), args.seed),
-            ..OutputSpec::default()
-        };
-        let mut outputs = Outputs::create(&spec)?;
+        let title = format!("{} (seed {})", preset.name(), args.seed);
+        let mut sinks = SinkArgs::default();
+        sinks.sound.mapping = Some(gradtone_sound::mapping::MappingKind::Seed);
+        sinks.wav.wav = Some(args.out.join(format!("{}.wav", preset.name())));
+        sinks.wav.wav_format = args.wav_format;
+        sinks.csv.csv = Some(args.out.join(format!("{}.csv", preset.name())));
+        let mut outputs = sinks.open(None, &title)?;
         let label = format!("[{}/5] {}", i + 1, preset.name());
         // The run's heading comes first: its alarms print under it, as they fire.
         eprintln!("{label} (seed {})", args.seed);
-        let result = train_with_outputs(
-            &cfg,
-            &SeedParams::init(args.seed),
-            &train,
-            &mut outputs,
-            &label,
-            0,
-        );
-        let (frames, trainer, interrupted) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                outputs.discard();
-                return Err(e);
-            }
-        };
+        let params = SeedParams::init(args.seed);
+        let (frames, trainer, interrupted) =
+            train_with_outputs(&cfg, &params, &train, &mut outputs, &label, 0)?;
         outputs.finish()?;
         // The same run through the default mapping, with its picture, from the frames.
         let stem = format!(
@@ -56,14 +41,12 @@ pub fn run(args: &ExperimentsArgs) -> Result<()> {
             preset.name(),
             gradtone_sound::mapping::DEFAULT_MAPPING
         );
-        let mut informed = Outputs::create(&OutputSpec {
-            mapping: Some(gradtone_sound::mapping::DEFAULT_MAPPING),
-            wav: Some(args.out.join(format!("{stem}.wav"))),
-            wav_format: args.wav_format,
-            plot: Some(args.out.join(format!("{}.png", preset.name()))),
-            title: format!("{} (seed {})", preset.name(), args.seed),
-            ..OutputSpec::default()
-        })?;
+        let mut sinks = SinkArgs::default();
+        sinks.sound.mapping = Some(gradtone_sound::mapping::DEFAULT_MAPPING);
+        sinks.wav.wav = Some(args.out.join(format!("{stem}.wav")));
+        sinks.wav.wav_format = args.wav_format;
+        sinks.plot.plot = Some(args.out.join(format!("{}.png", preset.name())));
+        let mut informed = sinks.open(None, &title)?;
         // Same frames, same alarm settings: the same alarms, already printed during training.
         for f in &frames {
             informed.push(f)?;

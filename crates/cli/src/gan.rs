@@ -7,7 +7,8 @@ use gradtone_train::gan::report::{SAMPLE_SEED, phases_table, progress_path, writ
 use gradtone_train::gan::{self, GanConfig, GanStats};
 
 use crate::args::TrainArgs;
-use crate::outputs::{Outputs, check_parent};
+use gradtone_frame::check_parent;
+use gradtone_pipeline::Outputs;
 
 /// What a GAN run left behind.
 pub(crate) struct GanRun {
@@ -64,23 +65,19 @@ pub(crate) fn run_with_outputs(
 
 /// `train --model gan`.
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let overrides = args.gan_overrides().map_err(anyhow::Error::msg)?;
-    let g = &args.gan;
-    let cfg = g.gan_preset.config_with(args.seed, &overrides)?;
+    let overrides = args.run.gan_overrides().map_err(anyhow::Error::msg)?;
+    let g = &args.run.gan;
+    let cfg = g.gan_preset.config_with(args.run.seed, &overrides)?;
     // Bad paths fail before any training.
     if let Some(p) = &g.samples {
         check_parent(p, "samples picture")?;
     }
-    let mut diagnostics = match &g.diagnostics {
-        Some(p) => Some((
-            p,
-            std::io::BufWriter::new(
-                std::fs::File::create(p)
-                    .with_context(|| format!("cannot write the CSV file {}", p.display()))?,
-            ),
-        )),
-        None => None,
-    };
+    let mut diagnostics = None;
+    if let Some(p) = &g.diagnostics {
+        let file = std::fs::File::create(p);
+        let file = file.with_context(|| format!("cannot write the CSV file {}", p.display()))?;
+        diagnostics = Some((p, std::io::BufWriter::new(file)));
+    }
     let train_set = args.data.load(gradtone_mnist::Split::Train)?;
     if train_set.len() < cfg.batch {
         bail!(
@@ -91,27 +88,20 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             train_set.len()
         );
     }
-    let mut spec = args.sinks.spec(
-        args.live.pace(),
-        &format!(
-            "gradtone train --model gan ({}, D lr {} G lr {}, weights {:?})",
-            g.gan_preset.name(),
-            cfg.d_lr,
-            cfg.g_lr,
-            cfg.weights
-        ),
+    let title = format!(
+        "gradtone train --model gan ({}, D lr {} G lr {}, weights {:?})",
+        g.gan_preset.name(),
+        cfg.d_lr,
+        cfg.g_lr,
+        cfg.weights
     );
-    spec.no_plateau = true;
-    let mut outputs = Outputs::create(&spec)?;
+    let mut config = args.sinks.sound.config()?;
+    // A GAN's losses are not meant to fall: no plateau alarm.
+    config.alarms.plateau.enabled = false;
+    let mut outputs = args.sinks.open_with(config, Some(&args.live), &title)?;
     let every = g.sample_every.unwrap_or(cfg.steps / 10).max(1);
     let started = std::time::Instant::now();
-    let run = match run_with_outputs(&cfg, &train_set, &mut outputs, "gan", 0, every) {
-        Ok(r) => r,
-        Err(e) => {
-            outputs.discard();
-            return Err(e);
-        }
-    };
+    let run = run_with_outputs(&cfg, &train_set, &mut outputs, "gan", 0, every)?;
     let secs = started.elapsed().as_secs_f64();
     let mut lines = outputs.finish()?;
     if run.interrupted {

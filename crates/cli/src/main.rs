@@ -10,7 +10,6 @@ mod data;
 mod experiments;
 mod gan;
 mod listen;
-mod outputs;
 mod reference_check;
 mod run;
 mod sweep;

@@ -12,12 +12,11 @@
 
 use anyhow::{Result, bail};
 use gradtone_ingest::command::{exit_code, spawn};
-use gradtone_pipeline::StreamError;
-use gradtone_pipeline::stream::run_source_into;
+use gradtone_pipeline::stream::run_source;
+use gradtone_pipeline::{StreamError, StreamOptions};
 
-use crate::args::RunArgs;
+use crate::args::{RunArgs, show};
 use crate::interrupt_flag;
-use crate::outputs::Outputs;
 
 /// Runs the command; returns only on an error before it started, otherwise exits with the
 /// command's status.
@@ -27,12 +26,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let line: Vec<_> = args.command.iter().map(|a| a.to_string_lossy()).collect();
     let title = format!("gradtone run: {}", line.join(" "));
-    let mut spec = args.sinks.spec(args.live.pace(), &title);
-    spec.summary_to_stderr = true;
-    spec.drain_on_failure = true;
     // Before the command starts: a typo or a taken port must not cost (or kill) a training run.
-    spec.precheck()?;
-    let outputs = Outputs::create(&spec)?;
+    let outputs = args.sinks.open(Some(&args.live), &title)?;
+    let opts = StreamOptions {
+        name: title,
+        drain_on_failure: true,
+    };
     // Installed before the command starts: from now on Ctrl-C is the command's to act on.
     let _ = interrupt_flag();
     // A command that cannot start drops the outputs unfinished: nothing is left behind.
@@ -48,7 +47,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         child.to(),
         child.id()
     );
-    let result = run_source_into(Box::new(source), &spec, &args.ranks.options(), outputs);
+    let result = run_source(Box::new(source), outputs, &args.ranks, &opts);
     let status = child.wait();
     let code = status.map_or(1, exit_code);
     let no_frames = matches!(result, Err(StreamError::NoFrames(_)));
@@ -63,8 +62,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
              gradtone hook installed in it (gradtone_hook.GradTone, or a GradToneCallback), and \
              does it send to $GRADTONE_TO (a `to=` in the code overrides it)?"
         );
-    } else if let Err(e) = result {
-        eprintln!("error: {}", crate::error_chain(&e.into()));
+    } else {
+        match result {
+            // Stdout is the command's: ours goes to stderr.
+            Ok(finished) => show(&finished, true),
+            Err(e) => eprintln!("error: {}", crate::error_chain(&e.into())),
+        }
     }
     if let Some(s) = status
         && !s.success()

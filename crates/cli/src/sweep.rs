@@ -8,8 +8,8 @@ use gradtone_train::gan::GanPreset;
 use gradtone_train::sweep::{Plan, Row, cnn_columns, gan_columns, report, table, verdict};
 use gradtone_train::{Preset, SeedParams};
 
+use crate::args::SinkArgs;
 use crate::args::{ModelArg, SweepArgs};
-use crate::outputs::{OutputSpec, Outputs};
 use crate::{gan, train::train_with_outputs};
 
 /// `gradtone sweep`.
@@ -25,17 +25,21 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
-    let mut outputs = Outputs::create(&OutputSpec {
-        sound_config: args.sound_config.clone(),
-        wav: Some(args.out.join("sweep.wav")),
-        wav_format: args.wav_format,
-        csv: Some(args.out.join("sweep.csv")),
-        plot: Some(args.out.join("sweep.png")),
-        title: format!("gradtone sweep: {}, {term} weight {weights:?}", plan.what()),
-        no_plateau: gan,
-        absolute_pitch: true,
-        ..OutputSpec::default()
-    })?;
+    let mut sinks = SinkArgs::default();
+    sinks.sound.sound_config = args.sound_config.clone();
+    sinks.wav.wav = Some(args.out.join("sweep.wav"));
+    sinks.wav.wav_format = args.wav_format;
+    sinks.csv.csv = Some(args.out.join("sweep.csv"));
+    sinks.plot.plot = Some(args.out.join("sweep.png"));
+    let mut config = sinks.sound.config()?;
+    if args.sound_config.is_none() {
+        // The same norm, the same pitch across the file: the parts compare by ear.
+        config.cents.range = gradtone_sound::config::Range::Absolute;
+    }
+    // A GAN's losses are not meant to fall: no plateau alarm.
+    config.alarms.plateau.enabled &= !gan;
+    let title = format!("gradtone sweep: {}, {term} weight {weights:?}", plan.what());
+    let mut outputs = sinks.open_with(config, None, &title)?;
     let mut rows = Vec::new();
     let mut offset = 0u64;
     for (i, &w) in weights.iter().enumerate() {
@@ -66,13 +70,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             };
             Ok((row, interrupted))
         })();
-        let (row, interrupted) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                outputs.discard();
-                return Err(e);
-            }
-        };
+        let (row, interrupted) = result?;
         offset += row.steps as u64;
         rows.push(row);
         if interrupted {

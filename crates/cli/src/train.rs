@@ -5,7 +5,7 @@ use gradtone_train::summary::RunStats;
 use gradtone_train::{RunConfig, SeedParams};
 
 use crate::args::TrainArgs;
-use crate::outputs::Outputs;
+use gradtone_pipeline::Outputs;
 
 /// Trains one configuration with sound, returns the frames, the trainer and whether Ctrl-C
 /// stopped it. Steps are numbered from `step_offset` (a sweep's parts follow each other).
@@ -32,16 +32,19 @@ pub(crate) fn train_with_outputs(
 
 /// `gradtone train` (`--model cnn`).
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let cfg = args.preset.config_with(args.seed, &args.overrides())?;
+    let cfg = args
+        .run
+        .preset
+        .config_with(args.run.seed, &args.run.overrides())?;
     // Everything that can fail on bad input is read before any output file is created.
-    let params = match &args.init_params {
+    let params = match &args.run.init_params {
         Some(dir) => SeedParams::load_dir(dir)
             .with_context(|| format!("loading --init-params {}", dir.display()))?,
         None => SeedParams::init(cfg.seed),
     };
     let train_set = args.data.load(gradtone_mnist::Split::Train)?;
     cfg.check_plan(train_set.len()).context("gradtone train")?;
-    let test_set = if args.no_eval {
+    let test_set = if args.run.no_eval {
         None
     } else {
         Some(args.data.load(gradtone_mnist::Split::Test)?)
@@ -55,16 +58,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         "gradtone train ({:?} lr {} batch {}{l2})",
         cfg.optim, cfg.lr, cfg.batch
     );
-    let mut outputs = Outputs::create(&args.sinks.spec(args.live.pace(), &title))?;
+    let mut outputs = args.sinks.open(Some(&args.live), &title)?;
     let started = std::time::Instant::now();
+    // An error drops the outputs unfinished, which discards what they had begun.
     let (frames, trainer, interrupted) =
-        match train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train", 0) {
-            Ok(r) => r,
-            Err(e) => {
-                outputs.discard();
-                return Err(e);
-            }
-        };
+        train_with_outputs(&cfg, &params, &train_set, &mut outputs, "train", 0)?;
     let train_secs = started.elapsed().as_secs_f64();
     let written = outputs.finish()?;
     let stats = RunStats::of(&frames);

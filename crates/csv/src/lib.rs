@@ -34,7 +34,7 @@ mod write;
 
 pub use error::CsvError;
 pub use read::{CsvReader, read_frames};
-pub use sink::CsvFile;
+pub use sink::{CsvArgs, CsvFile};
 pub use write::{CsvWriter, MAX_COLUMNS, MAX_HEADER_BYTES};
 
 /// The longest row (or header) the reader reads, in bytes: a longer line is skipped unread (as

@@ -1,10 +1,14 @@
-//! [`CsvFile`]: the run's frames as a CSV file, a [`Sink`].
+//! [`CsvFile`]: the run's frames as a CSV file, a [`Sink`], opened from its options
+//! ([`CsvArgs`], an [`Output`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
+use gradtone_frame::{
+    AlarmEvent, Frame, Opening, Output, OutputError, OutputFile, Report, Sink, SinkError,
+    check_file,
+};
 
 use crate::CsvError;
 use crate::write::{CsvWriter, MAX_COLUMNS};
@@ -19,6 +23,8 @@ pub struct CsvFile {
     file: Option<File>,
     writer: Option<CsvWriter<File>>,
     overflow_told: bool,
+    /// Where the names that do not fit are reported.
+    report: Option<Report>,
     /// When the rows were last flushed to the file.
     flushed: Instant,
 }
@@ -40,8 +46,15 @@ impl CsvFile {
             file: Some(file),
             writer: None,
             overflow_told: false,
+            report: None,
             flushed: Instant::now(),
         })
+    }
+
+    /// Says through `report` (once) that a run had more names than the file's columns.
+    pub fn reporting_to(mut self, report: Report) -> Self {
+        self.report = Some(report);
+        self
     }
 
     fn io_err(&self, source: std::io::Error) -> CsvError {
@@ -81,12 +94,14 @@ impl Sink for CsvFile {
         {
             // Never silent: said once here, counted in the summary line.
             self.overflow_told = true;
-            eprintln!(
-                "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
-                 {first:?}) are counted, not written (--tensorboard or the JSONL stream keep \
-                 them)",
-                self.path.display(),
-            );
+            if let Some(report) = &self.report {
+                report(&format!(
+                    "warning: {}: more than {MAX_COLUMNS} distinct names; later ones (first: \
+                     {first:?}) are counted, not written (--tensorboard or the JSONL stream \
+                     keep them)",
+                    self.path.display(),
+                ));
+            }
         }
         Ok(())
     }
@@ -115,5 +130,32 @@ impl Sink for CsvFile {
         let CsvFile { output, writer, .. } = *self;
         drop(writer);
         output.discard();
+    }
+}
+
+/// The CSV output's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct CsvArgs {
+    // The doc is the flag's --help text: `<values>` there is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
+    /// Write one row per step (step,loss,<values>...) to this CSV file.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub csv: Option<PathBuf>,
+}
+
+impl<C: ?Sized> Output<C> for CsvArgs {
+    fn precheck(&self) -> Result<(), OutputError> {
+        check_file(self.csv.as_deref(), "CSV file")
+    }
+
+    fn open(&self, at: &Opening<'_, C>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(p) = &self.csv else { return Ok(None) };
+        let csv = CsvFile::create(p).map_err(|e| OutputError::open("CSV file", e))?;
+        Ok(Some(Box::new(csv.reporting_to(at.report.clone()))))
+    }
+
+    fn keeps(&self) -> bool {
+        self.csv.is_some()
     }
 }

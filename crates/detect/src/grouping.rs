@@ -39,6 +39,17 @@ const LEGEND_MEMBERS: usize = 4;
 /// Characters of a name shown in [`Grouping::legend_text`]; longer names are cut in the middle.
 const LEGEND_NAME_CHARS: usize = 60;
 
+/// How a run's values become voices, as the outputs that draw or show voices (the plot, the
+/// page) need to know it, without knowing the synthesiser: implemented by the sound's
+/// configuration (`gradtone_sound::SoundConfig`).
+pub trait Voicing {
+    /// The grouping settings (`[grouping]`).
+    fn grouping(&self) -> &GroupingConfig;
+    /// Whether the sound groups values into voices at all (`false`: every value is a voice of
+    /// its own, as the `seed` mapping plays them).
+    fn groups_values(&self) -> bool;
+}
+
 /// How to group values into voices (the `[grouping]` table of the config file).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

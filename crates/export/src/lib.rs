@@ -18,6 +18,7 @@ pub mod sink;
 pub use error::ExportError;
 pub use midi::{MidiOptions, MidiSummary, MidiWriter, PitchMap};
 pub use osc::{OscSender, OscStats};
+pub use sink::{MidiArgs, OscArgs};
 
 // Compiles the README's example as a doctest, so it cannot rot.
 #[cfg(doctest)]

@@ -1,9 +1,12 @@
-//! The export crate's [`Sink`]s: a MIDI file and an OSC stream.
+//! The export crate's [`Sink`]s: a MIDI file and an OSC stream, with their options ([`MidiArgs`],
+//! [`OscArgs`]), each opened through [`Output`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
+use gradtone_frame::{
+    AlarmEvent, Frame, Opening, Output, OutputError, OutputFile, Sink, SinkError, check_file,
+};
 
 use crate::{ExportError, MidiOptions, MidiWriter, OscSender};
 
@@ -101,5 +104,50 @@ impl Sink for OscSender {
             s.frames,
             s.send_errors
         ))
+    }
+}
+
+/// The MIDI output's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct MidiArgs {
+    /// Write a MIDI file: a track per voice, alarms on the drum channel.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub midi: Option<PathBuf>,
+}
+
+impl<C: ?Sized> Output<C> for MidiArgs {
+    fn precheck(&self) -> Result<(), OutputError> {
+        check_file(self.midi.as_deref(), "MIDI file")
+    }
+
+    fn open(&self, _at: &Opening<'_, C>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(p) = &self.midi else { return Ok(None) };
+        gradtone_frame::check_parent(p, "MIDI file")?;
+        let midi = MidiFile::create(p).map_err(|e| OutputError::open("MIDI file", e))?;
+        Ok(Some(Box::new(midi)))
+    }
+
+    fn keeps(&self) -> bool {
+        self.midi.is_some()
+    }
+}
+
+/// The OSC output's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct OscArgs {
+    /// Send each frame as OSC to HOST:PORT (e.g. 127.0.0.1:57120 for SuperCollider; docs/osc.md).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "HOST:PORT"))]
+    pub osc_out: Option<String>,
+}
+
+impl<C: ?Sized> Output<C> for OscArgs {
+    fn open(&self, _at: &Opening<'_, C>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(a) = &self.osc_out else {
+            return Ok(None);
+        };
+        let osc = OscSender::connect(a).map_err(|e| OutputError::open("OSC output", e))?;
+        Ok(Some(Box::new(osc)))
     }
 }

@@ -9,11 +9,15 @@
 mod alarm;
 mod frame;
 pub mod naming;
+mod output;
 mod sink;
 pub mod stats;
+mod voice;
 mod watch;
 
 pub use alarm::{AlarmEvent, AlarmKind};
 pub use frame::{Decimator, Frame, Named};
+pub use output::{Opening, Output, OutputError, Report, check_file, check_parent, silent_report};
 pub use sink::{ErrorChain, OutputFile, Sink, SinkError, remove_partial};
+pub use voice::Voice;
 pub use watch::{Latch, Shared, Watch};

@@ -44,6 +44,7 @@ mod udp;
 
 mod addr;
 pub mod command;
+mod listen;
 mod open;
 
 pub use crate::csv::{CsvSource, csv_source};
@@ -61,6 +62,7 @@ pub use tcp::{MAX_CONNECTIONS, TcpSource};
 pub use udp::{UdpOptions, UdpSource};
 
 pub use addr::{AddrError, listen_addr};
+pub use listen::{ListenArgs, ListenError, Listened};
 pub use open::{BoxedSource, open};
 
 /// What every source offers beyond `Iterator<Item = Frame>`.

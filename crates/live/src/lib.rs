@@ -28,6 +28,8 @@ mod queue;
 mod resample;
 mod sink;
 
+pub use sink::LiveArgs;
+
 use queue::{QueueParams, QueueWriter};
 
 /// How [`LivePlayer::push`] behaves when training produces sound faster than it plays.

@@ -40,6 +40,11 @@ impl fmt::Display for Failures<'_> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MnistError {
+    /// Neither a data folder nor a cache folder: the platform has no cache folder.
+    #[error(
+        "no cache folder on this platform: pass --cache-dir DIR, or --data DIR with MNIST in it"
+    )]
+    NoCacheDir,
     /// A split holds zero images: nothing to train or test on.
     #[error(
         "{} holds zero images: there is nothing to train or evaluate on; point --data at a \

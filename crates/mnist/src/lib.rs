@@ -12,11 +12,13 @@
 //! The library never prints; downloads report through the [`Progress`] trait.
 #![warn(missing_docs)]
 
+mod args;
 mod dataset;
 mod download;
 mod error;
 mod idx;
 
+pub use args::DataArgs;
 pub use dataset::{Dataset, IMAGE_LEN, IMAGE_SIDE, NORM_LUT, norm_lut};
 pub use download::{
     DEFAULT_MIRRORS, FILES, NoProgress, Progress, RemoteFile, default_cache_dir, download,

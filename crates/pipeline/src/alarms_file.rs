@@ -14,8 +14,38 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
+use gradtone_frame::{
+    AlarmEvent, Frame, Opening, Output, OutputError, OutputFile, Sink, SinkError, check_file,
+};
 use serde_json::{Map, Value, json};
+
+/// The alarms file's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct AlarmsArgs {
+    /// Write every alarm event as one line of JSON (step, kind, layers, message, numbers) to
+    /// this file, for scripts and CI; a healthy run leaves it empty.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub alarms: Option<PathBuf>,
+}
+
+impl<C: ?Sized> Output<C> for AlarmsArgs {
+    fn precheck(&self) -> Result<(), OutputError> {
+        check_file(self.alarms.as_deref(), "alarms file")
+    }
+
+    fn open(&self, _at: &Opening<'_, C>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(p) = &self.alarms else {
+            return Ok(None);
+        };
+        let file = AlarmsFile::create(p).map_err(|e| OutputError::open("alarms file", e))?;
+        Ok(Some(Box::new(file)))
+    }
+
+    fn keeps(&self) -> bool {
+        self.alarms.is_some()
+    }
+}
 
 /// The alarm events of a run as JSON Lines.
 pub struct AlarmsFile {

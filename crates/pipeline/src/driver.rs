@@ -76,7 +76,7 @@ impl<P: RunProgress> FrameDriver<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::OutputSpec;
+    use gradtone_sound::{SoundConfig, SoundVoice};
 
     #[derive(Default)]
     struct Log(Vec<String>);
@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn frames_are_kept_and_the_stop_flag_breaks_the_loop() {
-        let mut outputs = Outputs::create(&OutputSpec::default()).unwrap();
+        let mut outputs = Outputs::new(
+            Box::new(SoundVoice::new(SoundConfig::default()).unwrap()),
+            Vec::new(),
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let mut log = Log::default();
         let mut d = FrameDriver::new(&mut log, stop.clone());
@@ -118,7 +121,10 @@ mod tests {
 
     #[test]
     fn alarms_are_reported_before_the_step() {
-        let mut outputs = Outputs::create(&OutputSpec::default()).unwrap();
+        let mut outputs = Outputs::new(
+            Box::new(SoundVoice::new(SoundConfig::default()).unwrap()),
+            Vec::new(),
+        );
         let mut log = Log::default();
         let mut d = FrameDriver::new(&mut log, Arc::default());
         let _ = d.push(&mut outputs, frame(0, f64::NAN), "nan".into());

@@ -2,10 +2,11 @@
 //! TensorBoard log's frames) through the ranks' merger and the step decimator into the
 //! [`Outputs`]: the loop behind `gradtone listen`, `render` and `run`.
 //!
-//! The console is part of the behaviour: the source's warnings and summary, each alarm, the
-//! ranks' counts, the frame count go to stderr; the outputs' summary lines to stdout (or stderr,
-//! [`OutputSpec::summary_to_stderr`]). With [`OutputSpec::drain_on_failure`], outputs that fail
-//! mid-stream leave the source read to its end, so whatever writes into it is never blocked.
+//! Nothing here prints: the source's warnings and summary, each alarm and the ranks' counts go
+//! to the outputs' [`gradtone_frame::Report`]; the frame count and the outputs' summary lines
+//! come back in [`Finished`], for the caller to show. With [`StreamOptions::drain_on_failure`],
+//! outputs that fail mid-stream leave the source read to its end, so whatever writes into it is
+//! never blocked.
 
 use gradtone_frame::{Decimator, Frame, Shared};
 use gradtone_ingest::{
@@ -13,7 +14,7 @@ use gradtone_ingest::{
     RankMerger, shorten,
 };
 
-use crate::{OutputSpec, Outputs, PipelineError};
+use crate::{Outputs, PipelineError};
 
 /// What can end a stream's run.
 #[derive(Debug, thiserror::Error)]
@@ -30,16 +31,22 @@ pub enum StreamError {
     NoFrames(String),
 }
 
-/// How the ranks of a distributed stream are merged, and how many steps make a frame.
+/// How the ranks of a distributed stream are merged, and how many steps make a frame (the
+/// flags of the streams that may carry several ranks, behind the `clap` feature).
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct RankOptions {
-    /// What the merged values are.
+    /// Combine the ranks of a distributed run (frames with `rank`/`world`).
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = MergeMode::Mean))]
     pub merge: MergeMode,
-    /// A step is emitted without the ranks this many steps behind (they raise a lag alarm).
+    /// Emit a step without the ranks that are this many steps behind (they raise a lag alarm).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 8))]
     pub max_lag: u64,
     /// A rank whose norm differs from the other ranks' median by this factor raises an alarm.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10.0))]
     pub disagreement: f64,
-    /// The mean of every N steps is sounded as one frame.
+    /// Sound the mean of every N steps as one (non-finite values win): hear a million-step run in minutes.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 1))]
     pub steps_per_frame: usize,
 }
 
@@ -55,29 +62,40 @@ impl Default for RankOptions {
     }
 }
 
-/// Runs `source` through the outputs of `spec` until it ends; the rank count is read from
-/// the first frame's `rank`/`world`. The outputs are opened before the first frame (a
-/// `--serve` page is up while the stream is still silent); a stream that yields no frame, or
-/// fails, leaves no output behind and existing files as they were.
-pub fn run_source(
-    source: BoxedSource,
-    spec: &OutputSpec,
-    ranks: &RankOptions,
-) -> Result<(), StreamError> {
-    spec.precheck()?;
-    let outputs = Outputs::create(spec)?;
-    run_source_into(source, spec, ranks, outputs)
+/// What a stream's run is called and does when its outputs fail.
+#[derive(Clone, Debug, Default)]
+pub struct StreamOptions {
+    /// The stream, for the message of a run without frames (a path, `stdin`, `udp 9999`).
+    pub name: String,
+    /// When the outputs fail mid-stream, read the source on to its end (dropping the frames)
+    /// instead of stopping: the training that writes into it (`gradtone run`'s command, a
+    /// script piped into `listen`) is then never blocked or broken by our failure.
+    pub drain_on_failure: bool,
 }
 
-/// [`run_source`] into `outputs`, made from `spec` by the caller (`gradtone run` opens them
-/// before it starts the command, so nothing that can fail is left once the command runs).
-pub fn run_source_into(
+/// A finished stream's run: how many frames were sounded, and a summary line per output kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finished {
+    /// Frames sent to the outputs (after merging ranks and decimating).
+    pub frames: u64,
+    /// A line per finished output (`out.wav (3.2 s of audio, seed mapping)`).
+    pub lines: Vec<String>,
+}
+
+/// Runs `source` through `outputs` until it ends; the rank count is read from the first
+/// frame's `rank`/`world`. The outputs come opened (a `--serve` page is up while the stream is
+/// still silent; `gradtone run` opens them before it starts the command, so nothing that can
+/// fail is left once the command runs); a stream that yields no frame, or fails, leaves no
+/// output behind and existing files as they were.
+pub fn run_source(
     mut source: BoxedSource,
-    spec: &OutputSpec,
-    ranks: &RankOptions,
     outputs: Outputs,
-) -> Result<(), StreamError> {
-    source.set_reporter(Box::new(|m: &str| eprintln!("warning: {m}")));
+    ranks: &RankOptions,
+    opts: &StreamOptions,
+) -> Result<Finished, StreamError> {
+    let report = outputs.report().clone();
+    let warn = report.clone();
+    source.set_reporter(Box::new(move |m: &str| warn(&format!("warning: {m}"))));
     // Distributed streams are recognised from their first frame's rank/world.
     let first = source.next_record();
     let world = first
@@ -99,37 +117,36 @@ pub fn run_source_into(
             None => {
                 ended = true;
                 if let Some(s) = source.diagnostics().summary() {
-                    eprintln!("{s}");
+                    report(&s);
                 }
                 source.take_error().map(|e| Err(e.into()))
             }
         }
     });
-    run_frames(frames, world, spec, ranks, outputs)
+    run_frames(frames, world, outputs, ranks, opts)
 }
 
-/// Drives `frames` (merging ranks when `world` is above 1) through `outputs`, made from
-/// `spec`, and finishes them; the first error discards them (with
-/// [`OutputSpec::drain_on_failure`], after reading `frames` to their end). No frame at all is
-/// [`StreamError::NoFrames`], with nothing written.
+/// Drives `frames` (merging ranks when `world` is above 1) through `outputs` and finishes
+/// them; the first error discards them (with [`StreamOptions::drain_on_failure`], after
+/// reading `frames` to their end). No frame at all is [`StreamError::NoFrames`], with nothing
+/// written: the outputs, dropped unfinished, remove every file they had begun.
 pub fn run_frames(
     frames: impl Iterator<Item = Result<Frame, StreamError>>,
     world: Option<u32>,
-    spec: &OutputSpec,
-    ranks: &RankOptions,
     mut outputs: Outputs,
-) -> Result<(), StreamError> {
+    ranks: &RankOptions,
+    opts: &StreamOptions,
+) -> Result<Finished, StreamError> {
+    let report = outputs.report().clone();
     let alarms = Shared::new(RankAlarms::new(ranks.max_lag));
     if world.is_some_and(|w| w > 1) {
         outputs.add_watch(Box::new(alarms.clone()));
     }
-    // Made up front (a `--serve` page is up before the first frame); a run that receives
-    // nothing drops them unfinished, which removes every file they had begun.
     let mut n = 0u64;
     let mut frames = frames;
     let mut decimator = Decimator::new(ranks.steps_per_frame);
     let mut merger = world.filter(|&w| w > 1).map(|w| {
-        eprintln!("{w} ranks: merging ({:?})", ranks.merge);
+        report(&format!("{w} ranks: merging ({:?})", ranks.merge));
         RankMerger::new(MergeOptions {
             world: w,
             lag: ranks.max_lag,
@@ -174,14 +191,14 @@ pub fn run_frames(
         }
         Ok(())
     })();
-    if spec.drain_on_failure
+    if opts.drain_on_failure
         && let Err(StreamError::Pipeline(_)) = &result
     {
         // Whoever writes into the source must not block or break on our failure: the frames
         // are read (and dropped) until it ends. The error is reported when it has.
-        eprintln!(
+        report(
             "gradtone: no output is left; reading the frames on until the stream ends, \
-             writing nothing"
+             writing nothing",
         );
         for f in frames.by_ref() {
             if f.is_err() {
@@ -192,19 +209,19 @@ pub fn run_frames(
     if let Some(m) = &merger {
         let (late, rejected) = (m.late_frames(), m.rejected_frames());
         if late > 0 || rejected > 0 {
-            eprintln!(
+            report(&format!(
                 "ranks: {late} frames arrived after their step was sounded, {rejected} with a \
                  rank beyond {MAX_WORLD} (dropped)"
-            );
+            ));
         }
     }
     let repeats = alarms.lock().repeats();
     if repeats > 0 {
-        eprintln!(
+        report(&format!(
             "rank alarms: {repeats} repeats of an alarm already raised were not sounded again"
-        );
+        ));
     }
-    let no_frames = || StreamError::NoFrames(shorten(&spec.title, MAX_MESSAGE_CHARS).into_owned());
+    let no_frames = || StreamError::NoFrames(shorten(&opts.name, MAX_MESSAGE_CHARS).into_owned());
     match result {
         Ok(()) if n == 0 => {
             // Nothing arrived: no empty WAV, CSV or picture passes for a result, and every
@@ -212,18 +229,10 @@ pub fn run_frames(
             drop(outputs);
             Err(no_frames())
         }
-        Ok(()) => {
-            let lines = outputs.finish()?;
-            eprintln!("{n} frames");
-            for l in lines {
-                if spec.summary_to_stderr {
-                    eprintln!("wrote {l}");
-                } else {
-                    println!("wrote {l}");
-                }
-            }
-            Ok(())
-        }
+        Ok(()) => Ok(Finished {
+            lines: outputs.finish()?,
+            frames: n,
+        }),
         Err(e) => {
             outputs.discard();
             Err(e)
@@ -235,7 +244,10 @@ pub fn run_frames(
 fn emit(outputs: &mut Outputs, f: &Frame, n: &mut u64) -> Result<(), StreamError> {
     *n += 1;
     for a in outputs.push(f)? {
-        eprintln!("alarm: {}", shorten(&a.message, 2 * MAX_MESSAGE_CHARS));
+        (outputs.report())(&format!(
+            "alarm: {}",
+            shorten(&a.message, 2 * MAX_MESSAGE_CHARS)
+        ));
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 
 use gradtone_frame::{AlarmEvent, AlarmKind, Frame};
 use gradtone_pipeline::alarms_file::event_json;
-use gradtone_pipeline::{OutputSpec, Outputs, PipelineError};
+use gradtone_pipeline::{AlarmsArgs, Outputs, PipelineError};
+use gradtone_sound::{SoundArgs, SoundVoice};
+use gradtone_tensorboard::TensorBoardArgs;
 use gradtone_tensorboard::proto::Value;
 use gradtone_tensorboard::{ALARMS_TAG, EventReader, event_files};
 use gradtone_testkit::TempDir;
@@ -23,13 +25,21 @@ fn troubled(step: u64) -> Frame {
         .with_value("fc1", 0.5)
 }
 
-fn spec(dir: &TempDir) -> OutputSpec {
-    OutputSpec {
+/// The seed mapping into the alarms file at `alarms` and, if given, a TensorBoard log `tb`.
+fn open(alarms: std::path::PathBuf, tb: Option<std::path::PathBuf>) -> Outputs {
+    let sound = SoundArgs {
         mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
-        alarms: Some(dir.join("alarms.jsonl")),
-        tensorboard: Some(dir.join("tb")),
-        ..OutputSpec::default()
-    }
+        ..SoundArgs::default()
+    };
+    let alarms = AlarmsArgs {
+        alarms: Some(alarms),
+    };
+    let tb = TensorBoardArgs { tensorboard: tb };
+    let stop = std::sync::Arc::default();
+    let report = gradtone_frame::silent_report();
+    let config = sound.config().unwrap();
+    let voice = Box::new(SoundVoice::new(config.clone()).unwrap());
+    Outputs::open(voice, &config, &[&alarms, &tb], "test", report, &stop).unwrap()
 }
 
 fn lines(path: &std::path::Path) -> Vec<Json> {
@@ -44,7 +54,7 @@ fn lines(path: &std::path::Path) -> Vec<Json> {
 fn every_alarm_is_a_json_line_and_a_tensorboard_text() {
     let dir = TempDir::new("alarms-file");
     let path = dir.join("alarms.jsonl");
-    let mut out = Outputs::create(&spec(&dir)).unwrap();
+    let mut out = open(path.clone(), Some(dir.join("tb")));
     let mut fired = Vec::new();
     for step in 0..40 {
         fired.extend(out.push(&troubled(step)).unwrap());
@@ -113,17 +123,12 @@ fn a_healthy_run_leaves_an_empty_file_and_no_frames_leave_the_old_one() {
     let dir = TempDir::new("alarms-file-empty");
     let path = dir.join("alarms.jsonl");
     std::fs::write(&path, "old\n").unwrap();
-    let spec = OutputSpec {
-        alarms: Some(path.clone()),
-        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
-        ..OutputSpec::default()
-    };
     // No frames: the run fails and the user's file is as it was.
-    let out = Outputs::create(&spec).unwrap();
+    let out = open(path.clone(), None);
     assert!(matches!(out.finish(), Err(PipelineError::NoFrames)));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
     // A healthy run: an empty file (no alarm is a result too).
-    let mut out = Outputs::create(&spec).unwrap();
+    let mut out = open(path.clone(), None);
     for step in 0..10 {
         assert!(out.push(&troubled(step)).unwrap().is_empty());
     }

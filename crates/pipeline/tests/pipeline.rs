@@ -3,9 +3,21 @@
 
 use std::sync::{Arc, Mutex};
 
+use gradtone_csv::CsvArgs;
+use gradtone_export::MidiArgs;
+use gradtone_frame::Output;
 use gradtone_frame::{AlarmEvent, AlarmKind, Frame, Sink, SinkError, Watch};
-use gradtone_pipeline::{OutputSpec, Outputs, PipelineError};
+use gradtone_pipeline::{Outputs, PipelineError};
+use gradtone_plot::PlotArgs;
+use gradtone_sound::mapping::MappingKind;
 use gradtone_sound::wav::read_wav;
+use gradtone_sound::{SoundArgs, SoundConfig, SoundVoice, WavArgs};
+
+/// Outputs sounding `config`, into `sinks`.
+fn with_sinks(config: SoundConfig, sinks: Vec<Box<dyn Sink>>) -> Outputs {
+    Outputs::new(Box::new(SoundVoice::new(config).unwrap()), sinks)
+}
+use gradtone_tensorboard::TensorBoardArgs;
 use gradtone_testkit::TempDir;
 
 /// What a test sink saw.
@@ -80,19 +92,47 @@ fn frame(step: u64, norm: f64) -> Frame {
         .with_value("fc1", norm / 2.0)
 }
 
-fn seed_spec(dir: &TempDir) -> OutputSpec {
-    OutputSpec {
-        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
+/// The sound configuration of `--mapping NAME`.
+fn config(mapping: MappingKind) -> SoundConfig {
+    let sound = SoundArgs {
+        mapping: Some(mapping),
+        ..SoundArgs::default()
+    };
+    sound.config().unwrap()
+}
+
+fn open(
+    config: SoundConfig,
+    outputs: &[&dyn Output<SoundConfig>],
+) -> Result<Outputs, PipelineError> {
+    let stop = Arc::default();
+    let voice = Box::new(SoundVoice::new(config.clone()).unwrap());
+    Outputs::open(
+        voice,
+        &config,
+        outputs,
+        "test",
+        gradtone_frame::silent_report(),
+        &stop,
+    )
+}
+
+/// The seed mapping into `run.wav` and `run.csv` in `dir`.
+fn seed_outputs(dir: &TempDir) -> Outputs {
+    let wav = WavArgs {
         wav: Some(dir.join("run.wav")),
+        ..WavArgs::default()
+    };
+    let csv = CsvArgs {
         csv: Some(dir.join("run.csv")),
-        ..OutputSpec::default()
-    }
+    };
+    open(config(MappingKind::Seed), &[&wav, &csv]).unwrap()
 }
 
 #[test]
 fn a_failing_sink_leaves_the_others_complete() {
     let dir = TempDir::new("pipeline-fail-one");
-    let mut out = Outputs::create(&seed_spec(&dir)).unwrap();
+    let mut out = seed_outputs(&dir);
     let (bad, bad_seen) = probe(Some(3), true);
     let (good, good_seen) = probe(None, true);
     out.add_sink(bad);
@@ -131,8 +171,8 @@ fn a_failing_sink_leaves_the_others_complete() {
 fn when_every_essential_sink_failed_push_stops_the_run() {
     let (a, _) = probe(Some(2), true);
     let (speakers, speakers_seen) = probe(None, false);
-    let config = OutputSpec::default().sound_config().unwrap();
-    let mut out = Outputs::from_sinks(config, vec![a, speakers]).unwrap();
+    let config = SoundArgs::default().config().unwrap();
+    let mut out = with_sinks(config, vec![a, speakers]);
     out.push(&frame(0, 0.5)).unwrap();
     out.push(&frame(1, 0.5)).unwrap();
     let err = out
@@ -148,7 +188,7 @@ fn dropping_an_unfinished_run_discards_partial_files() {
     let dir = TempDir::new("pipeline-drop");
     let (p, seen) = probe(None, true);
     {
-        let mut out = Outputs::create(&seed_spec(&dir)).unwrap();
+        let mut out = seed_outputs(&dir);
         out.add_sink(p);
         out.push(&frame(0, 0.5)).unwrap();
         assert!(dir.join("run.wav").exists() && dir.join("run.csv").exists());
@@ -164,8 +204,8 @@ fn dropping_an_unfinished_run_discards_partial_files() {
 #[test]
 fn parts_reach_every_sink_and_alarms_come_with_their_frame() {
     let (p, seen) = probe(None, true);
-    let config = OutputSpec::default().sound_config().unwrap();
-    let mut out = Outputs::from_sinks(config, vec![p]).unwrap();
+    let config = SoundArgs::default().config().unwrap();
+    let mut out = with_sinks(config, vec![p]);
     out.begin_part(0, "w=0.1", 0).unwrap();
     let mut fired = 0;
     for step in 0..5 {
@@ -186,11 +226,24 @@ fn parts_reach_every_sink_and_alarms_come_with_their_frame() {
 #[test]
 fn a_missing_folder_fails_before_any_work() {
     let dir = TempDir::new("pipeline-folder");
-    let spec = OutputSpec {
+    let plot = PlotArgs {
         plot: Some(dir.join("no/such/folder/p.png")),
-        ..OutputSpec::default()
     };
-    let err = Outputs::create(&spec).err().expect("no folder");
+    let wav = WavArgs {
+        wav: Some(dir.join("ok.wav")),
+        ..WavArgs::default()
+    };
+    let err = open(config(MappingKind::Seed), &[&wav, &plot])
+        .err()
+        .expect("no folder");
+    assert!(
+        !dir.join("ok.wav").exists(),
+        "nothing is made before every output is checked"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "no file beside it either"
+    );
     let msg = err.to_string();
     assert!(
         msg.contains("no/such/folder") && msg.contains("does not exist"),
@@ -202,30 +255,27 @@ fn a_missing_folder_fails_before_any_work() {
 fn precheck_names_the_output_that_cannot_be_written() {
     let dir = TempDir::new("pipeline-precheck");
     std::fs::write(dir.join("file"), b"x").unwrap();
-    let check = |s: OutputSpec| s.precheck().map_err(|e| e.to_string());
-    let ok = OutputSpec {
+    let check = |o: &dyn Output<SoundConfig>| o.precheck().map_err(|e| e.to_string());
+    let wav = WavArgs {
         wav: Some(dir.join("ok.wav")),
-        tensorboard: Some(dir.join("tb")),
-        ..OutputSpec::default()
+        ..WavArgs::default()
     };
-    assert_eq!(check(ok.clone()), Ok(()));
-    let err = check(OutputSpec {
+    let tb = |d: &str| TensorBoardArgs {
+        tensorboard: Some(dir.join(d)),
+    };
+    assert_eq!(check(&wav), Ok(()));
+    assert_eq!(check(&tb("tb")), Ok(()));
+    let err = check(&CsvArgs {
         csv: Some(dir.path().to_path_buf()),
-        ..ok.clone()
     })
     .unwrap_err();
     assert!(err.starts_with("cannot write the CSV file ") && err.ends_with(": it is a folder"));
-    let err = check(OutputSpec {
+    let err = check(&MidiArgs {
         midi: Some(dir.join("no/such/folder/x.mid")),
-        ..ok.clone()
     })
     .unwrap_err();
     assert!(err.contains("does not exist"), "{err}");
-    let err = check(OutputSpec {
-        tensorboard: Some(dir.join("file")),
-        ..ok
-    })
-    .unwrap_err();
+    let err = check(&tb("file")).unwrap_err();
     assert!(err.ends_with("it is a file, not a folder"), "{err}");
     assert!(!dir.join("ok.wav").exists(), "a precheck creates nothing");
 }
@@ -251,15 +301,15 @@ impl Watch for ProbeWatch {
 /// detector), with or without a probe watch; what the sink saw, what `push` returned, and the
 /// steps the watch judged.
 fn watched_run(watch: bool, enabled: bool) -> (Seen, Vec<String>, Vec<u64>) {
-    let spec = OutputSpec {
-        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
+    let sound = SoundArgs {
+        mapping: Some(MappingKind::Seed),
         alarm_sounds: true,
-        ..OutputSpec::default()
+        ..SoundArgs::default()
     };
-    let mut config = spec.sound_config().unwrap();
+    let mut config = sound.config().unwrap();
     config.alarms.enabled = enabled;
     let (p, seen) = probe(None, true);
-    let mut out = Outputs::from_sinks(config, vec![p]).unwrap();
+    let mut out = with_sinks(config, vec![p]);
     let judged = Arc::new(Mutex::new(Vec::new()));
     if watch {
         out.add_watch(Box::new(ProbeWatch {
@@ -319,8 +369,8 @@ fn an_added_watch_judges_every_frame_and_its_alarms_reach_the_sinks_and_the_audi
 
 #[test]
 fn a_new_part_drops_the_watches_added_for_the_last() {
-    let config = OutputSpec::default().sound_config().unwrap();
-    let mut out = Outputs::from_sinks(config, Vec::new()).unwrap();
+    let config = SoundArgs::default().config().unwrap();
+    let mut out = with_sinks(config, Vec::new());
     let judged = Arc::new(Mutex::new(Vec::new()));
     out.add_watch(Box::new(ProbeWatch {
         at: 1,

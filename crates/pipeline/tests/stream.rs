@@ -4,11 +4,13 @@
 use std::io::{BufReader, Cursor, Read};
 use std::sync::{Arc, Mutex};
 
+use gradtone_csv::CsvArgs;
 use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
 use gradtone_ingest::{BoxedSource, JsonlReader};
 use gradtone_pipeline::stream::{run_frames, run_source};
-use gradtone_pipeline::{OutputSpec, Outputs, RankOptions, StreamError};
+use gradtone_pipeline::{Finished, Outputs, RankOptions, StreamError, StreamOptions};
 use gradtone_sound::wav::read_wav;
+use gradtone_sound::{SoundArgs, SoundConfig, SoundVoice, WavArgs};
 use gradtone_testkit::TempDir;
 
 /// A JSONL source over `text`.
@@ -25,14 +27,40 @@ fn lines(steps: std::ops::Range<u64>) -> String {
         .collect()
 }
 
-fn spec(dir: &TempDir) -> OutputSpec {
-    OutputSpec {
+fn seed() -> SoundConfig {
+    let sound = SoundArgs {
         mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
+        ..SoundArgs::default()
+    };
+    sound.config().unwrap()
+}
+
+/// The seed mapping into `run.wav` and `run.csv` in `dir`, reporting to `report`.
+fn outputs(dir: &TempDir, report: gradtone_frame::Report) -> Outputs {
+    let wav = WavArgs {
         wav: Some(dir.join("run.wav")),
+        ..WavArgs::default()
+    };
+    let csv = CsvArgs {
         csv: Some(dir.join("run.csv")),
-        title: "test stream".into(),
-        ..OutputSpec::default()
+    };
+    let stop = Arc::default();
+    let voice = Box::new(SoundVoice::new(seed()).unwrap());
+    let outputs: [&dyn gradtone_frame::Output<SoundConfig>; 2] = [&wav, &csv];
+    Outputs::open(voice, &seed(), &outputs, "test stream", report, &stop).unwrap()
+}
+
+fn opts(drain_on_failure: bool) -> StreamOptions {
+    StreamOptions {
+        name: "test stream".into(),
+        drain_on_failure,
     }
+}
+
+/// `source` through [`outputs`] in `dir`.
+fn run(source: BoxedSource, dir: &TempDir, ranks: &RankOptions) -> Result<Finished, StreamError> {
+    let silent = gradtone_frame::silent_report();
+    run_source(source, outputs(dir, silent), ranks, &opts(false))
 }
 
 fn csv_rows(dir: &TempDir) -> usize {
@@ -43,7 +71,7 @@ fn csv_rows(dir: &TempDir) -> usize {
 #[test]
 fn every_frame_reaches_the_outputs() {
     let dir = TempDir::new("stream-frames");
-    run_source(jsonl(&lines(0..5)), &spec(&dir), &RankOptions::default()).expect("a clean run");
+    run(jsonl(&lines(0..5)), &dir, &RankOptions::default()).expect("a clean run");
     assert_eq!(csv_rows(&dir), 5);
     // 5 steps of the seed sound (2 layers × 441 + 882 samples each).
     let (_, samples) = read_wav(&dir.join("run.wav")).unwrap();
@@ -57,7 +85,7 @@ fn steps_are_decimated() {
         steps_per_frame: 3,
         ..RankOptions::default()
     };
-    run_source(jsonl(&lines(0..7)), &spec(&dir), &ranks).expect("a clean run");
+    run(jsonl(&lines(0..7)), &dir, &ranks).expect("a clean run");
     assert_eq!(
         csv_rows(&dir),
         3,
@@ -68,12 +96,8 @@ fn steps_are_decimated() {
 #[test]
 fn a_stream_without_frames_writes_nothing() {
     let dir = TempDir::new("stream-empty");
-    let err = run_source(
-        jsonl("not a frame\n\n"),
-        &spec(&dir),
-        &RankOptions::default(),
-    )
-    .expect_err("no frames is an error");
+    let err = run(jsonl("not a frame\n\n"), &dir, &RankOptions::default())
+        .expect_err("no frames is an error");
     assert!(
         matches!(&err, StreamError::NoFrames(t) if t == "test stream"),
         "{err}"
@@ -99,8 +123,8 @@ fn a_failing_source_leaves_no_output() {
     let dir = TempDir::new("stream-fail");
     let reader = BufReader::new(Failing(Cursor::new(lines(0..4).into_bytes())));
     let source: BoxedSource = Box::new(JsonlReader::new(reader, "test"));
-    let err = run_source(source, &spec(&dir), &RankOptions::default())
-        .expect_err("the source's error ends the run");
+    let err =
+        run(source, &dir, &RankOptions::default()).expect_err("the source's error ends the run");
     assert!(matches!(err, StreamError::Source(_)), "{err}");
     let mut text = err.to_string();
     let mut cause = std::error::Error::source(&err);
@@ -136,12 +160,7 @@ impl Sink for Probe {
 
 #[test]
 fn ranks_are_merged_and_a_disagreeing_one_raises_an_alarm() {
-    let spec = OutputSpec {
-        mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
-        title: "ranks".into(),
-        ..OutputSpec::default()
-    };
-    let mut outputs = Outputs::create(&spec).unwrap();
+    let mut outputs = Outputs::new(Box::new(SoundVoice::new(seed()).unwrap()), Vec::new());
     let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
     outputs.add_sink(Box::new(Probe(Arc::clone(&seen))));
     let mut frames = Vec::new();
@@ -160,9 +179,9 @@ fn ranks_are_merged_and_a_disagreeing_one_raises_an_alarm() {
     run_frames(
         frames.into_iter(),
         Some(3),
-        &spec,
-        &RankOptions::default(),
         outputs,
+        &RankOptions::default(),
+        &opts(false),
     )
     .expect("a clean run");
     let seen = seen.lock().unwrap();
@@ -205,12 +224,7 @@ impl Sink for Breaks {
 #[test]
 fn failed_outputs_drain_the_stream_when_asked() {
     for drain in [false, true] {
-        let spec = OutputSpec {
-            mapping: Some(gradtone_sound::mapping::MappingKind::Seed),
-            drain_on_failure: drain,
-            ..OutputSpec::default()
-        };
-        let mut outputs = Outputs::create(&spec).unwrap();
+        let mut outputs = Outputs::new(Box::new(SoundVoice::new(seed()).unwrap()), Vec::new());
         outputs.add_sink(Box::new(Breaks(3)));
         let pulled = Arc::new(Mutex::new(0u64));
         let p = Arc::clone(&pulled);
@@ -218,7 +232,7 @@ fn failed_outputs_drain_the_stream_when_asked() {
             *p.lock().unwrap() += 1;
             Ok(Frame::new(s).with_value("conv1", 0.5))
         });
-        let err = run_frames(frames, None, &spec, &RankOptions::default(), outputs)
+        let err = run_frames(frames, None, outputs, &RankOptions::default(), &opts(drain))
             .expect_err("every output failed");
         assert!(err.to_string().contains("disk gone"), "{err}");
         let pulled = *pulled.lock().unwrap();
@@ -237,8 +251,7 @@ fn existing_files_are_replaced_only_by_data() {
     let dir = TempDir::new("stream-keep");
     std::fs::write(dir.join("run.wav"), b"the user's recording").unwrap();
     std::fs::write(dir.join("run.csv"), b"step,loss\n0,1\n").unwrap();
-    let err = run_source(jsonl("not a frame\n"), &spec(&dir), &RankOptions::default())
-        .expect_err("no frames");
+    let err = run(jsonl("not a frame\n"), &dir, &RankOptions::default()).expect_err("no frames");
     assert!(matches!(err, StreamError::NoFrames(_)), "{err}");
     assert_eq!(
         std::fs::read(dir.join("run.wav")).unwrap(),
@@ -249,9 +262,39 @@ fn existing_files_are_replaced_only_by_data() {
         b"step,loss\n0,1\n"
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
-    run_source(jsonl(&lines(0..3)), &spec(&dir), &RankOptions::default()).expect("a clean run");
+    run(jsonl(&lines(0..3)), &dir, &RankOptions::default()).expect("a clean run");
     assert_eq!(csv_rows(&dir), 3);
     let (_, samples) = read_wav(&dir.join("run.wav")).unwrap();
     assert_eq!(samples.len(), 3 * (2 * 441 + 882));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+/// Nothing is printed: the source's warnings and the alarms reach the outputs' report, and the
+/// frame count and a line per output come back.
+#[test]
+fn messages_go_to_the_report_and_the_summary_comes_back() {
+    let dir = TempDir::new("stream-report");
+    let said = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = Arc::clone(&said);
+    let report: gradtone_frame::Report =
+        Arc::new(move |m: &str| log.lock().unwrap().push(m.into()));
+    let text = format!(
+        "{}not a frame\n{}",
+        lines(0..2),
+        "{\"step\":2,\"values\":{\"conv1\":\"nan\",\"fc1\":0.25},\"losses\":{\"loss\":2.0}}\n"
+    );
+    let finished = run_source(
+        jsonl(&text),
+        outputs(&dir, report),
+        &RankOptions::default(),
+        &opts(false),
+    )
+    .expect("a clean run");
+    assert_eq!(finished.frames, 3);
+    assert_eq!(finished.lines.len(), 2, "{:?}", finished.lines);
+    assert!(finished.lines[0].starts_with(&dir.join("run.wav").display().to_string()));
+    let said = said.lock().unwrap();
+    assert!(said.iter().any(|m| m.starts_with("warning: ")), "{said:?}");
+    assert!(said.iter().any(|m| m.starts_with("alarm: ")), "{said:?}");
+    assert!(said.iter().all(|m| !m.ends_with('\n')), "{said:?}");
 }

@@ -37,7 +37,7 @@ use gradtone_frame::Frame;
 pub(crate) type Area<'a> =
     plotters::prelude::DrawingArea<plotters::prelude::BitMapBackend<'a>, plotters::coord::Shift>;
 pub(crate) type R<T> = Result<T, String>;
-pub use sink::PlotFile;
+pub use sink::{PlotArgs, PlotFile};
 
 /// Width of the picture, pixels.
 pub const WIDTH: u32 = 1400;

@@ -1,10 +1,13 @@
 //! The picture as a [`Sink`]: frames, alarm markers and (the first ten minutes of) the sound are
-//! kept, and drawn into one PNG when the run finishes.
+//! kept, and drawn into one PNG when the run finishes. Its options, [`PlotArgs`], open it
+//! through [`Output`].
 
 use std::path::{Path, PathBuf};
 
-use gradtone_detect::grouping::GroupingConfig;
-use gradtone_frame::{AlarmEvent, Frame, OutputFile, Sink, SinkError};
+use gradtone_detect::grouping::{GroupingConfig, Voicing};
+use gradtone_frame::{
+    AlarmEvent, Frame, Opening, Output, OutputError, OutputFile, Sink, SinkError, check_file,
+};
 
 use crate::{Marker, PlotError, PlotInput, render_png_into};
 
@@ -106,5 +109,37 @@ impl Sink for PlotFile {
 
     fn discard(self: Box<Self>) {
         self.output.discard();
+    }
+}
+
+/// The plot's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct PlotArgs {
+    /// Draw the values per step (log scale, alarm markers) and a spectrogram of the sound to this PNG.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub plot: Option<PathBuf>,
+}
+
+impl<C: Voicing + ?Sized> Output<C> for PlotArgs {
+    fn precheck(&self) -> Result<(), OutputError> {
+        check_file(self.plot.as_deref(), "plot")
+    }
+
+    fn open(&self, at: &Opening<'_, C>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(p) = &self.plot else { return Ok(None) };
+        gradtone_frame::check_parent(p, "plot")?;
+        // The voices the sound plays: none for a mapping that voices every value (`seed`).
+        let grouping = at
+            .config
+            .groups_values()
+            .then(|| at.config.grouping().clone());
+        let plot = PlotFile::create(p, at.title, (at.sample_rate, at.channels), grouping)
+            .map_err(|e| OutputError::open("plot", e))?;
+        Ok(Some(Box::new(plot)))
+    }
+
+    fn keeps(&self) -> bool {
+        self.plot.is_some()
     }
 }

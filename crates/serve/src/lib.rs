@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use hub::AUDIO_HEADER;
-pub use sink::ServeSink;
+pub use sink::{ServeArgs, ServeSink};
 
 /// The port `--serve` uses when none is given.
 pub const DEFAULT_PORT: u16 = 8737;

@@ -117,6 +117,16 @@ pub struct SoundConfig {
     pub alarms: AlarmConfig,
 }
 
+impl gradtone_detect::grouping::Voicing for SoundConfig {
+    fn grouping(&self) -> &GroupingConfig {
+        &self.grouping
+    }
+
+    fn groups_values(&self) -> bool {
+        self.mapping != MappingKind::Seed
+    }
+}
+
 impl Default for SoundConfig {
     fn default() -> Self {
         SoundConfig {

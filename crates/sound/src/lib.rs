@@ -31,6 +31,7 @@ pub use config::SoundConfig;
 pub use error::SoundError;
 use gradtone_frame::Frame;
 pub use seed::SeedMapping;
+pub use sink::{SoundArgs, SoundVoice, WavArgs};
 pub use wav::{SampleFormat, WavWriter};
 
 /// Turns frames into audio samples.

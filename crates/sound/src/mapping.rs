@@ -102,7 +102,8 @@ pub fn voice_legend<S: AsRef<str>>(config: &SoundConfig, names: &[S]) -> Option<
 /// The grouping the plot should draw for the mapping `config.mapping`: the one its sound uses
 /// (`None` for `seed`, which voices every value).
 pub fn plot_grouping(config: &SoundConfig) -> Option<&GroupingConfig> {
-    (config.mapping != MappingKind::Seed).then_some(&config.grouping)
+    use gradtone_detect::grouping::Voicing;
+    config.groups_values().then_some(&config.grouping)
 }
 
 /// Timbres given to instruments, in order of first appearance (cycling).

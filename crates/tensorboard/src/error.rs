@@ -102,4 +102,12 @@ pub enum TbError {
         #[source]
         source: hound::Error,
     },
+    /// No scalar tag of the input matches the patterns asked for.
+    #[error("{}: no scalar tags match {patterns:?}", path.display())]
+    NoTagsMatch {
+        /// The event file or log folder.
+        path: PathBuf,
+        /// The patterns.
+        patterns: Vec<String>,
+    },
 }

@@ -20,8 +20,11 @@ mod writer;
 
 pub use error::TbError;
 pub use reader::{EventReader, MAX_RECORD_BYTES, frame_record, masked_crc32c};
-pub use scalars::{MAX_PROBLEMS, ScalarSeries, event_files, glob_match, read_scalars, scalar_of};
-pub use sink::{ALARMS_TAG, CLIP_STEPS, TensorBoardSink};
+pub use scalars::{
+    MAX_PROBLEMS, ScalarSeries, event_files, frames_of, glob_match, is_event_input, read_scalars,
+    scalar_of,
+};
+pub use sink::{ALARMS_TAG, CLIP_STEPS, TensorBoardArgs, TensorBoardSink};
 pub use writer::{AudioFormat, DEFAULT_FLUSH_INTERVAL, EventWriter, FILE_VERSION, wall_time_now};
 
 #[doc = include_str!("../README.md")]

@@ -60,6 +60,48 @@ impl ScalarSeries {
     }
 }
 
+/// Whether `path` is TensorBoard input: a log folder or an event file (`events.out.tfevents…`).
+pub fn is_event_input(path: &Path) -> bool {
+    path.is_dir()
+        || path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("events.out.tfevents"))
+}
+
+/// The frames of `render`'s TensorBoard input: the scalars of `path` whose tags match
+/// `patterns` (every tag when there is none), a frame per step. The damaged records skipped and
+/// the tags read are said through `report`; no matching tag is [`TbError::NoTagsMatch`].
+pub fn frames_of(
+    path: &Path,
+    patterns: &[String],
+    report: &dyn Fn(&str),
+) -> Result<Vec<Frame>, TbError> {
+    let patterns: Vec<&str> = match patterns {
+        [] => vec!["*"],
+        p => p.iter().map(String::as_str).collect(),
+    };
+    let series = read_scalars(path, &patterns)?;
+    for p in &series.problems {
+        report(&format!("warning: {p}"));
+    }
+    if series.skipped > 0 {
+        let (p, n) = (path.display(), series.skipped);
+        report(&format!(
+            "{p}: {n} damaged record(s) skipped, the rest read"
+        ));
+    }
+    if series.tags.is_empty() {
+        return Err(TbError::NoTagsMatch {
+            path: path.to_path_buf(),
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+        });
+    }
+    let (n, tags) = (series.tags.len(), series.tags.join(", "));
+    report(&format!("{n} scalar tags: {tags}"));
+    Ok(series.to_frames())
+}
+
 /// Reads the scalars whose tags match any of `tag_patterns` (globs where `*` matches any run of
 /// characters, `/` included; an empty slice matches every tag).
 ///

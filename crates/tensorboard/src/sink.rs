@@ -1,13 +1,16 @@
 //! TensorBoard as a [`Sink`]: every value and loss as a scalar (`gradtone/NAME`), the sound as
 //! audio clips (`gradtone/sound`, one clip per [`CLIP_STEPS`] steps), and the alarms as text
-//! (`gradtone/alarms`, one entry per step that fired any: their console lines).
+//! (`gradtone/alarms`, one entry per step that fired any: their console lines). Its options,
+//! [`TensorBoardArgs`], open it through [`Output`].
 
 /// The text tag of the alarms.
 pub const ALARMS_TAG: &str = "gradtone/alarms";
 
 use std::path::{Path, PathBuf};
 
-use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError, remove_partial};
+use gradtone_frame::{
+    AlarmEvent, Frame, Opening, Output, OutputError, Sink, SinkError, remove_partial,
+};
 
 use crate::{EventWriter, TbError, wall_time_now};
 
@@ -154,5 +157,36 @@ impl Sink for TensorBoardSink {
             // Only an empty folder goes: anything else in it is not ours to delete.
             let _ = std::fs::remove_dir(dir);
         }
+    }
+}
+
+/// The TensorBoard output's options.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct TensorBoardArgs {
+    /// Write the values as scalars and the sound as audio clips into TensorBoard event files in DIR.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
+    pub tensorboard: Option<PathBuf>,
+}
+
+impl<C: ?Sized> Output<C> for TensorBoardArgs {
+    fn precheck(&self) -> Result<(), OutputError> {
+        match &self.tensorboard {
+            Some(d) if d.exists() && !d.is_dir() => Err(OutputError::NotAFolder(d.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    fn open(&self, at: &Opening<'_, C>) -> Result<Option<Box<dyn Sink>>, OutputError> {
+        let Some(d) = &self.tensorboard else {
+            return Ok(None);
+        };
+        let tb = TensorBoardSink::create(d, at.sample_rate, at.channels)
+            .map_err(|e| OutputError::open("TensorBoard log", e))?;
+        Ok(Some(Box::new(tb)))
+    }
+
+    fn keeps(&self) -> bool {
+        self.tensorboard.is_some()
     }
 }

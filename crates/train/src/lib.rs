@@ -6,6 +6,8 @@
 //! The trainer is one source of frames among several; the sound side never depends on it.
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+pub mod args;
 mod error;
 pub mod experiments;
 pub mod fused;

@@ -68,6 +68,22 @@ impl Report {
     }
 }
 
+/// The table: a row per quantity (ours, PyTorch's, the relative error, ok or FAIL), then the
+/// step-1 log-probabilities' error, each line ending in a newline.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (q, a, b, e) = ("quantity", "gradtone", "pytorch f64", "rel err");
+        writeln!(f, "{q:34} {a:>18} {b:>18} {e:>10}")?;
+        for r in &self.rows {
+            let ok = if r.ok() { "ok" } else { "FAIL" };
+            let (w, o, x, e) = (&r.what, r.ours, r.expected, r.rel_error());
+            writeln!(f, "{w:34} {o:>18.12} {x:>18.12} {e:>10.2e} {ok}")?;
+        }
+        let log_err = self.log_probs_max_abs_error;
+        writeln!(f, "step1 log-probs max abs error {log_err:.2e}")
+    }
+}
+
 #[derive(Deserialize)]
 struct Expected {
     float64: ExpectedF64,

@@ -1,41 +1,11 @@
-//! `gradtone listen` and `gradtone render` flags, and the rank flags they share with `run`.
+//! `gradtone listen` and `gradtone render` flags.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use gradtone_ingest::MergeMode;
 use gradtone_pipeline::RankOptions;
 
 use super::{LiveArgs, SinkArgs};
-
-/// Flags for streams that may carry several ranks.
-#[derive(Args, Debug, Clone)]
-pub struct RankArgs {
-    /// Combine the ranks of a distributed run (frames with `rank`/`world`).
-    #[arg(long, value_enum, default_value_t = MergeMode::Mean)]
-    pub merge: MergeMode,
-    /// Emit a step without the ranks that are this many steps behind (they raise a lag alarm).
-    #[arg(long, default_value_t = 8)]
-    pub max_lag: u64,
-    /// A rank whose norm differs from the other ranks' median by this factor raises an alarm.
-    #[arg(long, default_value_t = 10.0)]
-    pub disagreement: f64,
-    /// Sound the mean of every N steps as one (non-finite values win): hear a million-step run in minutes.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub steps_per_frame: usize,
-}
-
-impl RankArgs {
-    /// The pipeline's options from the flags.
-    pub fn options(&self) -> RankOptions {
-        RankOptions {
-            merge: self.merge,
-            max_lag: self.max_lag,
-            disagreement: self.disagreement,
-            steps_per_frame: self.steps_per_frame,
-        }
-    }
-}
 
 /// `gradtone render`.
 #[derive(Args, Debug)]
@@ -51,7 +21,7 @@ pub struct RenderArgs {
     #[arg(long, value_name = "PATTERN")]
     pub tags: Vec<String>,
     #[command(flatten)]
-    pub ranks: RankArgs,
+    pub ranks: RankOptions,
     #[command(flatten)]
     pub sinks: SinkArgs,
 }
@@ -59,42 +29,12 @@ pub struct RenderArgs {
 /// `gradtone listen`.
 #[derive(Args, Debug)]
 pub struct ListenArgs {
-    /// A JSONL file to read (`-` or nothing: stdin).
-    pub input: Option<PathBuf>,
-    /// Keep reading lines appended to the file, like `tail -f`, until Ctrl-C (a file that does
-    /// not exist yet is waited for: the hook creates it at its first step).
-    #[arg(long)]
-    pub follow: bool,
-    /// Receive JSONL datagrams on this address: `9999` (127.0.0.1), `localhost:9999`,
-    /// `[::1]:9999`, `HOST:9999`. Loopback unless --allow-remote. A datagram carries at most
-    /// 65,507 bytes, so larger frames cannot arrive this way (`gradtone run`, a pipe or a file
-    /// carries any size).
-    #[arg(long, value_name = "[HOST:]PORT", conflicts_with_all = ["input", "osc"])]
-    pub udp: Option<String>,
-    /// Receive OSC messages (`/gradtone/frame`, docs/osc.md) on this address (as --udp).
-    #[arg(long, value_name = "[HOST:]PORT", conflicts_with_all = ["input", "udp"])]
-    pub osc: Option<String>,
-    /// Let --udp/--osc bind an address other than loopback (e.g. 0.0.0.0:9999). Datagrams carry
-    /// no authentication: any machine that can reach the port can send frames.
-    #[arg(long)]
-    pub allow_remote: bool,
-    /// Stop after this many seconds without a frame (UDP, OSC, --follow), counted from the last
-    /// frame, or from the start while none has arrived (then nothing is written and the exit
-    /// status is 1).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    pub idle_timeout: Option<f64>,
     #[command(flatten)]
-    pub ranks: RankArgs,
+    pub source: gradtone_ingest::ListenArgs,
+    #[command(flatten)]
+    pub ranks: RankOptions,
     #[command(flatten)]
     pub sinks: SinkArgs,
     #[command(flatten)]
     pub live: LiveArgs,
-}
-
-/// A positive, finite number of seconds.
-fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 && x < 1e9 => Ok(x),
-        _ => Err(format!("{s:?} is not a number of seconds above 0")),
-    }
 }

@@ -1,5 +1,5 @@
-//! Every command's flags, one file per command (the shared sink and playback flags here); the
-//! command files beside `main.rs` hold only wiring.
+//! Every command's flags, one file per command (the outputs' flags, which each output crate
+//! brings, are listed here); the command files beside `main.rs` hold only wiring.
 
 mod bench;
 mod data;
@@ -12,17 +12,19 @@ mod train;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gradtone_sound::SampleFormat;
+use gradtone_frame::{Output, Report};
+use gradtone_live::LiveArgs;
+use gradtone_pipeline::{Finished, Outputs};
+use gradtone_sound::{SoundConfig, SoundVoice};
 
 pub use bench::BenchArgs;
 pub use data::DataArgs;
 pub use experiments::ExperimentsArgs;
-pub use listen::{ListenArgs, RankArgs, RenderArgs};
+pub use gradtone_train::args::ModelArg;
+pub use listen::{ListenArgs, RenderArgs};
 pub use run::RunArgs;
 pub use sweep::SweepArgs;
-pub use train::{ModelArg, TrainArgs};
-
-use crate::outputs::{OutputSpec, ServeSpec};
+pub use train::TrainArgs;
 
 /// Hear neural-network training: each step's per-layer gradient norms become sound.
 #[derive(Parser, Debug)]
@@ -73,119 +75,91 @@ pub enum Command {
     Run(RunArgs),
 }
 
-/// Live playback flags.
-#[derive(Args, Debug, Clone)]
-pub struct LiveArgs {
-    /// Do not play sound on the speakers (files are still written).
-    #[arg(long)]
-    no_live: bool,
-    /// When training is faster than its sound: skip to the newest step (live), or wait (realtime).
-    #[arg(long, value_enum, default_value_t = gradtone_live::Pace::Live)]
-    pace: gradtone_live::Pace,
-}
-
-impl LiveArgs {
-    /// The playback pace, or `None` with `--no-live`.
-    pub fn pace(&self) -> Option<gradtone_live::Pace> {
-        (!self.no_live).then_some(self.pace)
-    }
-}
-
-/// How the sound is made and written (shared by train, listen and render).
+/// Every output's flags (each output crate's options), in `--help` order; the order they open
+/// in is `SinkArgs::outputs`'. A new output is its field here and its place there.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SinkArgs {
-    /// Mapping from values to sound: seed (the 2019 original, sample-exact), depth, cents
-    /// (default: cents, or the --sound-config file's).
-    #[arg(long)]
-    pub mapping: Option<gradtone_sound::mapping::MappingKind>,
-    /// TOML file configuring mappings, synthesis, grouping and alarms (see crates/sound/examples/sound.toml).
-    #[arg(long, value_name = "FILE")]
-    pub sound_config: Option<PathBuf>,
-    /// Mix alarm earcons into the seed mapping too (it stays sample-exact without).
-    #[arg(long)]
-    pub alarm_sounds: bool,
-    /// Write the sound to this WAV file.
-    #[arg(long, value_name = "FILE")]
-    pub wav: Option<PathBuf>,
-    /// WAV sample format.
-    #[arg(long, value_enum, default_value_t = SampleFormat::Pcm16)]
-    pub wav_format: SampleFormat,
-    /// Write one row per step (step,loss,<values>...) to this CSV file.
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
-    /// Write every alarm event as one line of JSON (step, kind, layers, message, numbers) to
-    /// this file, for scripts and CI; a healthy run leaves it empty.
-    #[arg(long, value_name = "FILE")]
-    pub alarms: Option<PathBuf>,
-    /// Draw the values per step (log scale, alarm markers) and a spectrogram of the sound to this PNG.
-    #[arg(long, value_name = "FILE")]
-    pub plot: Option<PathBuf>,
-    /// Write a MIDI file: a track per voice, alarms on the drum channel.
-    #[arg(long, value_name = "FILE")]
-    pub midi: Option<PathBuf>,
-    /// Send each frame as OSC to HOST:PORT (e.g. 127.0.0.1:57120 for SuperCollider; docs/osc.md).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub osc_out: Option<String>,
-    /// Write the values as scalars and the sound as audio clips into TensorBoard event files in DIR.
-    #[arg(long, value_name = "DIR")]
-    pub tensorboard: Option<PathBuf>,
-    /// Serve a live page (the sound, the chart, the alarms) on [IP:]PORT: 127.0.0.1:8737 when
-    /// no value is given, 0 for any free port. Any address but loopback needs a token (a random
-    /// one is printed in the URL). Remote use: README "Hear it from anywhere".
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
-    pub serve: Option<String>,
-    /// The token the page's URL must carry (default: none on loopback, random elsewhere).
-    #[arg(long, value_name = "TOKEN", requires = "serve")]
-    pub serve_token: Option<String>,
-    /// Serve without a token (allowed on loopback only).
-    #[arg(long, requires = "serve", conflicts_with = "serve_token")]
-    pub serve_no_token: bool,
-    /// Wait for a browser to open the page before the first step (hear it from the start).
-    #[arg(long, requires = "serve")]
-    pub serve_wait: bool,
-    /// Keep serving this many seconds after the run ends (default 0; `render`: until Ctrl-C).
-    #[arg(long, value_name = "SECONDS", requires = "serve")]
-    pub serve_linger: Option<f64>,
+    #[command(flatten)]
+    pub sound: gradtone_sound::SoundArgs,
+    #[command(flatten)]
+    pub wav: gradtone_sound::WavArgs,
+    #[command(flatten)]
+    pub csv: gradtone_csv::CsvArgs,
+    #[command(flatten)]
+    pub alarms: gradtone_pipeline::AlarmsArgs,
+    #[command(flatten)]
+    pub plot: gradtone_plot::PlotArgs,
+    #[command(flatten)]
+    pub midi: gradtone_export::MidiArgs,
+    #[command(flatten)]
+    pub osc: gradtone_export::OscArgs,
+    #[command(flatten)]
+    pub tensorboard: gradtone_tensorboard::TensorBoardArgs,
+    #[command(flatten)]
+    pub serve: gradtone_serve::ServeArgs,
 }
 
 impl SinkArgs {
-    /// The output spec of these flags, with live playback `live` and a plot title.
-    pub fn spec(&self, live: Option<gradtone_live::Pace>, title: &str) -> OutputSpec {
-        OutputSpec {
-            mapping: self.mapping,
-            sound_config: self.sound_config.clone(),
-            alarm_sounds: self.alarm_sounds,
-            wav: self.wav.clone(),
-            wav_format: self.wav_format,
-            csv: self.csv.clone(),
-            alarms: self.alarms.clone(),
-            plot: self.plot.clone(),
-            midi: self.midi.clone(),
-            osc_out: self.osc_out.clone(),
-            tensorboard: self.tensorboard.clone(),
-            live,
-            title: title.to_string(),
-            no_plateau: false,
-            absolute_pitch: false,
-            serve: self.serve_spec(),
-            summary_to_stderr: false,
-            drain_on_failure: false,
-        }
+    /// Every output asked for, the speakers (`live`) first so they hear a step before the files
+    /// take their time with it, the page last so every file is checked before a port is taken;
+    /// this is also the order of the "wrote …" lines.
+    fn outputs<'a>(&'a self, live: Option<&'a LiveArgs>) -> Vec<&'a dyn Output<SoundConfig>> {
+        let (wav, csv, alarms, midi) = (&self.wav, &self.csv, &self.alarms, &self.midi);
+        let (osc, tb, plot, serve) = (&self.osc, &self.tensorboard, &self.plot, &self.serve);
+        let listed: [&dyn Output<SoundConfig>; 8] = [wav, csv, alarms, midi, osc, tb, plot, serve];
+        live.map(|l| l as &dyn Output<SoundConfig>)
+            .into_iter()
+            .chain(listed)
+            .collect()
     }
 
-    /// The `--serve*` flags; an address that does not parse is reported by `Outputs::create`.
-    fn serve_spec(&self) -> Option<ServeSpec> {
-        let addr = self.serve.clone()?;
-        Some(ServeSpec {
-            addr,
-            token: match (&self.serve_token, self.serve_no_token) {
-                (Some(t), _) => gradtone_serve::Token::Given(t.clone()),
-                (None, true) => gradtone_serve::Token::Off,
-                (None, false) => gradtone_serve::Token::Auto,
-            },
-            wait: self.serve_wait,
-            linger: self.serve_linger,
-            stop: crate::interrupt_flag_as_is(),
-        })
+    /// Checks, then opens every output asked for (and the speakers, `live`) for the sound
+    /// `config`, before any work; `title` names the run in the plot and on the page.
+    pub fn open_with(
+        &self,
+        config: SoundConfig,
+        live: Option<&LiveArgs>,
+        title: &str,
+    ) -> anyhow::Result<Outputs> {
+        let voice = SoundVoice::new(config.clone())?;
+        let stop = crate::interrupt_flag_as_is();
+        let (outputs, report) = (self.outputs(live), console());
+        Ok(Outputs::open(
+            Box::new(voice),
+            &config,
+            &outputs,
+            title,
+            report,
+            &stop,
+        )?)
+    }
+
+    /// [`SinkArgs::open_with`] the sound configuration of the flags.
+    pub fn open(&self, live: Option<&LiveArgs>, title: &str) -> anyhow::Result<Outputs> {
+        let config = self.sound.config()?;
+        self.open_with(config, live, title)
+    }
+
+    /// Whether any output asked for keeps something after the run (a file, a page).
+    pub fn keeps(&self) -> bool {
+        self.outputs(None).iter().any(|o| o.keeps())
+    }
+}
+
+/// Where the libraries' messages go: stderr, a line each.
+pub fn console() -> Report {
+    std::sync::Arc::new(|m: &str| eprintln!("{m}"))
+}
+
+/// Shows a stream's finished run: its frame count on stderr, then a "wrote …" line per output,
+/// on stdout, or on stderr when stdout is the training's (`run`, `listen`).
+pub fn show(finished: &Finished, to_stderr: bool) {
+    eprintln!("{} frames", finished.frames);
+    for l in &finished.lines {
+        if to_stderr {
+            eprintln!("wrote {l}");
+        } else {
+            println!("wrote {l}");
+        }
     }
 }

@@ -4,13 +4,15 @@ use std::ffi::OsString;
 
 use clap::Args;
 
-use super::{LiveArgs, RankArgs, SinkArgs};
+use gradtone_pipeline::RankOptions;
+
+use super::{LiveArgs, SinkArgs};
 
 /// `gradtone run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub ranks: RankArgs,
+    pub ranks: RankOptions,
     #[command(flatten)]
     pub sinks: SinkArgs,
     #[command(flatten)]
