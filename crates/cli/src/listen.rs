@@ -1,11 +1,11 @@
 //! `gradtone listen` (live streams) and `gradtone render` (recorded metrics): any source of
 //! frames through the same sinks as `train`. This is the wiring (the source and the outputs
-//! from the flags); the frame loop is [`gradtone_pipeline::stream`].
+//! from the flags); the frame loop is [`gradtone_ingest::stream`].
 
 use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
-use gradtone_pipeline::{StreamOptions, stream};
+use gradtone_ingest::{StreamOptions, stream};
 
 use crate::args::{ListenArgs, RenderArgs, show};
 use crate::interrupt_flag;

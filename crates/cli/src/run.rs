@@ -12,8 +12,8 @@
 
 use anyhow::{Result, bail};
 use gradtone_ingest::command::{exit_code, spawn};
-use gradtone_pipeline::stream::run_source;
-use gradtone_pipeline::{StreamError, StreamOptions};
+use gradtone_ingest::stream::run_source;
+use gradtone_ingest::{StreamError, StreamOptions};
 
 use crate::args::{RunArgs, show};
 use crate::interrupt_flag;

@@ -46,6 +46,7 @@ mod addr;
 pub mod command;
 mod listen;
 mod open;
+pub mod stream;
 
 pub use crate::csv::{CsvSource, csv_source};
 pub use diag::{Diagnostics, MAX_MESSAGE_CHARS, MAX_REPORTED, Reporter, shorten};
@@ -64,6 +65,7 @@ pub use udp::{UdpOptions, UdpSource};
 pub use addr::{AddrError, listen_addr};
 pub use listen::{ListenArgs, ListenError, Listened};
 pub use open::{BoxedSource, open};
+pub use stream::{Finished, RankOptions, StreamError, StreamOptions};
 
 /// What every source offers beyond `Iterator<Item = Frame>`.
 ///

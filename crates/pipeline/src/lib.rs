@@ -19,17 +19,16 @@
 //! own crate, plus its line in the binary. Nothing here prints: what the user should hear of
 //! (a failed output, the voices' legend, an alarm) goes to the [`Report`] the caller gives.
 //!
-//! [`driver::FrameDriver`] feeds a training loop's frames to the outputs; [`stream`] drives a
-//! stream of frames from any source (merging a distributed run's ranks) through them.
+//! [`driver::FrameDriver`] feeds a training loop's frames to the outputs; a source's stream
+//! (its ranks merged) is driven through them by `gradtone_ingest::stream`. This crate depends
+//! on the frame crate alone.
 #![warn(missing_docs)]
 
 pub mod alarms_file;
 pub mod driver;
-pub mod stream;
 
 pub use alarms_file::AlarmsArgs;
 pub use driver::{FrameDriver, RunProgress};
-pub use stream::{Finished, RankOptions, StreamError, StreamOptions};
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use gradtone_pipeline::RankOptions;
+use gradtone_ingest::RankOptions;
 
 use super::{LiveArgs, SinkArgs};
 

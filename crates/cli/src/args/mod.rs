@@ -13,8 +13,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use gradtone_frame::{Output, Report};
+use gradtone_ingest::Finished;
 use gradtone_live::LiveArgs;
-use gradtone_pipeline::{Finished, Outputs};
+use gradtone_pipeline::Outputs;
 use gradtone_sound::{SoundConfig, SoundVoice};
 
 pub use bench::BenchArgs;
@@ -75,28 +76,41 @@ pub enum Command {
     Run(RunArgs),
 }
 
-/// Every output's flags (each output crate's options), in `--help` order; the order they open
-/// in is `SinkArgs::outputs`'. A new output is its field here and its place there.
-#[derive(Args, Debug, Clone, Default)]
-pub struct SinkArgs {
-    #[command(flatten)]
-    pub sound: gradtone_sound::SoundArgs,
-    #[command(flatten)]
-    pub wav: gradtone_sound::WavArgs,
-    #[command(flatten)]
-    pub csv: gradtone_csv::CsvArgs,
-    #[command(flatten)]
-    pub alarms: gradtone_pipeline::AlarmsArgs,
-    #[command(flatten)]
-    pub plot: gradtone_plot::PlotArgs,
-    #[command(flatten)]
-    pub midi: gradtone_export::MidiArgs,
-    #[command(flatten)]
-    pub osc: gradtone_export::OscArgs,
-    #[command(flatten)]
-    pub tensorboard: gradtone_tensorboard::TensorBoardArgs,
-    #[command(flatten)]
-    pub serve: gradtone_serve::ServeArgs,
+/// Declares [`SinkArgs`] from one list: each output crate's options, flattened in `--help`
+/// order, and the same list in the same order as the outputs they open (see
+/// `SinkArgs::outputs`). A new output is one line of this list.
+macro_rules! sink_args {
+    ($($field:ident: $options:ty,)*) => {
+        /// Every output's flags (each output crate's options), after the sound's.
+        #[derive(Args, Debug, Clone, Default)]
+        pub struct SinkArgs {
+            #[command(flatten)]
+            pub sound: gradtone_sound::SoundArgs,
+            $(
+                #[command(flatten)]
+                pub $field: $options,
+            )*
+        }
+
+        impl SinkArgs {
+            /// The outputs' options, in the list's order.
+            fn listed(&self) -> Vec<&dyn Output<SoundConfig>> {
+                vec![$(&self.$field as &dyn Output<SoundConfig>),*]
+            }
+        }
+    };
+}
+
+sink_args! {
+    wav: gradtone_sound::WavArgs,
+    csv: gradtone_csv::CsvArgs,
+    alarms: gradtone_pipeline::AlarmsArgs,
+    plot: gradtone_plot::PlotArgs,
+    midi: gradtone_export::MidiArgs,
+    osc: gradtone_export::OscArgs,
+    tensorboard: gradtone_tensorboard::TensorBoardArgs,
+    // Last: every file is checked before the page's port is taken.
+    serve: gradtone_serve::ServeArgs,
 }
 
 impl SinkArgs {
@@ -104,12 +118,9 @@ impl SinkArgs {
     /// take their time with it, the page last so every file is checked before a port is taken;
     /// this is also the order of the "wrote …" lines.
     fn outputs<'a>(&'a self, live: Option<&'a LiveArgs>) -> Vec<&'a dyn Output<SoundConfig>> {
-        let (wav, csv, alarms, midi) = (&self.wav, &self.csv, &self.alarms, &self.midi);
-        let (osc, tb, plot, serve) = (&self.osc, &self.tensorboard, &self.plot, &self.serve);
-        let listed: [&dyn Output<SoundConfig>; 8] = [wav, csv, alarms, midi, osc, tb, plot, serve];
         live.map(|l| l as &dyn Output<SoundConfig>)
             .into_iter()
-            .chain(listed)
+            .chain(self.listed())
             .collect()
     }
 

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use clap::Args;
 
-use gradtone_pipeline::RankOptions;
+use gradtone_ingest::RankOptions;
 
 use super::{LiveArgs, SinkArgs};
 

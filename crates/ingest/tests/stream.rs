@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use gradtone_csv::CsvArgs;
 use gradtone_frame::{AlarmEvent, Frame, Sink, SinkError};
-use gradtone_ingest::{BoxedSource, JsonlReader};
-use gradtone_pipeline::stream::{run_frames, run_source};
-use gradtone_pipeline::{Finished, Outputs, RankOptions, StreamError, StreamOptions};
+use gradtone_ingest::stream::{run_frames, run_source};
+use gradtone_ingest::{
+    BoxedSource, Finished, JsonlReader, RankOptions, StreamError, StreamOptions,
+};
+use gradtone_pipeline::Outputs;
 use gradtone_sound::wav::read_wav;
 use gradtone_sound::{SoundArgs, SoundConfig, SoundVoice, WavArgs};
 use gradtone_testkit::TempDir;

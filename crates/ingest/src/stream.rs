@@ -9,12 +9,12 @@
 //! never blocked.
 
 use gradtone_frame::{Decimator, Frame, Shared};
-use gradtone_ingest::{
+use gradtone_pipeline::{Outputs, PipelineError};
+
+use crate::{
     BoxedSource, IngestError, MAX_MESSAGE_CHARS, MAX_WORLD, MergeMode, MergeOptions, RankAlarms,
     RankMerger, shorten,
 };
-
-use crate::{Outputs, PipelineError};
 
 /// What can end a stream's run.
 #[derive(Debug, thiserror::Error)]
