@@ -2,6 +2,8 @@
 //! source (the Burn trainer; a recorded JSONL, CSV or TensorBoard run; a live stream; a user's
 //! training command) through the pipeline to the outputs (speakers, files, OSC, a browser page).
 //! The flags live in `args/`, a file per command; each command's file beside this one wires them.
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod alloc;
 mod args;

@@ -8,7 +8,8 @@
 //!   `examples/supercollider/` and `examples/puredata/`; the scheme is in `docs/osc.md`.
 //!
 //! Both take [`gradtone_frame::Frame`]s, the values one training step emits.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod error;
 pub mod midi;

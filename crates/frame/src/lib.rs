@@ -4,7 +4,8 @@
 //! frames into [`AlarmEvent`]s; a mapping turns frames and events into samples; [`Sink`]s take
 //! all three (a WAV file, a CSV, the speakers, a browser page…). Every crate of the pipeline
 //! speaks these nouns, so a source or a sink depends on this small crate, not on the synthesiser.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod alarm;
 mod frame;

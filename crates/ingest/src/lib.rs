@@ -28,7 +28,8 @@
 //! it claims: lines of at most [`MAX_LINE_BYTES`], `rank < world ≤` [`MAX_WORLD`], OSC nesting of
 //! at most a few levels, messages quoting the input cut to [`MAX_MESSAGE_CHARS`], the first
 //! [`MAX_REPORTED`] problems reported and the rest counted (`docs/stream-format.md`, "Limits").
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod csv;
 mod diag;

@@ -15,7 +15,8 @@
 //! Backend: on Linux, the PulseAudio native protocol over its Unix socket (pure Rust, no system
 //! libraries), which PipeWire's `pipewire-pulse` also serves. Other platforms have no backend
 //! yet: [`LivePlayer::open`] returns [`LiveError::NoDevice`] there.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The library never prints; downloads report through the [`Progress`] trait.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod args;
 mod dataset;

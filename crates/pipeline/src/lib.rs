@@ -22,7 +22,8 @@
 //! [`driver::FrameDriver`] feeds a training loop's frames to the outputs; a source's stream
 //! (its ranks merged) is driven through them by `gradtone_ingest::stream`. This crate depends
 //! on the frame crate alone.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod alarms_file;
 pub mod driver;

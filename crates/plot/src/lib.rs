@@ -17,7 +17,8 @@
 //! render_png("demo.png".as_ref(), &input)?;
 //! # Ok::<(), gradtone_plot::PlotError>(())
 //! ```
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod draw;
 mod error;

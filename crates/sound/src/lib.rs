@@ -14,7 +14,8 @@
 //! the mappings play).
 //!
 //! No ML dependency: this crate compiles in seconds.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod alarm;
 pub mod analysis;

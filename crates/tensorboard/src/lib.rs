@@ -9,7 +9,8 @@
 //!
 //! The file format is TFRecord (length, masked CRC32C, data, masked CRC32C) around `Event`
 //! protobufs; the few messages needed are declared by hand in [`proto`].
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod error;
 pub mod proto;

@@ -4,6 +4,9 @@
 //! never inside it. Tests find it through [`shared_dir`]; where it is missing they skip *loudly*,
 //! except under CI (`CI` set), where a missing `../shared` is a failure: CI always has it.
 
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
 pub mod onset;
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! `conv_transpose2d` for the input gradient). Fused, each half of the batch runs on its own
 //! thread, a few images at a time: the forward is im2col + GEMM + a branch-free pool with a
 //! `u8` argmax kept for the backward; the backward is unpool (with the bias gradient) → the
-//! patches rebuilt → GEMMs for the weight and input gradients → col2im ([`crate::kernels`], the
+//! patches rebuilt → GEMMs for the weight and input gradients → col2im (the private `kernels` module, the
 //! crate's only `unsafe` code).
 //!
 //! The op equals `relu(max_pool2d(conv2d(x, W) + b, 2, 2))` of Burn (and PyTorch): ties keep

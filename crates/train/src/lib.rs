@@ -4,7 +4,8 @@
 //! before the optimiser step, exactly as PyTorch's `layer.weight.grad.norm()`.
 //!
 //! The trainer is one source of frames among several; the sound side never depends on it.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 #[cfg(feature = "clap")]
 pub mod args;

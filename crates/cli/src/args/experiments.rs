@@ -9,6 +9,8 @@ use super::DataArgs;
 
 #[derive(Args, Debug)]
 pub struct ExperimentsArgs {
+    // The doc is the flag's --help text: `<setting>` there is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     /// Folder for <setting>.wav, <setting>.csv and summary.md (created if missing).
     #[arg(long)]
     pub out: PathBuf,
