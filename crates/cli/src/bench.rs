@@ -2,25 +2,14 @@
 //! norms' and the sound's cost, peak memory; `--profile`; `--serve`), printed as they come.
 
 use anyhow::Result;
-use gradtone_bench::{Mode, Options};
+use gradtone_bench::BenchArgs;
 use gradtone_mnist::Split;
-
-use crate::args::BenchArgs;
 
 /// `gradtone bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let opts = Options {
-        batch: args.batch.clone(),
-        steps: args.steps,
-        warmup: args.warmup,
-        mode: match (args.profile, args.serve) {
-            (true, _) => Mode::Profile,
-            (false, true) => Mode::Serve,
-            (false, false) => Mode::Steps,
-        },
-    };
+    let opts = args.options();
     opts.check()?; // before the data is loaded
-    let train = args.data.load(Split::Train)?;
+    let train = crate::data::load(&args.data, Split::Train)?;
     let device = gradtone_train::default_device();
     gradtone_bench::run(&opts, &train, &device, &mut |text| print!("{text}"))?;
     Ok(())

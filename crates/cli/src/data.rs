@@ -9,10 +9,15 @@ use crate::args::DataArgs;
 impl DataArgs {
     /// Loads a split, downloading (with a progress bar) if needed.
     pub fn load(&self, split: Split) -> Result<Dataset> {
-        let source = self.from.source()?;
-        let mut progress = BarProgress(None);
-        Ok(gradtone_mnist::load(&source, split, &mut progress)?)
+        load(&self.from, split)
     }
+}
+
+/// Loads a split from where `from` says, downloading (with a progress bar) if needed.
+pub fn load(from: &gradtone_mnist::DataArgs, split: Split) -> Result<Dataset> {
+    let source = from.source()?;
+    let mut progress = BarProgress(None);
+    Ok(gradtone_mnist::load(&source, split, &mut progress)?)
 }
 
 /// Download progress on stderr.

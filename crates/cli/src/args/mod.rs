@@ -1,7 +1,6 @@
 //! Every command's flags, one file per command (the outputs' flags, which each output crate
 //! brings, are listed here); the command files beside `main.rs` hold only wiring.
 
-mod bench;
 mod data;
 mod experiments;
 mod listen;
@@ -18,9 +17,9 @@ use gradtone_live::LiveArgs;
 use gradtone_pipeline::Outputs;
 use gradtone_sound::{SoundConfig, SoundVoice};
 
-pub use bench::BenchArgs;
 pub use data::DataArgs;
 pub use experiments::ExperimentsArgs;
+pub use gradtone_bench::BenchArgs;
 pub use gradtone_train::args::ModelArg;
 pub use listen::{ListenArgs, RenderArgs};
 pub use run::RunArgs;
