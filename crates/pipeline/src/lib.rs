@@ -35,7 +35,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use gradtone_frame::{
-    AlarmEvent, Frame, Opening, Output, OutputError, Report, Sink, SinkError, Voice, Watch,
+    AlarmEvent, ErrorChain, Frame, Opening, Output, OutputError, Report, Sink, SinkError, Voice,
+    Watch,
 };
 
 /// What can go wrong in a run's outputs.
@@ -261,14 +262,16 @@ impl Outputs {
         let what = sink.describe();
         if sink.essential() {
             (self.report)(&format!(
-                "error: {what}: {e}; that output is abandoned, the others go on"
+                "error: {what}: {}; that output is abandoned, the others go on",
+                ErrorChain(&**e)
             ));
-            self.failed.push(format!("{what}: {e}"));
+            self.failed.push(format!("{what}: {}", ErrorChain(&**e)));
             sink.discard();
         } else {
             // Losing the speakers must not lose the run: the files keep everything.
             (self.report)(&format!(
-                "note: {what}: {e}; it stopped, the other outputs go on"
+                "note: {what}: {}; it stopped, the other outputs go on",
+                ErrorChain(&**e)
             ));
         }
     }
@@ -295,8 +298,8 @@ impl Outputs {
             let (what, essential) = (sink.describe(), sink.essential());
             match sink.finish() {
                 Ok(line) => lines.push(line),
-                Err(e) if essential => self.failed.push(format!("{what}: {e}")),
-                Err(e) => (self.report)(&format!("note: {what}: {e}")),
+                Err(e) if essential => self.failed.push(format!("{what}: {}", ErrorChain(&*e))),
+                Err(e) => (self.report)(&format!("note: {what}: {}", ErrorChain(&*e))),
             }
         }
         if self.failed.is_empty() {
