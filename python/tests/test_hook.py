@@ -319,6 +319,10 @@ def _ddp_worker(rank, world, port, out_dir):
             tone.step(loss=loss)
             opt.step()
         tone.close()
+        # Both ranks done before either tears gloo down: a rank that destroys its group while
+        # the other still talks to it can abort in gloo's C++ teardown ("terminate called
+        # without an active exception"), failing the test for no fault of the hook.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
