@@ -110,7 +110,7 @@ pub fn render(frames: &[Frame], variant: Variant) -> Result<(Audio, Vec<AlarmEve
         }
         (1, Mapping::sample_rate(&m))
     } else {
-        let mut m = mapping::with_alarms(&config)?;
+        let mut m = mapping::with_alarms(&config);
         let mut detector = AlarmDetector::new(&config.alarms);
         for f in frames {
             let alarms = detector.observe(f);

@@ -62,9 +62,9 @@ pub fn measure(
     mut make_frame: impl FnMut(u64) -> Option<Frame>,
 ) -> Result<ServeCost, BenchError> {
     let config = gradtone_sound::SoundConfig::default();
-    let voice = || gradtone_sound::SoundVoice::new(config.clone()).map(Box::new);
-    let mut plain = Outputs::new(voice()?, Vec::new());
-    let mut served = Outputs::new(voice()?, Vec::new());
+    let voice = || Box::new(gradtone_sound::SoundVoice::new(config.clone()));
+    let mut plain = Outputs::new(voice(), Vec::new());
+    let mut served = Outputs::new(voice(), Vec::new());
     let (rate, channels) = served.audio_format();
     let mut opts = gradtone_serve::ServeOptions::new(([127, 0, 0, 1], 0).into(), rate, channels);
     opts.title = "gradtone".into();

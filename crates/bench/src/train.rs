@@ -149,7 +149,7 @@ pub fn sound_us(
         mapping,
         ..SoundConfig::default()
     };
-    let mut m = gradtone_sound::mapping::with_alarms(&config)?;
+    let mut m = gradtone_sound::mapping::with_alarms(&config);
     let mut detector = AlarmDetector::new(&config.alarms);
     let mut buf = Vec::new();
     let mut us: Vec<f64> = frames

@@ -105,7 +105,7 @@ fn same(a: &[Named], b: &[Named]) -> bool {
 /// Frames → sound (finite samples) and → CSV → frames (identical).
 fn sonify_and_round_trip(frames: &[Frame]) {
     let config = SoundConfig::default();
-    let mut m = mapping::with_alarms(&config).expect("default mapping");
+    let mut m = mapping::with_alarms(&config);
     let mut detector = AlarmDetector::new(&config.alarms);
     let mut buf = Vec::new();
     for f in frames {

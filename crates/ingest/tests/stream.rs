@@ -47,7 +47,7 @@ fn outputs(dir: &TempDir, report: gradtone_frame::Report) -> Outputs {
         csv: Some(dir.join("run.csv")),
     };
     let stop = Arc::default();
-    let voice = Box::new(SoundVoice::new(seed()).unwrap());
+    let voice = Box::new(SoundVoice::new(seed()));
     let outputs: [&dyn gradtone_frame::Output<SoundConfig>; 2] = [&wav, &csv];
     Outputs::open(voice, &seed(), &outputs, "test stream", report, &stop).unwrap()
 }
@@ -162,7 +162,7 @@ impl Sink for Probe {
 
 #[test]
 fn ranks_are_merged_and_a_disagreeing_one_raises_an_alarm() {
-    let mut outputs = Outputs::new(Box::new(SoundVoice::new(seed()).unwrap()), Vec::new());
+    let mut outputs = Outputs::new(Box::new(SoundVoice::new(seed())), Vec::new());
     let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
     outputs.add_sink(Box::new(Probe(Arc::clone(&seen))));
     let mut frames = Vec::new();
@@ -226,7 +226,7 @@ impl Sink for Breaks {
 #[test]
 fn failed_outputs_drain_the_stream_when_asked() {
     for drain in [false, true] {
-        let mut outputs = Outputs::new(Box::new(SoundVoice::new(seed()).unwrap()), Vec::new());
+        let mut outputs = Outputs::new(Box::new(SoundVoice::new(seed())), Vec::new());
         outputs.add_sink(Box::new(Breaks(3)));
         let pulled = Arc::new(Mutex::new(0u64));
         let p = Arc::clone(&pulled);

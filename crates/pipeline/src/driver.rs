@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn frames_are_kept_and_the_stop_flag_breaks_the_loop() {
         let mut outputs = Outputs::new(
-            Box::new(SoundVoice::new(SoundConfig::default()).unwrap()),
+            Box::new(SoundVoice::new(SoundConfig::default())),
             Vec::new(),
         );
         let stop = Arc::new(AtomicBool::new(false));
@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn alarms_are_reported_before_the_step() {
         let mut outputs = Outputs::new(
-            Box::new(SoundVoice::new(SoundConfig::default()).unwrap()),
+            Box::new(SoundVoice::new(SoundConfig::default())),
             Vec::new(),
         );
         let mut log = Log::default();

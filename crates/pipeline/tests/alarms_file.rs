@@ -38,7 +38,7 @@ fn open(alarms: std::path::PathBuf, tb: Option<std::path::PathBuf>) -> Outputs {
     let stop = std::sync::Arc::default();
     let report = gradtone_frame::silent_report();
     let config = sound.config().unwrap();
-    let voice = Box::new(SoundVoice::new(config.clone()).unwrap());
+    let voice = Box::new(SoundVoice::new(config.clone()));
     Outputs::open(voice, &config, &[&alarms, &tb], "test", report, &stop).unwrap()
 }
 

@@ -15,7 +15,7 @@ use gradtone_sound::{SoundArgs, SoundConfig, SoundVoice, WavArgs};
 
 /// Outputs sounding `config`, into `sinks`.
 fn with_sinks(config: SoundConfig, sinks: Vec<Box<dyn Sink>>) -> Outputs {
-    Outputs::new(Box::new(SoundVoice::new(config).unwrap()), sinks)
+    Outputs::new(Box::new(SoundVoice::new(config)), sinks)
 }
 use gradtone_tensorboard::TensorBoardArgs;
 use gradtone_testkit::TempDir;
@@ -106,7 +106,7 @@ fn open(
     outputs: &[&dyn Output<SoundConfig>],
 ) -> Result<Outputs, PipelineError> {
     let stop = Arc::default();
-    let voice = Box::new(SoundVoice::new(config.clone()).unwrap());
+    let voice = Box::new(SoundVoice::new(config.clone()));
     Outputs::open(
         voice,
         &config,

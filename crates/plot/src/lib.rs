@@ -68,7 +68,7 @@ pub struct PlotInput<'a> {
     /// (true for `gradtone_sound::SeedMapping` when every frame has the same number of values).
     pub audio: Option<(&'a [f32], u32, u16)>,
     /// How the sound groups values into voices (`cents`, `depth`:
-    /// `gradtone_sound::mapping::plot_grouping`), so the picture draws the voices heard, one
+    /// `gradtone_detect::grouping::Voicing::groups_values`), so the picture draws the voices heard, one
     /// line each, labelled as in the console legend (`1 embed`, `2 layers.0-1`…). `None`
     /// draws every value (what `seed` plays).
     pub grouping: Option<&'a GroupingConfig>,

@@ -31,7 +31,7 @@
 use crate::alarm::WithAlarms;
 use crate::config::{CentsConfig, DepthConfig, Layout, Range, Scale, SoundConfig};
 use crate::synth::{SAMPLE_RATE, Synth, Timbre, VoiceSettings};
-use crate::{Mapping, SeedMapping, SoundError};
+use crate::{Mapping, SeedMapping};
 use gradtone_detect::grouping::{Grouping, GroupingConfig};
 use gradtone_detect::stats::RunningPercentiles;
 use gradtone_frame::Frame;
@@ -52,13 +52,8 @@ pub fn build(kind: MappingKind, config: &SoundConfig) -> Box<dyn Mapping + Send>
 
 /// [`build`] with `config.mapping`, wrapped in [`WithAlarms`] to play alarms at
 /// `config.alarms.volume`.
-pub fn with_alarms(
-    config: &SoundConfig,
-) -> Result<WithAlarms<Box<dyn Mapping + Send>>, SoundError> {
-    Ok(WithAlarms::new(
-        build(config.mapping, config),
-        &config.alarms,
-    ))
+pub fn with_alarms(config: &SoundConfig) -> WithAlarms<Box<dyn Mapping + Send>> {
+    WithAlarms::new(build(config.mapping, config), &config.alarms)
 }
 
 use gradtone_frame::naming::instrument_of;
@@ -97,13 +92,6 @@ pub fn voice_legend<S: AsRef<str>>(config: &SoundConfig, names: &[S]) -> Option<
         g.voices(),
         g.legend_text()
     ))
-}
-
-/// The grouping the plot should draw for the mapping `config.mapping`: the one its sound uses
-/// (`None` for `seed`, which voices every value).
-pub fn plot_grouping(config: &SoundConfig) -> Option<&GroupingConfig> {
-    use gradtone_detect::grouping::Voicing;
-    config.groups_values().then_some(&config.grouping)
 }
 
 /// Timbres given to instruments, in order of first appearance (cycling).

@@ -143,10 +143,10 @@ pub struct SoundVoice {
 }
 
 impl SoundVoice {
-    /// The voice of `config` (an unknown mapping fails here).
-    pub fn new(config: SoundConfig) -> Result<Self, SoundError> {
-        let mapping = mapping::with_alarms(&config)?;
-        Ok(SoundVoice { config, mapping })
+    /// The voice of `config`.
+    pub fn new(config: SoundConfig) -> Self {
+        let mapping = mapping::with_alarms(&config);
+        SoundVoice { config, mapping }
     }
 
     /// Its configuration.
@@ -190,7 +190,7 @@ impl Voice for SoundVoice {
 
     /// A fresh mapping, then `index + 1` marker pings and 300 ms of silence.
     fn begin_part(&mut self, index: usize, out: &mut Vec<f32>) -> Result<(), SinkError> {
-        self.mapping = mapping::with_alarms(&self.config)?;
+        self.mapping = mapping::with_alarms(&self.config);
         let (rate, channels) = self.format();
         let volume = self.config.alarms.volume.max(0.3);
         let m = crate::alarm::marker(index + 1, rate, volume);

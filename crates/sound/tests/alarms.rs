@@ -185,7 +185,7 @@ fn with_alarms_mixes_the_earcon_at_the_firing_step_and_leaves_the_rest_alone() {
     sc.synth.volume = 1.0;
     let mut m = Alarmed {
         detector: AlarmDetector::new(&sc.alarms),
-        player: mapping::with_alarms(&sc).expect("default config"),
+        player: mapping::with_alarms(&sc),
         events: Vec::new(),
     };
     let mut out = Vec::new();

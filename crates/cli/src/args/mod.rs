@@ -131,7 +131,7 @@ impl SinkArgs {
         live: Option<&LiveArgs>,
         title: &str,
     ) -> anyhow::Result<Outputs> {
-        let voice = SoundVoice::new(config.clone())?;
+        let voice = SoundVoice::new(config.clone());
         let stop = crate::interrupt_flag_as_is();
         let (outputs, report) = (self.outputs(live), console());
         Ok(Outputs::open(
