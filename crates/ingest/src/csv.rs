@@ -7,10 +7,11 @@ use std::path::Path;
 
 use gradtone_csv::{CsvError, CsvReader};
 
-use crate::diag::{Diagnostics, Reporter, Tally};
+use crate::diag::{Diagnostics, Tally};
 use crate::error::IngestError;
 use crate::jsonl::Record;
 use crate::{FrameSource, frames_from_records};
+use gradtone_frame::Report;
 
 /// Opens a trajectory CSV file (`step,loss,<name>,...`, see [`gradtone_csv`] for the format).
 ///
@@ -87,7 +88,7 @@ impl FrameSource for CsvSource {
         self.error.take()
     }
 
-    fn set_reporter(&mut self, reporter: Reporter) {
+    fn set_reporter(&mut self, reporter: Report) {
         self.tally.set_reporter(reporter);
     }
 }

@@ -12,10 +12,8 @@ pub const MAX_MESSAGE_CHARS: usize = 200;
 
 // The one cut for messages lives on the frame side (the sinks' messages use it too); it is
 // re-exported here because every reader's diagnostics quote peers' text through it.
+use gradtone_frame::Report;
 pub use gradtone_frame::naming::shorten;
-
-/// A callback that receives each diagnostic message as it is recorded.
-pub type Reporter = Box<dyn FnMut(&str) + Send>;
 
 /// What a source skipped or noticed so far.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -94,7 +92,7 @@ impl Diagnostics {
 /// Fills a [`Diagnostics`] and forwards messages to the reporter.
 pub(crate) struct Tally {
     pub(crate) diag: Diagnostics,
-    reporter: Option<Reporter>,
+    reporter: Option<Report>,
 }
 
 impl Tally {
@@ -114,7 +112,7 @@ impl Tally {
         self
     }
 
-    pub(crate) fn set_reporter(&mut self, r: Reporter) {
+    pub(crate) fn set_reporter(&mut self, r: Report) {
         self.reporter = Some(r);
     }
 
@@ -140,12 +138,12 @@ impl Tally {
                 self.diag.source,
                 shorten(&why, MAX_MESSAGE_CHARS)
             );
-            if let Some(r) = &mut self.reporter {
+            if let Some(r) = &self.reporter {
                 r(&msg);
             }
             self.diag.first_errors.push(msg);
             if n + 1 == MAX_REPORTED
-                && let Some(r) = &mut self.reporter
+                && let Some(r) = &self.reporter
             {
                 r(&format!(
                     "{}: further problems are counted but not reported one by one",
@@ -159,7 +157,7 @@ impl Tally {
     pub(crate) fn warn(&mut self, msg: String) {
         if self.diag.warnings.len() < MAX_REPORTED {
             let msg = shorten(&msg, 2 * MAX_MESSAGE_CHARS).into_owned();
-            if let Some(r) = &mut self.reporter {
+            if let Some(r) = &self.reporter {
                 r(&msg);
             }
             self.diag.warnings.push(msg);

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::diag::{Diagnostics, Reporter, Tally};
+use crate::diag::{Diagnostics, Tally};
 use crate::error::IngestError;
 use crate::jsonl::{MAX_LINE_BYTES, Record, handle_line};
 use crate::lines::{Got, LineBuf};
 use crate::{FrameSource, frames_from_records};
+use gradtone_frame::Report;
 
 /// How [`follow`] waits for more data and when it stops.
 #[derive(Clone, Debug)]
@@ -330,7 +331,7 @@ impl FrameSource for FollowReader {
         self.error.take()
     }
 
-    fn set_reporter(&mut self, reporter: Reporter) {
+    fn set_reporter(&mut self, reporter: Report) {
         self.tally.set_reporter(reporter);
     }
 }

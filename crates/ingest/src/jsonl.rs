@@ -8,11 +8,12 @@ use std::path::Path;
 use gradtone_frame::{Frame, Named};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::diag::{Diagnostics, Reporter, Tally};
+use crate::diag::{Diagnostics, Tally};
 use crate::error::{IngestError, LineError};
 use crate::lines::{Got, LineBuf};
 use crate::merge::MAX_WORLD;
 use crate::{FrameSource, frames_from_records};
+use gradtone_frame::Report;
 
 /// Lines longer than this many bytes (1 MiB, without the newline) are skipped unread.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -409,7 +410,7 @@ impl Visitor<'_> for Num<'_> {
 /// ```no_run
 /// use gradtone_ingest::{FrameSource, JsonlReader};
 /// let mut src = JsonlReader::open("run.jsonl")?;
-/// src.set_reporter(Box::new(|msg| eprintln!("warning: {msg}")));
+/// src.set_reporter(std::sync::Arc::new(|msg| eprintln!("warning: {msg}")));
 /// for frame in src.by_ref() {
 ///     println!("step {} has {} values", frame.step, frame.values.len());
 /// }
@@ -634,7 +635,7 @@ impl<R: BufRead> FrameSource for JsonlReader<R> {
         self.error.take()
     }
 
-    fn set_reporter(&mut self, reporter: Reporter) {
+    fn set_reporter(&mut self, reporter: Report) {
         self.tally.set_reporter(reporter);
     }
 }

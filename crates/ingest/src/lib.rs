@@ -50,7 +50,7 @@ mod open;
 pub mod stream;
 
 pub use crate::csv::{CsvSource, csv_source};
-pub use diag::{Diagnostics, MAX_MESSAGE_CHARS, MAX_REPORTED, Reporter, shorten};
+pub use diag::{Diagnostics, MAX_MESSAGE_CHARS, MAX_REPORTED, shorten};
 pub use error::{IngestError, LineError};
 pub use follow::{FollowOptions, FollowReader, follow};
 pub use gradtone_frame::{Frame, Named};
@@ -92,7 +92,7 @@ pub trait FrameSource: Iterator<Item = Frame> {
     fn take_error(&mut self) -> Option<IngestError>;
     /// Calls `reporter` with each message as it is recorded in [`Diagnostics::first_errors`] or
     /// [`Diagnostics::warnings`] (e.g. to print it to stderr at once).
-    fn set_reporter(&mut self, reporter: Reporter);
+    fn set_reporter(&mut self, reporter: gradtone_frame::Report);
 }
 
 /// Implements `Iterator` for a type with [`FrameSource::next_record`].

@@ -6,13 +6,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use gradtone_frame::{Frame, Named};
 use rosc::{OscMessage, OscPacket, OscType};
 
-use crate::diag::{Diagnostics, Reporter, Tally};
+use crate::diag::{Diagnostics, Tally};
 use crate::diag::{MAX_MESSAGE_CHARS, shorten};
 use crate::error::IngestError;
 use crate::jsonl::{Record, non_finite};
 use crate::merge::MAX_WORLD;
 use crate::udp::{Receiver, UdpOptions, nothing_received};
 use crate::{FrameSource, frames_from_records};
+use gradtone_frame::Report;
 
 /// `/gradtone/frame i:step (s:name f:value)*`: one step's values.
 pub const ADDR_FRAME: &str = "/gradtone/frame";
@@ -349,7 +350,7 @@ impl OscDecoder {
     }
 
     /// Calls `reporter` with each diagnostic message as it is recorded.
-    pub fn set_reporter(&mut self, reporter: Reporter) {
+    pub fn set_reporter(&mut self, reporter: Report) {
         self.tally.set_reporter(reporter);
     }
 }
@@ -565,7 +566,7 @@ impl FrameSource for OscSource {
         self.error.take()
     }
 
-    fn set_reporter(&mut self, reporter: Reporter) {
+    fn set_reporter(&mut self, reporter: Report) {
         self.dec.set_reporter(reporter);
     }
 }

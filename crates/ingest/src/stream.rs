@@ -95,7 +95,9 @@ pub fn run_source(
 ) -> Result<Finished, StreamError> {
     let report = outputs.report().clone();
     let warn = report.clone();
-    source.set_reporter(Box::new(move |m: &str| warn(&format!("warning: {m}"))));
+    source.set_reporter(std::sync::Arc::new(move |m: &str| {
+        warn(&format!("warning: {m}"))
+    }));
     // Distributed streams are recognised from their first frame's rank/world.
     let first = source.next_record();
     let world = first

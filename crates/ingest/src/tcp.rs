@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use crate::diag::{Diagnostics, Reporter, Tally};
+use crate::diag::{Diagnostics, Tally};
 use crate::error::{IngestError, LineError};
 use crate::jsonl::{MAX_LINE_BYTES, Record, parse_got, tally_line};
 use crate::lines::{Got, LineBuf};
 use crate::merge::MAX_WORLD;
 use crate::{FrameSource, frames_from_records};
+use gradtone_frame::Report;
 
 /// Connections open at once, at most (one per rank: as many as a merged run can have ranks).
 pub const MAX_CONNECTIONS: usize = MAX_WORLD as usize;
@@ -388,7 +389,7 @@ impl FrameSource for TcpSource {
         None
     }
 
-    fn set_reporter(&mut self, reporter: Reporter) {
+    fn set_reporter(&mut self, reporter: Report) {
         self.tally.set_reporter(reporter);
     }
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::diag::{Diagnostics, Reporter, Tally};
+use crate::diag::{Diagnostics, Tally};
 use crate::error::IngestError;
 use crate::jsonl::{Record, is_blank, parse_bytes};
 use crate::{FrameSource, frames_from_records};
+use gradtone_frame::Report;
 
 /// How a UDP (or OSC) source waits and when it stops.
 #[derive(Clone, Debug)]
@@ -285,7 +286,7 @@ impl FrameSource for UdpSource {
         self.error.take()
     }
 
-    fn set_reporter(&mut self, reporter: Reporter) {
+    fn set_reporter(&mut self, reporter: Report) {
         self.tally.set_reporter(reporter);
     }
 }

@@ -21,7 +21,7 @@ fn bad_rows_are_skipped_counted_and_reported_and_the_rest_is_read() {
     let mut src = csv_source(&path).unwrap_or_else(|e| panic!("{e}"));
     let reported = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let r = reported.clone();
-    src.set_reporter(Box::new(move |m: &str| {
+    src.set_reporter(std::sync::Arc::new(move |m: &str| {
         if let Ok(mut v) = r.lock() {
             v.push(m.to_string());
         }

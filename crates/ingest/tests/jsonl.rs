@@ -142,7 +142,7 @@ fn malformed_lines_are_counted_with_line_numbers_and_good_lines_survive() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = Arc::clone(&seen);
     let mut r = JsonlReader::new(&data[..], "run.jsonl");
-    r.set_reporter(Box::new(move |m| {
+    r.set_reporter(Arc::new(move |m: &str| {
         if let Ok(mut v) = seen2.lock() {
             v.push(m.to_string());
         }
