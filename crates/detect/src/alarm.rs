@@ -15,7 +15,7 @@
 //! | [`Dead`](AlarmKind::Dead) | every value < `epsilon` (1e-7) in magnitude: vanished or exactly 0 (checked per instrument when the names carry several, e.g. `g_adv/…`; see [`gradtone_frame::naming::instrument_of`]) |
 //! | [`LayerDead`](AlarmKind::LayerDead) | some layers that were alive drop below `epsilon` (or to exactly 0) while others still move (vanishing layers excepted) |
 //! | [`Vanishing`](AlarmKind::Vanishing) | some layers not 0 but below `ratio` (1e-5) × their instrument's largest norm for `steps` (5) steps running; names them |
-//! | [`Frozen`](AlarmKind::Frozen) | with parameter norms ([`Frame::params`]): every flowing layer's weights bit-identical for `steps` (5) steps running; or, after a non-finite step, the weights' relative change per step (median of `crippled_steps` = 10) below 1/`crippled_factor` (10) of what it was before |
+//! | [`Frozen`](AlarmKind::Frozen) | with parameter norms ([`Frame::params`], in every frame or every k-th: each is compared with the last, over the steps between): every flowing layer's weights bit-identical for `steps` (5) steps running; or, after a non-finite step, the weights' relative change per step (median of `crippled_steps` = 10) below 1/`crippled_factor` (10) of what it was before |
 //! | [`Plateau`](AlarmKind::Plateau) | the median loss of the last `window` (50) steps has neither beaten its best nor the median `patience` steps before by `min_improvement_pct` (1 %) for `patience` (100) steps; worded "rising" when it is above its best by more than that and two standard errors |
 //!
 //! **Noise.** A loss is judged against its own noise: the scaled median absolute deviation of
@@ -59,7 +59,7 @@
 //! that many — see [`AlarmDetector::tracked_names`]. Every other statistic is a window of fixed
 //! length.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use serde::Deserialize;
@@ -419,7 +419,8 @@ pub struct FrozenConfig {
     /// On (default true).
     pub enabled: bool,
     /// Fire when every parameter norm whose gradient flows has stayed bit-identical for this
-    /// many steps running (default 5): the optimiser skips its step.
+    /// many steps running (default 5): the optimiser skips its step. Steps, not frames: norms
+    /// sent every k-th step count k steps each.
     pub steps: usize,
     /// After a non-finite value, loss or parameter: fire when the weights' relative change per
     /// step (the median over `crippled_steps` steps) falls below 1/`crippled_factor` of what it
@@ -537,11 +538,18 @@ const CALM_LOSSES: usize = 3;
 /// Steps whose median total is the recent level a one-step spike must also stand out from.
 const RECENT_TOTALS: usize = 5;
 
-/// The frozen detector's view of the parameter norms.
+/// The frozen detector's view of the parameter norms. A producer may send them in some frames
+/// only (the Python hook reads the weights every k-th step when they are costly): each frame
+/// that has them is compared with the last that had them, over the steps between.
 #[derive(Clone, Debug, Default)]
 struct ParamHistory {
-    /// The previous frame's parameter norms by name (rebuilt each frame: O(params)).
+    /// The last parameter norms by name, from the last frame that had them (rebuilt at each
+    /// such frame: O(params)), and its step.
     prev: HashMap<String, f64>,
+    prev_step: Option<u64>,
+    /// The names of the last frame with parameter norms: the layers (a value without a norm,
+    /// such as a learning rate, is none); empty while no frame had them: every value counts.
+    layers: HashSet<String>,
     /// Steps running with every flowing layer's parameters bit-identical.
     identical: usize,
     /// The weights' relative change per step, last [`MOVEMENT_WINDOW`] finite steps.
@@ -559,7 +567,8 @@ const MIN_MOVEMENT_HISTORY: usize = 10;
 /// What the parameter norms of one frame say (see [`AlarmDetector::track_params`]).
 #[derive(Clone, Debug, Default)]
 struct ParamStep {
-    /// The weights' relative change since the previous frame, `Σ|Δ‖p‖| / Σ‖p‖`.
+    /// The weights' relative change per step since the last frame with parameter norms,
+    /// `Σ|Δ‖p‖| / Σ‖p‖ / steps between`.
     movement: Option<f64>,
     /// The usual movement before this step (see `track_params`).
     usual: Option<f64>,
@@ -719,7 +728,7 @@ impl AlarmDetector {
         let eps = self.config.dead.epsilon;
         // With parameter norms, the gradient norms are the values that have one: an extra value
         // (a learning rate of 1e-6) is no layer.
-        let layers = layer_names(frame);
+        let layers = &self.params.layers;
         let is_layer = |n: &&Named| layers.is_empty() || layers.contains(n.name.as_str());
         let mut largest: HashMap<&str, f64> = HashMap::new();
         for n in frame
@@ -794,72 +803,85 @@ impl AlarmDetector {
         )
     }
 
-    /// Compares the frame's parameter norms with the previous frame's: how far the weights
-    /// moved, and whether every flowing layer's stayed bit-identical. O(params).
+    /// Compares the frame's parameter norms with the last ones: how far the weights moved per
+    /// step, and whether every flowing layer's stayed bit-identical (counted in steps, so that
+    /// norms sent every k-th step count as k). A frame without parameter norms changes nothing
+    /// here but still opens the watch after a non-finite step. O(params).
     fn track_params(&mut self, frame: &Frame) -> ParamStep {
         let eps = self.config.dead.epsilon;
         let crippled_steps = self.config.frozen.crippled_steps;
         let h = &mut self.params;
-        let mut step = ParamStep::default();
-        if frame.params.is_empty() {
-            h.prev.clear();
-            h.identical = 0;
-            return step;
-        }
-        let flowing: std::collections::HashSet<&str> = frame
-            .values
-            .iter()
-            .filter(|n| n.value.is_finite() && n.value.abs() > eps)
-            .map(|n| n.name.as_str())
-            .collect();
-        step.gradient = gradtone_frame::stats::l2(
-            frame
-                .values
-                .iter()
-                .filter(|n| n.value.is_finite())
-                .map(|n| n.value),
-        );
-        let (mut checked, mut same) = (0usize, 0usize);
-        let (mut moved, mut total) = (0.0f64, 0.0f64);
+        let mut step = ParamStep {
+            gradient: gradtone_frame::stats::l2(
+                frame
+                    .values
+                    .iter()
+                    .filter(|n| n.value.is_finite())
+                    .map(|n| n.value),
+            ),
+            ..ParamStep::default()
+        };
         let mut bad = frame
             .values
             .iter()
             .chain(&frame.losses)
             .any(|n| !n.value.is_finite());
-        for p in &frame.params {
-            if !p.value.is_finite() {
-                bad = true;
-                continue;
-            }
-            let Some(&before) = h.prev.get(p.name.as_str()) else {
-                continue;
-            };
-            moved += (p.value - before).abs();
-            total += before.abs();
-            if flowing.contains(p.name.as_str()) {
-                checked += 1;
-                same += usize::from(p.value.to_bits() == before.to_bits());
-            }
-        }
-        let had_prev = !h.prev.is_empty();
-        h.prev.clear();
-        h.prev.extend(
-            frame
-                .params
+        let mut movement = None;
+        if !frame.params.is_empty() {
+            let flowing: HashSet<&str> = frame
+                .values
                 .iter()
-                .filter(|p| p.value.is_finite())
-                .map(|p| (p.name.clone(), p.value)),
-        );
-        h.identical = if checked > 0 && same == checked {
-            h.identical + 1
-        } else {
-            0
-        };
-        let movement = (had_prev && total > 0.0 && !bad).then(|| moved / total);
+                .filter(|n| n.value.is_finite() && n.value.abs() > eps)
+                .map(|n| n.name.as_str())
+                .collect();
+            let (mut checked, mut same) = (0usize, 0usize);
+            let (mut moved, mut total) = (0.0f64, 0.0f64);
+            for p in &frame.params {
+                if !p.value.is_finite() {
+                    bad = true;
+                    continue;
+                }
+                let Some(&before) = h.prev.get(p.name.as_str()) else {
+                    continue;
+                };
+                moved += (p.value - before).abs();
+                total += before.abs();
+                if flowing.contains(p.name.as_str()) {
+                    checked += 1;
+                    same += usize::from(p.value.to_bits() == before.to_bits());
+                }
+            }
+            // Steps since the last norms; a stream that restarts its count is taken as one.
+            let gap = h
+                .prev_step
+                .map_or(1, |s| frame.step.saturating_sub(s).max(1));
+            let had_prev = !h.prev.is_empty();
+            h.prev.clear();
+            h.prev.extend(
+                frame
+                    .params
+                    .iter()
+                    .filter(|p| p.value.is_finite())
+                    .map(|p| (p.name.clone(), p.value)),
+            );
+            h.prev_step = Some(frame.step);
+            if h.layers.len() != frame.params.len()
+                || frame.params.iter().any(|p| !h.layers.contains(&p.name))
+            {
+                h.layers = frame.params.iter().map(|p| p.name.clone()).collect();
+            }
+            h.identical = if checked > 0 && same == checked {
+                h.identical
+                    .saturating_add(usize::try_from(gap).unwrap_or(usize::MAX))
+            } else {
+                0
+            };
+            movement = (had_prev && total > 0.0 && !bad).then(|| moved / total / gap as f64);
+        }
         step.movement = movement;
         // The usual movement: the larger of the median so far and the previous step's, so
         // that only a sudden jump stands out (a warmup grows the steps gradually).
-        if h.movement.len() >= MIN_MOVEMENT_HISTORY {
+        if movement.is_some() && h.movement.len() >= MIN_MOVEMENT_HISTORY {
             let median = median_of(&mut self.scratch, h.movement.iter().copied());
             step.usual = median
                 .zip(h.movement.back().copied())
@@ -962,9 +984,9 @@ impl AlarmDetector {
     /// Updates every name's state (O(values)); returns the per-layer death condition.
     /// Names in `vanished` are the vanishing alarm's news, not this one's.
     fn layer_dead(&mut self, frame: &Frame, now: u64, vanished: &[String]) -> Option<Finding> {
-        let vanished: std::collections::HashSet<&str> =
+        let vanished: HashSet<&str> =
             vanished.iter().map(String::as_str).collect();
-        let layers = layer_names(frame);
+        let layers = &self.params.layers;
         let is_layer = |name: &str| layers.is_empty() || layers.contains(name);
         let eps = self.config.dead.epsilon;
         let is_dead = |v: f64| v == 0.0 || v.abs() < eps;
@@ -1367,7 +1389,7 @@ impl AlarmDetector {
         let eps = cfg.epsilon;
         // One instrument (a loss term's voices) going silent is news even while the others
         // play on: a GAN whose generator gradients vanish. Grouped through a hash map: O(values).
-        let layers = layer_names(frame);
+        let layers = &self.params.layers;
         let mut index: HashMap<&str, usize> = HashMap::new();
         let mut instruments: Vec<(&str, Vec<&Named>)> = Vec::new();
         for n in frame
@@ -1507,12 +1529,6 @@ impl Watch for AlarmDetector {
     fn observe(&mut self, frame: &Frame) -> Vec<AlarmEvent> {
         self.judge(frame)
     }
-}
-
-/// The names of the frame's layers when it carries parameter norms (the values that have one;
-/// an extra value such as a learning rate has none); empty without them: every value counts.
-fn layer_names(frame: &Frame) -> std::collections::HashSet<&str> {
-    frame.params.iter().map(|p| p.name.as_str()).collect()
 }
 
 /// The median of `losses` (at least half of `window` of them, all positive) and their noise

@@ -563,6 +563,42 @@ fn frozen_weights_are_heard_while_gradients_flow() {
     );
 }
 
+/// Parameter norms in every k-th frame only (what the Python hook sends when reading the weights
+/// is costly): each is compared with the last, and identical steps count the steps between. The
+/// weights stop moving at step 30: with k = 4 the norms at 36 equal those at 32
+/// (4 identical steps) and at 40 (8 ≥ 5): the alarm fires at step 40, once; with k = 3, at 36
+/// (33, then 36: 6 steps). A healthy run with the same sparse norms hears nothing.
+#[test]
+fn frozen_weights_are_heard_from_norms_sent_every_kth_step() {
+    let run = |k: u64, stop: u64| {
+        let mut d = AlarmDetector::new(&AlarmConfig::default());
+        let mut events = Vec::new();
+        let mut s = 3u64;
+        for step in 0..80u64 {
+            let t = step.min(stop - 1) as f64;
+            let mut f = Frame::new(step).with_loss("loss", 2.0 - 0.01 * t + 0.02 * noise(&mut s));
+            for (i, layer) in ["conv1", "fc1"].into_iter().enumerate() {
+                f = f.with_value(layer, 0.5 * (1.0 + 0.1 * noise(&mut s)));
+                if step % k == 0 {
+                    f = f.with_param(layer, 5.0 + i as f64 + 0.01 * t);
+                }
+            }
+            events.extend(d.observe(&f));
+        }
+        events
+    };
+    let events = run(4, 31);
+    assert_eq!(kinds_at(&events), [(40, AlarmKind::Frozen)], "{events:?}");
+    assert!(
+        events[0].message.contains("bit-identical for 8 steps"),
+        "{}",
+        events[0].message
+    );
+    let events = run(3, 31);
+    assert_eq!(kinds_at(&events), [(36, AlarmKind::Frozen)], "{events:?}");
+    assert_eq!(kinds_at(&run(4, 1000)), [], "healthy, norms every 4th step");
+}
+
 /// A non-finite step that leaves the run crippled (a poisoned optimiser: the weights move
 /// 100× less after it) is followed by the frozen alarm 10 steps later; a run that recovers
 /// (the weights move as before) only hears the non-finite siren.
@@ -597,6 +633,40 @@ fn a_crippled_run_after_a_non_finite_step_is_heard_as_frozen() {
         crippled[1].message
     );
     assert_eq!(kinds_at(&run(1e-3)), [(40, AlarmKind::NonFinite)]);
+}
+
+/// As above with the weights' norms in every 4th frame until the non-finite step (at 60) and in
+/// every frame after it (what the Python hook sends when reading the weights is costly): the
+/// movement per step before is measured over the 4-step spans, and the crippled run is heard
+/// 10 steps after; the run that recovers is not.
+#[test]
+fn a_crippled_run_is_heard_from_norms_sent_every_kth_step_before_it() {
+    let run = |after: f64| {
+        let mut d = AlarmDetector::new(&AlarmConfig::default());
+        let mut events = Vec::new();
+        let (mut p, mut s) = (10.0, 11u64);
+        for step in 0..100u64 {
+            let bad = step == 60;
+            let rate = if step > 60 { after } else { 1e-3 };
+            p *= 1.0 + rate * (1.0 + 0.3 * noise(&mut s));
+            let g = if bad { f64::INFINITY } else { 0.4 };
+            let mut f = Frame::new(step)
+                .with_loss("loss", 1.0 + 0.02 * noise(&mut s))
+                .with_value("w", g);
+            if step >= 60 || step % 4 == 0 {
+                f = f.with_param("w", p);
+            }
+            events.extend(d.observe(&f));
+        }
+        events
+    };
+    let crippled = run(1e-5);
+    assert_eq!(
+        kinds_at(&crippled),
+        [(60, AlarmKind::NonFinite), (70, AlarmKind::Frozen)],
+        "{crippled:?}"
+    );
+    assert_eq!(kinds_at(&run(1e-3)), [(60, AlarmKind::NonFinite)]);
 }
 
 /// A gradient norm that rises 8× over ten steps while the loss falls fast is learning: no
@@ -719,7 +789,7 @@ fn an_update_that_jumps_is_an_explosion_even_when_clipped() {
 /// stream without `params` cannot tell, and calls it a dead layer.
 #[test]
 fn an_extra_value_without_params_is_not_a_layer() {
-    let run = |with_params: bool| {
+    let run = |every: u64| {
         let mut d = AlarmDetector::new(&AlarmConfig::default());
         let mut events = Vec::new();
         for step in 0..60u64 {
@@ -730,7 +800,7 @@ fn an_extra_value_without_params_is_not_a_layer() {
                 .with_value("fc1", 0.5 + 0.01 * (t * 0.7).sin())
                 .with_value("fc2", 0.3)
                 .with_value("lr", if step == 59 { 0.0 } else { lr });
-            if with_params {
+            if every > 0 && step % every == 0 {
                 f = f
                     .with_param("fc1", 4.0 + 0.01 * t)
                     .with_param("fc2", 2.0 + 0.01 * t);
@@ -739,8 +809,10 @@ fn an_extra_value_without_params_is_not_a_layer() {
         }
         kinds_at(&events)
     };
-    assert_eq!(run(true), []);
-    assert_eq!(run(false), [(59, AlarmKind::LayerDead)]);
+    assert_eq!(run(1), []);
+    // Norms in every 4th frame only (step 59 has none): the last ones still name the layers.
+    assert_eq!(run(4), []);
+    assert_eq!(run(0), [(59, AlarmKind::LayerDead)]);
 }
 
 /// After a rise that was learning, the 50-step median lags behind the norms: a single noisy
