@@ -86,7 +86,15 @@ class GradTone:
         append: append to a file destination instead of truncating it.
         param_norms: also write each group's parameter (weight) norm as the frame's ``"params"``
             (read in the same device sync as the gradient norms), so gradtone can tell weights
-            that stopped moving (a frozen or crippled optimizer) while gradients flow. Default True.
+            that stopped moving (a frozen or crippled optimizer) while gradients flow. ``True``
+            or ``"every"`` (default): in every frame. ``"budget"``: in every frame while that is
+            cheap, else in every k-th frame only (1 <= k <= 16), k chosen from the hook's own
+            measured time so that it stays within ``param_budget`` of the measured step time;
+            the other frames carry no ``"params"`` (the gradient norms are in every frame).
+            gradtone's frozen alarm needs ``"params"`` in consecutive frames (a frame without
+            them restarts it): with ``"budget"`` it can only fire while k is 1. ``False``: never.
+        param_budget: with ``param_norms="budget"``, the share of a step the hook may take
+            (default 0.01: 1 %).
     """
 
     def __init__(
@@ -107,7 +115,8 @@ class GradTone:
         strict: bool = False,
         append: bool = False,
         clip: float | None = None,
-        param_norms: bool = True,
+        param_norms: bool | str = True,
+        param_budget: float = 0.01,
     ):
         import torch  # lazily: the writer parts of the package work without torch
 
@@ -123,6 +132,10 @@ class GradTone:
         check_group_by(group_by)
 
         clip_value(clip)  # a bad type fails here, not at every step
+        if param_norms not in (True, False, "every", "budget"):
+            raise ValueError(f"param_norms must be True, False, 'every' or 'budget', got {param_norms!r}")
+        if not (isinstance(param_budget, (int, float)) and 0 < param_budget <= 1):
+            raise ValueError(f"param_budget must be a share of a step in (0, 1], got {param_budget!r}")
 
         named = self._named_parameters(model)
         self._params: list[tuple[str, Any, int]] = []  # (name, parameter, group index)
@@ -175,7 +188,12 @@ class GradTone:
             [] if optimizer is None else list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
         )
         self.unscaled = unscaled
-        self.param_norms = bool(param_norms)
+        #: Whether frames carry ``"params"`` at all (every frame, or on a budget).
+        self.param_norms = param_norms is not False
+        #: The weights' read on a budget: see :class:`_ParamBudget`.
+        self._budget = _ParamBudget(param_budget) if param_norms == "budget" else None
+        #: Whether the step being read reads the weights too (decided by :meth:`_params_now`).
+        self._pnow = self.param_norms
         self._rank, self._world = rank, world
         self._dist_checked = rank is not None
         self.wall_time = wall_time
@@ -221,9 +239,10 @@ class GradTone:
         produced) and pass the threshold: ``tone.step(loss=loss, clip=0.25)``; it is written
         as the frame's ``"clip"`` (default: the ``clip`` given to the constructor).
 
-        ``loss`` becomes ``losses["loss"]``; ``losses`` adds named terms (tensors or numbers). ``step`` overrides the internal counter (which then continues
-        from ``step + 1``). ``values`` adds extra named quantities after the norms (e.g. the
-        learning rate). Returns the frame as a dict (``None`` on a skipped or failed step).
+        ``loss`` becomes ``losses["loss"]``; ``losses`` adds named terms (tensors or numbers).
+        ``step`` overrides the internal counter (which then continues from ``step + 1``).
+        ``values`` adds extra named quantities after the norms (e.g. the learning rate).
+        Returns the frame as a dict (``None`` on a skipped or failed step).
 
         One device→host synchronisation per step (per device holding gradients): all norms
         (from fused ``torch._foreach_norm`` kernels), tensor losses and the AMP scale are stacked
@@ -438,8 +457,19 @@ class GradTone:
                 vec = self._launch(items)
                 if vec is not None:
                     return self._finish(step, vec, scale, items, clip, want_frame)
+        b = self._budget
+        t0 = _perf() if b is not None else 0.0
         norms = self._grad_norms()
+        if b is not None:
+            b.own += _perf() - t0
         return self._emit(step, norms, scale, skip, loss, losses, values, clip)
+
+    def _params_now(self) -> bool:
+        """Whether this step's frame carries the weights' norms (always, never, or on the
+        budget's turn); sets :attr:`_pnow`, which the read and the frame follow."""
+        b = self._budget
+        self._pnow = self.param_norms and (b is None or b.due())
+        return self._pnow
 
     @staticmethod
     def _loss_items(loss: Any, losses: dict[str, Any] | None) -> list[tuple[str, Any]]:
@@ -464,24 +494,35 @@ class GradTone:
         :meth:`_emit` do the general read."""
         if not self._common:
             return None
+        b = self._budget
+        t0 = _perf() if b is not None else 0.0
         torch = self._torch
         ts = [p.grad for p in self._plist]
         dtype = ts[0].dtype if ts[0] is not None else None
         for g in ts:
             if g is None or g.dtype is not dtype:
                 return None
-        if self.param_norms:
+        pnow = self._params_now()
+        if pnow and b is None:
             ts += self._plist  # a gradient has its parameter's dtype and device
         # A half-precision norm overflows at 65504: accumulate and return in float32.
         kw = {"dtype": torch.float32} if dtype in (torch.float16, torch.bfloat16) else {}
         with torch.no_grad():  # a grad made with create_graph=True must not grow a graph here
             norms = torch._foreach_norm(ts, 2, **kw)
+            if pnow and b is not None:  # apart, to time what the weights cost
+                t1 = _perf()
+                norms += torch._foreach_norm(self._plist, 2, **kw)
+                b.weights = _perf() - t1
             if self._on_host(ts):
                 # On the CPU there is no device to sync with, and reading each 0-d result is
-                # cheaper than stacking them (half the time, measured in situ).
+                # cheaper than stacking them.
                 host = [x.item() for x in norms]
                 host += [v.item() for _, v in items if isinstance(v, torch.Tensor)]
+                if b is not None:
+                    b.own += _perf() - t0
                 return host
+            if b is not None:
+                b.own += _perf() - t0
             losses = [v.detach().reshape(()) for _, v in items if isinstance(v, torch.Tensor)]
             if losses:
                 try:
@@ -515,10 +556,13 @@ class GradTone:
         """Reads what :meth:`_launch` returned (the norms and the tensor losses ``loss_items``
         had then, in one ``.tolist()``), and writes the frame (its dict returned when
         ``want_frame``)."""
+        b = self._budget
+        t0 = _perf() if b is not None else 0.0
         torch = self._torch
         t = _time.time() if self.wall_time else None
         n = len(self._plist)
-        size = 2 * n if self.param_norms else n
+        pnow = self._pnow
+        size = 2 * n if pnow else n
         extra = [v.detach().reshape(1) for _, v in loss_items if isinstance(v, torch.Tensor)]
         if isinstance(vec, list):  # read on the host already (_on_host)
             host = vec
@@ -539,7 +583,7 @@ class GradTone:
         else:
             vals = [_combine([gvals[i] for i in m]) for m in self._members]
         params = None
-        if self.param_norms:
+        if pnow:
             pv = host[n : 2 * n]
             params = pv if self._one_per_group else [_combine([pv[i] for i in m]) for m in self._members]
         j = size
@@ -558,6 +602,9 @@ class GradTone:
             self.writer.write_dict(frame)
         else:
             self.writer.write_line(self._encoder.line(step, vals, ls, rank, world, t, clip, params), rank)
+        if b is not None:
+            b.own += _perf() - t0
+            b.frame_done(pnow)
         return frame if want_frame else None
 
     def _emit(
@@ -573,6 +620,8 @@ class GradTone:
     ) -> dict:
         """Reads ``norms`` (from :meth:`_grad_norms`), the tensor losses and the scale back in one
         sync per device, and writes the frame."""
+        b = self._budget
+        t0 = _perf() if b is not None else 0.0
         torch = self._torch
         t = _time.time() if self.wall_time else None
 
@@ -608,7 +657,11 @@ class GradTone:
         if isinstance(scale, torch.Tensor):
             park(("scale", 0), scale.reshape(1))
         # The weights' norms ride along as one vector per device, in the same .tolist().
-        pvec = self._param_norms() if self.param_norms else []
+        pnow = self._params_now()
+        t1 = _perf() if b is not None else 0.0
+        pvec = self._param_norms() if pnow else []
+        if b is not None and pnow:
+            b.weights = _perf() - t1
         for k, (_, vec) in enumerate(pvec):
             park(("params", k), vec)
         host = {dev: torch.cat(xs).tolist() for dev, xs in slots.items()}
@@ -644,7 +697,70 @@ class GradTone:
         rank, world = self._rank_world()
         frame = frame_dict(step, vals, ls, rank, world, t, clip, params)
         self.writer.write_dict(frame)
+        if b is not None:
+            b.own += _perf() - t0
+            b.frame_done(pnow)
         return frame
+
+
+_perf = _time.perf_counter
+
+#: The most frames between two reads of the weights on a budget.
+PARAM_EVERY_MAX = 16
+
+
+class _ParamBudget:
+    """When a hook with ``param_norms="budget"`` reads the weights' norms: every frame while the
+    hook's own time per frame, weights included, stays within ``share`` of the time between
+    frames; else every k-th frame, k the smallest that brings the weights' share of it (their
+    read time / k) within what the rest of the hook leaves of the budget, at most
+    :data:`PARAM_EVERY_MAX` (when the rest alone exceeds it). Starts at 1; the times are
+    running means (a tenth of each new frame), measured with ``time.perf_counter``."""
+
+    def __init__(self, share: float):
+        self.share = float(share)
+        #: Frames between two reads of the weights (1: every frame).
+        self.k = 1
+        #: Frames written since the weights were last read.
+        self.since = 0
+        #: This frame's time inside the hook so far, and its weights' read (seconds).
+        self.own = 0.0
+        self.weights = 0.0
+        #: Running means: the hook's time per frame without the weights, the weights' read,
+        #: the time between frames; None until measured.
+        self.base: float | None = None
+        self.read: float | None = None
+        self.interval: float | None = None
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        """Whether this frame reads the weights."""
+        return self.since + 1 >= self.k
+
+    @staticmethod
+    def _mean(old: float | None, new: float) -> float:
+        return new if old is None else old + 0.1 * (new - old)
+
+    def frame_done(self, read: bool) -> None:
+        """Called once per frame written: updates the means and k."""
+        now = _perf()
+        if self._last is not None:
+            self.interval = self._mean(self.interval, now - self._last)
+        self._last = now
+        if read:
+            self.read = self._mean(self.read, self.weights)
+            self.since = 0
+        else:
+            self.since += 1
+        self.base = self._mean(self.base, self.own - (self.weights if read else 0.0))
+        self.own = self.weights = 0.0
+        if self.interval is None or self.read is None:
+            return
+        left = self.share * self.interval - self.base
+        if left <= 0:
+            self.k = PARAM_EVERY_MAX
+        else:
+            self.k = max(1, min(PARAM_EVERY_MAX, math.ceil(self.read / left)))
 
 
 def _host_float(v: Any) -> Any:

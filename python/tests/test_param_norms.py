@@ -111,7 +111,13 @@ def test_nan_weights_become_strings(torch):
     )
 
 
-def test_lightning_callback_params_are_the_weights_before_the_step(tmp_path):
+# "budget" with a budget nobody can meet: the weights are read in frames 0 and 1 (k is 1 until
+# the time between frames is known), then every 16th frame only.
+TINY_BUDGET = {"param_norms": "budget", "param_budget": 1e-9}
+
+
+@pytest.mark.parametrize("kw", [{}, TINY_BUDGET], ids=["every", "tiny_budget"])
+def test_lightning_callback_params_are_the_weights_before_the_step(tmp_path, kw):
     need("lightning")
     import lightning.pytorch as pl
     import torch
@@ -134,9 +140,11 @@ def test_lightning_callback_params_are_the_weights_before_the_step(tmp_path):
     class Reference(pl.Callback):
         def __init__(self):
             self.params = []
+            self.grads = []  # before Lightning clips (it clips after this hook)
 
         def on_before_optimizer_step(self, trainer, pl_module, optimizer):
             self.params.append({n: p.detach().norm().item() for n, p in pl_module.named_parameters()})
+            self.grads.append({n: p.grad.norm().item() for n, p in pl_module.named_parameters()})
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
@@ -146,7 +154,7 @@ def test_lightning_callback_params_are_the_weights_before_the_step(tmp_path):
     trainer = pl.Trainer(
         accelerator="cpu",
         max_steps=3,
-        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True)],
+        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True, **kw)],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -156,14 +164,20 @@ def test_lightning_callback_params_are_the_weights_before_the_step(tmp_path):
     trainer.fit(Lin(), torch.utils.data.DataLoader(data, batch_size=4))
     frames = read_frames(out)
     assert len(frames) == len(ref.params) == 3
+    for f, gr in zip(frames, ref.grads):
+        assert f["values"] == gr  # every frame, p.grad.norm() exactly
+    if kw:
+        assert "params" not in frames[2]
+        frames, ref.params = frames[:2], ref.params[:2]
     for f, r in zip(frames, ref.params):
         assert list(f["params"]) == list(f["values"]) == list(r)
         for n, v in r.items():
             assert f["params"][n] == pytest.approx(v, rel=1e-6), n
-    assert frames[0]["params"] != frames[2]["params"]
+    assert frames[0]["params"] != frames[-1]["params"]
 
 
-def test_hf_callback_params_are_the_weights_before_the_step(tmp_path):
+@pytest.mark.parametrize("kw", [{}, TINY_BUDGET], ids=["every", "tiny_budget"])
+def test_hf_callback_params_are_the_weights_before_the_step(tmp_path, kw):
     need("transformers")
     need("accelerate")
     import torch
@@ -215,12 +229,85 @@ def test_hf_callback_params_are_the_weights_before_the_step(tmp_path):
         model=model,
         args=args,
         train_dataset=Data(),
-        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True)],
+        callbacks=[ref, GradToneCallback(to=str(out), group_by="tensor", strict=True, **kw)],
     ).train()
     frames = read_frames(out)
     assert len(frames) == len(ref.params) == 3
+    assert all(len(f["values"]) == len(ref.params[0]) for f in frames)  # the gradients: every frame
+    if kw:
+        assert "params" not in frames[2]
+        frames, ref.params = frames[:2], ref.params[:2]
     for f, r in zip(frames, ref.params):
         assert list(f["params"]) == list(f["values"])
         for n, v in r.items():
             assert f["params"][n] == pytest.approx(v, rel=1e-5), n
-    assert json.dumps(frames[0]["params"]) != json.dumps(frames[2]["params"])
+    assert json.dumps(frames[0]["params"]) != json.dumps(frames[-1]["params"])
+
+
+def _budget_run(torch, steps, pause=0.0, **kw):
+    """``steps`` SGD steps of the test model with ``GradTone(..., **kw)``: the frames, the hook,
+    and each step's gradient norms as ``p.grad.norm()`` gives them (by group, ``group_by="tensor"``)."""
+    import time
+
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, group_by="tensor", strict=True, wall_time=False, **kw)
+    grads = []
+    for step in range(steps):
+        opt.zero_grad()
+        loss = backward(torch, model, seed=step)
+        grads.append({n: p.grad.norm().item() for n, p in model.named_parameters()})
+        tone.step(loss=loss)
+        opt.step()
+        time.sleep(pause)  # the rest of a (slow) training step
+    return _frames(buf), tone, grads
+
+
+def test_budget_reads_the_weights_every_step_when_steps_are_slow(torch):
+    """A budget of the whole step, steps of 20 ms: reading the weights always fits, k stays 1."""
+    frames, tone, grads = _budget_run(torch, 8, pause=0.02, param_norms="budget", param_budget=1.0)
+    assert [("params" in f) for f in frames] == [True] * 8
+    assert tone._budget.k == 1
+    assert [f["values"] for f in frames] == grads
+
+
+def test_budget_reads_the_weights_every_kth_step_and_the_gradients_every_step(torch):
+    """A budget nobody meets: k goes to its bound, 16, once the step time is known (after frame
+    1); the weights are read in frames 0, 1, 17, 33; every frame has every gradient norm, equal
+    to p.grad.norm(); a frame with params has the weights' norms before that step's update."""
+    from gradtone_hook._hook import PARAM_EVERY_MAX
+
+    frames, tone, grads = _budget_run(torch, 40, **TINY_BUDGET)
+    assert PARAM_EVERY_MAX == 16 and tone._budget.k == PARAM_EVERY_MAX
+    assert [f["step"] for f in frames if "params" in f] == [0, 1, 17, 33]
+    assert [f["values"] for f in frames] == grads
+    assert all(list(f["params"]) == list(f["values"]) for f in frames if "params" in f)
+    # The same run with the weights read every step gives the same numbers where both have them.
+    every, _, _ = _budget_run(torch, 40)
+    for f, e in zip(frames, every):
+        assert f["values"] == e["values"]
+        if "params" in f:
+            assert f["params"] == e["params"]
+
+
+@pytest.mark.parametrize(
+    "base_ms, read_ms, want_k",
+    [(0.05, 0.01, 1), (0.05, 0.06, 2), (0.05, 0.19, 4), (0.09, 5.0, 16), (0.2, 0.01, 16)],
+)
+def test_budget_k_is_the_smallest_that_fits_and_bounded(monkeypatch, base_ms, read_ms, want_k):
+    """1 % of a 10 ms step is 0.1 ms: after the hook's other work (base), the weights' read
+    divided by k must fit in what is left; at least 1, at most 16 (also when nothing is left)."""
+    from gradtone_hook import _hook
+
+    clock = [0.0]
+    monkeypatch.setattr(_hook, "_perf", lambda: clock[0])
+    b = _hook._ParamBudget(0.01)
+    for _ in range(3):  # constant times: the running means are those times
+        clock[0] += 0.010
+        b.own, b.weights = (base_ms + read_ms) / 1e3, read_ms / 1e3
+        b.frame_done(True)
+    assert b.k == want_k
+    assert b.due() == (want_k == 1)  # the weights were just read
