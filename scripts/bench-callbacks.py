@@ -15,7 +15,9 @@ reported two ways, both from the same runs:
   of most of the noise of a shared machine.
 
 Target: at most 2 % of a step. Usage: python3 scripts/bench-callbacks.py [--rounds 3] [--steps 40]
-[--threads 1] (the hook benched is the one of this checkout, ../python).
+[--threads 1] [--param-norms every|budget|off] (the hook benched is the one of this checkout,
+../python; ``--param-norms`` is the callbacks' ``param_norms``: the weights' norms in every frame,
+the default, on a budget, or never).
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ def step_time(marks, warmup):
 # -- Hugging Face -----------------------------------------------------------------------------------
 
 
+#: The callbacks' keyword arguments besides ``to`` and ``group_by`` (from ``--param-norms``).
+CB_KW: dict = {}
+
+
 def hf_run(with_cb, steps, out):
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
 
@@ -127,7 +133,7 @@ def hf_run(with_cb, steps, out):
     )
     callbacks = [Marks()]
     if with_cb:
-        cb = GradToneCallback(to=os.path.join(out, "hf.jsonl"), group_by="tensor")
+        cb = GradToneCallback(to=os.path.join(out, "hf.jsonl"), group_by="tensor", **CB_KW)
         instrument(
             cb,
             [
@@ -182,7 +188,7 @@ def lightning_run(with_cb, steps, out):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
     callbacks = [Marks()]
     if with_cb:
-        cb = GradToneCallback(to=os.path.join(out, "pl.jsonl"), group_by="tensor")
+        cb = GradToneCallback(to=os.path.join(out, "pl.jsonl"), group_by="tensor", **CB_KW)
         instrument(cb, ["on_before_backward", "on_before_optimizer_step"])
         callbacks.append(cb)
     trainer = pl.Trainer(
@@ -208,7 +214,14 @@ def main():
     ap.add_argument("--warmup", type=int, default=5, help="steps left out of each run's median")
     ap.add_argument("--only", choices=["hf", "lightning"], help="bench one model only")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
+    ap.add_argument(
+        "--param-norms",
+        choices=["every", "budget", "off"],
+        default="every",
+        help="the callbacks' param_norms: the weights' norms in every frame (default), on a budget, or never",
+    )
     a = ap.parse_args()
+    CB_KW["param_norms"] = {"every": True, "budget": "budget", "off": False}[a.param_norms]
     torch.set_num_threads(a.threads)
     import logging
 
@@ -238,7 +251,7 @@ def main():
                 f"{name}: A {ma * 1e3:.2f} ms/step, B {mb * 1e3:.2f} ms/step, wall {wall * 100:+.2f} %, "
                 f"self {statistics.median(selfs) * 1e3:.3f} ms/step = {self_cost * 100:.2f} % of a step"
             )
-    print(f"worst self cost: {worst * 100:.2f} % (target <= 2 %)")
+    print(f"worst self cost: {worst * 100:.2f} % (target <= 2 %; param_norms={a.param_norms})")
 
 
 if __name__ == "__main__":
