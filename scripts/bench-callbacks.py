@@ -15,9 +15,9 @@ reported two ways, both from the same runs:
   of most of the noise of a shared machine.
 
 Target: at most 2 % of a step. Usage: python3 scripts/bench-callbacks.py [--rounds 3] [--steps 40]
-[--threads 1] [--param-norms every|budget|off] (the hook benched is the one of this checkout,
-../python; ``--param-norms`` is the callbacks' ``param_norms``: the weights' norms in every frame,
-the default, on a budget, or never).
+[--threads 1] [--param-norms auto|every|off] (the hook benched is the one of this checkout,
+../python; ``--param-norms`` is the callbacks' ``param_norms``: the weights' norms on the hook's
+budget, its default, in every frame, or never).
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ def step_time(marks, warmup):
 
 #: The callbacks' keyword arguments besides ``to`` and ``group_by`` (from ``--param-norms``).
 CB_KW: dict = {}
+#: The callbacks' destination: None for a file in a temporary folder (``--to file``), else
+#: ``$GRADTONE_TO`` (``--to env``: run the script under ``gradtone run``).
+DEST: list = [None]
 
 
 def hf_run(with_cb, steps, out):
@@ -133,7 +136,7 @@ def hf_run(with_cb, steps, out):
     )
     callbacks = [Marks()]
     if with_cb:
-        cb = GradToneCallback(to=os.path.join(out, "hf.jsonl"), group_by="tensor", **CB_KW)
+        cb = GradToneCallback(to=DEST[0] or os.path.join(out, "hf.jsonl"), group_by="tensor", **CB_KW)
         instrument(
             cb,
             [
@@ -188,7 +191,7 @@ def lightning_run(with_cb, steps, out):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
     callbacks = [Marks()]
     if with_cb:
-        cb = GradToneCallback(to=os.path.join(out, "pl.jsonl"), group_by="tensor", **CB_KW)
+        cb = GradToneCallback(to=DEST[0] or os.path.join(out, "pl.jsonl"), group_by="tensor", **CB_KW)
         instrument(cb, ["on_before_backward", "on_before_optimizer_step"])
         callbacks.append(cb)
     trainer = pl.Trainer(
@@ -216,12 +219,22 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     ap.add_argument(
         "--param-norms",
-        choices=["every", "budget", "off"],
-        default="every",
-        help="the callbacks' param_norms: the weights' norms in every frame (default), on a budget, or never",
+        choices=["auto", "every", "off"],
+        default="auto",
+        help="the callbacks' param_norms: the weights' norms on a budget (the default), in every frame, or never",
+    )
+    ap.add_argument(
+        "--to",
+        choices=["file", "env"],
+        default="file",
+        help="where the frames go: a file (default), or $GRADTONE_TO (run this under `gradtone run -- ...`)",
     )
     a = ap.parse_args()
-    CB_KW["param_norms"] = {"every": True, "budget": "budget", "off": False}[a.param_norms]
+    if a.to == "env":
+        DEST[0] = os.environ.get("GRADTONE_TO")
+        if not DEST[0]:
+            ap.error("--to env needs $GRADTONE_TO: run it as gradtone run -- python3 scripts/bench-callbacks.py --to env")
+    CB_KW["param_norms"] = {"auto": "auto", "every": "every", "off": False}[a.param_norms]
     torch.set_num_threads(a.threads)
     import logging
 

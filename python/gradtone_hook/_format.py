@@ -124,6 +124,14 @@ def encode_line(
     return encode_dict(frame_dict(step, values, losses, rank, world, t, clip, params))
 
 
+def _number_text(v: Any) -> str:
+    """One number of a frame as JSON text (see :func:`json_number`)."""
+    v = json_number(v)
+    if type(v) is float:
+        return repr(v)  # what json writes for a finite float
+    return json.dumps(v)
+
+
 class FrameEncoder:
     """The line :func:`encode_line` writes, for frames whose value names are fixed (a hook's
     groups), made without the intermediate dict: the names are escaped once, and the numbers of a
@@ -137,6 +145,19 @@ class FrameEncoder:
         self._keys = keys
         # %r of a float is float.__repr__, what json writes for a float.
         self._template = ",".join(k.replace("%", "%%") + "%r" for k in keys)
+        #: Escaped ``"name":`` prefixes of the losses seen so far (a few names, one per term).
+        self._loss_keys: dict[str, str] = {}
+        self._head = '{"v":%d,"step":%%d,"values":' % FORMAT_VERSION
+        #: :meth:`_tail`'s text by its arguments.
+        self._tails: dict[tuple, str] = {}
+
+    def _loss_key(self, name: str) -> str:
+        k = self._loss_keys.get(name)
+        if k is None:
+            k = json.dumps(name, ensure_ascii=False) + ":"
+            if len(self._loss_keys) < 1024:  # names a caller makes up per step are not kept
+                self._loss_keys[name] = k
+        return k
 
     def _object(self, floats: list) -> str:
         if len(floats) != len(self._keys):
@@ -145,7 +166,7 @@ class FrameEncoder:
         # NaN or infinite: then each number is written as json_number writes it.
         if math.isfinite(sum(floats)):
             return "{" + self._template % tuple(floats) + "}"
-        return "{" + ",".join(k + json.dumps(json_number(v)) for k, v in zip(self._keys, floats)) + "}"
+        return "{" + ",".join(k + _number_text(v) for k, v in zip(self._keys, floats)) + "}"
 
     def line(
         self,
@@ -163,14 +184,31 @@ class FrameEncoder:
         step = int(step)
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        parts = ['{"v":', str(FORMAT_VERSION), ',"step":', str(step), ',"values":', self._object(values)]
+        out = self._head % step + self._object(values)
         if params:
-            parts += [',"params":', self._object(params)]
-        ls = _pairs(losses)
-        if ls:
-            parts.append(',"losses":')
-            obj = {str(k): json_number(v) for k, v in ls}
-            parts.append(json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False))
+            out += ',"params":' + self._object(params)
+        if losses:
+            obj = {str(k): v for k, v in _pairs(losses)}  # a name twice: the last value, as a dict
+            key = self._loss_key
+            out += ',"losses":{' + ",".join([key(k) + _number_text(v) for k, v in obj.items()]) + "}"
+        out += self._tail(clip, rank, world)
+        if t is not None:
+            if type(t) is float and t - t == 0.0:
+                out += ',"t":' + repr(t)  # repr is what json writes for a float
+            else:
+                tv = json_number(t)
+                if isinstance(tv, (int, float)):  # a non-finite clock is dropped
+                    out += ',"t":' + repr(tv)
+        return out + "}\n"
+
+    def _tail(self, clip: Any, rank: Any, world: Any) -> str:
+        """The frame's ``clip``, ``rank`` and ``world`` (the same at every step, mostly: kept)."""
+        key = (clip, rank, world, type(clip), type(rank), type(world))  # True == 1, but not here
+        try:
+            return self._tails[key]
+        except (KeyError, TypeError):  # TypeError: an unhashable clip, checked below
+            pass
+        parts = []
         c = clip_value(clip)
         if c is not None:
             parts += [',"clip":', repr(c)]
@@ -178,12 +216,13 @@ class FrameEncoder:
             parts += [',"rank":', str(int(rank))]
         if world is not None:
             parts += [',"world":', str(int(world))]
-        if t is not None:
-            tv = json_number(t)
-            if isinstance(tv, (int, float)):
-                parts += [',"t":', repr(tv)]  # repr is what json writes for an int or a float
-        parts.append("}\n")
-        return "".join(parts)
+        tail = "".join(parts)
+        if len(self._tails) < 64:
+            try:
+                self._tails[key] = tail
+            except TypeError:
+                pass
+        return tail
 
 
 def encode_dict(obj: dict) -> str:

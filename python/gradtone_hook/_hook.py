@@ -5,6 +5,7 @@ torch is imported when a :class:`GradTone` is made, never at package import.
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import math
 import time as _time
@@ -86,14 +87,15 @@ class GradTone:
         append: append to a file destination instead of truncating it.
         param_norms: also write each group's parameter (weight) norm as the frame's ``"params"``
             (read in the same device sync as the gradient norms), so gradtone can tell weights
-            that stopped moving (a frozen or crippled optimizer) while gradients flow. ``True``
-            or ``"every"`` (default): in every frame. ``"budget"``: in every frame while that is
-            cheap, else in every k-th frame only (1 <= k <= 16), k chosen from the hook's own
-            measured time so that it stays within ``param_budget`` of the measured step time;
-            the other frames carry no ``"params"`` (the gradient norms are in every frame).
-            gradtone's frozen alarm needs ``"params"`` in consecutive frames (a frame without
-            them restarts it): with ``"budget"`` it can only fire while k is 1. ``False``: never.
-        param_budget: with ``param_norms="budget"``, the share of a step the hook may take
+            that stopped moving (a frozen or crippled optimizer) while gradients flow.
+            ``"auto"`` (default): in every frame while that is cheap; when the hook's own time
+            would exceed ``param_budget`` of a step (short steps, e.g. a small model on a CPU),
+            in every k-th frame only (k <= 4, chosen from the hook's measured time and the
+            time between frames), and in every frame again for the 30 frames after one with a
+            non-finite norm or loss. gradtone compares each frame's ``"params"`` with the last
+            ones over the steps between, so a frozen optimizer is still heard within a few
+            steps. ``True`` or ``"every"``: in every frame. ``False``: never.
+        param_budget: with ``param_norms="auto"``, the share of a step the hook may take
             (default 0.01: 1 %).
     """
 
@@ -115,7 +117,7 @@ class GradTone:
         strict: bool = False,
         append: bool = False,
         clip: float | None = None,
-        param_norms: bool | str = True,
+        param_norms: bool | str = "auto",
         param_budget: float = 0.01,
     ):
         import torch  # lazily: the writer parts of the package work without torch
@@ -132,8 +134,8 @@ class GradTone:
         check_group_by(group_by)
 
         clip_value(clip)  # a bad type fails here, not at every step
-        if param_norms not in (True, False, "every", "budget"):
-            raise ValueError(f"param_norms must be True, False, 'every' or 'budget', got {param_norms!r}")
+        if param_norms not in (True, False, "every", "auto"):
+            raise ValueError(f"param_norms must be 'auto', 'every', True or False, got {param_norms!r}")
         if not (isinstance(param_budget, (int, float)) and 0 < param_budget <= 1):
             raise ValueError(f"param_budget must be a share of a step in (0, 1], got {param_budget!r}")
 
@@ -190,8 +192,8 @@ class GradTone:
         self.unscaled = unscaled
         #: Whether frames carry ``"params"`` at all (every frame, or on a budget).
         self.param_norms = param_norms is not False
-        #: The weights' read on a budget: see :class:`_ParamBudget`.
-        self._budget = _ParamBudget(param_budget) if param_norms == "budget" else None
+        #: The weights' read on a budget (``"auto"``): see :class:`_ParamBudget`.
+        self._budget = _ParamBudget(param_budget) if param_norms == "auto" else None
         #: Whether the step being read reads the weights too (decided by :meth:`_params_now`).
         self._pnow = self.param_norms
         self._rank, self._world = rank, world
@@ -500,40 +502,61 @@ class GradTone:
         ts = [p.grad for p in self._plist]
         dtype = ts[0].dtype if ts[0] is not None else None
         for g in ts:
-            if g is None or g.dtype is not dtype:
+            # A grad made with create_graph=True must not grow a graph here: the general read
+            # (under no_grad, which the common one spares itself for the gradients).
+            if g is None or g.dtype is not dtype or g.requires_grad:
                 return None
         pnow = self._params_now()
-        if pnow and b is None:
-            ts += self._plist  # a gradient has its parameter's dtype and device
         # A half-precision norm overflows at 65504: accumulate and return in float32.
         kw = {"dtype": torch.float32} if dtype in (torch.float16, torch.bfloat16) else {}
-        with torch.no_grad():  # a grad made with create_graph=True must not grow a graph here
+        if pnow and b is None:
+            ts += self._plist  # a gradient has its parameter's dtype and device
+            with torch.no_grad():  # the weights require grad: no graph for their norms
+                norms = torch._foreach_norm(ts, 2, **kw)
+        else:
             norms = torch._foreach_norm(ts, 2, **kw)
-            if pnow and b is not None:  # apart, to time what the weights cost
+            if pnow:  # apart, to time what the weights cost
                 t1 = _perf()
-                norms += torch._foreach_norm(self._plist, 2, **kw)
+                with torch.no_grad():
+                    norms += torch._foreach_norm(self._plist, 2, **kw)
                 b.weights = _perf() - t1
-            if self._on_host(ts):
-                # On the CPU there is no device to sync with, and reading each 0-d result is
-                # cheaper than stacking them.
-                host = [x.item() for x in norms]
-                host += [v.item() for _, v in items if isinstance(v, torch.Tensor)]
-                if b is not None:
-                    b.own += _perf() - t0
-                return host
-            if b is not None:
-                b.own += _perf() - t0
-            losses = [v.detach().reshape(()) for _, v in items if isinstance(v, torch.Tensor)]
-            if losses:
-                try:
-                    return torch.stack([*norms, *losses])
-                except RuntimeError:  # a loss elsewhere than the gradients: read apart
-                    pass
+        out = self._gather(ts, norms, items)
+        if b is not None:
+            b.own += _perf() - t0
+        return out
+
+    def _gather(self, ts: list[Any], norms: list[Any], items: Sequence[tuple[str, Any]]) -> Any | None:
+        """:meth:`_launch`'s result from the 0-d ``norms`` of the tensors ``ts`` and the losses."""
+        torch = self._torch
+        if self._on_host(ts):
+            # On the CPU there is no device to sync with, and reading each 0-d result is
+            # cheaper than stacking them.
+            host = [x.item() for x in norms]
+            host += [v.item() for _, v in items if isinstance(v, torch.Tensor)]
+            return host
+        losses = [v.detach().reshape(()) for _, v in items if isinstance(v, torch.Tensor)]
+        if losses:
             try:
-                return torch.stack(norms)
-            except RuntimeError:  # several devices: the general read (one sync per device) from now on
-                self._common = False
-                return None
+                return torch.stack([*norms, *losses])
+            except RuntimeError:  # a loss elsewhere than the gradients: read apart
+                pass
+        try:
+            return torch.stack(norms)
+        except RuntimeError:  # several devices: the general read (one sync per device) from now on
+            self._common = False
+            return None
+
+    def _weights_now(self) -> list[float]:
+        """The selected weights' norms, read now (a frame that :meth:`_launch` read without them
+        turned out to need them: see :meth:`_ParamBudget.unusual`); one more sync on a device."""
+        torch = self._torch
+        p0 = self._plist[0]
+        kw = {"dtype": torch.float32} if p0.dtype in (torch.float16, torch.bfloat16) else {}
+        with torch.no_grad():
+            norms = torch._foreach_norm(self._plist, 2, **kw)
+            if self._on_host(self._plist):
+                return [x.item() for x in norms]
+            return torch.stack(norms).tolist()
 
     def _on_host(self, ts: list[Any]) -> bool:
         """Whether every tensor of the common read is on the CPU (checked in full when the
@@ -563,18 +586,21 @@ class GradTone:
         n = len(self._plist)
         pnow = self._pnow
         size = 2 * n if pnow else n
-        extra = [v.detach().reshape(1) for _, v in loss_items if isinstance(v, torch.Tensor)]
+        tensor = torch.Tensor
         if isinstance(vec, list):  # read on the host already (_on_host)
             host = vec
+            if len(host) == size:  # losses known only now (the HF callback's)
+                host += [v.item() for _, v in loss_items if isinstance(v, tensor)]
         else:
+            extra = [v.detach().reshape(1) for _, v in loss_items if isinstance(v, tensor)]
             if extra and vec.numel() == size:  # losses known only now (the HF callback's)
                 try:
                     vec = torch.cat([vec, *extra])
                 except RuntimeError:  # a loss elsewhere than the gradients: read apart below
                     pass
             host = vec.tolist()
-        if len(host) == size and extra:
-            host += [x.item() for x in extra]
+            if len(host) == size and extra:
+                host += [x.item() for x in extra]
         gvals = host[:n]
         if scale is not None:
             gvals = [v / scale for v in gvals]
@@ -583,13 +609,20 @@ class GradTone:
         else:
             vals = [_combine([gvals[i] for i in m]) for m in self._members]
         params = None
-        if pnow:
-            pv = host[n : 2 * n]
+        pv = host[n : 2 * n] if pnow else None
+        if b is not None and b.unusual(gvals, _finite(host[size:])) and not pnow:
+            # A step unlike the last ones (a jump of the gradients): the weights' move at this
+            # step is what tells a step-size bug, so read them now (the optimizer has not run).
+            t1 = _perf()
+            pv = self._weights_now()
+            b.weights = _perf() - t1
+            pnow = True
+        if pv is not None:
             params = pv if self._one_per_group else [_combine([pv[i] for i in m]) for m in self._members]
         j = size
         ls = []
         for name, v in loss_items:
-            if isinstance(v, torch.Tensor):
+            if isinstance(v, tensor):
                 v = host[j]
                 j += 1
             ls.append((name, v))
@@ -699,23 +732,40 @@ class GradTone:
         self.writer.write_dict(frame)
         if b is not None:
             b.own += _perf() - t0
-            b.frame_done(pnow)
+            b.frame_done(pnow, _finite(v for _, v in vals) and _finite(v for _, v in ls))
         return frame
 
 
 _perf = _time.perf_counter
 
-#: The most frames between two reads of the weights on a budget.
-PARAM_EVERY_MAX = 16
+#: The most frames between two reads of the weights on a budget: a frozen optimizer is heard
+#: within 5 steps of identical weights, i.e. at most 8 steps after it stopped.
+PARAM_EVERY_MAX = 4
+
+#: Frames with the weights' norms in every one after a frame with a non-finite norm or loss: a
+#: run crippled by it (a poisoned optimizer state) is judged on the movement of each step.
+PARAM_DENSE_AFTER_NON_FINITE = 30
+
+
+#: A frame read without the weights whose total gradient norm is more than this factor above
+#: (or below) the median of the last :data:`UNUSUAL_WINDOW` frames' totals reads them too.
+UNUSUAL_FACTOR = 2.0
+UNUSUAL_WINDOW = 9
+
+
+def _finite(xs: Any) -> bool:
+    """Whether no number among ``xs`` is NaN or infinite (anything else is ignored)."""
+    return all(x - x == 0.0 for x in xs if type(x) is float)
 
 
 class _ParamBudget:
-    """When a hook with ``param_norms="budget"`` reads the weights' norms: every frame while the
+    """When a hook with ``param_norms="auto"`` reads the weights' norms: every frame while the
     hook's own time per frame, weights included, stays within ``share`` of the time between
     frames; else every k-th frame, k the smallest that brings the weights' share of it (their
     read time / k) within what the rest of the hook leaves of the budget, at most
-    :data:`PARAM_EVERY_MAX` (when the rest alone exceeds it). Starts at 1; the times are
-    running means (a tenth of each new frame), measured with ``time.perf_counter``."""
+    :data:`PARAM_EVERY_MAX` (when the rest alone exceeds it); every frame for
+    :data:`PARAM_DENSE_AFTER_NON_FINITE` frames after a non-finite one. Starts at 1; the times
+    are running means (a tenth of each new frame), measured with ``time.perf_counter``."""
 
     def __init__(self, share: float):
         self.share = float(share)
@@ -723,6 +773,10 @@ class _ParamBudget:
         self.k = 1
         #: Frames written since the weights were last read.
         self.since = 0
+        #: Frames still to read in full after a non-finite one.
+        self.dense = 0
+        #: The last frames' total gradient norms (finite ones; see :meth:`unusual`).
+        self.totals: collections.deque[float] = collections.deque(maxlen=UNUSUAL_WINDOW)
         #: This frame's time inside the hook so far, and its weights' read (seconds).
         self.own = 0.0
         self.weights = 0.0
@@ -735,14 +789,33 @@ class _ParamBudget:
 
     def due(self) -> bool:
         """Whether this frame reads the weights."""
-        return self.since + 1 >= self.k
+        return self.dense > 0 or self.since + 1 >= self.k
+
+    def unusual(self, norms: list[float], losses_finite: bool = True) -> bool:
+        """Whether a frame's gradient norms are unlike the last ones': their total is
+        non-finite, or off by more than :data:`UNUSUAL_FACTOR` from the median of the last
+        :data:`UNUSUAL_WINDOW` totals. Then a frame read without the weights reads them too.
+        A non-finite total or loss (``losses_finite`` False) also makes the next
+        :data:`PARAM_DENSE_AFTER_NON_FINITE` frames read them."""
+        total = math.hypot(*norms)  # inf if any is infinite, else NaN if any is NaN
+        recent = self.totals
+        if not (total - total == 0.0 and losses_finite):
+            self.dense = PARAM_DENSE_AFTER_NON_FINITE + 1  # this frame's frame_done counts one
+            return True
+        odd = False
+        if len(recent) >= 3:
+            med = sorted(recent)[len(recent) // 2]
+            odd = total > UNUSUAL_FACTOR * med or total * UNUSUAL_FACTOR < med
+        recent.append(total)
+        return odd
 
     @staticmethod
     def _mean(old: float | None, new: float) -> float:
         return new if old is None else old + 0.1 * (new - old)
 
-    def frame_done(self, read: bool) -> None:
-        """Called once per frame written: updates the means and k."""
+    def frame_done(self, read: bool, finite: bool = True) -> None:
+        """Called once per frame written (``finite``: no norm or loss of it was NaN or
+        infinite; see also :meth:`unusual`): updates the means and k."""
         now = _perf()
         if self._last is not None:
             self.interval = self._mean(self.interval, now - self._last)
@@ -752,6 +825,9 @@ class _ParamBudget:
             self.since = 0
         else:
             self.since += 1
+        if not finite:
+            self.dense = PARAM_DENSE_AFTER_NON_FINITE + 1
+        self.dense = max(0, self.dense - 1)
         self.base = self._mean(self.base, self.own - (self.weights if read else 0.0))
         self.own = self.weights = 0.0
         if self.interval is None or self.read is None:

@@ -182,8 +182,10 @@ class StreamWriter:
             path = self._target
             if "{rank}" in path:
                 path = path.replace("{rank}", str(rank if rank is not None else 0))
-            # newline="\n": the format is \n-terminated on every platform.
-            self._file = open(path, "a" if self.append else "w", encoding="utf-8", newline="\n")
+            # Unbuffered bytes: a line is one write(2) at its step, without the text and
+            # buffer layers a flushed text file goes through (a step's cost; lines are
+            # \n-terminated on every platform).
+            self._file = open(path, "ab" if self.append else "wb", buffering=0)
             self._owns_file = True
 
     # -- writing -------------------------------------------------------------------------------
@@ -265,6 +267,8 @@ class StreamWriter:
                     )
                 assert self._sock is not None
                 self._sock.sendto(data, self._addr)
+            elif self._kind == "path":
+                _write_all(self._file, payload.encode("utf-8"))
             else:
                 f = self._stream()
                 _write_text(f, payload)
@@ -364,6 +368,17 @@ def _write_text(f: Any, text: str) -> None:
             f.write(text)
         except TypeError:  # a duck-typed binary sink
             f.write(text.encode("utf-8"))
+
+
+def _write_all(f: Any, data: bytes) -> None:
+    # A raw file may take part of a write (a signal, a full disk): the rest follows, or the
+    # error does.
+    view = memoryview(data)
+    while view:
+        n = f.write(view)
+        if not n:
+            raise OSError(f"wrote {len(data) - len(view)} of {len(data)} bytes")
+        view = view[n:]
 
 
 def _isatty(stream: Any) -> bool:

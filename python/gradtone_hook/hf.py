@@ -26,6 +26,7 @@ Importing this module imports ``transformers``.
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from typing import Any
 
@@ -64,8 +65,11 @@ class GradToneCallback(TrainerCallback):
         self._norms: list[tuple[list[int], Any]] | None = None
         #: The step's norms from :meth:`GradTone._launch` (the common case), else ``_norms``.
         self._vec: Any = None
-        #: The step's loss as the Trainer weighs it (a device tensor), from the backward passes.
-        self._loss_sum: Any = None
+        #: The step's loss as the Trainer weighs it: each backward's (loss value, its gradient)
+        #: pair, multiplied and summed at the optimizer step (see :meth:`_weighted_loss`).
+        self._weighed: list[tuple[Any, Any]] = []
+        #: The losses of the step's micro-batches before the last, weighed as the last one.
+        self._unweighed: list[Any] = []
         #: The outputs' losses, whose plain mean is the step's when no backward reached them
         #: (summed only then: most steps never need it).
         self._fwd: list[Any] = []
@@ -90,15 +94,36 @@ class GradToneCallback(TrainerCallback):
 
     def _on_loss_grad(self, value: Any, grad: Any) -> None:
         # Backward starts at the loss the Trainer built from this output: grad is d(that)/d(value).
-        if value is not None:
+        if value is not None and grad is not None:
+            self._weighed.append((value, grad))
+        if not self._queued and self._last_micro_batch():
+            self._queued = True
+            self._engine().queue_callback(self._after_backward_1)
+
+    def _on_loss_grads(self, value: Any, index: int, grads: Any) -> None:
+        # The loss's node's pre-hook: its gradients, one per output of the node.
+        self._on_loss_grad(value, grads[index])
+
+    def _weighted_loss(self) -> Any:
+        """Sum of the micro-batches' loss x its gradient (the last one's for those not hooked):
+        a Python float on the CPU, else a device tensor (read with the norms, no sync here)."""
+        pairs, self._weighed = self._weighed, []
+        rest, self._unweighed = self._unweighed, []
+        last = pairs[-1][1]
+        scalars = all(v.numel() == 1 and g.numel() == 1 for v, g in pairs) and all(v.numel() == 1 for v in rest)
+        if scalars and last.device.type == "cpu":
+            w = last.item()
+            return math.fsum([v.item() * g.item() for v, g in pairs] + [v.item() * w for v in rest])
+        if rest:  # weighed as the last, hooked, micro-batch
+            pairs.append((functools.reduce(operator.add, rest), last))
+        total: Any = None
+        for value, grad in pairs:
             if value.dtype is grad.dtype and value.dtype in _WIDE and value.numel() == 1:
                 w = value * grad.detach()  # the common case: one product, no conversions
             else:
                 w = (value.float() * grad.detach().float()).sum()
-            self._loss_sum = w if self._loss_sum is None else self._loss_sum + w
-        if not self._queued and self._last_micro_batch():
-            self._queued = True
-            self._engine().queue_callback(self._after_backward_1)
+            total = w if total is None else total + w
+        return total
 
     @staticmethod
     def _engine() -> Any:
@@ -134,7 +159,17 @@ class GradToneCallback(TrainerCallback):
             value = loss.detach()
             self._fwd.append(value if value.numel() == 1 else value.float().mean())
             if loss.requires_grad:
-                loss.register_hook(lambda g, value=value: self._on_loss_grad(value, g))
+                if not self._last_micro_batch():
+                    # The Trainer weighs every micro-batch of a step alike: this one's weight is
+                    # read from the step's last backward (one hook per step, not per micro-batch).
+                    self._unweighed.append(value)
+                    return
+                node = loss.grad_fn
+                if node is not None and hasattr(node, "register_prehook"):
+                    # A pre-hook on the loss's node: what a tensor hook does, at half its cost.
+                    node.register_prehook(functools.partial(self._on_loss_grads, value, loss.output_nr))
+                else:
+                    loss.register_hook(functools.partial(self._on_loss_grad, value))
                 return
         # No loss to hook (the Trainer computes it from the logits): trigger on the first output
         # tensor that backward will reach, else on the parameters' gradients.
@@ -188,14 +223,17 @@ class GradToneCallback(TrainerCallback):
         norms, self._norms = self._norms, None
         vec, self._vec = self._vec, None
         scale = _scale_of(kwargs.get("optimizer"))
-        if self._loss_sum is not None:
-            # The backward passes carried the fp16 loss scale too.
-            loss = self._loss_sum / scale if scale else self._loss_sum
-        elif self._fwd:
-            loss = functools.reduce(operator.add, self._fwd) / len(self._fwd)
-        else:
+        loss = None
+        try:
+            if self._weighed:
+                loss = self._weighted_loss()
+                # The backward passes carried the fp16 loss scale too.
+                loss = loss / scale if scale else loss
+            elif self._fwd:
+                loss = functools.reduce(operator.add, self._fwd) / len(self._fwd)
+        except Exception:  # noqa: BLE001 - odd loss shapes: the frame goes without its loss
             loss = None
-        self._loss_sum, self._fwd = None, []
+        self._weighed, self._unweighed, self._fwd = [], [], []
         clip = self.kwargs.get("clip")
         if clip is None:
             clip = getattr(args, "max_grad_norm", None)

@@ -984,8 +984,7 @@ impl AlarmDetector {
     /// Updates every name's state (O(values)); returns the per-layer death condition.
     /// Names in `vanished` are the vanishing alarm's news, not this one's.
     fn layer_dead(&mut self, frame: &Frame, now: u64, vanished: &[String]) -> Option<Finding> {
-        let vanished: HashSet<&str> =
-            vanished.iter().map(String::as_str).collect();
+        let vanished: HashSet<&str> = vanished.iter().map(String::as_str).collect();
         let layers = &self.params.layers;
         let is_layer = |name: &str| layers.is_empty() || layers.contains(name);
         let eps = self.config.dead.epsilon;

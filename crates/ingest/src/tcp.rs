@@ -26,6 +26,12 @@ const QUEUE: usize = 256;
 /// How long a read or an accept waits before the stop flag is checked again.
 const POLL: Duration = Duration::from_millis(50);
 
+/// How long a connection's reader sleeps when nothing has arrived before it looks again. The
+/// reader never waits *in* the socket: a sender's write that wakes a waiting reader costs the
+/// training process about 0.1 ms on Linux (the wake-up, and the reader run on its CPU), one
+/// that finds nobody waiting a few µs. A frame waits at most this long for us.
+const PACE: Duration = Duration::from_millis(4);
+
 /// After the stop flag: a connection that sends nothing for this many polls is done (what a
 /// sender that just exited wrote is readable at once; a grandchild still holding the socket
 /// open must not hold the stream open).
@@ -38,6 +44,10 @@ const DRAIN_MAX_LINES: u64 = 1 << 16;
 /// sender that exited left is read at memory speed; one that goes on sending (an endless line,
 /// a byte now and then) is cut off here instead of holding the stream open.
 const DRAIN_READ_TIME: Duration = Duration::from_secs(2);
+
+/// After the stop flag: bytes a connection may still be read, in all (more than the socket
+/// buffers of a sender that exited can hold; a sender that goes on is cut off).
+const DRAIN_MAX_BYTES: u64 = 64 << 20;
 
 /// After the stop flag: connections still accepted, at most (a sender that keeps connecting
 /// must not keep the accept loop going).
@@ -242,11 +252,8 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
             "connection {conn}: {what} ({e}); its frames so far were read"
         )));
     };
-    // Accepted sockets may inherit the listener's non-blocking mode on some systems.
-    if let Err(e) = stream
-        .set_nonblocking(false)
-        .and_then(|()| stream.set_read_timeout(Some(POLL)))
-    {
+    // Non-blocking: [`Drain`] paces the reads (see [`PACE`]).
+    if let Err(e) = stream.set_nonblocking(true) {
         warn("cannot set up the connection", &e);
         return;
     }
@@ -256,6 +263,7 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
             stream,
             ends: ends.clone(),
             read_time: Duration::ZERO,
+            read_bytes: 0,
         },
     );
     let mut lines = LineBuf::new(MAX_LINE_BYTES);
@@ -324,33 +332,54 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
 }
 
 /// A connection's stream that ends reading (an error) once the source is dropped, or once the
-/// reads after the stop flag have taken [`DRAIN_READ_TIME`]: a line reader inside an endless
-/// line never returns between reads, so the limits must be checked here.
+/// reads after the stop flag have taken [`DRAIN_READ_TIME`] or [`DRAIN_MAX_BYTES`]: a line reader inside an endless
+/// line never returns between reads, so the limits must be checked here. The socket is
+/// non-blocking: a read with nothing to take sleeps [`PACE`] and looks again, for up to
+/// [`POLL`] (then `WouldBlock`, as a timeout).
 struct Drain {
     stream: TcpStream,
     ends: Ends,
-    /// Time spent in reads since the stop flag.
+    /// Time spent in reads since the stop flag, and the bytes they read.
     read_time: Duration,
+    read_bytes: u64,
 }
 
 impl io::Read for Drain {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.ends.closed() {
-            return Err(io::Error::other("the source was closed"));
+        let start = Instant::now();
+        loop {
+            if self.ends.closed() {
+                return Err(io::Error::other("the source was closed"));
+            }
+            let stopping = self.ends.stopping();
+            if stopping && (self.read_time >= DRAIN_READ_TIME || self.read_bytes >= DRAIN_MAX_BYTES)
+            {
+                return Err(io::Error::other(format!(
+                    "still sending after the command ended ({} MiB or {} s of reads)",
+                    DRAIN_MAX_BYTES >> 20,
+                    DRAIN_READ_TIME.as_secs()
+                )));
+            }
+            let t = Instant::now();
+            let r = match self.stream.read(buf) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock && t.duration_since(start) < POLL =>
+                {
+                    std::thread::sleep(PACE);
+                    None
+                }
+                r => Some(r),
+            };
+            if stopping {
+                self.read_time += t.elapsed();
+                if let Some(Ok(n)) = &r {
+                    self.read_bytes += *n as u64;
+                }
+            }
+            if let Some(r) = r {
+                return r;
+            }
         }
-        if !self.ends.stopping() {
-            return self.stream.read(buf);
-        }
-        if self.read_time >= DRAIN_READ_TIME {
-            return Err(io::Error::other(format!(
-                "still sending {} s after the command ended",
-                DRAIN_READ_TIME.as_secs()
-            )));
-        }
-        let t = Instant::now();
-        let r = self.stream.read(buf);
-        self.read_time += t.elapsed();
-        r
     }
 }
 
