@@ -74,6 +74,9 @@ class GradToneCallback(TrainerCallback):
         #: (summed only then: most steps never need it).
         self._fwd: list[Any] = []
         self._grad_state: Any = None
+        #: The end-of-backward read: one engine callback later with several processes (see
+        #: :meth:`_after_backward_1`), at once with one.
+        self._after_backward = self._after_backward_1
         self._param_hooks = False
         #: Whether this optimizer step gets a frame (``every``): its norms are read.
         self._wanted = True
@@ -90,7 +93,7 @@ class GradToneCallback(TrainerCallback):
         # read the norms once the step's last backward is over.
         if not self._queued and self._last_micro_batch():
             self._queued = True
-            self._engine().queue_callback(self._after_backward_1)
+            self._engine().queue_callback(self._after_backward)
 
     def _on_loss_grad(self, value: Any, grad: Any) -> None:
         # Backward starts at the loss the Trainer built from this output: grad is d(that)/d(value).
@@ -98,7 +101,7 @@ class GradToneCallback(TrainerCallback):
             self._weighed.append((value, grad))
         if not self._queued and self._last_micro_batch():
             self._queued = True
-            self._engine().queue_callback(self._after_backward_1)
+            self._engine().queue_callback(self._after_backward)
 
     def _on_loss_grads(self, value: Any, index: int, grads: Any) -> None:
         # The loss's node's pre-hook: its gradients, one per output of the node.
@@ -200,6 +203,8 @@ class GradToneCallback(TrainerCallback):
         kw = dict(self.kwargs)
         kw.setdefault("rank", getattr(args, "process_index", None))
         kw.setdefault("world", getattr(args, "world_size", None))
+        world = getattr(args, "world_size", None)
+        self._after_backward = self._after_backward_2 if world == 1 else self._after_backward_1
         if self.tone is not None:
             kw.setdefault("append", True)  # a second train() appends to the same file
         self.tone = GradTone(model, to=self.to, **kw)

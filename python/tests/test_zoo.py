@@ -132,15 +132,21 @@ def test_faults_show_where_the_manifest_says(small_zoo):
     assert set(runs) == set(ONE_PER_KIND)
     for e in runs.values():
         frames = _frames(out / e["stream"])
-        assert frames[0]["step"] == 0 and all("params" in f for f in frames)
-        assert list(frames[0]["params"]) == [n for n in frames[0]["values"]]
+        # The hook's default: the weights' norms in the first frames, then on its budget (these
+        # CPU steps are short: every few frames).
+        assert frames[0]["step"] == 0 and "params" in frames[0] and "params" in frames[1]
+        assert 0 < sum("params" in f for f in frames) < len(frames)
+        assert all(list(f["params"]) == list(f["values"]) for f in frames if "params" in f)
     fr = runs["lstm_frozen_optimizer_s1"]
     frames = _frames(out / fr["stream"])
     fo = fr["first_observable"]
     assert fo == fr["fault_step"] + 1
-    # frame fo repeats frame fo-1 (= the fault step, whose update was the first one skipped)
-    assert all(f["params"] == frames[fo - 1]["params"] for f in frames[fo:])
-    assert frames[fo - 2]["params"] != frames[fo - 1]["params"]
+    # every frame from fo-1 (the fault step, whose update was the first one skipped) has the same
+    # weights; the last one with params before it has others
+    after = [f["params"] for f in frames[fo - 1 :] if "params" in f]
+    before = [f["params"] for f in frames[: fo - 1] if "params" in f]
+    assert len(after) > 5 and all(p == after[0] for p in after)
+    assert before[-1] != after[0]
     van = runs["mlp20_sigmoid_vanishing_s1"]
     assert van["vanishing_layers"][:5] == ["fc1", "fc2", "fc3", "fc4", "fc5"]
     assert "fc20" not in van["vanishing_layers_allowed"]
