@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What the framework callbacks cost beside real training: A B A B ... on CPU.
 
-A = the trainer alone, B = the same trainer with gradtone's callback (frames written to a file).
+A = the trainer alone, B = the same trainer with gradtone's callback (frames written to a file,
+or, with ``--to env`` under ``gradtone run``, to its private channel).
 Two models: a tiny BERT under the Hugging Face ``Trainer`` (gradient accumulation 2,
 ``max_grad_norm`` 1.0) and a small Transformer ``LightningModule`` (``accumulate_grad_batches``
 2, ``gradient_clip_val`` 1.0). Each run trains ``--steps`` optimizer steps; the step time is the
@@ -9,15 +10,18 @@ median of the time between consecutive optimizer steps, after ``--warmup`` steps
 reported two ways, both from the same runs:
 
 - wall: (median B step - median A step) / median A step, the A and B runs interleaved
-  (A B A B ...) so that a drift of the machine falls on both alike;
+  (A B A B ...) so that a drift of the machine falls on both alike; and "paired", the median
+  over rounds of each round's (B - A) / A. On a shared machine a run's step time drifts by
+  several percent from one run to the next: read these over many rounds;
 - self: the time spent inside the callback's own methods and hooks during a B run, per step
   (the median over steps, after the warmup), over the A step time: what the callback adds, free
   of most of the noise of a shared machine.
 
 Target: at most 2 % of a step. Usage: python3 scripts/bench-callbacks.py [--rounds 3] [--steps 40]
-[--threads 1] [--param-norms auto|every|off] (the hook benched is the one of this checkout,
-../python; ``--param-norms`` is the callbacks' ``param_norms``: the weights' norms on the hook's
-budget, its default, in every frame, or never).
+[--threads 1] [--param-norms auto|every|off] [--to file|env] (the hook benched is the one of this
+checkout, ../python; ``--param-norms`` is the callbacks' ``param_norms``: the weights' norms on
+the hook's budget, its default, in every frame, or never). Under ``gradtone run``:
+``gradtone run --no-live -- python3 scripts/bench-callbacks.py --to env``.
 """
 
 from __future__ import annotations
@@ -258,10 +262,12 @@ def main():
                     print(f"{name} round {r} {'B' if with_cb else 'A'}: {st * 1e3:.2f} ms/step", file=sys.stderr)
             ma, mb = statistics.median(a_times), statistics.median(b_times)
             wall = (mb - ma) / ma
+            paired = statistics.median((b - a) / a for a, b in zip(a_times, b_times))
             self_cost = statistics.median(selfs) / ma
             worst = max(worst, self_cost)
             print(
-                f"{name}: A {ma * 1e3:.2f} ms/step, B {mb * 1e3:.2f} ms/step, wall {wall * 100:+.2f} %, "
+                f"{name}: A {ma * 1e3:.2f} ms/step, B {mb * 1e3:.2f} ms/step, wall {wall * 100:+.2f} % "
+                f"(paired {paired * 100:+.2f} %), "
                 f"self {statistics.median(selfs) * 1e3:.3f} ms/step = {self_cost * 100:.2f} % of a step"
             )
     print(f"worst self cost: {worst * 100:.2f} % (target <= 2 %; param_norms={a.param_norms})")

@@ -614,9 +614,12 @@ class GradTone:
             # A step unlike the last ones (a jump of the gradients): the weights' move at this
             # step is what tells a step-size bug, so read them now (the optimizer has not run).
             t1 = _perf()
-            pv = self._weights_now()
+            try:
+                pv = self._weights_now()
+                pnow = True
+            except Exception:  # noqa: BLE001 - the frame goes without them, never without its norms
+                pv = None
             b.weights = _perf() - t1
-            pnow = True
         if pv is not None:
             params = pv if self._one_per_group else [_combine([pv[i] for i in m]) for m in self._members]
         j = size

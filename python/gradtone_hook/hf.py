@@ -15,8 +15,10 @@ The loss is the one the Trainer logs for the step: the model output's ``loss`` o
 micro-batch, weighted as the Trainer weighs it in the loss it back-propagates (divided by the
 number of micro-batches, or not when the model already normalised it by the step's token count,
 times the number of processes when tokens are averaged across them), summed over the step. The
-weight is read from the gradient that reaches the output's ``loss`` during backward, so whatever
-the Trainer's version does, the frame follows (absent when the model computes no loss itself).
+weight is read from the gradient that reaches the output's ``loss`` during the step's last
+backward (a pre-hook on the loss's autograd node, one per step; the Trainer weighs every
+micro-batch of a step alike), so whatever the Trainer's version does, the frame follows (absent
+when the model computes no loss itself).
 The step is ``state.global_step``; every rank writes, with ``rank``/``world`` from
 ``args.process_index``/``args.world_size``.
 
