@@ -138,7 +138,10 @@ mod tests {
 /// Merges every `n` consecutive frames into one, so a very long run (a million steps) can be
 /// heard in minutes: each value and loss becomes the mean over the group, but a non-finite value
 /// anywhere in the group wins (NaN over ±∞), so alarms are never averaged away. The merged frame
-/// carries the group's last step; names and order come from the group's first frame.
+/// carries the group's last step; names and order come from the group's first frame. Its
+/// parameter norms are the last ones of the group (the weights at its last step, as sent: a
+/// producer may send them in some frames only), not a mean: weights that stopped moving stay
+/// bit-identical from one merged frame to the next.
 #[derive(Debug)]
 pub struct Decimator {
     n: usize,
@@ -223,7 +226,12 @@ impl Decimator {
             // The tightest threshold of the group: a spike anywhere in it was clipped at least
             // that hard.
             clip: group.iter().filter_map(|f| f.clip).reduce(f64::min),
-            params: merge(|f| &f.params),
+            params: group
+                .iter()
+                .rev()
+                .find(|f| !f.params.is_empty())
+                .map(|f| f.params.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -259,5 +267,21 @@ mod decimator_tests {
             Decimator::new(1).push(f(9, 1.0, 2.0)).map(|f| f.step),
             Some(9)
         );
+    }
+
+    #[test]
+    fn decimator_keeps_the_last_parameter_norms_of_a_group() {
+        let mut d = Decimator::new(3);
+        let f = |s: u64| Frame::new(s).with_value("a", 1.0);
+        // Norms in frames 0 and 1 of the group, not in its last: frame 1's, exactly (a mean of
+        // 0.1, 0.1, 0.1 would not be 0.1).
+        assert_eq!(d.push(f(0).with_param("a", 0.2)), None);
+        assert_eq!(d.push(f(1).with_param("a", 0.1)), None);
+        let m = d.push(f(2)).expect("a full group");
+        assert_eq!(m.params.len(), 1);
+        assert_eq!(m.params[0].value.to_bits(), 0.1f64.to_bits());
+        // A group without any has none.
+        d.push(f(3));
+        assert!(d.finish().is_some_and(|m| m.params.is_empty()));
     }
 }
