@@ -237,7 +237,7 @@ def main():
     if a.to == "env":
         DEST[0] = os.environ.get("GRADTONE_TO")
         if not DEST[0]:
-            ap.error("--to env needs $GRADTONE_TO: run it as gradtone run -- python3 scripts/bench-callbacks.py --to env")
+            ap.error("--to env needs $GRADTONE_TO: gradtone run -- python3 scripts/bench-callbacks.py --to env")
     CB_KW["param_norms"] = {"auto": "auto", "every": "every", "off": False}[a.param_norms]
     torch.set_num_threads(a.threads)
     import logging

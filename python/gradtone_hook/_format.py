@@ -147,7 +147,7 @@ class FrameEncoder:
         self._template = ",".join(k.replace("%", "%%") + "%r" for k in keys)
         #: Escaped ``"name":`` prefixes of the losses seen so far (a few names, one per term).
         self._loss_keys: dict[str, str] = {}
-        self._head = '{"v":%d,"step":%%d,"values":' % FORMAT_VERSION
+        self._head = f'{{"v":{FORMAT_VERSION},"step":%d,"values":'
         #: :meth:`_tail`'s text by its arguments.
         self._tails: dict[tuple, str] = {}
 

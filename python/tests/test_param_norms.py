@@ -2,8 +2,8 @@
 frozen optimizer looks like. The plain hook and both framework callbacks."""
 
 import io
-import math
 import json
+import math
 
 import pytest
 from test_frameworks import need, read_frames
@@ -327,9 +327,8 @@ def test_budget_reads_the_weights_every_step_after_a_non_finite_one(torch):
     """A budget nobody meets, and a non-finite loss at step 12: the weights are read every 4th
     frame, in the non-finite one, then in each of the 30 frames after it (what gradtone needs to
     tell a run crippled by it), then every 4th again."""
-    from gradtone_hook._hook import PARAM_DENSE_AFTER_NON_FINITE
-
     from gradtone_hook import GradTone
+    from gradtone_hook._hook import PARAM_DENSE_AFTER_NON_FINITE
 
     model = make_model(torch)
     buf = io.StringIO()
