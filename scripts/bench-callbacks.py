@@ -12,13 +12,15 @@ reported two ways, both from the same runs:
 - wall: (median B step - median A step) / median A step, the A and B runs interleaved
   (A B A B ...) so that a drift of the machine falls on both alike; and "paired", the median
   over rounds of each round's (B - A) / A. On a shared machine a run's step time drifts by
-  several percent from one run to the next: read these over many rounds;
+  several percent from one run to the next: read these over many rounds, or with ``--within N``:
+  N more runs with a frame every 2nd step, the median step with a frame against the median step
+  without, in the same runs;
 - self: the time spent inside the callback's own methods and hooks during a B run, per step
   (the median over steps, after the warmup), over the A step time: what the callback adds, free
   of most of the noise of a shared machine.
 
 Target: at most 2 % of a step. Usage: python3 scripts/bench-callbacks.py [--rounds 3] [--steps 40]
-[--threads 1] [--param-norms auto|every|off] [--to file|env] (the hook benched is the one of this
+[--threads 1] [--param-norms auto|every|off] [--to file|env] [--within N] (the hook benched is the one of this
 checkout, ../python; ``--param-norms`` is the callbacks' ``param_norms``: the weights' norms on
 the hook's budget, its default, in every frame, or never). Under ``gradtone run``:
 ``gradtone run --no-live -- python3 scripts/bench-callbacks.py --to env``.
@@ -214,6 +216,24 @@ def lightning_run(with_cb, steps, out):
     trainer.fit(Tiny(), loader)
 
 
+def within_run(run, runs: int, steps: int, warmup: int, out: str) -> tuple[float, float]:
+    """The median duration of the steps that write a frame and of those that do not, in
+    ``runs`` runs of ``steps`` steps with ``every=2`` (frames at even steps): what a frame costs,
+    measured step against step in the same runs."""
+    CB_KW["every"] = 2
+    try:
+        with_frame, without = [], []
+        for _ in range(runs):
+            STEP_MARKS.clear()
+            run(True, steps, out)
+            # STEP_MARKS[j] ends optimizer step j; step j (j >= 1) lasts marks[j] - marks[j - 1].
+            for j in range(max(1, warmup), len(STEP_MARKS)):
+                (with_frame if j % 2 == 0 else without).append(STEP_MARKS[j] - STEP_MARKS[j - 1])
+        return statistics.median(with_frame), statistics.median(without)
+    finally:
+        del CB_KW["every"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="A B pairs per model")
@@ -232,6 +252,14 @@ def main():
         choices=["file", "env"],
         default="file",
         help="where the frames go: a file (default), or $GRADTONE_TO (run this under `gradtone run -- ...`)",
+    )
+    ap.add_argument(
+        "--within",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N runs with a frame every 2nd step (every=2), of 5x --steps each: the median step "
+        "with a frame minus the median step without, within the same runs (free of the drift between runs)",
     )
     a = ap.parse_args()
     if a.to == "env":
@@ -270,6 +298,13 @@ def main():
                 f"(paired {paired * 100:+.2f} %), "
                 f"self {statistics.median(selfs) * 1e3:.3f} ms/step = {self_cost * 100:.2f} % of a step"
             )
+            if a.within:
+                with_frame, without = within_run(run, a.within, 5 * a.steps, a.warmup, out)
+                cost = (with_frame - without) / without
+                print(
+                    f"{name} within runs (every=2): a step with a frame {with_frame * 1e3:.2f} ms, without "
+                    f"{without * 1e3:.2f} ms: {cost * 100:+.2f} %"
+                )
     print(f"worst self cost: {worst * 100:.2f} % (target <= 2 %; param_norms={a.param_norms})")
 
 
