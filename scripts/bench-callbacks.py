@@ -20,8 +20,8 @@ reported two ways, both from the same runs:
   of most of the noise of a shared machine.
 
 Target: at most 2 % of a step. Usage: python3 scripts/bench-callbacks.py [--rounds 3] [--steps 40]
-[--threads 1] [--param-norms auto|every|off] [--to file|env] [--within N] (the hook benched is the one of this
-checkout, ../python; ``--param-norms`` is the callbacks' ``param_norms``: the weights' norms on
+[--threads 1] [--param-norms auto|every|off] [--to file|env] [--within N] (the hook benched is the
+one of this checkout, ../python; ``--param-norms`` is the callbacks' ``param_norms``: the weights' norms on
 the hook's budget, its default, in every frame, or never). Under ``gradtone run``:
 ``gradtone run --no-live -- python3 scripts/bench-callbacks.py --to env``.
 """
