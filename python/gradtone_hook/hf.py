@@ -229,6 +229,11 @@ class GradToneCallback(TrainerCallback):
             return
         norms, self._norms = self._norms, None
         vec, self._vec = self._vec, None
+        step = int(state.global_step)
+        if step % tone.every:  # no frame at this step: nothing to read
+            tone._next_step = step + 1
+            self._weighed, self._unweighed, self._fwd = [], [], []
+            return
         scale = _scale_of(kwargs.get("optimizer"))
         loss = None
         try:
@@ -244,14 +249,11 @@ class GradToneCallback(TrainerCallback):
         clip = self.kwargs.get("clip")
         if clip is None:
             clip = getattr(args, "max_grad_norm", None)
-        step = int(state.global_step)
         if vec is None and norms is None:
             # No backward seen (e.g. DeepSpeed owns the gradients): read them now, as they are.
             tone.step(loss=loss, step=step, clip=clip, unscaled=True)
             return
         tone._next_step = step + 1
-        if step % tone.every:
-            return
         try:
             items = [] if loss is None else [("loss", loss)]
             if vec is not None and tone._scalars(items):
