@@ -183,6 +183,8 @@ class GradTone:
         #: all on the CPU then.
         self._host_checked: Any = None
         self._host = False
+        #: The dtype every selected gradient was last seen in, all alike (see :meth:`_launch`).
+        self._one_dtype: Any = None
         self.clip = clip
         self.writer = StreamWriter(to, append=append)
         self.scaler = scaler
@@ -500,26 +502,35 @@ class GradTone:
         t0 = _perf() if b is not None else 0.0
         torch = self._torch
         ts = [p.grad for p in self._plist]
-        dtype = ts[0].dtype if ts[0] is not None else None
-        for g in ts:
-            # A grad made with create_graph=True must not grow a graph here: the general read
-            # (under no_grad, which the common one spares itself for the gradients).
-            if g is None or g.dtype is not dtype or g.requires_grad:
+        g0 = ts[0]
+        # A grad made with create_graph=True must not grow a graph here: the general read (under
+        # no_grad, which the common one spares itself for the gradients).
+        if g0 is None or g0.requires_grad:
+            return None
+        dtype = g0.dtype
+        if dtype is not self._one_dtype:
+            # Every gradient in one dtype: checked in full when the first one's changes (a
+            # parameter's dtype rarely does); a gradient that is None fails _foreach_norm below.
+            if any(g is None or g.dtype is not dtype for g in ts):
                 return None
+            self._one_dtype = dtype
         pnow = self._params_now()
         # A half-precision norm overflows at 65504: accumulate and return in float32.
         kw = {"dtype": torch.float32} if dtype in (torch.float16, torch.bfloat16) else {}
-        if pnow and b is None:
-            ts += self._plist  # a gradient has its parameter's dtype and device
-            with torch.no_grad():  # the weights require grad: no graph for their norms
+        try:
+            if pnow and b is None:
+                ts += self._plist  # a gradient has its parameter's dtype and device
+                with torch.no_grad():  # the weights require grad: no graph for their norms
+                    norms = torch._foreach_norm(ts, 2, **kw)
+            else:
                 norms = torch._foreach_norm(ts, 2, **kw)
-        else:
-            norms = torch._foreach_norm(ts, 2, **kw)
-            if pnow:  # apart, to time what the weights cost
-                t1 = _perf()
-                with torch.no_grad():
-                    norms += torch._foreach_norm(self._plist, 2, **kw)
-                b.weights = _perf() - t1
+        except TypeError:  # a gradient is None (its parameter unused at this step)
+            return None
+        if pnow and b is not None:  # apart, to time what the weights cost
+            t1 = _perf()
+            with torch.no_grad():
+                norms += torch._foreach_norm(self._plist, 2, **kw)
+            b.weights = _perf() - t1
         out = self._gather(ts, norms, items)
         if b is not None:
             b.own += _perf() - t0

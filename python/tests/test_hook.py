@@ -124,6 +124,29 @@ def test_frozen_and_gradless_parameters(torch):
     assert "losses" not in obj
 
 
+def test_a_gradient_gone_after_the_first_steps_takes_the_general_read(torch):
+    """Steps 0-1 with every gradient (the common read, its dtype check done once), step 2 with
+    fc1's gradients None (unused at that step): its frame still has every other norm, exact,
+    and fc1 at 0.0 (silence), as the general read writes it."""
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, group_by="tensor", strict=True, param_norms=False)
+    for step in range(3):
+        backward(torch, model, seed=step)
+        if step == 2:
+            model.fc1.weight.grad = model.fc1.bias.grad = None
+        tone.step()
+    frames = [strict_loads(line) for line in buf.getvalue().splitlines()]
+    assert [f["step"] for f in frames] == [0, 1, 2]
+    last = frames[2]["values"]
+    assert last["fc1.weight"] == 0.0 and last["fc1.bias"] == 0.0
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            assert last[name] == p.grad.norm().item(), name
+
+
 def test_nan_and_inf_gradients_become_strings(torch):
     model = make_model(torch)
     from gradtone_hook import GradTone
