@@ -29,8 +29,13 @@ const POLL: Duration = Duration::from_millis(50);
 /// How long a connection's reader sleeps when nothing has arrived before it looks again. The
 /// reader never waits *in* the socket: a sender's write that wakes a waiting reader costs the
 /// training process about 0.1 ms on Linux (the wake-up, and the reader run on its CPU), one
-/// that finds nobody waiting a few µs. A frame waits at most this long for us.
+/// that finds nobody waiting a few µs. A frame waits at most this long for us (at most
+/// [`POLL`] after the connection has been quiet for [`QUIET_AFTER`]).
 const PACE: Duration = Duration::from_millis(4);
+
+/// A connection that sent nothing for this long is looked at every [`POLL`] instead of every
+/// [`PACE`]: many idle connections cost no more than blocking reads with that timeout.
+const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 /// After the stop flag: a connection that sends nothing for this many polls is done (what a
 /// sender that just exited wrote is readable at once; a grandchild still holding the socket
@@ -264,6 +269,7 @@ fn read_connection(stream: TcpStream, conn: u64, tx: &SyncSender<Event>, ends: &
             ends: ends.clone(),
             read_time: Duration::ZERO,
             read_bytes: 0,
+            last_data: Instant::now(),
         },
     );
     let mut lines = LineBuf::new(MAX_LINE_BYTES);
@@ -342,6 +348,8 @@ struct Drain {
     /// Time spent in reads since the stop flag, and the bytes they read.
     read_time: Duration,
     read_bytes: u64,
+    /// When the last bytes came (see [`QUIET_AFTER`]).
+    last_data: Instant,
 }
 
 impl io::Read for Drain {
@@ -365,16 +373,23 @@ impl io::Read for Drain {
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock && t.duration_since(start) < POLL =>
                 {
-                    std::thread::sleep(PACE);
+                    // A connection quiet for a while (a training in its evaluation, a client
+                    // that sends nothing) is looked at every POLL only, as a blocking read
+                    // with that timeout would: idle connections cost what they did.
+                    let quiet = self.last_data.elapsed() >= QUIET_AFTER;
+                    std::thread::sleep(if quiet { POLL } else { PACE });
                     None
                 }
                 r => Some(r),
             };
-            if stopping {
-                self.read_time += t.elapsed();
-                if let Some(Ok(n)) = &r {
+            if let Some(Ok(n)) = &r {
+                self.last_data = Instant::now();
+                if stopping {
                     self.read_bytes += *n as u64;
                 }
+            }
+            if stopping {
+                self.read_time += t.elapsed();
             }
             if let Some(r) = r {
                 return r;
