@@ -752,8 +752,9 @@ class GradTone:
 
 _perf = _time.perf_counter
 
-#: The most frames between two reads of the weights on a budget: a frozen optimizer is heard
-#: within 5 steps of identical weights, i.e. at most 8 steps after it stopped.
+#: The most frames between two reads of the weights on a budget. gradtone hears a frozen
+#: optimizer after 5 steps of identical weights: with reads 4 steps apart, two spans of them,
+#: within about 12 steps of the freeze (the zoo's frozen runs: 8-10).
 PARAM_EVERY_MAX = 4
 
 #: Frames with the weights' norms in every one after a frame with a non-finite norm or loss: a
