@@ -82,6 +82,13 @@ class GradToneCallback(TrainerCallback):
         self._param_hooks = False
         #: Whether this optimizer step gets a frame (``every``): its norms are read.
         self._wanted = True
+        #: Whether the end of backward is caught by a hook on one parameter, registered once
+        #: (:meth:`_on_grad`), with the loss's gradient kept by ``retain_grad`` -- cheaper than
+        #: a hook on each step's loss, which is the way when that parameter went without a
+        #: gradient at some step.
+        self._trigger = False
+        #: The step's last micro-batch's (loss value, loss) whose gradient ``retain_grad`` keeps.
+        self._retained: list[tuple[Any, Any]] = []
 
     # -- capture --------------------------------------------------------------------------------
     def _last_micro_batch(self) -> bool:
@@ -142,6 +149,10 @@ class GradToneCallback(TrainerCallback):
 
     def _after_backward_2(self) -> None:
         self._queued = False
+        retained, self._retained = self._retained, []
+        for value, loss in retained:  # the loss's gradient, kept by retain_grad
+            if loss.grad is not None:
+                self._weighed.append((value, loss.grad))
         tone = self.tone
         if tone is None:
             return
@@ -168,6 +179,10 @@ class GradToneCallback(TrainerCallback):
                     # The Trainer weighs every micro-batch of a step alike: this one's weight is
                     # read from the step's last backward (one hook per step, not per micro-batch).
                     self._unweighed.append(value)
+                    return
+                if self._trigger:
+                    loss.retain_grad()  # read at the end of backward (see _after_backward_2)
+                    self._retained.append((value, loss))
                     return
                 node = loss.grad_fn
                 if node is not None and hasattr(node, "register_prehook"):
@@ -217,6 +232,13 @@ class GradToneCallback(TrainerCallback):
         except Exception:  # noqa: BLE001 - without accelerate every backward is read
             self._grad_state = None
         self._handles.append(model.register_forward_hook(self._on_forward))
+        # The end-of-backward trigger, registered once: on the first selected parameter (the
+        # input's side of the model, which every backward reaches).
+        first = self.tone._plist[0]
+        self._trigger = hasattr(first, "register_post_accumulate_grad_hook")
+        self._retained = []
+        if self._trigger:
+            self._handles.append(first.register_post_accumulate_grad_hook(self._on_grad))
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._queued = False  # in case a backward failed before its end-of-backward callback
@@ -229,6 +251,11 @@ class GradToneCallback(TrainerCallback):
             return
         norms, self._norms = self._norms, None
         vec, self._vec = self._vec, None
+        if self._retained:
+            # The trigger's parameter went without a gradient: this step is read as it is now
+            # (below, its loss the plain mean); later steps hook each step's loss instead.
+            self._trigger = False
+            self._retained = []
         step = int(state.global_step)
         if step % tone.every:  # no frame at this step: nothing to read
             tone._next_step = step + 1

@@ -263,7 +263,11 @@ def _hf_run(tmp_path, max_grad_norm, accumulate=1, **cb_kwargs):
             return len(self.labels)
 
         def __getitem__(self, i):
-            return {"input_ids": self.ids[i], "attention_mask": torch.ones(8, dtype=torch.long), "labels": self.labels[i]}
+            return {
+                "input_ids": self.ids[i],
+                "attention_mask": torch.ones(8, dtype=torch.long),
+                "labels": self.labels[i],
+            }
 
     class Reference(TrainerCallback):
         """p.grad.norm() when the Trainer hands over, i.e. after its clipping; and the logged loss
@@ -490,3 +494,76 @@ def test_hf_callback_divides_the_fp16_loss_scale():
     for n, v in want.items():
         assert frame["values"][n] == pytest.approx(v, rel=1e-5), n
     assert not cb._handles  # hooks removed at the end
+
+
+def test_hf_callback_without_a_gradient_on_its_trigger_parameter(tmp_path):
+    """The callback catches the end of backward with a hook on the first selected parameter,
+    registered once. A model whose first parameter never gets a gradient (an unused layer):
+    step 0 is read as it is at the optimizer step (no clipping here, so the same norms), then
+    each step's loss is hooked; every frame's norms are p.grad.norm(), accumulation 2, and from
+    step 1 on the loss is the Trainer's logged one."""
+    need("transformers")
+    need("accelerate")
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from gradtone_hook.hf import GradToneCallback
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Linear(3, 3)  # first, and never in the forward
+            self.fc = torch.nn.Linear(6, 2)
+
+        def forward(self, x, labels=None):
+            logits = self.fc(x)
+            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+    class Data(torch.utils.data.Dataset):
+        def __len__(self):
+            return 32
+
+        def __getitem__(self, i):
+            g = torch.Generator().manual_seed(i)
+            return {"x": torch.randn(6, generator=g), "labels": torch.tensor(i % 2)}
+
+    class Reference(TrainerCallback):
+        def __init__(self):
+            self.post, self.logged = [], []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
+            self.post.append({n: p.grad.norm().item() for n, p in model.named_parameters() if p.grad is not None})
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.logged.append(logs["loss"])
+
+    torch.manual_seed(0)
+    out = tmp_path / "frames.jsonl"
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        max_steps=3,
+        learning_rate=1e-2,
+        max_grad_norm=0.0,
+        logging_strategy="steps",
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    ref = Reference()
+    cb = GradToneCallback(to=str(out), group_by="tensor", strict=True)
+    Trainer(model=Model(), args=args, train_dataset=Data(), callbacks=[ref, cb]).train()
+    frames = read_frames(out)
+    assert [f["step"] for f in frames] == [0, 1, 2]
+    assert cb._trigger is False  # switched to a hook on each step's loss
+    for f, post in zip(frames, ref.post):
+        assert f["values"]["unused.weight"] == 0.0
+        for n, v in post.items():
+            assert f["values"][n] == pytest.approx(v, rel=1e-6), n
+    for f, logged in zip(frames[1:], ref.logged[1:]):
+        assert f["losses"]["loss"] == pytest.approx(logged, abs=2e-4)
