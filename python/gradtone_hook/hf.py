@@ -3,8 +3,9 @@
 One frame per optimizer step, written in ``on_pre_optimizer_step`` (after the gradient
 accumulation, before ``optimizer.step()``). The Trainer clips the gradients (``max_grad_norm``,
 1.0 by default) *before* any callback runs, so the norms are read earlier: when the step's last
-backward pass has finished (an autograd engine callback queued from the backward itself, run
-after DistributedDataParallel has averaged the gradients), once per optimizer step, as device
+backward pass has finished (an autograd engine callback queued from the backward itself -- by a
+hook on the first selected parameter, registered once -- run after DistributedDataParallel has
+averaged the gradients), once per optimizer step, as device
 tensors, with no host sync; the micro-batches before the last are not read (accelerate's
 ``GradientState.sync_gradients`` tells them apart). The frame therefore holds the pre-clip norms
 of the accumulated gradient -- what the Trainer clips and logs as ``grad_norm`` -- ``"clip"`` is
@@ -16,9 +17,9 @@ micro-batch, weighted as the Trainer weighs it in the loss it back-propagates (d
 number of micro-batches, or not when the model already normalised it by the step's token count,
 times the number of processes when tokens are averaged across them), summed over the step. The
 weight is read from the gradient that reaches the output's ``loss`` during the step's last
-backward (a pre-hook on the loss's autograd node, one per step; the Trainer weighs every
-micro-batch of a step alike), so whatever the Trainer's version does, the frame follows (absent
-when the model computes no loss itself).
+backward (kept by ``retain_grad``, or, when that parameter goes without a gradient, by a pre-hook
+on the loss's autograd node; the Trainer weighs every micro-batch of a step alike), so whatever
+the Trainer's version does, the frame follows (absent when the model computes no loss itself).
 The step is ``state.global_step``; every rank writes, with ``rank``/``world`` from
 ``args.process_index``/``args.world_size``.
 
