@@ -92,9 +92,10 @@ class GradTone:
             would exceed ``param_budget`` of a step (short steps, e.g. a small model on a CPU),
             in every k-th frame only (k <= 4, chosen from the hook's measured time and the
             time between frames), and in every frame again for the 30 frames after one with a
-            non-finite norm or loss. gradtone compares each frame's ``"params"`` with the last
-            ones over the steps between, so a frozen optimizer is still heard within a few
-            steps. ``True`` or ``"every"``: in every frame. ``False``: never.
+            non-finite norm or loss, and while two reads in a row are bit-identical. gradtone
+            compares each frame's ``"params"`` with the last ones over the steps between, so a
+            frozen optimizer is still heard within a few steps. ``True`` or ``"every"``: in
+            every frame. ``False``: never.
         param_budget: with ``param_norms="auto"``, the share of a step the hook may take
             (default 0.01: 1 %).
     """
@@ -633,6 +634,8 @@ class GradTone:
             b.weights = _perf() - t1
         if pv is not None:
             params = pv if self._one_per_group else [_combine([pv[i] for i in m]) for m in self._members]
+            if b is not None:
+                b.saw_weights(pv)
         j = size
         ls = []
         for name, v in loss_items:
@@ -740,6 +743,8 @@ class GradTone:
                 for j, i in enumerate(idx, start=start):
                     per_param[self._params[i][2]].append(host[dev][j])
             params = [(g, _combine(ns)) for g, ns in zip(self._groups, per_param)]
+            if b is not None:
+                b.saw_weights([v for _, v in params])
 
         rank, world = self._rank_world()
         frame = frame_dict(step, vals, ls, rank, world, t, clip, params)
@@ -753,8 +758,9 @@ class GradTone:
 _perf = _time.perf_counter
 
 #: The most frames between two reads of the weights on a budget. gradtone hears a frozen
-#: optimizer after 5 steps of identical weights: with reads 4 steps apart, two spans of them,
-#: within about 12 steps of the freeze (the zoo's frozen runs: 8-10).
+#: optimizer after 5 steps of identical weights: a span of 4 identical, then (the hook reads
+#: every frame once two reads match) one more step; within about 8 steps of the freeze (the
+#: zoo's frozen runs: 5-7).
 PARAM_EVERY_MAX = 4
 
 #: Frames with the weights' norms in every one after a frame with a non-finite norm or loss: a
@@ -790,6 +796,8 @@ class _ParamBudget:
         self.since = 0
         #: Frames still to read in full after a non-finite one.
         self.dense = 0
+        #: The weights' norms of the last frame that read them (see :meth:`saw_weights`).
+        self.last_weights: list[float] | None = None
         #: The last frames' total gradient norms (finite ones; see :meth:`unusual`).
         self.totals: collections.deque[float] = collections.deque(maxlen=UNUSUAL_WINDOW)
         #: This frame's time inside the hook so far, and its weights' read (seconds).
@@ -805,6 +813,14 @@ class _ParamBudget:
     def due(self) -> bool:
         """Whether this frame reads the weights."""
         return self.dense > 0 or self.since + 1 >= self.k
+
+    def saw_weights(self, norms: list[float]) -> None:
+        """A frame read the weights' ``norms``: the same as the last ones, bit for bit, looks like
+        an optimizer that stopped stepping. The next frames read them too, so that gradtone,
+        which hears that after 5 identical steps, does not wait two more spans of k."""
+        if norms == self.last_weights:
+            self.dense = max(self.dense, PARAM_EVERY_MAX + 1)
+        self.last_weights = norms
 
     def unusual(self, norms: list[float], losses_finite: bool = True) -> bool:
         """Whether a frame's gradient norms are unlike the last ones': their total is

@@ -331,11 +331,13 @@ def test_budget_reads_the_weights_every_step_after_a_non_finite_one(torch):
     from gradtone_hook._hook import PARAM_DENSE_AFTER_NON_FINITE
 
     model = make_model(torch)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
     buf = io.StringIO()
     tone = GradTone(model, to=buf, group_by="tensor", strict=True, wall_time=False, **TINY_BUDGET)
     for step in range(60):
         loss = backward(torch, model, seed=step)
         tone.step(loss=loss * math.nan if step == 12 else loss)
+        opt.step()
     with_params = [f["step"] for f in _frames(buf) if "params" in f]
     assert PARAM_DENSE_AFTER_NON_FINITE == 30
     assert with_params == [0, 1, 5, 9, *range(12, 43), 46, 50, 54, 58]
@@ -349,6 +351,7 @@ def test_budget_reads_the_weights_of_a_step_whose_gradients_jump(torch):
     from gradtone_hook import GradTone
 
     model = make_model(torch)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     buf = io.StringIO()
     tone = GradTone(model, to=buf, group_by="tensor", strict=True, wall_time=False, **TINY_BUDGET)
     for step in range(20):
@@ -357,5 +360,30 @@ def test_budget_reads_the_weights_of_a_step_whose_gradients_jump(torch):
             for p in model.parameters():
                 p.grad.mul_(50.0)
         tone.step(loss=loss)
+        opt.step()
     with_params = [f["step"] for f in _frames(buf) if "params" in f]
     assert with_params == [0, 1, 5, 9, 11, 15, 19]
+
+
+def test_budget_reads_the_weights_every_step_once_they_stop_moving(torch):
+    """A budget nobody meets, and optimizer.step() skipped from step 10: the read at step 13
+    still differs from step 9's (updates 9 happened), the one at 17 equals 13's bit for bit,
+    and from then on every frame reads the weights (gradtone hears 5 identical steps at once,
+    not after two more spans of 4); the numbers are the weights' norms."""
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, group_by="tensor", strict=True, wall_time=False, **TINY_BUDGET)
+    for step in range(30):
+        loss = backward(torch, model, seed=step)
+        tone.step(loss=loss)
+        if step < 10:
+            opt.step()
+    frames = _frames(buf)
+    with_params = [f["step"] for f in frames if "params" in f]
+    assert with_params == [0, 1, 5, 9, 13, *range(17, 30)]
+    frozen = [f["params"] for f in frames if "params" in f and f["step"] >= 13]
+    assert all(p == frozen[0] for p in frozen)
+    assert frozen[0] == {n: p.detach().norm().item() for n, p in model.named_parameters()}
