@@ -750,8 +750,11 @@ class GradTone:
         frame = frame_dict(step, vals, ls, rank, world, t, clip, params)
         self.writer.write_dict(frame)
         if b is not None:
+            # The group norms (the first values; extra ones follow): as the common read does,
+            # the budget hears a non-finite step (the weights read it cannot add here).
+            b.unusual([v for _, v in vals[: len(self._groups)]], _finite(v for _, v in ls))
             b.own += _perf() - t0
-            b.frame_done(pnow, _finite(v for _, v in vals) and _finite(v for _, v in ls))
+            b.frame_done(pnow)
         return frame
 
 
@@ -844,9 +847,8 @@ class _ParamBudget:
     def _mean(old: float | None, new: float) -> float:
         return new if old is None else old + 0.1 * (new - old)
 
-    def frame_done(self, read: bool, finite: bool = True) -> None:
-        """Called once per frame written (``finite``: no norm or loss of it was NaN or
-        infinite; see also :meth:`unusual`): updates the means and k."""
+    def frame_done(self, read: bool) -> None:
+        """Called once per frame written, after :meth:`unusual`: updates the means and k."""
         now = _perf()
         if self._last is not None:
             self.interval = self._mean(self.interval, now - self._last)
@@ -856,8 +858,6 @@ class _ParamBudget:
             self.since = 0
         else:
             self.since += 1
-        if not finite:
-            self.dense = PARAM_DENSE_AFTER_NON_FINITE + 1
         self.dense = max(0, self.dense - 1)
         self.base = self._mean(self.base, self.own - (self.weights if read else 0.0))
         self.own = self.weights = 0.0

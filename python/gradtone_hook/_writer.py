@@ -307,9 +307,7 @@ class StreamWriter:
             return sys.stdout  # looked up each time: the user may redirect it after we start
         if self._kind == "stderr":
             return sys.stderr
-        if self._kind == "fileobj":
-            return self._target
-        return self._file
+        return self._target  # a file object; a path is written by _send itself
 
     def _fail(self, e: BaseException) -> bool:
         self.errors += 1

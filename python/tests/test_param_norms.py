@@ -323,17 +323,25 @@ def test_budget_k_is_the_smallest_that_fits_and_bounded(monkeypatch, base_ms, re
     assert b.due() == (want_k == 1)  # the weights were just read
 
 
+def _tiny_budget_run(torch, lr):
+    """The test model with an SGD optimizer and a hook whose budget nobody meets (weights read in
+    frames 0 and 1, then every 4th), writing per tensor to a buffer: (model, opt, buf, tone)."""
+    from gradtone_hook import GradTone
+
+    model = make_model(torch)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    buf = io.StringIO()
+    tone = GradTone(model, to=buf, group_by="tensor", strict=True, wall_time=False, **TINY_BUDGET)
+    return model, opt, buf, tone
+
+
 def test_budget_reads_the_weights_every_step_after_a_non_finite_one(torch):
     """A budget nobody meets, and a non-finite loss at step 12: the weights are read every 4th
     frame, in the non-finite one, then in each of the 30 frames after it (what gradtone needs to
     tell a run crippled by it), then every 4th again."""
-    from gradtone_hook import GradTone
     from gradtone_hook._hook import PARAM_DENSE_AFTER_NON_FINITE
 
-    model = make_model(torch)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
-    buf = io.StringIO()
-    tone = GradTone(model, to=buf, group_by="tensor", strict=True, wall_time=False, **TINY_BUDGET)
+    model, opt, buf, tone = _tiny_budget_run(torch, lr=1e-2)
     for step in range(60):
         loss = backward(torch, model, seed=step)
         tone.step(loss=loss * math.nan if step == 12 else loss)
@@ -348,12 +356,7 @@ def test_budget_reads_the_weights_every_step_after_a_non_finite_one(torch):
 def test_budget_reads_the_weights_of_a_step_whose_gradients_jump(torch):
     """A budget nobody meets: a step whose gradients are 50x the last ones' (a step-size bug's
     first sign) reads the weights too, between two of the every-4th reads."""
-    from gradtone_hook import GradTone
-
-    model = make_model(torch)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    buf = io.StringIO()
-    tone = GradTone(model, to=buf, group_by="tensor", strict=True, wall_time=False, **TINY_BUDGET)
+    model, opt, buf, tone = _tiny_budget_run(torch, lr=1e-3)
     for step in range(20):
         loss = backward(torch, model, seed=step)
         if step == 11:
@@ -370,12 +373,7 @@ def test_budget_reads_the_weights_every_step_once_they_stop_moving(torch):
     still differs from step 9's (updates 9 happened), the one at 17 equals 13's bit for bit,
     and from then on every frame reads the weights (gradtone hears 5 identical steps at once,
     not after two more spans of 4); the numbers are the weights' norms."""
-    from gradtone_hook import GradTone
-
-    model = make_model(torch)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
-    buf = io.StringIO()
-    tone = GradTone(model, to=buf, group_by="tensor", strict=True, wall_time=False, **TINY_BUDGET)
+    model, opt, buf, tone = _tiny_budget_run(torch, lr=1e-2)
     for step in range(30):
         loss = backward(torch, model, seed=step)
         tone.step(loss=loss)
